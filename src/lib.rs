@@ -1,0 +1,5 @@
+pub mod lockfile;
+pub mod recipe;
+pub mod subst;
+pub mod template;
+pub mod yaml;
