@@ -1,3 +1,4 @@
+pub mod llb;
 pub mod lockfile;
 pub mod recipe;
 pub mod subst;
