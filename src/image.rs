@@ -1,0 +1,317 @@
+//! The output image's config: the base image's config, the recipe's
+//! overrides, and times taken from the epoch only.
+//!
+//! serde_json's map is ordered by key, so the bytes handed to the exporter
+//! depend on the content only.
+
+use serde_json::{json, Map, Value};
+
+use crate::recipe::ImageSettings;
+
+/// Why the base image's config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("the base image's config is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the base image's config is not a JSON object")]
+    NotObject,
+    #[error("the base image's \"created\" time {0:?} is not an RFC 3339 time")]
+    Created(String),
+}
+
+/// What the frontend needs from the base image's config.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BaseConfig {
+    /// The `config` object (Env, Entrypoint, ...), kept whole.
+    pub config: Map<String, Value>,
+    /// `created`, in seconds since 1970, if the image has one.
+    pub created: Option<i64>,
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+    pub variant: Option<String>,
+}
+
+impl BaseConfig {
+    pub fn parse(bytes: &[u8]) -> Result<BaseConfig, ImageError> {
+        let value: Value = serde_json::from_slice(bytes)?;
+        let Value::Object(top) = value else {
+            return Err(ImageError::NotObject);
+        };
+        let config = match top.get("config") {
+            Some(Value::Object(c)) => c.clone(),
+            _ => Map::new(),
+        };
+        let created = match top.get("created") {
+            Some(Value::String(s)) => Some(parse_rfc3339(s).ok_or_else(|| ImageError::Created(s.clone()))?),
+            _ => None,
+        };
+        let text = |k: &str| top.get(k).and_then(Value::as_str).map(str::to_string);
+        Ok(BaseConfig {
+            config,
+            created,
+            architecture: text("architecture"),
+            os: text("os"),
+            variant: text("variant"),
+        })
+    }
+
+    /// The base's environment as `KEY=value` pairs, in order.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.config
+            .get("Env")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => (kv.to_string(), String::new()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Facts about the build that go into the config.
+#[derive(Clone, Debug)]
+pub struct Provenance {
+    pub epoch: i64,
+    pub architecture: String,
+    pub os: String,
+    pub variant: Option<String>,
+    /// One line for the single history entry's comment.
+    pub comment: String,
+}
+
+/// Builds the config JSON for a single-layer image.
+pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) -> Vec<u8> {
+    let mut cfg = base.config.clone();
+    let strings = |items: &[crate::recipe::Spanned<String>]| -> Value {
+        Value::Array(items.iter().map(|s| Value::String(s.value.clone())).collect())
+    };
+    if let Some(ep) = &settings.entrypoint {
+        cfg.insert("Entrypoint".into(), strings(ep));
+        // As in Dockerfile: a new entrypoint drops the inherited command.
+        if settings.cmd.is_none() {
+            cfg.remove("Cmd");
+        }
+    }
+    if let Some(cmd) = &settings.cmd {
+        cfg.insert("Cmd".into(), strings(cmd));
+    }
+    if !settings.env.is_empty() {
+        let mut env = base.env();
+        for (k, v) in &settings.env {
+            match env.iter_mut().find(|(ek, _)| ek == k) {
+                Some(slot) => slot.1 = v.value.clone(),
+                None => env.push((k.clone(), v.value.clone())),
+            }
+        }
+        cfg.insert(
+            "Env".into(),
+            Value::Array(env.into_iter().map(|(k, v)| Value::String(format!("{k}={v}"))).collect()),
+        );
+    }
+    if let Some(w) = &settings.workdir {
+        cfg.insert("WorkingDir".into(), Value::String(w.value.clone()));
+    }
+    if let Some(u) = &settings.user {
+        cfg.insert("User".into(), Value::String(u.value.clone()));
+    }
+    if let Some(s) = &settings.stop_signal {
+        cfg.insert("StopSignal".into(), Value::String(s.value.clone()));
+    }
+    let mut merge_set = |key: &str, items: Vec<String>| {
+        if items.is_empty() {
+            return;
+        }
+        let mut set = match cfg.remove(key) {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        for item in items {
+            set.insert(item, json!({}));
+        }
+        cfg.insert(key.into(), Value::Object(set));
+    };
+    merge_set(
+        "ExposedPorts",
+        settings
+            .expose
+            .iter()
+            .map(|p| {
+                if p.value.contains('/') {
+                    p.value.clone()
+                } else {
+                    format!("{}/tcp", p.value)
+                }
+            })
+            .collect(),
+    );
+    merge_set("Volumes", settings.volumes.iter().map(|v| v.value.clone()).collect());
+    if !settings.labels.is_empty() {
+        let mut labels = match cfg.remove("Labels") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        for (k, v) in &settings.labels {
+            labels.insert(k.clone(), Value::String(v.value.clone()));
+        }
+        cfg.insert("Labels".into(), Value::Object(labels));
+    }
+    let created = format_rfc3339(prov.epoch);
+    let mut top = Map::new();
+    top.insert("architecture".into(), Value::String(prov.architecture.clone()));
+    top.insert("os".into(), Value::String(prov.os.clone()));
+    if let Some(v) = &prov.variant {
+        top.insert("variant".into(), Value::String(v.clone()));
+    }
+    top.insert("config".into(), Value::Object(cfg));
+    top.insert("created".into(), Value::String(created.clone()));
+    // Exactly one history entry for the one layer, so the exporter has no
+    // layer without history to invent a (wall-clock) entry for.
+    top.insert(
+        "history".into(),
+        json!([{ "created": created, "created_by": "repro-frontend", "comment": prov.comment }]),
+    );
+    top.insert("rootfs".into(), json!({ "type": "layers", "diff_ids": [] }));
+    // A map of strings to JSON values always serializes.
+    serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+/// `1970-01-01T00:00:00Z` form, as Go's time.RFC3339 writes a UTC time.
+pub fn format_rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Parses an RFC 3339 time to whole seconds (fractions are dropped).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+    };
+    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+            let oh: i64 = rest[1..3].parse().ok()?;
+            let om: i64 = rest[4..6].parse().ok()?;
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return None,
+    };
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::Spanned;
+    use crate::yaml::Span;
+
+    fn sp(s: &str) -> Spanned<String> {
+        Spanned::new(s.to_string(), Span::default())
+    }
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123456789Z"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("2023-11-15T00:13:20+02:00"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400));
+        for bad in ["", "2023-11-14", "2023-13-14T22:13:20Z", "2023-11-14T22:13:20", "2023-11-14T22:13:20.Z"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_inherits_base_and_applies_overrides() {
+        let base = BaseConfig::parse(
+            br#"{"architecture":"amd64","os":"linux","created":"2024-01-02T03:04:05.5Z",
+                "config":{"Env":["PATH=/usr/bin","A=1"],"Cmd":["bash"],"Labels":{"z":"1"},"OnBuild":null},
+                "history":[{"created":"2024-01-02T03:04:05Z"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(base.created, Some(parse_rfc3339("2024-01-02T03:04:05Z").unwrap()));
+        let settings = ImageSettings {
+            entrypoint: Some(vec![sp("/usr/bin/hello")]),
+            env: vec![("A".into(), sp("2")), ("B".into(), sp("3"))],
+            labels: vec![("a".into(), sp("x"))],
+            expose: vec![sp("80"), sp("53/udp")],
+            ..Default::default()
+        };
+        let prov = Provenance {
+            epoch: 86_400,
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            variant: None,
+            comment: "c".into(),
+        };
+        let bytes = config(&base, &settings, &prov);
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["created"], "1970-01-02T00:00:00Z");
+        assert_eq!(v["history"].as_array().unwrap().len(), 1);
+        assert_eq!(v["history"][0]["created"], "1970-01-02T00:00:00Z");
+        assert_eq!(v["config"]["Env"], json!(["PATH=/usr/bin", "A=2", "B=3"]));
+        assert_eq!(v["config"]["Entrypoint"], json!(["/usr/bin/hello"]));
+        assert!(v["config"].get("Cmd").is_none(), "a new entrypoint drops the base's cmd");
+        assert_eq!(v["config"]["Labels"], json!({"a": "x", "z": "1"}));
+        assert_eq!(v["config"]["ExposedPorts"], json!({"53/udp": {}, "80/tcp": {}}));
+        assert!(v["config"].get("OnBuild").is_some(), "unknown base keys are kept");
+        // Keys come out sorted, so equal content gives equal bytes.
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.find("\"architecture\"").unwrap() < text.find("\"config\"").unwrap());
+        assert_eq!(bytes, config(&base, &settings, &prov));
+    }
+}

@@ -1,0 +1,237 @@
+//! The normalization pass run inside the build: clamp times, drop build logs and caches.
+//!
+//! `repro-frontend normalize --epoch N DIR` runs in an exec whose root is the
+//! frontend's own image and whose `DIR` is the target rootfs, so it needs no
+//! tool from the target image (a distroless or busybox base has no GNU find or
+//! touch) and the engine's per-exec mount stubs (/etc/hosts and friends) are
+//! made in our root, not in the target's. This is the one library module that
+//! touches a filesystem; the gateway never calls it.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Paths (relative to the root) that are always removed: caches whose content
+/// depends on when or in what order things ran.
+const ALWAYS_REMOVE: &[&str] = &["var/cache/ldconfig/aux-cache"];
+
+/// Directories whose files are removed when the build wrote them (mtime newer
+/// than the epoch): logs, and apt's binary caches.
+const LOG_DIRS: &[&str] = &["var/log", "var/cache/apt"];
+
+/// Directories whose backup files (`*-old`) are removed: dpkg and debconf keep
+/// the previous copy of their databases there.
+const BACKUP_DIRS: &[&str] = &["var/lib/dpkg", "var/cache/debconf"];
+
+/// Directories emptied (kept, with their contents removed): runtime state.
+const EMPTIED_DIRS: &[&str] = &["run", "tmp", "var/tmp"];
+
+/// What a pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub removed: Vec<PathBuf>,
+    pub clamped: u64,
+    pub entries: u64,
+}
+
+/// Normalizes the tree at `root`.
+pub fn normalize(root: &Path, epoch: i64) -> io::Result<Report> {
+    let mut report = Report::default();
+    for rel in ALWAYS_REMOVE {
+        remove_if(root, &root.join(rel), &mut report, |_| true)?;
+    }
+    for rel in LOG_DIRS {
+        walk_files(&root.join(rel), &mut |path, meta| {
+            if meta.is_file() && newer_than(meta.mtime(), meta.mtime_nsec(), epoch) {
+                remove_if(root, path, &mut report, |_| true)?;
+            }
+            Ok(())
+        })?;
+    }
+    for rel in BACKUP_DIRS {
+        walk_files(&root.join(rel), &mut |path, meta| {
+            if !meta.is_dir() && path.file_name().is_some_and(|n| n.as_bytes().ends_with(b"-old")) {
+                remove_if(root, path, &mut report, |_| true)?;
+            }
+            Ok(())
+        })?;
+    }
+    for rel in EMPTIED_DIRS {
+        let dir = root.join(rel);
+        // A symlink (Debian's /var/run -> /run) is left alone.
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {
+                for entry in fs::read_dir(&dir)? {
+                    remove_if(root, &entry?.path(), &mut report, |_| true)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    clamp_tree(root, epoch, &mut report)?;
+    Ok(report)
+}
+
+fn remove_if(root: &Path, path: &Path, report: &mut Report, pred: impl Fn(&fs::Metadata) -> bool) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !pred(&meta) {
+        return Ok(());
+    }
+    if meta.is_dir() {
+        fs::remove_dir_all(path)?;
+    } else {
+        fs::remove_file(path)?;
+    }
+    report
+        .removed
+        .push(Path::new("/").join(path.strip_prefix(root).unwrap_or(path)));
+    Ok(())
+}
+
+/// Calls `f` on every non-directory entry below `dir` (not following links).
+fn walk_files(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<()>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut paths: Vec<PathBuf> = entries.map(|e| e.map(|e| e.path())).collect::<io::Result<_>>()?;
+    paths.sort();
+    for path in paths {
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            walk_files(&path, f)?;
+        } else {
+            f(&path, &meta)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets atime and mtime of everything newer than `epoch` to `epoch`,
+/// children before their directory, never following a symlink.
+fn clamp_tree(path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        let mut children: Vec<PathBuf> = fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<io::Result<_>>()?;
+        children.sort();
+        for child in children {
+            clamp_tree(&child, epoch, report)?;
+        }
+    }
+    report.entries += 1;
+    let newer = newer_than(meta.mtime(), meta.mtime_nsec(), epoch);
+    let atime_newer = newer_than(meta.atime(), meta.atime_nsec(), epoch);
+    if newer || atime_newer {
+        set_times_nofollow(path, epoch, newer)?;
+        if newer {
+            report.clamped += 1;
+        }
+    }
+    Ok(())
+}
+
+fn newer_than(secs: i64, nsecs: i64, epoch: i64) -> bool {
+    secs > epoch || (secs == epoch && nsecs > 0)
+}
+
+fn set_times_nofollow(path: &Path, epoch: i64, set_mtime: bool) -> io::Result<()> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let at = libc::timespec {
+        tv_sec: epoch as libc::time_t,
+        tv_nsec: 0,
+    };
+    let mt = if set_mtime {
+        at
+    } else {
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        }
+    };
+    let times = [at, mt];
+    // SAFETY: c_path is a valid NUL-terminated string and `times` has the two
+    // entries utimensat reads; AT_SYMLINK_NOFOLLOW makes it act on links themselves.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(err.kind(), format!("{}: {err}", path.display())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn mtime(p: &Path) -> i64 {
+        fs::symlink_metadata(p).unwrap().mtime()
+    }
+
+    #[test]
+    fn clamps_newer_entries_and_removes_build_litter() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for d in ["etc", "var/log/apt", "var/lib/dpkg", "var/cache/ldconfig", "var/cache/debconf", "tmp/x", "run"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::write(root.join("etc/new"), "n").unwrap();
+        fs::write(root.join("etc/old"), "o").unwrap();
+        set_times_nofollow(&root.join("etc/old"), 1000, true).unwrap();
+        fs::write(root.join("var/log/dpkg.log"), "log").unwrap();
+        fs::write(root.join("var/log/apt/history.log"), "log").unwrap();
+        fs::write(root.join("var/log/base.log"), "from the base").unwrap();
+        set_times_nofollow(&root.join("var/log/base.log"), 1000, true).unwrap();
+        fs::write(root.join("var/lib/dpkg/status"), "s").unwrap();
+        fs::write(root.join("var/lib/dpkg/status-old"), "s").unwrap();
+        fs::write(root.join("var/cache/debconf/config.dat-old"), "c").unwrap();
+        fs::write(root.join("var/cache/ldconfig/aux-cache"), "a").unwrap();
+        fs::write(root.join("tmp/x/y"), "t").unwrap();
+        fs::write(root.join("run/lock"), "").unwrap();
+        symlink("/nonexistent/target", root.join("etc/dangling")).unwrap();
+
+        let epoch = 1_600_000_000;
+        let report = normalize(root, epoch).unwrap();
+
+        for gone in [
+            "var/log/dpkg.log",
+            "var/log/apt/history.log",
+            "var/lib/dpkg/status-old",
+            "var/cache/debconf/config.dat-old",
+            "var/cache/ldconfig/aux-cache",
+            "tmp/x",
+            "run/lock",
+        ] {
+            assert!(fs::symlink_metadata(root.join(gone)).is_err(), "{gone} should be removed");
+        }
+        assert!(root.join("var/log/base.log").exists(), "older logs stay");
+        assert!(root.join("var/lib/dpkg/status").exists());
+        assert!(root.join("tmp").is_dir() && root.join("run").is_dir());
+        assert_eq!(mtime(&root.join("etc/new")), epoch);
+        assert_eq!(mtime(&root.join("etc/old")), 1000, "older files keep their time");
+        assert_eq!(mtime(&root.join("etc/dangling")), epoch, "links are clamped themselves");
+        assert_eq!(mtime(&root.join("etc")), epoch);
+        assert_eq!(mtime(root), epoch);
+        assert!(report.removed.contains(&PathBuf::from("/var/log/dpkg.log")));
+        assert!(report.clamped > 5);
+    }
+
+    #[test]
+    fn a_second_pass_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        fs::write(tmp.path().join("a/b/c"), "x").unwrap();
+        normalize(tmp.path(), 5).unwrap();
+        let again = normalize(tmp.path(), 5).unwrap();
+        assert_eq!(again.clamped, 0);
+        assert!(again.removed.is_empty());
+    }
+}
