@@ -1,3 +1,4 @@
+pub mod convert;
 pub mod image;
 pub mod llb;
 pub mod lockfile;

@@ -1,0 +1,558 @@
+//! Recipe + lockfile -> LLB: the heart of the frontend.
+//!
+//! The graph, in order:
+//! 1. the base image, by digest;
+//! 2. one HTTP source per lockfile package, verified by BuildKit against its
+//!    sha256 and gathered into one read-only directory;
+//! 3. one install exec (`dpkg -i` of the whole set) with no network;
+//! 4. the recipe's steps, each with `SOURCE_DATE_EPOCH` set;
+//! 5. the normalize exec: our own static binary, from our own image, run on
+//!    the target mounted at /target (see `normalize.rs`);
+//! 6. a copy of the result onto scratch: one layer, no whiteouts.
+
+use crate::image::{self, BaseConfig, Provenance};
+use crate::llb::{self, CopyOpts, LocalOpts, Mount, Network, Owner, ResolveMode, State};
+use crate::lockfile::{Entry, Lockfile};
+use crate::recipe::{ArgValues, Command, Recipe, Spanned, Step};
+use crate::template::Template;
+
+/// Where the packages are mounted during the install step. Under /tmp, which
+/// normalization empties, so the mount point leaves no trace.
+pub const PACKAGES_DIR: &str = "/tmp/repro-packages";
+/// Where the target rootfs is mounted in the normalize exec.
+pub const TARGET_DIR: &str = "/target";
+/// Path of our binary inside the frontend image.
+pub const FRONTEND_BINARY: &str = "/repro-frontend";
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Target platform of the build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// Everything the conversion needs besides the recipe and the lockfile.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    /// The base reference used in the LLB (`name@sha256:...`).
+    pub base_ref: String,
+    pub base: BaseConfig,
+    pub epoch: i64,
+    pub args: ArgValues,
+    pub platform: Platform,
+    /// The frontend's own image (the `source` opt), for the normalize exec.
+    pub frontend_image: String,
+    pub resolve_mode: ResolveMode,
+    /// The build context local and how to reach it.
+    pub context_name: String,
+    pub context: LocalOpts,
+    /// Name of the lockfile, for error messages.
+    pub sums_file: String,
+    /// A note shown in the progress name of the base image (e.g. an unpinned warning).
+    pub base_note: Option<String>,
+}
+
+/// One package blob to fetch.
+#[derive(Clone, Debug)]
+pub struct Fetch {
+    pub entry: Entry,
+    pub url: String,
+    /// The HTTP source alone, so the gateway can solve it first and report a
+    /// bad blob by name before anything is installed.
+    pub state: State,
+}
+
+/// The result of the conversion.
+#[derive(Clone, Debug)]
+pub struct Converted {
+    pub state: State,
+    /// The image config JSON.
+    pub config: Vec<u8>,
+    pub fetches: Vec<Fetch>,
+}
+
+/// A conversion error, positioned in the recipe or the lockfile.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{col}: {message}")]
+pub struct ConvertError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// Converts an expanded recipe (see [`Recipe::expand`]) and its lockfile.
+pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted, ConvertError> {
+    let mut base_name = format!("base image {}", opts.base_ref);
+    if let Some(note) = &opts.base_note {
+        base_name.push_str(&format!(" ({note})"));
+    }
+    let base = llb::image(&opts.base_ref, opts.resolve_mode, Some(base_name));
+    let epoch = opts.epoch.to_string();
+
+    let mut root = base;
+    for (k, v) in opts.base.env() {
+        root = root.with_env(&k, &v);
+    }
+    if !root.env().iter().any(|(k, _)| k == "PATH") {
+        root = root.with_env("PATH", DEFAULT_PATH);
+    }
+    root = root.with_env("SOURCE_DATE_EPOCH", &epoch);
+    if let Some(wd) = opts.base.config.get("WorkingDir").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+        root = root.with_cwd(wd);
+    }
+
+    let mut fetches = Vec::new();
+    if let Some(packages) = &recipe.packages {
+        let provider = packages.providers.first().map(|p| {
+            Template::parse(&p.value).map_err(|e| ConvertError {
+                file: recipe.file.clone(),
+                line: p.span.line,
+                col: p.span.col + e.offset,
+                message: e.message,
+            })
+        });
+        let provider = match provider {
+            Some(p) => p?,
+            None => return Err(err_at(&recipe.file, &packages.sums, "no provider to fetch packages from")),
+        };
+        for entry in lock.packages() {
+            if !entry.name.ends_with(".deb") {
+                return Err(ConvertError {
+                    file: opts.sums_file.clone(),
+                    line: entry.line,
+                    col: 67,
+                    message: format!(
+                        "cannot install \"{}\": only Debian packages (.deb) are supported so far",
+                        entry.name
+                    ),
+                });
+            }
+            let url = provider.render(&entry.name, &entry.sha256);
+            let state = llb::http(
+                &url,
+                &entry.digest(),
+                entry.basename(),
+                Some(0o644),
+                Some(format!("fetch {} (sha256:{})", entry.basename(), entry.short_digest())),
+            );
+            fetches.push(Fetch {
+                entry: entry.clone(),
+                url,
+                state,
+            });
+        }
+        if !fetches.is_empty() {
+            root = install_debs(&root, &fetches);
+        }
+    }
+
+    let mut user = opts.base.config.get("User").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let mut steps_root = root.clone();
+    if !user.is_empty() {
+        steps_root = steps_root.with_user(&user);
+    }
+    let context = llb::local(
+        &opts.context_name,
+        &LocalOpts {
+            include_patterns: copy_sources(recipe),
+            ..opts.context.clone()
+        },
+        Some("load build context".into()),
+    );
+    for step in &recipe.steps {
+        steps_root = match &step.value {
+            Step::Run(cmd) => {
+                let argv = match cmd {
+                    Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.value.clone()],
+                    Command::Exec(argv) => argv.iter().map(|a| a.value.clone()).collect(),
+                };
+                let mut exec = steps_root.run(argv).name(format!("run {cmd}"));
+                for decl in &recipe.args {
+                    if let Some(v) = opts.args.get(&decl.name) {
+                        exec = exec.env(&decl.name, v);
+                    }
+                }
+                exec.build().root
+            }
+            Step::Copy { src, dest, owner, mode } => {
+                let (user_opt, group_opt) = match owner {
+                    Some(o) => parse_owner(o).map_err(|m| err_at(&recipe.file, o, &m))?,
+                    None => (None, None),
+                };
+                let dest_path = absolute(steps_root.cwd(), &dest.value);
+                steps_root
+                    .file()
+                    .copy(
+                        &context,
+                        &absolute(None, &src.value),
+                        &dest_path,
+                        CopyOpts {
+                            user: user_opt,
+                            group: group_opt,
+                            mode: mode.as_ref().map(|m| m.value),
+                            dir_contents_only: true,
+                            create_dest_path: true,
+                            allow_wildcard: true,
+                            timestamp: None,
+                        },
+                    )
+                    .name(format!("copy {} {}", src.value, dest_path))
+                    .build()
+            }
+            Step::Env(vars) => vars.iter().fold(steps_root, |s, (k, v)| s.with_env(k, &v.value)),
+            Step::Workdir(w) => {
+                let path = absolute(steps_root.cwd(), &w.value);
+                steps_root
+                    .file()
+                    .mkdir(&path, 0o755, true, Some(opts.epoch))
+                    .name(format!("workdir {path}"))
+                    .build()
+                    .with_cwd(&path)
+            }
+            Step::User(u) => {
+                user = u.value.clone();
+                steps_root.with_user(&user)
+            }
+        };
+    }
+
+    let tool = llb::image(
+        &opts.frontend_image,
+        opts.resolve_mode,
+        Some(format!("frontend image {}", opts.frontend_image)),
+    );
+    let normalized = tool
+        .run(vec![
+            FRONTEND_BINARY.into(),
+            "normalize".into(),
+            "--epoch".into(),
+            epoch.clone(),
+            TARGET_DIR.into(),
+        ])
+        .network(Network::None)
+        .mount(Mount {
+            dest: TARGET_DIR.into(),
+            source: Some(steps_root),
+            selector: None,
+            readonly: false,
+        })
+        .name(format!("normalize: clamp times to {epoch}, remove logs and caches"))
+        .build();
+    let Some(target) = normalized.mounts.into_iter().next() else {
+        unreachable!("the normalize exec has one writable mount")
+    };
+    let squashed = State::scratch()
+        .file()
+        .copy(
+            &target,
+            "/",
+            "/",
+            CopyOpts {
+                dir_contents_only: true,
+                ..Default::default()
+            },
+        )
+        .name("squash onto scratch")
+        .build();
+
+    let comment = format!(
+        "{} package(s) from the lockfile and {} step(s) on {}",
+        fetches.len(),
+        recipe.steps.len(),
+        opts.base_ref
+    );
+    let config = image::config(
+        &opts.base,
+        &recipe.image,
+        &Provenance {
+            epoch: opts.epoch,
+            architecture: opts.platform.architecture.clone(),
+            os: opts.platform.os.clone(),
+            variant: opts.platform.variant.clone(),
+            comment,
+        },
+    );
+    Ok(Converted {
+        state: squashed,
+        config,
+        fetches,
+    })
+}
+
+/// Gathers the fetched blobs into one directory and installs them with dpkg.
+fn install_debs(root: &State, fetches: &[Fetch]) -> State {
+    let mut gather = State::scratch().file();
+    for f in fetches {
+        let name = format!("/{}", f.entry.basename());
+        gather = gather.copy(&f.state, &name, &name, CopyOpts::default());
+    }
+    let packages = gather.name(format!("gather {} package(s)", fetches.len())).build();
+    let mut argv: Vec<String> = vec!["dpkg".into(), "--install".into(), "--force-confold".into()];
+    let mut names: Vec<&str> = fetches.iter().map(|f| f.entry.basename()).collect();
+    names.sort_unstable();
+    argv.extend(names.iter().map(|n| format!("{PACKAGES_DIR}/{n}")));
+    root.with_user("0:0")
+        .run(argv)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .network(Network::None)
+        .mount(Mount {
+            dest: PACKAGES_DIR.into(),
+            source: Some(packages),
+            selector: None,
+            readonly: true,
+        })
+        .name(format!("install {} package(s) with dpkg (no network)", fetches.len()))
+        .build()
+        .root
+        .with_user("")
+}
+
+/// The context paths the copy steps read, as include patterns, so only they
+/// are sent from the client.
+fn copy_sources(recipe: &Recipe) -> Vec<String> {
+    let mut out: Vec<String> = recipe
+        .steps
+        .iter()
+        .filter_map(|s| match &s.value {
+            Step::Copy { src, .. } => Some(src.value.trim_start_matches('/').trim_start_matches("./").to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn absolute(cwd: Option<&str>, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        let base = cwd.unwrap_or("/").trim_end_matches('/');
+        format!("{base}/{path}")
+    }
+}
+
+/// `uid[:gid]` with numbers or names.
+fn parse_owner(o: &Spanned<String>) -> Result<(Option<Owner>, Option<Owner>), String> {
+    let one = |s: &str| -> Result<Owner, String> {
+        if s.is_empty() {
+            return Err(format!("owner \"{}\" has an empty user or group", o.value));
+        }
+        Ok(match s.parse::<u32>() {
+            Ok(id) => Owner::Id(id),
+            Err(_) => Owner::Name(s.to_string()),
+        })
+    };
+    match o.value.split_once(':') {
+        Some((u, g)) => Ok((Some(one(u)?), Some(one(g)?))),
+        None => {
+            let u = one(&o.value)?;
+            Ok((Some(u.clone()), Some(u)))
+        }
+    }
+}
+
+fn err_at<T>(file: &str, at: &Spanned<T>, message: &str) -> ConvertError {
+    ConvertError {
+        file: file.to_string(),
+        line: at.span.line,
+        col: at.span.col,
+        message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{lockfile, recipe};
+    use bollard_buildkit_proto::pb;
+    use prost::Message;
+    use std::collections::BTreeMap;
+
+    const RECIPE: &str = r#"
+args:
+  MIRROR: http://mirror.invalid/debian
+base: reg.invalid/debian@sha256:1111111111111111111111111111111111111111111111111111111111111111
+packages:
+  sums: SHA256SUMS-amd64
+  providers: ["${MIRROR}/{{.Name}}"]
+steps:
+  - run: hello > /hello.txt
+  - copy: {src: hello.c, dest: src/, owner: "1000:1000", mode: "0600"}
+image:
+  cmd: [hello]
+"#;
+    const SUMS: &str = "\
+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa  pool/main/h/hello/hello_2.10-3_amd64.deb
+bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx/libx1_1.0_amd64.deb
+";
+
+    fn opts(args: ArgValues) -> Opts {
+        Opts {
+            base_ref: "reg.invalid/debian@sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
+            base: BaseConfig::parse(br#"{"config":{"Env":["PATH=/usr/bin:/bin"]},"created":"2024-01-01T00:00:00Z"}"#).unwrap(),
+            epoch: 1_700_000_000,
+            args,
+            platform: Platform {
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None,
+            },
+            frontend_image: "repro-frontend:v0".into(),
+            resolve_mode: ResolveMode::Default,
+            context_name: "context".into(),
+            context: LocalOpts::default(),
+            sums_file: "SHA256SUMS-amd64".into(),
+            base_note: None,
+        }
+    }
+
+    fn convert(mirror: &str) -> Converted {
+        let r = recipe::parse("repro.yaml", RECIPE).unwrap();
+        let mut build = BTreeMap::new();
+        build.insert("MIRROR".to_string(), mirror.to_string());
+        let args = r.arg_values(&build, &BTreeMap::new()).unwrap();
+        let r = r.expand(&args).unwrap();
+        let lock = lockfile::parse(SUMS).unwrap();
+        to_llb(&r, &lock, &opts(args)).unwrap()
+    }
+
+    fn ops(c: &Converted) -> Vec<(pb::Op, pb::OpMetadata)> {
+        let def = c.state.marshal();
+        def.def
+            .iter()
+            .map(|b| {
+                let d = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b)));
+                (pb::Op::decode(b.as_slice()).unwrap(), def.metadata.get(&d).cloned().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    fn execs(c: &Converted) -> Vec<(pb::ExecOp, String)> {
+        ops(c)
+            .into_iter()
+            .filter_map(|(op, md)| match op.op {
+                Some(pb::op::Op::Exec(e)) => Some((e, md.description.get("llb.customname").cloned().unwrap_or_default())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_verified_http_source_per_package() {
+        let c = convert("http://127.0.0.1:8000");
+        let sources: Vec<pb::SourceOp> = ops(&c)
+            .into_iter()
+            .filter_map(|(op, _)| match op.op {
+                Some(pb::op::Op::Source(s)) if s.identifier.starts_with("http") => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[0].identifier, "http://127.0.0.1:8000/pool/main/h/hello/hello_2.10-3_amd64.deb");
+        assert_eq!(sources[0].attrs["http.checksum"], format!("sha256:{}", "a".repeat(64)));
+        assert_eq!(sources[0].attrs["http.filename"], "hello_2.10-3_amd64.deb");
+        assert_eq!(c.fetches.len(), 2);
+    }
+
+    #[test]
+    fn install_runs_dpkg_offline_with_packages_read_only() {
+        let c = convert("http://127.0.0.1:8000");
+        let (install, name) = execs(&c).into_iter().find(|(e, _)| e.meta.as_ref().unwrap().args[0] == "dpkg").unwrap();
+        let meta = install.meta.unwrap();
+        assert_eq!(
+            meta.args,
+            [
+                "dpkg",
+                "--install",
+                "--force-confold",
+                "/tmp/repro-packages/hello_2.10-3_amd64.deb",
+                "/tmp/repro-packages/libx1_1.0_amd64.deb"
+            ]
+        );
+        assert!(meta.env.contains(&"SOURCE_DATE_EPOCH=1700000000".to_string()));
+        assert!(meta.env.contains(&"DEBIAN_FRONTEND=noninteractive".to_string()));
+        assert_eq!(install.network, pb::NetMode::None as i32);
+        let pkgs = install.mounts.iter().find(|m| m.dest == PACKAGES_DIR).unwrap();
+        assert!(pkgs.readonly);
+        assert!(name.contains("install 2 package(s)"));
+    }
+
+    #[test]
+    fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
+        let c = convert("http://127.0.0.1:8000");
+        let all = execs(&c);
+        let (run, _) = all.iter().find(|(e, _)| e.meta.as_ref().unwrap().args[0] == "/bin/sh").unwrap();
+        let meta = run.meta.as_ref().unwrap();
+        assert_eq!(meta.args[2], "hello > /hello.txt");
+        assert!(meta.env.contains(&"SOURCE_DATE_EPOCH=1700000000".to_string()));
+        assert!(meta.env.contains(&"MIRROR=http://127.0.0.1:8000".to_string()));
+        let (norm, _) = all.iter().find(|(e, _)| e.meta.as_ref().unwrap().args[0] == FRONTEND_BINARY).unwrap();
+        assert_eq!(norm.meta.as_ref().unwrap().args, [FRONTEND_BINARY, "normalize", "--epoch", "1700000000", TARGET_DIR]);
+        assert_eq!(norm.network, pb::NetMode::None as i32);
+        let target = norm.mounts.iter().find(|m| m.dest == TARGET_DIR).unwrap();
+        assert_eq!(target.output, 1);
+        assert!(!target.readonly);
+    }
+
+    #[test]
+    fn result_is_a_copy_onto_scratch() {
+        let c = convert("http://127.0.0.1:8000");
+        let all = ops(&c);
+        let (last, md) = &all[all.len() - 2];
+        let Some(pb::op::Op::File(f)) = &last.op else { panic!("last op is not a file op") };
+        assert_eq!(f.actions.len(), 1);
+        assert_eq!(f.actions[0].input, -1, "scratch");
+        let Some(pb::file_action::Action::Copy(cp)) = &f.actions[0].action else { panic!() };
+        assert_eq!((cp.src.as_str(), cp.dest.as_str()), ("/", "/"));
+        assert_eq!(md.description["llb.customname"], "squash onto scratch");
+    }
+
+    #[test]
+    fn copy_step_reads_only_its_source_from_the_context() {
+        let c = convert("http://127.0.0.1:8000");
+        let all = ops(&c);
+        let local = all
+            .iter()
+            .find_map(|(op, _)| match &op.op {
+                Some(pb::op::Op::Source(s)) if s.identifier == "local://context" => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(local.attrs["local.includepattern"], "[\"hello.c\"]");
+        let copy = all
+            .iter()
+            .find_map(|(op, md)| match &op.op {
+                Some(pb::op::Op::File(f)) if md.description["llb.customname"].starts_with("copy hello.c") => Some(f.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let Some(pb::file_action::Action::Copy(cp)) = &copy.actions[0].action else { panic!() };
+        assert_eq!(cp.dest, "/src/");
+        assert_eq!(cp.mode, 0o600);
+        assert!(cp.owner.is_some());
+    }
+
+    #[test]
+    fn the_config_comes_with_the_conversion() {
+        let c = convert("http://127.0.0.1:8000");
+        let v: serde_json::Value = serde_json::from_slice(&c.config).unwrap();
+        assert_eq!(v["created"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["config"]["Cmd"], serde_json::json!(["hello"]));
+    }
+
+    #[test]
+    fn non_deb_packages_are_refused_with_their_line() {
+        let r = recipe::parse("repro.yaml", RECIPE).unwrap();
+        let args = r.arg_values(&BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let r = r.expand(&args).unwrap();
+        let lock = lockfile::parse(&format!("{}  a.deb\n{}  x/bash-5.1.16-r2.apk\n", "a".repeat(64), "b".repeat(64))).unwrap();
+        let e = to_llb(&r, &lock, &opts(args)).unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("SHA256SUMS-amd64", 2));
+        assert!(e.message.contains(".deb"));
+    }
+}
