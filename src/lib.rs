@@ -1,8 +1,10 @@
 pub mod convert;
+pub mod gateway;
 pub mod image;
 pub mod llb;
 pub mod lockfile;
 pub mod normalize;
+pub mod opts;
 pub mod recipe;
 pub mod subst;
 pub mod template;

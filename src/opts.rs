@@ -1,0 +1,171 @@
+//! The frontend's options, as BuildKit hands them over in the environment.
+//!
+//! BuildKit passes each opt as `BUILDKIT_FRONTEND_OPT_<n>=<key>=<value>` (the
+//! numbering carries no meaning) plus `BUILDKIT_SESSION_ID`. This module turns
+//! that list into typed options; it reads no environment itself.
+
+use std::collections::BTreeMap;
+
+use crate::convert::Platform;
+use crate::llb::ResolveMode;
+
+/// Options of one build request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrontendOpts {
+    /// Name of the recipe in the `dockerfile` local (`filename`).
+    pub filename: String,
+    /// Name of the local holding the recipe (`dockerfilekey`).
+    pub dockerfile_key: String,
+    /// Name of the local holding the build context (`contextkey`).
+    pub context_key: String,
+    /// `build-arg:*` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `target`, if any.
+    pub target: Option<String>,
+    /// `platform`, if given.
+    pub platform: Option<Platform>,
+    pub resolve_mode: ResolveMode,
+    /// The frontend's own image reference (`source`).
+    pub source: Option<String>,
+    pub session_id: Option<String>,
+}
+
+/// Recipe name when the client names none.
+pub const DEFAULT_FILENAME: &str = "repro.yaml";
+
+/// Collects `BUILDKIT_FRONTEND_OPT_*` pairs from an environment listing.
+pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<FrontendOpts, String> {
+    let mut raw = BTreeMap::new();
+    let mut session_id = None;
+    for (k, v) in vars {
+        if k.starts_with("BUILDKIT_FRONTEND_OPT_") {
+            match v.split_once('=') {
+                Some((key, value)) => {
+                    raw.insert(key.to_string(), value.to_string());
+                }
+                None => {
+                    raw.insert(v, String::new());
+                }
+            }
+        } else if k == "BUILDKIT_SESSION_ID" && !v.is_empty() {
+            session_id = Some(v);
+        }
+    }
+    parse(&raw, session_id)
+}
+
+/// Types the raw opts.
+pub fn parse(raw: &BTreeMap<String, String>, session_id: Option<String>) -> Result<FrontendOpts, String> {
+    let get = |k: &str| raw.get(k).filter(|v| !v.is_empty()).cloned();
+    let build_args = raw
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("build-arg:").map(|n| (n.to_string(), v.clone())))
+        .collect();
+    let resolve_mode = match raw.get("image-resolve-mode") {
+        None => ResolveMode::Default,
+        Some(v) => ResolveMode::from_opt(v).ok_or_else(|| format!("invalid image-resolve-mode \"{v}\" (expected default, pull or local)"))?,
+    };
+    let platform = match get("platform") {
+        None => None,
+        Some(p) => {
+            // One platform per build: a list means a multi-platform request.
+            if p.contains(',') {
+                return Err(format!("building for several platforms at once ({p}) is not supported yet; build each platform separately"));
+            }
+            Some(parse_platform(&p)?)
+        }
+    };
+    Ok(FrontendOpts {
+        filename: get("filename").unwrap_or_else(|| DEFAULT_FILENAME.to_string()),
+        dockerfile_key: get("dockerfilekey").unwrap_or_else(|| "dockerfile".to_string()),
+        context_key: get("contextkey").unwrap_or_else(|| "context".to_string()),
+        build_args,
+        target: get("target"),
+        platform,
+        resolve_mode,
+        source: get("source"),
+        session_id,
+    })
+}
+
+/// `os/arch[/variant]`, as `--platform` takes it.
+pub fn parse_platform(text: &str) -> Result<Platform, String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        }),
+        _ => Err(format!("invalid platform \"{text}\" (expected os/arch[/variant], e.g. linux/amd64)")),
+    }
+}
+
+impl Platform {
+    /// `linux/arm64/v8` form.
+    pub fn to_string_form(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{}", self.os, self.architecture, v),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+
+    /// The TARGET* build args BuildKit's Dockerfile frontend also sets.
+    pub fn target_args(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("TARGETPLATFORM".to_string(), self.to_string_form());
+        m.insert("TARGETOS".to_string(), self.os.clone());
+        m.insert("TARGETARCH".to_string(), self.architecture.clone());
+        m.insert("TARGETVARIANT".to_string(), self.variant.clone().unwrap_or_default());
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn reads_opts_in_any_order() {
+        let o = from_env(env(&[
+            ("BUILDKIT_FRONTEND_OPT_3", "build-arg:MIRROR=http://x/y=z"),
+            ("BUILDKIT_FRONTEND_OPT_0", "filename=other.yaml"),
+            ("BUILDKIT_FRONTEND_OPT_1", "image-resolve-mode=local"),
+            ("BUILDKIT_FRONTEND_OPT_2", "source=repro-frontend:v0"),
+            ("BUILDKIT_FRONTEND_OPT_4", "no-cache="),
+            ("BUILDKIT_SESSION_ID", "abc"),
+            ("PATH", "/bin"),
+        ]))
+        .unwrap();
+        assert_eq!(o.filename, "other.yaml");
+        assert_eq!(o.build_args["MIRROR"], "http://x/y=z");
+        assert_eq!(o.resolve_mode, ResolveMode::PreferLocal);
+        assert_eq!(o.source.as_deref(), Some("repro-frontend:v0"));
+        assert_eq!(o.session_id.as_deref(), Some("abc"));
+        assert_eq!(o.dockerfile_key, "dockerfile");
+    }
+
+    #[test]
+    fn defaults_without_opts() {
+        let o = from_env(Vec::new()).unwrap();
+        assert_eq!(o.filename, DEFAULT_FILENAME);
+        assert_eq!(o.context_key, "context");
+        assert_eq!(o.platform, None);
+        assert_eq!(o.source, None);
+    }
+
+    #[test]
+    fn platforms() {
+        let p = parse_platform("linux/arm64/v8").unwrap();
+        assert_eq!(p.target_args()["TARGETPLATFORM"], "linux/arm64/v8");
+        assert_eq!(p.target_args()["TARGETARCH"], "arm64");
+        assert!(parse_platform("amd64").is_err());
+        let mut raw = BTreeMap::new();
+        raw.insert("platform".to_string(), "linux/amd64,linux/arm64".to_string());
+        assert!(parse(&raw, None).unwrap_err().contains("several platforms"));
+    }
+}
