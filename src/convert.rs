@@ -21,6 +21,8 @@ use crate::template::Template;
 pub const PACKAGES_DIR: &str = "/tmp/repro-packages";
 /// Where the target rootfs is mounted in the normalize exec.
 pub const TARGET_DIR: &str = "/target";
+/// Where the base image is mounted (read-only) in the normalize exec.
+pub const BASE_DIR: &str = "/base";
 /// Path of our binary inside the frontend image.
 pub const FRONTEND_BINARY: &str = "/repro-frontend";
 
@@ -93,7 +95,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     let base = llb::image(&opts.base_ref, opts.resolve_mode, Some(base_name));
     let epoch = opts.epoch.to_string();
 
-    let mut root = base;
+    let mut root = base.clone();
     for (k, v) in opts.base.env() {
         root = root.with_env(&k, &v);
     }
@@ -101,7 +103,13 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         root = root.with_env("PATH", DEFAULT_PATH);
     }
     root = root.with_env("SOURCE_DATE_EPOCH", &epoch);
-    if let Some(wd) = opts.base.config.get("WorkingDir").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+    if let Some(wd) = opts
+        .base
+        .config
+        .get("WorkingDir")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+    {
         root = root.with_cwd(wd);
     }
 
@@ -117,7 +125,13 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         });
         let provider = match provider {
             Some(p) => p?,
-            None => return Err(err_at(&recipe.file, &packages.sums, "no provider to fetch packages from")),
+            None => {
+                return Err(err_at(
+                    &recipe.file,
+                    &packages.sums,
+                    "no provider to fetch packages from",
+                ));
+            }
         };
         for entry in lock.packages() {
             if !entry.name.ends_with(".deb") {
@@ -137,7 +151,11 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                 &entry.digest(),
                 entry.basename(),
                 Some(0o644),
-                Some(format!("fetch {} (sha256:{})", entry.basename(), entry.short_digest())),
+                Some(format!(
+                    "fetch {} (sha256:{})",
+                    entry.basename(),
+                    entry.short_digest()
+                )),
             );
             fetches.push(Fetch {
                 entry: entry.clone(),
@@ -150,7 +168,13 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         }
     }
 
-    let mut user = opts.base.config.get("User").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let mut user = opts
+        .base
+        .config
+        .get("User")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
     let mut steps_root = root.clone();
     if !user.is_empty() {
         steps_root = steps_root.with_user(&user);
@@ -178,7 +202,12 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                 }
                 exec.build().root
             }
-            Step::Copy { src, dest, owner, mode } => {
+            Step::Copy {
+                src,
+                dest,
+                owner,
+                mode,
+            } => {
                 let (user_opt, group_opt) = match owner {
                     Some(o) => parse_owner(o).map_err(|m| err_at(&recipe.file, o, &m))?,
                     None => (None, None),
@@ -203,7 +232,9 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                     .name(format!("copy {} {}", src.value, dest_path))
                     .build()
             }
-            Step::Env(vars) => vars.iter().fold(steps_root, |s, (k, v)| s.with_env(k, &v.value)),
+            Step::Env(vars) => vars
+                .iter()
+                .fold(steps_root, |s, (k, v)| s.with_env(k, &v.value)),
             Step::Workdir(w) => {
                 let path = absolute(steps_root.cwd(), &w.value);
                 steps_root
@@ -231,16 +262,26 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
             "normalize".into(),
             "--epoch".into(),
             epoch.clone(),
+            "--base".into(),
+            BASE_DIR.into(),
             TARGET_DIR.into(),
         ])
         .network(Network::None)
+        .mount(Mount {
+            dest: BASE_DIR.into(),
+            source: Some(base),
+            selector: None,
+            readonly: true,
+        })
         .mount(Mount {
             dest: TARGET_DIR.into(),
             source: Some(steps_root),
             selector: None,
             readonly: false,
         })
-        .name(format!("normalize: clamp times to {epoch}, remove logs and caches"))
+        .name(format!(
+            "normalize: clamp times to {epoch}, remove logs and caches"
+        ))
         .build();
     let Some(target) = normalized.mounts.into_iter().next() else {
         unreachable!("the normalize exec has one writable mount")
@@ -290,7 +331,9 @@ fn install_debs(root: &State, fetches: &[Fetch]) -> State {
         let name = format!("/{}", f.entry.basename());
         gather = gather.copy(&f.state, &name, &name, CopyOpts::default());
     }
-    let packages = gather.name(format!("gather {} package(s)", fetches.len())).build();
+    let packages = gather
+        .name(format!("gather {} package(s)", fetches.len()))
+        .build();
     let mut argv: Vec<String> = vec!["dpkg".into(), "--install".into(), "--force-confold".into()];
     let mut names: Vec<&str> = fetches.iter().map(|f| f.entry.basename()).collect();
     names.sort_unstable();
@@ -305,7 +348,10 @@ fn install_debs(root: &State, fetches: &[Fetch]) -> State {
             selector: None,
             readonly: true,
         })
-        .name(format!("install {} package(s) with dpkg (no network)", fetches.len()))
+        .name(format!(
+            "install {} package(s) with dpkg (no network)",
+            fetches.len()
+        ))
         .build()
         .root
         .with_user("")
@@ -318,7 +364,12 @@ fn copy_sources(recipe: &Recipe) -> Vec<String> {
         .steps
         .iter()
         .filter_map(|s| match &s.value {
-            Step::Copy { src, .. } => Some(src.value.trim_start_matches('/').trim_start_matches("./").to_string()),
+            Step::Copy { src, .. } => Some(
+                src.value
+                    .trim_start_matches('/')
+                    .trim_start_matches("./")
+                    .to_string(),
+            ),
             _ => None,
         })
         .collect();
@@ -426,8 +477,14 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         def.def
             .iter()
             .map(|b| {
-                let d = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b)));
-                (pb::Op::decode(b.as_slice()).unwrap(), def.metadata.get(&d).cloned().unwrap_or_default())
+                let d = format!(
+                    "sha256:{}",
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))
+                );
+                (
+                    pb::Op::decode(b.as_slice()).unwrap(),
+                    def.metadata.get(&d).cloned().unwrap_or_default(),
+                )
             })
             .collect()
     }
@@ -436,7 +493,13 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         ops(c)
             .into_iter()
             .filter_map(|(op, md)| match op.op {
-                Some(pb::op::Op::Exec(e)) => Some((e, md.description.get("llb.customname").cloned().unwrap_or_default())),
+                Some(pb::op::Op::Exec(e)) => Some((
+                    e,
+                    md.description
+                        .get("llb.customname")
+                        .cloned()
+                        .unwrap_or_default(),
+                )),
                 _ => None,
             })
             .collect()
@@ -453,8 +516,14 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             })
             .collect();
         assert_eq!(sources.len(), 2);
-        assert_eq!(sources[0].identifier, "http://127.0.0.1:8000/pool/main/h/hello/hello_2.10-3_amd64.deb");
-        assert_eq!(sources[0].attrs["http.checksum"], format!("sha256:{}", "a".repeat(64)));
+        assert_eq!(
+            sources[0].identifier,
+            "http://127.0.0.1:8000/pool/main/h/hello/hello_2.10-3_amd64.deb"
+        );
+        assert_eq!(
+            sources[0].attrs["http.checksum"],
+            format!("sha256:{}", "a".repeat(64))
+        );
         assert_eq!(sources[0].attrs["http.filename"], "hello_2.10-3_amd64.deb");
         assert_eq!(c.fetches.len(), 2);
     }
@@ -462,7 +531,10 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
     #[test]
     fn install_runs_dpkg_offline_with_packages_read_only() {
         let c = convert("http://127.0.0.1:8000");
-        let (install, name) = execs(&c).into_iter().find(|(e, _)| e.meta.as_ref().unwrap().args[0] == "dpkg").unwrap();
+        let (install, name) = execs(&c)
+            .into_iter()
+            .find(|(e, _)| e.meta.as_ref().unwrap().args[0] == "dpkg")
+            .unwrap();
         let meta = install.meta.unwrap();
         assert_eq!(
             meta.args,
@@ -474,10 +546,20 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
                 "/tmp/repro-packages/libx1_1.0_amd64.deb"
             ]
         );
-        assert!(meta.env.contains(&"SOURCE_DATE_EPOCH=1700000000".to_string()));
-        assert!(meta.env.contains(&"DEBIAN_FRONTEND=noninteractive".to_string()));
+        assert!(
+            meta.env
+                .contains(&"SOURCE_DATE_EPOCH=1700000000".to_string())
+        );
+        assert!(
+            meta.env
+                .contains(&"DEBIAN_FRONTEND=noninteractive".to_string())
+        );
         assert_eq!(install.network, pb::NetMode::None as i32);
-        let pkgs = install.mounts.iter().find(|m| m.dest == PACKAGES_DIR).unwrap();
+        let pkgs = install
+            .mounts
+            .iter()
+            .find(|m| m.dest == PACKAGES_DIR)
+            .unwrap();
         assert!(pkgs.readonly);
         assert!(name.contains("install 2 package(s)"));
     }
@@ -486,13 +568,37 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
     fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
         let c = convert("http://127.0.0.1:8000");
         let all = execs(&c);
-        let (run, _) = all.iter().find(|(e, _)| e.meta.as_ref().unwrap().args[0] == "/bin/sh").unwrap();
+        let (run, _) = all
+            .iter()
+            .find(|(e, _)| e.meta.as_ref().unwrap().args[0] == "/bin/sh")
+            .unwrap();
         let meta = run.meta.as_ref().unwrap();
         assert_eq!(meta.args[2], "hello > /hello.txt");
-        assert!(meta.env.contains(&"SOURCE_DATE_EPOCH=1700000000".to_string()));
-        assert!(meta.env.contains(&"MIRROR=http://127.0.0.1:8000".to_string()));
-        let (norm, _) = all.iter().find(|(e, _)| e.meta.as_ref().unwrap().args[0] == FRONTEND_BINARY).unwrap();
-        assert_eq!(norm.meta.as_ref().unwrap().args, [FRONTEND_BINARY, "normalize", "--epoch", "1700000000", TARGET_DIR]);
+        assert!(
+            meta.env
+                .contains(&"SOURCE_DATE_EPOCH=1700000000".to_string())
+        );
+        assert!(
+            meta.env
+                .contains(&"MIRROR=http://127.0.0.1:8000".to_string())
+        );
+        let (norm, _) = all
+            .iter()
+            .find(|(e, _)| e.meta.as_ref().unwrap().args[0] == FRONTEND_BINARY)
+            .unwrap();
+        assert_eq!(
+            norm.meta.as_ref().unwrap().args,
+            [
+                FRONTEND_BINARY,
+                "normalize",
+                "--epoch",
+                "1700000000",
+                "--base",
+                BASE_DIR,
+                TARGET_DIR
+            ]
+        );
+        assert!(norm.mounts.iter().any(|m| m.dest == BASE_DIR && m.readonly));
         assert_eq!(norm.network, pb::NetMode::None as i32);
         let target = norm.mounts.iter().find(|m| m.dest == TARGET_DIR).unwrap();
         assert_eq!(target.output, 1);
@@ -504,10 +610,14 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         let c = convert("http://127.0.0.1:8000");
         let all = ops(&c);
         let (last, md) = &all[all.len() - 2];
-        let Some(pb::op::Op::File(f)) = &last.op else { panic!("last op is not a file op") };
+        let Some(pb::op::Op::File(f)) = &last.op else {
+            panic!("last op is not a file op")
+        };
         assert_eq!(f.actions.len(), 1);
         assert_eq!(f.actions[0].input, -1, "scratch");
-        let Some(pb::file_action::Action::Copy(cp)) = &f.actions[0].action else { panic!() };
+        let Some(pb::file_action::Action::Copy(cp)) = &f.actions[0].action else {
+            panic!()
+        };
         assert_eq!((cp.src.as_str(), cp.dest.as_str()), ("/", "/"));
         assert_eq!(md.description["llb.customname"], "squash onto scratch");
     }
@@ -527,11 +637,17 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         let copy = all
             .iter()
             .find_map(|(op, md)| match &op.op {
-                Some(pb::op::Op::File(f)) if md.description["llb.customname"].starts_with("copy hello.c") => Some(f.clone()),
+                Some(pb::op::Op::File(f))
+                    if md.description["llb.customname"].starts_with("copy hello.c") =>
+                {
+                    Some(f.clone())
+                }
                 _ => None,
             })
             .unwrap();
-        let Some(pb::file_action::Action::Copy(cp)) = &copy.actions[0].action else { panic!() };
+        let Some(pb::file_action::Action::Copy(cp)) = &copy.actions[0].action else {
+            panic!()
+        };
         assert_eq!(cp.dest, "/src/");
         assert_eq!(cp.mode, 0o600);
         assert!(cp.owner.is_some());
@@ -550,7 +666,12 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         let r = recipe::parse("repro.yaml", RECIPE).unwrap();
         let args = r.arg_values(&BTreeMap::new(), &BTreeMap::new()).unwrap();
         let r = r.expand(&args).unwrap();
-        let lock = lockfile::parse(&format!("{}  a.deb\n{}  x/bash-5.1.16-r2.apk\n", "a".repeat(64), "b".repeat(64))).unwrap();
+        let lock = lockfile::parse(&format!(
+            "{}  a.deb\n{}  x/bash-5.1.16-r2.apk\n",
+            "a".repeat(64),
+            "b".repeat(64)
+        ))
+        .unwrap();
         let e = to_llb(&r, &lock, &opts(args)).unwrap_err();
         assert_eq!((e.file.as_str(), e.line), ("SHA256SUMS-amd64", 2));
         assert!(e.message.contains(".deb"));

@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{Context as _, Result, anyhow, bail};
 use bollard_buildkit_proto::google::rpc::Status;
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
-    llb_bridge_client::LlbBridgeClient, result, PingRequest, ReadFileRequest, ResolveImageConfigRequest,
-    Result as GwResult, ReturnRequest, SolveRequest,
+    PingRequest, ReadFileRequest, ResolveImageConfigRequest, Result as GwResult, ReturnRequest,
+    SolveRequest, llb_bridge_client::LlbBridgeClient, result,
 };
 use bollard_buildkit_proto::pb;
 use hyper_util::rt::TokioIo;
@@ -27,6 +27,7 @@ use crate::llb::{self, LocalOpts, State};
 use crate::lockfile;
 use crate::opts::FrontendOpts;
 use crate::recipe;
+use crate::reference;
 
 /// Frontend API caps we rely on.
 const CAP_SOLVE_BASE: &str = "solve.base";
@@ -45,15 +46,18 @@ pub struct Bridge {
 
 /// Connects to BuildKit over this process's stdin and stdout and pings it.
 pub async fn connect() -> Result<Bridge> {
-    let io = Mutex::new(Some(tokio::io::join(tokio::io::stdin(), tokio::io::stdout())));
+    let io = Mutex::new(Some(tokio::io::join(
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    )));
     // The URI is a placeholder: the connector below hands out stdio, once.
     let channel = Endpoint::try_from("http://[::]:50051")?
         .connect_with_connector(tower::service_fn(move |_| {
             let taken = io.lock().ok().and_then(|mut slot| slot.take());
             async move {
-                taken
-                    .map(TokioIo::new)
-                    .ok_or_else(|| std::io::Error::other("the stdio connection to BuildKit was already used"))
+                taken.map(TokioIo::new).ok_or_else(|| {
+                    std::io::Error::other("the stdio connection to BuildKit was already used")
+                })
             }
         }))
         .await
@@ -61,9 +65,16 @@ pub async fn connect() -> Result<Bridge> {
     let mut client = LlbBridgeClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
-    let pong = client.ping(PingRequest {}).await.context("ping BuildKit")?.into_inner();
+    let pong = client
+        .ping(PingRequest {})
+        .await
+        .context("ping BuildKit")?
+        .into_inner();
     let enabled = |caps: &[bollard_buildkit_proto::moby::buildkit::v1::apicaps::ApiCap]| {
-        caps.iter().filter(|c| c.enabled).map(|c| c.id.clone()).collect::<BTreeSet<_>>()
+        caps.iter()
+            .filter(|c| c.enabled)
+            .map(|c| c.id.clone())
+            .collect::<BTreeSet<_>>()
     };
     let worker_platform = pong
         .workers
@@ -87,7 +98,9 @@ impl Bridge {
         if self.api_caps.contains(cap) {
             Ok(())
         } else {
-            bail!("this BuildKit lacks the frontend cap \"{cap}\" needed to {what}; repro-frontend needs BuildKit v0.8 (Docker 20.10) or newer")
+            bail!(
+                "this BuildKit lacks the frontend cap \"{cap}\" needed to {what}; repro-frontend needs BuildKit v0.8 (Docker 20.10) or newer"
+            )
         }
     }
 
@@ -125,7 +138,13 @@ impl Bridge {
     }
 
     /// Reads one file from a client local (the recipe or the lockfile).
-    async fn read_local(&mut self, local: &str, path: &str, opts: &FrontendOpts, display: &str) -> Result<Vec<u8>, tonic::Status> {
+    async fn read_local(
+        &mut self,
+        local: &str,
+        path: &str,
+        opts: &FrontendOpts,
+        display: &str,
+    ) -> Result<Vec<u8>, tonic::Status> {
         let state = llb::local(
             local,
             &LocalOpts {
@@ -139,7 +158,12 @@ impl Bridge {
         self.read_file(&id, path).await
     }
 
-    async fn resolve_image(&mut self, reference: &str, platform: &Platform, opts: &FrontendOpts) -> Result<(String, Vec<u8>)> {
+    async fn resolve_image(
+        &mut self,
+        reference: &str,
+        platform: &Platform,
+        opts: &FrontendOpts,
+    ) -> Result<(String, Vec<u8>)> {
         let resp = self
             .client
             .resolve_image_config(ResolveImageConfigRequest {
@@ -161,11 +185,17 @@ impl Bridge {
         Ok((resp.digest, resp.config))
     }
 
-    async fn return_result(&mut self, result: Result<(String, pb::Definition, Vec<u8>)>) -> Result<()> {
+    async fn return_result(
+        &mut self,
+        result: Result<(String, pb::Definition, Vec<u8>)>,
+    ) -> Result<()> {
         let req = match result {
             Ok((id, def, config)) => {
                 let r = if self.api_caps.contains(CAP_PROTO_REF_ARRAY) {
-                    result::Result::Ref(bollard_buildkit_proto::moby::buildkit::v1::frontend::Ref { id, def: Some(def) })
+                    result::Result::Ref(bollard_buildkit_proto::moby::buildkit::v1::frontend::Ref {
+                        id,
+                        def: Some(def),
+                    })
                 } else {
                     result::Result::RefDeprecated(id)
                 };
@@ -190,7 +220,10 @@ impl Bridge {
                 }),
             },
         };
-        self.client.r#return(req).await.context("return the result to BuildKit")?;
+        self.client
+            .r#return(req)
+            .await
+            .context("return the result to BuildKit")?;
         Ok(())
     }
 }
@@ -205,7 +238,10 @@ pub async fn run(opts: Result<FrontendOpts, String>) -> Result<()> {
     bridge.return_result(outcome).await
 }
 
-async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<(String, pb::Definition, Vec<u8>)> {
+async fn build(
+    bridge: &mut Bridge,
+    opts: &FrontendOpts,
+) -> Result<(String, pb::Definition, Vec<u8>)> {
     for (cap, what) in [
         (CAP_SOLVE_BASE, "solve LLB"),
         (CAP_READ_FILE, "read the recipe"),
@@ -219,10 +255,16 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<(String, pb::
     }
 
     let text = bridge
-        .read_local(&opts.dockerfile_key, &opts.filename, opts, &format!("load recipe {}", opts.filename))
+        .read_local(
+            &opts.dockerfile_key,
+            &opts.filename,
+            opts,
+            &format!("load recipe {}", opts.filename),
+        )
         .await
         .map_err(|s| anyhow!("cannot read the recipe {}: {}", opts.filename, s.message()))?;
-    let text = String::from_utf8(text).map_err(|_| anyhow!("{}: the recipe is not UTF-8 text", opts.filename))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| anyhow!("{}: the recipe is not UTF-8 text", opts.filename))?;
     let parsed = recipe::parse(&opts.filename, &text)?;
 
     let platform = opts
@@ -239,7 +281,14 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<(String, pb::
     let recipe = parsed.expand(&args)?;
 
     // The base image: pinned by digest, or refused with the digest to paste.
-    let base_text = recipe.base.value.clone();
+    let base_text = reference::normalize(&recipe.base.value).map_err(|e| {
+        anyhow!(
+            "{}:{}:{}: {e}",
+            recipe.file,
+            recipe.base.span.line,
+            recipe.base.span.col
+        )
+    })?;
     let pinned = has_digest(&base_text);
     let (digest, config_bytes) = bridge.resolve_image(&base_text, &platform, opts).await?;
     let (base_ref, base_note) = if pinned {
@@ -247,7 +296,9 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<(String, pb::
     } else if recipe.allow_unpinned_base {
         (
             format!("{base_text}@{digest}"),
-            Some(format!("WARNING: \"{base_text}\" is not pinned by digest, so this build is not reproducible")),
+            Some(format!(
+                "WARNING: \"{base_text}\" is not pinned by digest, so this build is not reproducible"
+            )),
         )
     } else {
         bail!(
@@ -257,14 +308,19 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<(String, pb::
             recipe.base.span.col
         );
     };
-    let base = BaseConfig::parse(&config_bytes).with_context(|| format!("base image {base_ref}"))?;
+    let base =
+        BaseConfig::parse(&config_bytes).with_context(|| format!("base image {base_ref}"))?;
 
-    let epoch = match opts.build_args.get("SOURCE_DATE_EPOCH").filter(|v| !v.is_empty()) {
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| anyhow!("build arg SOURCE_DATE_EPOCH=\"{v}\" is not a whole number of seconds since 1970"))?,
+    let epoch = match opts
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .filter(|v| !v.is_empty())
+    {
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            anyhow!(
+                "build arg SOURCE_DATE_EPOCH=\"{v}\" is not a whole number of seconds since 1970"
+            )
+        })?,
         None => match (&recipe.epoch, base.created) {
             (Some(e), _) => e.value,
             (None, Some(created)) => created,
@@ -275,10 +331,11 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<(String, pb::
         },
     };
 
-    let (lock, sums_file) = match &recipe.packages {
-        Some(p) => {
-            let path = p.sums.value.trim_start_matches("./").to_string();
-            let bytes = bridge
+    let (lock, sums_file) =
+        match &recipe.packages {
+            Some(p) => {
+                let path = p.sums.value.trim_start_matches("./").to_string();
+                let bytes = bridge
                 .read_local(&opts.context_key, &path, opts, &format!("load lockfile {path}"))
                 .await
                 .map_err(|s| {
@@ -290,16 +347,18 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<(String, pb::
                         s.message()
                     )
                 })?;
-            let text = String::from_utf8(bytes).map_err(|_| anyhow!("{path}: the lockfile is not UTF-8 text"))?;
-            let lock = lockfile::parse(&text).map_err(|e| anyhow!("{path}:{e}"))?;
-            (lock, path)
-        }
-        None => (lockfile::Lockfile::default(), String::new()),
-    };
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| anyhow!("{path}: the lockfile is not UTF-8 text"))?;
+                let lock = lockfile::parse(&text).map_err(|e| anyhow!("{path}:{e}"))?;
+                (lock, path)
+            }
+            None => (lockfile::Lockfile::default(), String::new()),
+        };
 
-    let frontend_image = opts.source.clone().ok_or_else(|| {
+    let frontend_image = opts.source.as_deref().ok_or_else(|| {
         anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
     })?;
+    let frontend_image = reference::normalize(frontend_image)?;
     let converted = convert::to_llb(
         &recipe,
         &lock,
@@ -341,7 +400,11 @@ fn has_digest(reference: &str) -> bool {
 }
 
 fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
-    let missing: Vec<&str> = state.caps().into_iter().filter(|c| !have.contains(*c)).collect();
+    let missing: Vec<&str> = state
+        .caps()
+        .into_iter()
+        .filter(|c| !have.contains(*c))
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {

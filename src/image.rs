@@ -4,7 +4,7 @@
 //! serde_json's map is ordered by key, so the bytes handed to the exporter
 //! depend on the content only.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::recipe::ImageSettings;
 
@@ -42,7 +42,9 @@ impl BaseConfig {
             _ => Map::new(),
         };
         let created = match top.get("created") {
-            Some(Value::String(s)) => Some(parse_rfc3339(s).ok_or_else(|| ImageError::Created(s.clone()))?),
+            Some(Value::String(s)) => {
+                Some(parse_rfc3339(s).ok_or_else(|| ImageError::Created(s.clone()))?)
+            }
             _ => None,
         };
         let text = |k: &str| top.get(k).and_then(Value::as_str).map(str::to_string);
@@ -89,7 +91,12 @@ pub struct Provenance {
 pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) -> Vec<u8> {
     let mut cfg = base.config.clone();
     let strings = |items: &[crate::recipe::Spanned<String>]| -> Value {
-        Value::Array(items.iter().map(|s| Value::String(s.value.clone())).collect())
+        Value::Array(
+            items
+                .iter()
+                .map(|s| Value::String(s.value.clone()))
+                .collect(),
+        )
     };
     if let Some(ep) = &settings.entrypoint {
         cfg.insert("Entrypoint".into(), strings(ep));
@@ -111,7 +118,11 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
         }
         cfg.insert(
             "Env".into(),
-            Value::Array(env.into_iter().map(|(k, v)| Value::String(format!("{k}={v}"))).collect()),
+            Value::Array(
+                env.into_iter()
+                    .map(|(k, v)| Value::String(format!("{k}={v}")))
+                    .collect(),
+            ),
         );
     }
     if let Some(w) = &settings.workdir {
@@ -150,7 +161,10 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
             })
             .collect(),
     );
-    merge_set("Volumes", settings.volumes.iter().map(|v| v.value.clone()).collect());
+    merge_set(
+        "Volumes",
+        settings.volumes.iter().map(|v| v.value.clone()).collect(),
+    );
     if !settings.labels.is_empty() {
         let mut labels = match cfg.remove("Labels") {
             Some(Value::Object(m)) => m,
@@ -163,7 +177,10 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
     }
     let created = format_rfc3339(prov.epoch);
     let mut top = Map::new();
-    top.insert("architecture".into(), Value::String(prov.architecture.clone()));
+    top.insert(
+        "architecture".into(),
+        Value::String(prov.architecture.clone()),
+    );
     top.insert("os".into(), Value::String(prov.os.clone()));
     if let Some(v) = &prov.variant {
         top.insert("variant".into(), Value::String(v.clone()));
@@ -220,14 +237,29 @@ pub fn format_rfc3339(secs: i64) -> String {
 /// Parses an RFC 3339 time to whole seconds (fractions are dropped).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let t = s.get(r)?;
-        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
@@ -241,7 +273,10 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
             let oh: i64 = rest[1..3].parse().ok()?;
             let om: i64 = rest[4..6].parse().ok()?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -267,10 +302,22 @@ mod tests {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123456789Z"), Some(1_700_000_000));
-        assert_eq!(parse_rfc3339("2023-11-15T00:13:20+02:00"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123456789Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-15T00:13:20+02:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400));
-        for bad in ["", "2023-11-14", "2023-13-14T22:13:20Z", "2023-11-14T22:13:20", "2023-11-14T22:13:20.Z"] {
+        for bad in [
+            "",
+            "2023-11-14",
+            "2023-13-14T22:13:20Z",
+            "2023-11-14T22:13:20",
+            "2023-11-14T22:13:20.Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }
@@ -283,7 +330,10 @@ mod tests {
                 "history":[{"created":"2024-01-02T03:04:05Z"}]}"#,
         )
         .unwrap();
-        assert_eq!(base.created, Some(parse_rfc3339("2024-01-02T03:04:05Z").unwrap()));
+        assert_eq!(
+            base.created,
+            Some(parse_rfc3339("2024-01-02T03:04:05Z").unwrap())
+        );
         let settings = ImageSettings {
             entrypoint: Some(vec![sp("/usr/bin/hello")]),
             env: vec![("A".into(), sp("2")), ("B".into(), sp("3"))],
@@ -305,10 +355,19 @@ mod tests {
         assert_eq!(v["history"][0]["created"], "1970-01-02T00:00:00Z");
         assert_eq!(v["config"]["Env"], json!(["PATH=/usr/bin", "A=2", "B=3"]));
         assert_eq!(v["config"]["Entrypoint"], json!(["/usr/bin/hello"]));
-        assert!(v["config"].get("Cmd").is_none(), "a new entrypoint drops the base's cmd");
+        assert!(
+            v["config"].get("Cmd").is_none(),
+            "a new entrypoint drops the base's cmd"
+        );
         assert_eq!(v["config"]["Labels"], json!({"a": "x", "z": "1"}));
-        assert_eq!(v["config"]["ExposedPorts"], json!({"53/udp": {}, "80/tcp": {}}));
-        assert!(v["config"].get("OnBuild").is_some(), "unknown base keys are kept");
+        assert_eq!(
+            v["config"]["ExposedPorts"],
+            json!({"53/udp": {}, "80/tcp": {}})
+        );
+        assert!(
+            v["config"].get("OnBuild").is_some(),
+            "unknown base keys are kept"
+        );
         // Keys come out sorted, so equal content gives equal bytes.
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.find("\"architecture\"").unwrap() < text.find("\"config\"").unwrap());

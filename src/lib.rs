@@ -6,6 +6,7 @@ pub mod lockfile;
 pub mod normalize;
 pub mod opts;
 pub mod recipe;
+pub mod reference;
 pub mod subst;
 pub mod template;
 pub mod yaml;

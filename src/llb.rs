@@ -48,7 +48,12 @@ pub struct Vertex {
 
 impl Vertex {
     /// Marshals `op` with `inputs` as its input edges.
-    fn new(mut op: pb::Op, inputs: Vec<Output>, name: Option<String>, mut caps: BTreeSet<Cap>) -> Arc<Vertex> {
+    fn new(
+        mut op: pb::Op,
+        inputs: Vec<Output>,
+        name: Option<String>,
+        mut caps: BTreeSet<Cap>,
+    ) -> Arc<Vertex> {
         op.inputs = inputs
             .iter()
             .map(|o| pb::Input {
@@ -130,7 +135,12 @@ impl ResolveMode {
     }
 }
 
-fn source(identifier: String, attrs: BTreeMap<String, String>, name: Option<String>, caps: BTreeSet<Cap>) -> State {
+fn source(
+    identifier: String,
+    attrs: BTreeMap<String, String>,
+    name: Option<String>,
+    caps: BTreeSet<Cap>,
+) -> State {
     let op = pb::Op {
         op: Some(pb::op::Op::Source(pb::SourceOp { identifier, attrs })),
         ..Default::default()
@@ -183,7 +193,13 @@ pub fn local(name: &str, opts: &LocalOpts, display: Option<String>) -> State {
 
 /// mirrors client/llb/source.go HTTP(): one file, fetched by BuildKit and
 /// verified against `checksum` (`sha256:<hex>`) before anything uses it.
-pub fn http(url: &str, checksum: &str, filename: &str, perm: Option<u32>, name: Option<String>) -> State {
+pub fn http(
+    url: &str,
+    checksum: &str,
+    filename: &str,
+    perm: Option<u32>,
+    name: Option<String>,
+) -> State {
     let mut attrs = BTreeMap::new();
     let mut caps = BTreeSet::from([CAP_SOURCE_HTTP]);
     attrs.insert("http.checksum".to_string(), checksum.to_string());
@@ -453,14 +469,21 @@ impl FileOpBuilder {
             inputs.push(out.clone());
             (inputs.len() - 1) as i64
         };
-        let base_input = self.base.output.as_ref().map(&mut add_input).unwrap_or(EMPTY);
+        let base_input = self
+            .base
+            .output
+            .as_ref()
+            .map(&mut add_input)
+            .unwrap_or(EMPTY);
         // Secondary inputs are resolved first so the input count is final
         // before relative indexes are computed.
         let secondary: Vec<i64> = self
             .actions
             .iter()
             .map(|a| match a {
-                Action::Copy { src, .. } => src.output.as_ref().map(&mut add_input).unwrap_or(EMPTY),
+                Action::Copy { src, .. } => {
+                    src.output.as_ref().map(&mut add_input).unwrap_or(EMPTY)
+                }
                 Action::Mkdir { .. } => EMPTY,
             })
             .collect();
@@ -472,10 +495,17 @@ impl FileOpBuilder {
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let input = if i == 0 { base_input } else { n_inputs + i as i64 - 1 };
+                let input = if i == 0 {
+                    base_input
+                } else {
+                    n_inputs + i as i64 - 1
+                };
                 let action = match a {
                     Action::Copy {
-                        src_path, dest, opts, ..
+                        src_path,
+                        dest,
+                        opts,
+                        ..
                     } => pb::file_action::Action::Copy(pb::FileActionCopy {
                         src: src_path.clone(),
                         dest: dest.clone(),
@@ -610,7 +640,9 @@ impl State {
     /// The caps every op reachable from this state needs.
     pub fn caps(&self) -> BTreeSet<Cap> {
         let mut caps = BTreeSet::new();
-        walk(self.output.as_ref(), &mut BTreeSet::new(), &mut |v| caps.extend(v.caps.iter().copied()));
+        walk(self.output.as_ref(), &mut BTreeSet::new(), &mut |v| {
+            caps.extend(v.caps.iter().copied())
+        });
         caps
     }
 
@@ -667,7 +699,10 @@ mod tests {
     use super::*;
 
     fn decode(def: &pb::Definition) -> Vec<pb::Op> {
-        def.def.iter().map(|b| pb::Op::decode(b.as_slice()).unwrap()).collect()
+        def.def
+            .iter()
+            .map(|b| pb::Op::decode(b.as_slice()).unwrap())
+            .collect()
     }
 
     fn digest_of(bytes: &[u8]) -> String {
@@ -675,8 +710,18 @@ mod tests {
     }
 
     fn sample() -> State {
-        let base = image("reg/x@sha256:00", ResolveMode::PreferLocal, Some("base".into()));
-        let blob = http("http://m/a.deb", "sha256:ab", "a.deb", None, Some("fetch a.deb".into()));
+        let base = image(
+            "reg/x@sha256:00",
+            ResolveMode::PreferLocal,
+            Some("base".into()),
+        );
+        let blob = http(
+            "http://m/a.deb",
+            "sha256:ab",
+            "a.deb",
+            None,
+            Some("fetch a.deb".into()),
+        );
         let blobs = State::scratch()
             .file()
             .copy(&blob, "/a.deb", "/a.deb", CopyOpts::default())
@@ -726,20 +771,30 @@ mod tests {
     fn exec_fields_and_caps() {
         let def = sample().marshal();
         let ops = decode(&def);
-        let Some(pb::op::Op::Exec(exec)) = &ops[3].op else { panic!("not exec") };
+        let Some(pb::op::Op::Exec(exec)) = &ops[3].op else {
+            panic!("not exec")
+        };
         let meta = exec.meta.as_ref().unwrap();
         assert_eq!(meta.args, ["dpkg", "-i", "/pkgs/a.deb"]);
         assert_eq!(meta.env, ["PATH=/usr/bin:/bin"]);
         assert_eq!(exec.network, pb::NetMode::None as i32);
         assert_eq!(exec.mounts.len(), 2);
-        assert_eq!((exec.mounts[0].dest.as_str(), exec.mounts[0].output), ("/", 0));
+        assert_eq!(
+            (exec.mounts[0].dest.as_str(), exec.mounts[0].output),
+            ("/", 0)
+        );
         assert_eq!(exec.mounts[1].output, EMPTY);
         assert!(exec.mounts[1].readonly);
         let md = &def.metadata[&digest_of(&def.def[3])];
         assert_eq!(md.description["llb.customname"], "install");
         assert!(md.caps.contains_key(CAP_EXEC_META_NETWORK));
         let caps = sample().caps();
-        for c in [CAP_SOURCE_HTTP_CHECKSUM, CAP_SOURCE_IMAGE_RESOLVE_MODE, CAP_FILE_BASE, CAP_EXEC_MOUNT_BIND] {
+        for c in [
+            CAP_SOURCE_HTTP_CHECKSUM,
+            CAP_SOURCE_IMAGE_RESOLVE_MODE,
+            CAP_FILE_BASE,
+            CAP_EXEC_MOUNT_BIND,
+        ] {
             assert!(caps.contains(c), "{c}");
         }
     }
@@ -748,10 +803,14 @@ mod tests {
     fn http_and_image_attrs() {
         let def = sample().marshal();
         let ops = decode(&def);
-        let Some(pb::op::Op::Source(img)) = &ops[0].op else { panic!() };
+        let Some(pb::op::Op::Source(img)) = &ops[0].op else {
+            panic!()
+        };
         assert_eq!(img.identifier, "docker-image://reg/x@sha256:00");
         assert_eq!(img.attrs["image.resolvemode"], "local");
-        let Some(pb::op::Op::Source(h)) = &ops[1].op else { panic!() };
+        let Some(pb::op::Op::Source(h)) = &ops[1].op else {
+            panic!()
+        };
         assert_eq!(h.identifier, "http://m/a.deb");
         assert_eq!(h.attrs["http.checksum"], "sha256:ab");
         assert_eq!(h.attrs["http.filename"], "a.deb");
@@ -764,15 +823,31 @@ mod tests {
         let st = State::scratch()
             .file()
             .copy(&a, "/a", "/a", CopyOpts::default())
-            .copy(&b, "/b", "/b", CopyOpts { timestamp: Some(7), ..Default::default() })
+            .copy(
+                &b,
+                "/b",
+                "/b",
+                CopyOpts {
+                    timestamp: Some(7),
+                    ..Default::default()
+                },
+            )
             .mkdir("/c", 0o755, true, None)
             .build();
         let ops = decode(&st.marshal());
-        let Some(pb::op::Op::File(f)) = &ops[2].op else { panic!() };
+        let Some(pb::op::Op::File(f)) = &ops[2].op else {
+            panic!()
+        };
         assert_eq!(ops[2].inputs.len(), 2);
-        let idx: Vec<_> = f.actions.iter().map(|a| (a.input, a.secondary_input, a.output)).collect();
+        let idx: Vec<_> = f
+            .actions
+            .iter()
+            .map(|a| (a.input, a.secondary_input, a.output))
+            .collect();
         assert_eq!(idx, [(EMPTY, 0, EMPTY), (2, 1, EMPTY), (3, EMPTY, 0)]);
-        let Some(pb::file_action::Action::Copy(c)) = &f.actions[1].action else { panic!() };
+        let Some(pb::file_action::Action::Copy(c)) = &f.actions[1].action else {
+            panic!()
+        };
         assert_eq!(c.timestamp, 7_000_000_000);
         assert_eq!(c.mode, -1);
     }

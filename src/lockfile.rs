@@ -80,7 +80,9 @@ pub fn role(name: &str) -> Role {
 impl Lockfile {
     /// The entries to install, in lockfile order.
     pub fn packages(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().filter(|e| role(&e.name) == Role::Package)
+        self.entries
+            .iter()
+            .filter(|e| role(&e.name) == Role::Package)
     }
 }
 
@@ -115,8 +117,9 @@ pub fn parse(text: &str) -> Result<Lockfile, LockError> {
             _ => {
                 return Err(err(
                     65,
-                    "expected two spaces (or a space and '*') between the sha256 and the name".into(),
-                ))
+                    "expected two spaces (or a space and '*') between the sha256 and the name"
+                        .into(),
+                ));
             }
         };
         check_name(name).map_err(|m| err(67, m))?;
@@ -133,19 +136,17 @@ pub fn parse(text: &str) -> Result<Lockfile, LockError> {
             }
             continue;
         }
-        if role(name) == Role::Package {
-            if let Some(prev) = entries
-                .iter()
-                .find(|e| role(&e.name) == Role::Package && e.basename() == basename(name))
-            {
-                return Err(err(
-                    67,
-                    format!(
-                        "\"{name}\" has the same file name as \"{}\" (line {}); packages are installed side by side, so file names must differ",
-                        prev.name, prev.line
-                    ),
-                ));
-            }
+        let same_file = entries
+            .iter()
+            .find(|e| role(&e.name) == Role::Package && e.basename() == basename(name));
+        if let Some(prev) = same_file.filter(|_| role(name) == Role::Package) {
+            return Err(err(
+                67,
+                format!(
+                    "\"{name}\" has the same file name as \"{}\" (line {}); packages are installed side by side, so file names must differ",
+                    prev.name, prev.line
+                ),
+            ));
         }
         entries.push(Entry {
             sha256,
@@ -164,7 +165,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     let path = match name.strip_prefix("/ipfs/") {
         Some(cid) if !cid.contains('/') && !cid.is_empty() => cid,
         _ if name.starts_with('/') => {
-            return Err(format!("name \"{name}\" is absolute; names must be relative paths"))
+            return Err(format!(
+                "name \"{name}\" is absolute; names must be relative paths"
+            ));
         }
         _ => name,
     };
@@ -178,16 +181,20 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     for component in path.split('/') {
         match component {
-            "" => return Err(format!("name \"{name}\" is not clean (empty path component)")),
+            "" => {
+                return Err(format!(
+                    "name \"{name}\" is not clean (empty path component)"
+                ));
+            }
             "." | ".." => {
                 return Err(format!(
                     "name \"{name}\" is not clean (\"{component}\" path component)"
-                ))
+                ));
             }
             c if c.starts_with('-') => {
                 return Err(format!(
                     "name \"{name}\" has a component starting with '-', which a tool could read as an option"
-                ))
+                ));
             }
             _ => {}
         }
@@ -212,7 +219,13 @@ mod tests {
         assert_eq!(lock.entries[0].line, 3);
         assert_eq!(lock.entries[1].name, "pool/main/x/x.deb");
         let pkgs: Vec<_> = lock.packages().map(|e| e.name.as_str()).collect();
-        assert_eq!(pkgs, ["pool/main/h/hello/hello_2.10-2_amd64.deb", "pool/main/x/x.deb"]);
+        assert_eq!(
+            pkgs,
+            [
+                "pool/main/h/hello/hello_2.10-2_amd64.deb",
+                "pool/main/x/x.deb"
+            ]
+        );
         assert_eq!(role(&lock.entries[2].name), Role::Signature);
         assert_eq!(role(&lock.entries[3].name), Role::Ipfs);
     }
@@ -253,7 +266,13 @@ mod tests {
 
     #[test]
     fn same_name_twice_must_agree() {
-        assert_eq!(parse(&format!("{H1}  a.deb\n{H1}  a.deb\n")).unwrap().entries.len(), 1);
+        assert_eq!(
+            parse(&format!("{H1}  a.deb\n{H1}  a.deb\n"))
+                .unwrap()
+                .entries
+                .len(),
+            1
+        );
         let err = parse(&format!("{H1}  a.deb\n{H2}  a.deb\n")).unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.message.contains("first at line 1"));

@@ -24,6 +24,9 @@ enum Cmd {
         /// Seconds since 1970.
         #[arg(long)]
         epoch: i64,
+        /// The base image's rootfs: what it has under /run and /tmp is kept.
+        #[arg(long)]
+        base: Option<PathBuf>,
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
@@ -33,26 +36,34 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => gateway(),
-        Some(Cmd::Normalize { epoch, dir }) => match repro_frontend::normalize::normalize(&dir, epoch)
-            .with_context(|| format!("normalize {}", dir.display()))
-        {
-            Ok(report) => {
-                for path in &report.removed {
-                    println!("removed {}", path.display());
+        Some(Cmd::Normalize { epoch, base, dir }) => {
+            match repro_frontend::normalize::normalize(&dir, epoch, base.as_deref())
+                .with_context(|| format!("normalize {}", dir.display()))
+            {
+                Ok(report) => {
+                    for path in &report.removed {
+                        println!("removed {}", path.display());
+                    }
+                    println!(
+                        "clamped {} of {} entries to {epoch}",
+                        report.clamped, report.entries
+                    );
+                    ExitCode::SUCCESS
                 }
-                println!("clamped {} of {} entries to {epoch}", report.clamped, report.entries);
-                ExitCode::SUCCESS
+                Err(e) => {
+                    eprintln!("repro-frontend: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("repro-frontend: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }
 
 fn gateway() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("repro-frontend: cannot start the async runtime: {e}");

@@ -14,9 +14,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Paths (relative to the root) that are always removed: caches whose content
-/// depends on when or in what order things ran.
-const ALWAYS_REMOVE: &[&str] = &["var/cache/ldconfig/aux-cache"];
+/// Caches whose content depends on inode numbers or timing; removed when the
+/// build wrote them.
+const CACHES: &[&str] = &["var/cache/ldconfig/aux-cache"];
 
 /// Directories whose files are removed when the build wrote them (mtime newer
 /// than the epoch): logs, and apt's binary caches.
@@ -26,8 +26,9 @@ const LOG_DIRS: &[&str] = &["var/log", "var/cache/apt"];
 /// the previous copy of their databases there.
 const BACKUP_DIRS: &[&str] = &["var/lib/dpkg", "var/cache/debconf"];
 
-/// Directories emptied (kept, with their contents removed): runtime state.
-const EMPTIED_DIRS: &[&str] = &["run", "tmp", "var/tmp"];
+/// Directories for runtime and scratch state: what the build added there is
+/// removed; the directories themselves and what the base had stay.
+const SCRATCH_DIRS: &[&str] = &["run", "tmp", "var/tmp"];
 
 /// What a pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -37,11 +38,14 @@ pub struct Report {
     pub entries: u64,
 }
 
-/// Normalizes the tree at `root`.
-pub fn normalize(root: &Path, epoch: i64) -> io::Result<Report> {
+/// Normalizes the tree at `root`. `base`, when given, is the base image's
+/// rootfs: an entry of a scratch directory that the base also has is kept.
+/// Without it, "added by the build" means "newer than the epoch".
+pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Report> {
     let mut report = Report::default();
-    for rel in ALWAYS_REMOVE {
-        remove_if(root, &root.join(rel), &mut report, |_| true)?;
+    let newer = |m: &fs::Metadata| newer_than(m.mtime(), m.mtime_nsec(), epoch);
+    for rel in CACHES {
+        remove_if(root, &root.join(rel), &mut report, newer)?;
     }
     for rel in LOG_DIRS {
         walk_files(&root.join(rel), &mut |path, meta| {
@@ -53,29 +57,67 @@ pub fn normalize(root: &Path, epoch: i64) -> io::Result<Report> {
     }
     for rel in BACKUP_DIRS {
         walk_files(&root.join(rel), &mut |path, meta| {
-            if !meta.is_dir() && path.file_name().is_some_and(|n| n.as_bytes().ends_with(b"-old")) {
+            if !meta.is_dir()
+                && newer(meta)
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.as_bytes().ends_with(b"-old"))
+            {
                 remove_if(root, path, &mut report, |_| true)?;
             }
             Ok(())
         })?;
     }
-    for rel in EMPTIED_DIRS {
-        let dir = root.join(rel);
-        // A symlink (Debian's /var/run -> /run) is left alone.
-        match fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() => {
-                for entry in fs::read_dir(&dir)? {
-                    remove_if(root, &entry?.path(), &mut report, |_| true)?;
-                }
-            }
-            _ => {}
-        }
+    for rel in SCRATCH_DIRS {
+        prune_added(root, Path::new(rel), base, &newer, &mut report)?;
     }
     clamp_tree(root, epoch, &mut report)?;
     Ok(report)
 }
 
-fn remove_if(root: &Path, path: &Path, report: &mut Report, pred: impl Fn(&fs::Metadata) -> bool) -> io::Result<()> {
+/// Removes what the build added below `root/rel` (see [`normalize`]).
+fn prune_added(
+    root: &Path,
+    rel: &Path,
+    base: Option<&Path>,
+    newer: &dyn Fn(&fs::Metadata) -> bool,
+    report: &mut Report,
+) -> io::Result<()> {
+    let dir = root.join(rel);
+    // Only real directories: a symlink (Debian's /var/run -> /run) is left alone.
+    match fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        _ => return Ok(()),
+    }
+    let mut children: Vec<PathBuf> = fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    children.sort();
+    for child in children {
+        let Some(name) = child.file_name() else {
+            continue;
+        };
+        let child_rel = rel.join(name);
+        let meta = fs::symlink_metadata(&child)?;
+        let in_base = match base {
+            Some(b) => fs::symlink_metadata(b.join(&child_rel)).is_ok(),
+            None => !newer(&meta),
+        };
+        if !in_base {
+            remove_if(root, &child, report, |_| true)?;
+        } else if meta.is_dir() {
+            prune_added(root, &child_rel, base, newer, report)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_if(
+    root: &Path,
+    path: &Path,
+    report: &mut Report,
+    pred: impl Fn(&fs::Metadata) -> bool,
+) -> io::Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -96,13 +138,25 @@ fn remove_if(root: &Path, path: &Path, report: &mut Report, pred: impl Fn(&fs::M
 }
 
 /// Calls `f` on every non-directory entry below `dir` (not following links).
-fn walk_files(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<()>) -> io::Result<()> {
+fn walk_files(
+    dir: &Path,
+    f: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<()>,
+) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
         Err(e) => return Err(e),
     };
-    let mut paths: Vec<PathBuf> = entries.map(|e| e.map(|e| e.path())).collect::<io::Result<_>>()?;
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
     paths.sort();
     for path in paths {
         let meta = fs::symlink_metadata(&path)?;
@@ -120,7 +174,9 @@ fn walk_files(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<
 fn clamp_tree(path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_dir() {
-        let mut children: Vec<PathBuf> = fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<io::Result<_>>()?;
+        let mut children: Vec<PathBuf> = fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<_>>()?;
         children.sort();
         for child in children {
             clamp_tree(&child, epoch, report)?;
@@ -143,7 +199,8 @@ fn newer_than(secs: i64, nsecs: i64, epoch: i64) -> bool {
 }
 
 fn set_times_nofollow(path: &Path, epoch: i64, set_mtime: bool) -> io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let at = libc::timespec {
         tv_sec: epoch as libc::time_t,
         tv_nsec: 0,
@@ -159,10 +216,20 @@ fn set_times_nofollow(path: &Path, epoch: i64, set_mtime: bool) -> io::Result<()
     let times = [at, mt];
     // SAFETY: c_path is a valid NUL-terminated string and `times` has the two
     // entries utimensat reads; AT_SYMLINK_NOFOLLOW makes it act on links themselves.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if rc != 0 {
         let err = io::Error::last_os_error();
-        return Err(io::Error::new(err.kind(), format!("{}: {err}", path.display())));
+        return Err(io::Error::new(
+            err.kind(),
+            format!("{}: {err}", path.display()),
+        ));
     }
     Ok(())
 }
@@ -180,7 +247,15 @@ mod tests {
     fn clamps_newer_entries_and_removes_build_litter() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        for d in ["etc", "var/log/apt", "var/lib/dpkg", "var/cache/ldconfig", "var/cache/debconf", "tmp/x", "run"] {
+        for d in [
+            "etc",
+            "var/log/apt",
+            "var/lib/dpkg",
+            "var/cache/ldconfig",
+            "var/cache/debconf",
+            "tmp/x",
+            "run",
+        ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         fs::write(root.join("etc/new"), "n").unwrap();
@@ -196,10 +271,14 @@ mod tests {
         fs::write(root.join("var/cache/ldconfig/aux-cache"), "a").unwrap();
         fs::write(root.join("tmp/x/y"), "t").unwrap();
         fs::write(root.join("run/lock"), "").unwrap();
+        fs::create_dir_all(root.join("run/keep/added")).unwrap();
         symlink("/nonexistent/target", root.join("etc/dangling")).unwrap();
+        // The base had /run/keep, nothing else under /run or /tmp.
+        let base = tempfile::tempdir().unwrap();
+        fs::create_dir_all(base.path().join("run/keep")).unwrap();
 
         let epoch = 1_600_000_000;
-        let report = normalize(root, epoch).unwrap();
+        let report = normalize(root, epoch, Some(base.path())).unwrap();
 
         for gone in [
             "var/log/dpkg.log",
@@ -209,15 +288,27 @@ mod tests {
             "var/cache/ldconfig/aux-cache",
             "tmp/x",
             "run/lock",
+            "run/keep/added",
         ] {
-            assert!(fs::symlink_metadata(root.join(gone)).is_err(), "{gone} should be removed");
+            assert!(
+                fs::symlink_metadata(root.join(gone)).is_err(),
+                "{gone} should be removed"
+            );
         }
         assert!(root.join("var/log/base.log").exists(), "older logs stay");
         assert!(root.join("var/lib/dpkg/status").exists());
-        assert!(root.join("tmp").is_dir() && root.join("run").is_dir());
+        assert!(root.join("tmp").is_dir() && root.join("run/keep").is_dir());
         assert_eq!(mtime(&root.join("etc/new")), epoch);
-        assert_eq!(mtime(&root.join("etc/old")), 1000, "older files keep their time");
-        assert_eq!(mtime(&root.join("etc/dangling")), epoch, "links are clamped themselves");
+        assert_eq!(
+            mtime(&root.join("etc/old")),
+            1000,
+            "older files keep their time"
+        );
+        assert_eq!(
+            mtime(&root.join("etc/dangling")),
+            epoch,
+            "links are clamped themselves"
+        );
         assert_eq!(mtime(&root.join("etc")), epoch);
         assert_eq!(mtime(root), epoch);
         assert!(report.removed.contains(&PathBuf::from("/var/log/dpkg.log")));
@@ -225,12 +316,23 @@ mod tests {
     }
 
     #[test]
+    fn without_a_base_only_newer_scratch_entries_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("run/old")).unwrap();
+        fs::create_dir_all(tmp.path().join("run/new")).unwrap();
+        set_times_nofollow(&tmp.path().join("run/old"), 10, true).unwrap();
+        let report = normalize(tmp.path(), 100, None).unwrap();
+        assert!(tmp.path().join("run/old").is_dir());
+        assert_eq!(report.removed, [PathBuf::from("/run/new")]);
+    }
+
+    #[test]
     fn a_second_pass_changes_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir_all(tmp.path().join("a/b")).unwrap();
         fs::write(tmp.path().join("a/b/c"), "x").unwrap();
-        normalize(tmp.path(), 5).unwrap();
-        let again = normalize(tmp.path(), 5).unwrap();
+        normalize(tmp.path(), 5, None).unwrap();
+        let again = normalize(tmp.path(), 5, None).unwrap();
         assert_eq!(again.clamped, 0);
         assert!(again.removed.is_empty());
     }

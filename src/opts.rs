@@ -55,22 +55,32 @@ pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Fron
 }
 
 /// Types the raw opts.
-pub fn parse(raw: &BTreeMap<String, String>, session_id: Option<String>) -> Result<FrontendOpts, String> {
+pub fn parse(
+    raw: &BTreeMap<String, String>,
+    session_id: Option<String>,
+) -> Result<FrontendOpts, String> {
     let get = |k: &str| raw.get(k).filter(|v| !v.is_empty()).cloned();
     let build_args = raw
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("build-arg:").map(|n| (n.to_string(), v.clone())))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("build-arg:")
+                .map(|n| (n.to_string(), v.clone()))
+        })
         .collect();
     let resolve_mode = match raw.get("image-resolve-mode") {
         None => ResolveMode::Default,
-        Some(v) => ResolveMode::from_opt(v).ok_or_else(|| format!("invalid image-resolve-mode \"{v}\" (expected default, pull or local)"))?,
+        Some(v) => ResolveMode::from_opt(v).ok_or_else(|| {
+            format!("invalid image-resolve-mode \"{v}\" (expected default, pull or local)")
+        })?,
     };
     let platform = match get("platform") {
         None => None,
         Some(p) => {
             // One platform per build: a list means a multi-platform request.
             if p.contains(',') {
-                return Err(format!("building for several platforms at once ({p}) is not supported yet; build each platform separately"));
+                return Err(format!(
+                    "building for several platforms at once ({p}) is not supported yet; build each platform separately"
+                ));
             }
             Some(parse_platform(&p)?)
         }
@@ -97,7 +107,9 @@ pub fn parse_platform(text: &str) -> Result<Platform, String> {
             architecture: arch.to_string(),
             variant: parts.get(2).map(|v| v.to_string()),
         }),
-        _ => Err(format!("invalid platform \"{text}\" (expected os/arch[/variant], e.g. linux/amd64)")),
+        _ => Err(format!(
+            "invalid platform \"{text}\" (expected os/arch[/variant], e.g. linux/amd64)"
+        )),
     }
 }
 
@@ -116,7 +128,10 @@ impl Platform {
         m.insert("TARGETPLATFORM".to_string(), self.to_string_form());
         m.insert("TARGETOS".to_string(), self.os.clone());
         m.insert("TARGETARCH".to_string(), self.architecture.clone());
-        m.insert("TARGETVARIANT".to_string(), self.variant.clone().unwrap_or_default());
+        m.insert(
+            "TARGETVARIANT".to_string(),
+            self.variant.clone().unwrap_or_default(),
+        );
         m
     }
 }
@@ -126,7 +141,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -165,7 +183,10 @@ mod tests {
         assert_eq!(p.target_args()["TARGETARCH"], "arm64");
         assert!(parse_platform("amd64").is_err());
         let mut raw = BTreeMap::new();
-        raw.insert("platform".to_string(), "linux/amd64,linux/arm64".to_string());
+        raw.insert(
+            "platform".to_string(),
+            "linux/amd64,linux/arm64".to_string(),
+        );
         assert!(parse(&raw, None).unwrap_err().contains("several platforms"));
     }
 }

@@ -153,19 +153,30 @@ impl<'a> Decoder<'a> {
     fn map<'n>(&self, node: &'n Node, what: &str) -> Result<Entries<'n>, RecipeError> {
         match node {
             Node::Map { entries, .. } => Ok(entries),
-            other => self.err(other.span(), format!("{what} must be a mapping, found {}", other.kind())),
+            other => self.err(
+                other.span(),
+                format!("{what} must be a mapping, found {}", other.kind()),
+            ),
         }
     }
 
     /// Returns the entries, rejecting keys not in `allowed`.
-    fn keys<'n>(&self, node: &'n Node, what: &str, allowed: &[&str]) -> Result<Entries<'n>, RecipeError> {
+    fn keys<'n>(
+        &self,
+        node: &'n Node,
+        what: &str,
+        allowed: &[&str],
+    ) -> Result<Entries<'n>, RecipeError> {
         let entries = self.map(node, what)?;
         for (k, _) in entries {
             let key = key_text(k);
             if !allowed.contains(&key) {
                 return self.err(
                     k.span(),
-                    format!("unknown key \"{key}\" in {what} (expected one of: {})", allowed.join(", ")),
+                    format!(
+                        "unknown key \"{key}\" in {what} (expected one of: {})",
+                        allowed.join(", ")
+                    ),
                 );
             }
         }
@@ -174,8 +185,13 @@ impl<'a> Decoder<'a> {
 
     fn string(&self, node: &Node, what: &str) -> Result<Spanned<String>, RecipeError> {
         match node {
-            Node::Scalar { text, span, .. } if !node.is_null() => Ok(Spanned::new(text.clone(), *span)),
-            other => self.err(other.span(), format!("{what} must be a string, found {}", other.kind())),
+            Node::Scalar { text, span, .. } if !node.is_null() => {
+                Ok(Spanned::new(text.clone(), *span))
+            }
+            other => self.err(
+                other.span(),
+                format!("{what} must be a string, found {}", other.kind()),
+            ),
         }
     }
 
@@ -189,8 +205,14 @@ impl<'a> Decoder<'a> {
 
     fn string_list(&self, node: &Node, what: &str) -> Result<Vec<Spanned<String>>, RecipeError> {
         match node {
-            Node::Seq { items, .. } => items.iter().map(|i| self.string(i, &format!("an item of {what}"))).collect(),
-            other => self.err(other.span(), format!("{what} must be a list of strings, found {}", other.kind())),
+            Node::Seq { items, .. } => items
+                .iter()
+                .map(|i| self.string(i, &format!("an item of {what}")))
+                .collect(),
+            other => self.err(
+                other.span(),
+                format!("{what} must be a list of strings, found {}", other.kind()),
+            ),
         }
     }
 
@@ -209,7 +231,11 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn string_map(&self, node: &Node, what: &str) -> Result<Vec<(String, Spanned<String>)>, RecipeError> {
+    fn string_map(
+        &self,
+        node: &Node,
+        what: &str,
+    ) -> Result<Vec<(String, Spanned<String>)>, RecipeError> {
         let mut out = Vec::new();
         for (k, v) in self.map(node, what)? {
             let key = key_text(k);
@@ -225,11 +251,18 @@ impl<'a> Decoder<'a> {
         Ok(out)
     }
 
-    fn env_map(&self, node: &Node, what: &str) -> Result<Vec<(String, Spanned<String>)>, RecipeError> {
+    fn env_map(
+        &self,
+        node: &Node,
+        what: &str,
+    ) -> Result<Vec<(String, Spanned<String>)>, RecipeError> {
         let entries = self.string_map(node, what)?;
         for ((k, _), (kn, _)) in entries.iter().zip(self.map(node, what)?) {
             if k.contains('=') || k.chars().any(char::is_whitespace) {
-                return self.err(kn.span(), format!("\"{k}\" is not a valid environment variable name"));
+                return self.err(
+                    kn.span(),
+                    format!("\"{k}\" is not a valid environment variable name"),
+                );
             }
         }
         Ok(entries)
@@ -237,12 +270,24 @@ impl<'a> Decoder<'a> {
 
     fn recipe(&self, root: &Node) -> Result<Recipe, RecipeError> {
         if root.is_null() {
-            return self.err(root.span(), "the recipe is empty; it needs at least \"base:\"");
+            return self.err(
+                root.span(),
+                "the recipe is empty; it needs at least \"base:\"",
+            );
         }
         let entries = self.keys(
             root,
             "the recipe",
-            &["version", "args", "base", "allow-unpinned-base", "epoch", "packages", "steps", "image"],
+            &[
+                "version",
+                "args",
+                "base",
+                "allow-unpinned-base",
+                "epoch",
+                "packages",
+                "steps",
+                "image",
+            ],
         )?;
         let mut recipe = Recipe {
             file: self.file.to_string(),
@@ -260,7 +305,13 @@ impl<'a> Decoder<'a> {
                 "version" => {
                     let s = self.string(v, "version")?;
                     if s.value != "1" {
-                        return self.err(s.span, format!("unsupported recipe version \"{}\" (this frontend reads version 1)", s.value));
+                        return self.err(
+                            s.span,
+                            format!(
+                                "unsupported recipe version \"{}\" (this frontend reads version 1)",
+                                s.value
+                            ),
+                        );
                     }
                 }
                 "args" => recipe.args = self.args(v)?,
@@ -268,7 +319,9 @@ impl<'a> Decoder<'a> {
                     recipe.base = self.non_empty(v, "base")?;
                     have_base = true;
                 }
-                "allow-unpinned-base" => recipe.allow_unpinned_base = self.boolean(v, "allow-unpinned-base")?,
+                "allow-unpinned-base" => {
+                    recipe.allow_unpinned_base = self.boolean(v, "allow-unpinned-base")?
+                }
                 "epoch" => {
                     let s = self.string(v, "epoch")?;
                     match s.value.parse::<i64>() {
@@ -285,15 +338,22 @@ impl<'a> Decoder<'a> {
             }
         }
         if !have_base {
-            return self.err(root.span(), "missing required key \"base\" (the base image, pinned by digest)");
+            return self.err(
+                root.span(),
+                "missing required key \"base\" (the base image, pinned by digest)",
+            );
         }
         Ok(recipe)
     }
 
     fn boolean(&self, node: &Node, what: &str) -> Result<bool, RecipeError> {
         match node {
-            Node::Scalar { text, plain: true, .. } if text == "true" => Ok(true),
-            Node::Scalar { text, plain: true, .. } if text == "false" => Ok(false),
+            Node::Scalar {
+                text, plain: true, ..
+            } if text == "true" => Ok(true),
+            Node::Scalar {
+                text, plain: true, ..
+            } if text == "false" => Ok(false),
             other => self.err(other.span(), format!("{what} must be true or false")),
         }
     }
@@ -306,9 +366,16 @@ impl<'a> Decoder<'a> {
                 return self.err(k.span(), format!("\"{name}\" is not a valid arg name (letters, digits and _, not starting with a digit)"));
             }
             if PREDEFINED_ARGS.contains(&name) {
-                return self.err(k.span(), format!("\"{name}\" is set by BuildKit and cannot be declared"));
+                return self.err(
+                    k.span(),
+                    format!("\"{name}\" is set by BuildKit and cannot be declared"),
+                );
             }
-            let default = if v.is_null() { String::new() } else { self.string(v, &format!("args.{name}"))?.value };
+            let default = if v.is_null() {
+                String::new()
+            } else {
+                self.string(v, &format!("args.{name}"))?.value
+            };
             out.push(ArgDecl {
                 name: name.to_string(),
                 default,
@@ -335,7 +402,10 @@ impl<'a> Decoder<'a> {
             }
         }
         let Some(sums) = sums else {
-            return self.err(node.span(), "packages needs \"sums\" (the SHA256SUMS file in the build context)");
+            return self.err(
+                node.span(),
+                "packages needs \"sums\" (the SHA256SUMS file in the build context)",
+            );
         };
         if providers.is_empty() {
             return self.err(node.span(), "packages needs \"providers\" (URL templates such as \"http://mirror/debian/{{.Name}}\")");
@@ -349,7 +419,10 @@ impl<'a> Decoder<'a> {
 
     fn steps(&self, node: &Node) -> Result<Vec<Spanned<Step>>, RecipeError> {
         let Node::Seq { items, .. } = node else {
-            return self.err(node.span(), format!("steps must be a list, found {}", node.kind()));
+            return self.err(
+                node.span(),
+                format!("steps must be a list, found {}", node.kind()),
+            );
         };
         items.iter().map(|item| self.step(item)).collect()
     }
@@ -358,7 +431,10 @@ impl<'a> Decoder<'a> {
         const KINDS: &[&str] = &["run", "copy", "env", "workdir", "user"];
         let entries = self.map(node, "a step")?;
         let [(k, v)] = entries else {
-            return self.err(node.span(), format!("a step has exactly one key, one of: {}", KINDS.join(", ")));
+            return self.err(
+                node.span(),
+                format!("a step has exactly one key, one of: {}", KINDS.join(", ")),
+            );
         };
         let step = match key_text(k) {
             "run" => match v {
@@ -392,13 +468,24 @@ impl<'a> Decoder<'a> {
                 let (Some(src), Some(dest)) = (src, dest) else {
                     return self.err(v.span(), "copy needs \"src\" (a path in the build context) and \"dest\" (a path in the image)");
                 };
-                Step::Copy { src, dest, owner, mode }
+                Step::Copy {
+                    src,
+                    dest,
+                    owner,
+                    mode,
+                }
             }
             "env" => Step::Env(self.env_map(v, "env")?),
             "workdir" => Step::Workdir(self.non_empty(v, "workdir")?),
             "user" => Step::User(self.non_empty(v, "user")?),
             other => {
-                return self.err(k.span(), format!("unknown step kind \"{other}\" (expected one of: {})", KINDS.join(", ")))
+                return self.err(
+                    k.span(),
+                    format!(
+                        "unknown step kind \"{other}\" (expected one of: {})",
+                        KINDS.join(", ")
+                    ),
+                );
             }
         };
         Ok(Spanned::new(step, k.span()))
@@ -408,7 +495,17 @@ impl<'a> Decoder<'a> {
         let entries = self.keys(
             node,
             "image",
-            &["entrypoint", "cmd", "env", "workdir", "user", "labels", "expose", "volumes", "stop-signal"],
+            &[
+                "entrypoint",
+                "cmd",
+                "env",
+                "workdir",
+                "user",
+                "labels",
+                "expose",
+                "volumes",
+                "stop-signal",
+            ],
         )?;
         let mut image = ImageSettings::default();
         for (k, v) in entries {
@@ -456,7 +553,9 @@ fn check_port(text: &str) -> Result<(), String> {
     let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
     match (port.parse::<u16>(), proto) {
         (Ok(p), "tcp" | "udp" | "sctp") if p > 0 => Ok(()),
-        _ => Err(format!("\"{text}\" is not a port like \"8080\" or \"53/udp\"")),
+        _ => Err(format!(
+            "\"{text}\" is not a port like \"8080\" or \"53/udp\""
+        )),
     }
 }
 
@@ -513,7 +612,11 @@ impl Recipe {
                     span: Span { line: 1, col: 1 },
                     message: format!(
                         "build arg \"{name}\" is not declared in the recipe (declared: {})",
-                        if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+                        if declared.is_empty() {
+                            "none".to_string()
+                        } else {
+                            declared.join(", ")
+                        }
                     ),
                 });
             }
@@ -537,7 +640,9 @@ impl Recipe {
         };
         let ex_list = |l: &[Spanned<String>]| l.iter().map(&ex).collect::<Result<Vec<_>, _>>();
         let ex_map = |m: &[(String, Spanned<String>)]| {
-            m.iter().map(|(k, v)| Ok((k.clone(), ex(v)?))).collect::<Result<Vec<_>, RecipeError>>()
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), ex(v)?)))
+                .collect::<Result<Vec<_>, RecipeError>>()
         };
         let mut out = self.clone();
         out.base = ex(&self.base)?;
@@ -558,7 +663,12 @@ impl Recipe {
                 let step = match &s.value {
                     Step::Run(Command::Shell(c)) => Step::Run(Command::Shell(c.clone())),
                     Step::Run(Command::Exec(argv)) => Step::Run(Command::Exec(ex_list(argv)?)),
-                    Step::Copy { src, dest, owner, mode } => Step::Copy {
+                    Step::Copy {
+                        src,
+                        dest,
+                        owner,
+                        mode,
+                    } => Step::Copy {
                         src: ex(src)?,
                         dest: ex(dest)?,
                         owner: owner.as_ref().map(&ex).transpose()?,
@@ -639,7 +749,9 @@ image:
         assert_eq!(r.base.span, Span { line: 6, col: 7 });
         assert_eq!(r.epoch.as_ref().unwrap().value, 1_700_000_000);
         assert_eq!(r.steps.len(), 6);
-        assert!(matches!(&r.steps[0].value, Step::Run(Command::Shell(s)) if s.value == "hello > /greeting"));
+        assert!(
+            matches!(&r.steps[0].value, Step::Run(Command::Shell(s)) if s.value == "hello > /greeting")
+        );
         assert!(matches!(&r.steps[2].value, Step::Copy { mode: Some(m), .. } if m.value == 0o644));
         assert_eq!(r.image.cmd.as_ref().unwrap().len(), 0);
         assert_eq!(r.image.expose.len(), 2);
@@ -653,21 +765,56 @@ image:
     fn unknown_keys_name_their_line() {
         let e = err("base: x@sha256:00\nbsae: y\n");
         assert_eq!((e.span.line, e.span.col), (2, 1));
-        assert!(e.to_string().starts_with("repro.yaml:2:1: unknown key \"bsae\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("repro.yaml:2:1: unknown key \"bsae\""),
+            "{e}"
+        );
         let e = err("base: x\nsteps:\n  - rnu: ls\n");
-        assert_eq!(e.to_string(), "repro.yaml:3:5: unknown step kind \"rnu\" (expected one of: run, copy, env, workdir, user)");
+        assert_eq!(
+            e.to_string(),
+            "repro.yaml:3:5: unknown step kind \"rnu\" (expected one of: run, copy, env, workdir, user)"
+        );
     }
 
     #[test]
     fn wrong_kinds_and_missing_keys_are_errors() {
-        assert!(err("steps: []\n").message.contains("missing required key \"base\""));
+        assert!(
+            err("steps: []\n")
+                .message
+                .contains("missing required key \"base\"")
+        );
         assert!(err("base: [a]\n").message.contains("base must be a string"));
-        assert!(err("base: x\nepoch: yesterday\n").message.contains("epoch must be"));
-        assert!(err("base: x\npackages: {sums: S}\n").message.contains("providers"));
-        assert!(err("base: x\nimage: {expose: [\"0\"]}\n").message.contains("not a port"));
-        assert!(err("base: x\nsteps:\n  - copy: {src: a}\n").message.contains("dest"));
-        assert!(err("base: x\nsteps:\n  - copy: {src: a, dest: b, mode: rw}\n").message.contains("octal"));
-        assert!(err("base: x\nargs: {TARGETARCH: x}\n").message.contains("set by BuildKit"));
+        assert!(
+            err("base: x\nepoch: yesterday\n")
+                .message
+                .contains("epoch must be")
+        );
+        assert!(
+            err("base: x\npackages: {sums: S}\n")
+                .message
+                .contains("providers")
+        );
+        assert!(
+            err("base: x\nimage: {expose: [\"0\"]}\n")
+                .message
+                .contains("not a port")
+        );
+        assert!(
+            err("base: x\nsteps:\n  - copy: {src: a}\n")
+                .message
+                .contains("dest")
+        );
+        assert!(
+            err("base: x\nsteps:\n  - copy: {src: a, dest: b, mode: rw}\n")
+                .message
+                .contains("octal")
+        );
+        assert!(
+            err("base: x\nargs: {TARGETARCH: x}\n")
+                .message
+                .contains("set by BuildKit")
+        );
         assert!(err("").message.contains("empty"));
         assert!(err("base: x\nversion: 2\n").message.contains("version"));
     }
@@ -694,7 +841,9 @@ image:
         assert_eq!(p.sums.value, "SHA256SUMS-amd64");
         assert_eq!(p.providers[0].value, "http://127.0.0.1:1/d/{{.Name}}");
         // Shell strings are left for the shell.
-        assert!(matches!(&x.steps[0].value, Step::Run(Command::Shell(s)) if s.value == "hello > /greeting"));
+        assert!(
+            matches!(&x.steps[0].value, Step::Run(Command::Shell(s)) if s.value == "hello > /greeting")
+        );
 
         build.insert("NOPE".to_string(), "1".to_string());
         let e = r.arg_values(&build, &pre).unwrap_err();

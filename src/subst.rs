@@ -42,7 +42,7 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Str
                     return Err(SubstError {
                         offset: offset + pos,
                         message: format!("undeclared arg \"{name}\" (declare it under args:)"),
-                    })
+                    });
                 }
             }
             offset += pos + 2 + end + 1;
@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn expands_braced_names_only() {
-        assert_eq!(expand("x-${A}-$A-${EMPTY}.", &look).unwrap(), "x-alpha-$A-.");
+        assert_eq!(
+            expand("x-${A}-$A-${EMPTY}.", &look).unwrap(),
+            "x-alpha-$A-."
+        );
         assert_eq!(expand("$$A $${A} $", &look).unwrap(), "$A ${A} $");
     }
 

@@ -64,7 +64,7 @@ impl Template {
                         message: format!(
                             "unknown template field \"{other}\" (known: {{{{.Name}}}}, {{{{.Basename}}}}, {{{{.SHA256}}}})"
                         ),
-                    })
+                    });
                 }
             };
             pieces.push(Piece::Field(field));
@@ -137,7 +137,10 @@ mod tests {
         let t = Template::parse("http://m/debian/{{.Name}}").unwrap();
         assert_eq!(t.render(NAME, SUM), format!("http://m/debian/{NAME}"));
         let t = Template::parse("http://c/{{ .SHA256 }}/{{.Basename}}").unwrap();
-        assert_eq!(t.render(NAME, SUM), format!("http://c/{SUM}/hello_2.10-3_amd64.deb"));
+        assert_eq!(
+            t.render(NAME, SUM),
+            format!("http://c/{SUM}/hello_2.10-3_amd64.deb")
+        );
         assert_eq!(
             t.fields().collect::<Vec<_>>(),
             vec![Field::Sha256, Field::Basename]

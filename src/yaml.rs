@@ -145,14 +145,17 @@ impl Builder {
                 match slot {
                     Some(slot @ None) => {
                         if let Node::Scalar { text, .. } = &node {
-                            if let Some((prev, _)) = entries
-                                .iter()
-                                .find(|(k, _)| matches!(k, Node::Scalar { text: t, .. } if t == text))
-                            {
-                                let (span, prev_span, key) = (node.span(), prev.span(), text.clone());
+                            if let Some((prev, _)) = entries.iter().find(
+                                |(k, _)| matches!(k, Node::Scalar { text: t, .. } if t == text),
+                            ) {
+                                let (span, prev_span, key) =
+                                    (node.span(), prev.span(), text.clone());
                                 self.fail(
                                     span,
-                                    format!("duplicate key \"{key}\" (first at line {})", prev_span.line),
+                                    format!(
+                                        "duplicate key \"{key}\" (first at line {})",
+                                        prev_span.line
+                                    ),
                                 );
                                 return;
                             }
@@ -186,7 +189,10 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 if anchor != 0 || tag.is_some() {
-                    self.fail(span, "YAML anchors and tags are not supported in a recipe".into());
+                    self.fail(
+                        span,
+                        "YAML anchors and tags are not supported in a recipe".into(),
+                    );
                     return;
                 }
                 let plain = style == TScalarStyle::Plain;
@@ -194,7 +200,10 @@ impl MarkedEventReceiver for Builder {
             }
             Event::SequenceStart(anchor, tag) => {
                 if anchor != 0 || tag.is_some() {
-                    self.fail(span, "YAML anchors and tags are not supported in a recipe".into());
+                    self.fail(
+                        span,
+                        "YAML anchors and tags are not supported in a recipe".into(),
+                    );
                     return;
                 }
                 self.stack.push(Node::Seq {
@@ -204,7 +213,10 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingStart(anchor, tag) => {
                 if anchor != 0 || tag.is_some() {
-                    self.fail(span, "YAML anchors and tags are not supported in a recipe".into());
+                    self.fail(
+                        span,
+                        "YAML anchors and tags are not supported in a recipe".into(),
+                    );
                     return;
                 }
                 self.stack.push(Node::Map {
@@ -243,10 +255,10 @@ mod tests {
             panic!("not a map: {node:?}")
         };
         for (k, v) in entries {
-            if let (Node::Scalar { text, .. }, Node::Scalar { text: vt, span, .. }) = (k, v) {
-                if text == key {
-                    return (vt.clone(), *span);
-                }
+            if let (Node::Scalar { text, .. }, Node::Scalar { text: vt, span, .. }) = (k, v)
+                && text == key
+            {
+                return (vt.clone(), *span);
             }
         }
         panic!("no key {key}")
@@ -283,7 +295,9 @@ mod tests {
     fn empty_text_is_null_and_quoted_null_is_a_string() {
         assert!(parse("").unwrap().is_null());
         let doc = parse("a: \"null\"\nb: null\n").unwrap();
-        let Node::Map { entries, .. } = doc else { panic!() };
+        let Node::Map { entries, .. } = doc else {
+            panic!()
+        };
         assert!(!entries[0].1.is_null());
         assert!(entries[1].1.is_null());
     }
