@@ -86,6 +86,30 @@ pub struct ConvertError {
     pub message: String,
 }
 
+/// Picks the epoch: the SOURCE_DATE_EPOCH build arg, else the recipe's
+/// `epoch:`, else the base image's `created` time. Never the wall clock.
+pub fn choose_epoch(
+    build_arg: Option<&str>,
+    recipe: &Recipe,
+    base_created: Option<i64>,
+) -> Result<i64, String> {
+    if let Some(v) = build_arg.filter(|v| !v.is_empty()) {
+        return v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            format!(
+                "build arg SOURCE_DATE_EPOCH=\"{v}\" is not a whole number of seconds since 1970"
+            )
+        });
+    }
+    match (&recipe.epoch, base_created) {
+        (Some(e), _) => Ok(e.value),
+        (None, Some(created)) => Ok(created),
+        (None, None) => Err(format!(
+            "{}: no epoch: the base image has no \"created\" time; set epoch: in the recipe or --build-arg SOURCE_DATE_EPOCH=<seconds>",
+            recipe.file
+        )),
+    }
+}
+
 /// Converts an expanded recipe (see [`Recipe::expand`]) and its lockfile.
 pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted, ConvertError> {
     let mut base_name = format!("base image {}", opts.base_ref);

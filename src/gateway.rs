@@ -311,25 +311,12 @@ async fn build(
     let base =
         BaseConfig::parse(&config_bytes).with_context(|| format!("base image {base_ref}"))?;
 
-    let epoch = match opts
-        .build_args
-        .get("SOURCE_DATE_EPOCH")
-        .filter(|v| !v.is_empty())
-    {
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            anyhow!(
-                "build arg SOURCE_DATE_EPOCH=\"{v}\" is not a whole number of seconds since 1970"
-            )
-        })?,
-        None => match (&recipe.epoch, base.created) {
-            (Some(e), _) => e.value,
-            (None, Some(created)) => created,
-            (None, None) => bail!(
-                "{}: no epoch: the base image has no \"created\" time; set epoch: in the recipe or --build-arg SOURCE_DATE_EPOCH=<seconds>",
-                recipe.file
-            ),
-        },
-    };
+    let epoch = convert::choose_epoch(
+        opts.build_args.get("SOURCE_DATE_EPOCH").map(String::as_str),
+        &recipe,
+        base.created,
+    )
+    .map_err(|e| anyhow!(e))?;
 
     let (lock, sums_file) =
         match &recipe.packages {

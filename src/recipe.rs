@@ -431,10 +431,14 @@ impl<'a> Decoder<'a> {
         const KINDS: &[&str] = &["run", "copy", "env", "workdir", "user"];
         let entries = self.map(node, "a step")?;
         let [(k, v)] = entries else {
-            return self.err(
-                node.span(),
-                format!("a step has exactly one key, one of: {}", KINDS.join(", ")),
-            );
+            let (span, what) = match entries.get(1) {
+                Some((second, _)) => (
+                    second.span(),
+                    format!("\"{}\" is a second key", key_text(second)),
+                ),
+                None => (node.span(), "it has none".to_string()),
+            };
+            return self.err(span, format!("a step has exactly one key ({what}); start each step with \"- \" and one of: {}", KINDS.join(", ")));
         };
         let step = match key_text(k) {
             "run" => match v {

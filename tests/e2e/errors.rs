@@ -1,0 +1,124 @@
+//! Failures reach the user through `docker build` output, with their place.
+
+use sha2::{Digest, Sha256};
+
+use super::example_args;
+use crate::support::{docker_build, example_context, harness, pool::Fault, pool::PoolServer, repo};
+
+#[test]
+fn a_blob_with_wrong_bytes_fails_before_anything_is_installed() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("hello");
+    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
+    let (sum, name) = lock
+        .lines()
+        .find(|l| l.contains("/hello_"))
+        .and_then(|l| l.split_once("  "))
+        .expect("hello in the lockfile");
+    pool.fault(name, Fault::WrongBytes);
+    let mut served = std::fs::read(h.pool_dir().join(name)).unwrap();
+    served[0] ^= 0xff;
+    let served_sum = hex::encode(Sha256::digest(&served));
+
+    let (r, id) = docker_build(
+        &repo().join("examples/hello/repro.yaml"),
+        ctx.path(),
+        &example_args(&pool),
+    );
+    assert!(!r.ok && id.is_none(), "the build should fail:\n{}", r.text);
+    for needle in [
+        name.to_string(),
+        format!("{}/{name}", pool.url),
+        format!("sha256:{sum}"),
+        format!("sha256:{served_sum}"),
+        "nothing was installed".to_string(),
+    ] {
+        assert!(
+            r.text.contains(&needle),
+            "output lacks {needle:?}:\n{}",
+            r.text
+        );
+    }
+    assert!(
+        !r.text.contains("with dpkg"),
+        "the install step must not start:\n{}",
+        r.text
+    );
+}
+
+#[test]
+fn a_missing_blob_names_the_package_and_the_url() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("hello");
+    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
+    let name = lock
+        .lines()
+        .find_map(|l| l.split_once("  ").map(|(_, n)| n.to_string()))
+        .expect("an entry");
+    pool.fault(&name, Fault::NotFound);
+    let (r, id) = docker_build(
+        &repo().join("examples/hello/repro.yaml"),
+        ctx.path(),
+        &example_args(&pool),
+    );
+    assert!(!r.ok && id.is_none(), "the build should fail:\n{}", r.text);
+    let url = format!("{}/{name}", pool.url);
+    assert!(r.text.contains(&format!("package {name}")), "{}", r.text);
+    assert!(
+        r.text.contains(&format!("cannot fetch {url}")),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("with dpkg"), "{}", r.text);
+}
+
+/// Builds a recipe written into a fresh context and returns the output.
+fn build_text(recipe: &str, extra: &[String]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repro.yaml");
+    std::fs::write(&path, recipe).unwrap();
+    let (r, id) = docker_build(&path, dir.path(), extra);
+    assert!(!r.ok && id.is_none(), "the build should fail:\n{}", r.text);
+    r.text
+}
+
+#[test]
+fn a_bad_recipe_fails_with_its_line_in_the_build_output() {
+    let case = repo().join("tests/data/recipes/negative/unknown-step");
+    let recipe = std::fs::read_to_string(case.join("repro.yaml")).unwrap();
+    let expected = std::fs::read_to_string(case.join("error.txt")).unwrap();
+    let text = build_text(&recipe, &[]);
+    assert!(
+        text.contains(expected.trim()),
+        "output lacks {:?}:\n{text}",
+        expected.trim()
+    );
+}
+
+#[test]
+fn an_unpinned_base_is_refused_with_the_digest_to_paste() {
+    let h = harness();
+    let pinned = h.base_ref();
+    let (name, digest) = pinned.split_once('@').unwrap();
+    let recipe = format!("# syntax=repro-frontend:v0\nbase: {name}:bookworm\n");
+    let text = build_text(&recipe, &[]);
+    let paste = format!("{name}:bookworm@{digest}");
+    assert!(text.contains("repro.yaml:2:7: base image"), "{text}");
+    assert!(text.contains(&paste), "output lacks {paste:?}:\n{text}");
+}
+
+#[test]
+fn an_undeclared_build_arg_is_an_error() {
+    let h = harness();
+    let recipe = format!(
+        "# syntax=repro-frontend:v0\nargs:\n  A: x\nbase: {}\n",
+        h.base_ref()
+    );
+    let text = build_text(&recipe, &["--build-arg".into(), "NOPE=1".into()]);
+    assert!(
+        text.contains("build arg \"NOPE\" is not declared in the recipe (declared: A)"),
+        "{text}"
+    );
+}

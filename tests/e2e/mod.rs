@@ -1,0 +1,31 @@
+//! End-to-end: `docker build -f <recipe> <context>` through a real engine.
+
+mod errors;
+mod examples;
+
+use crate::support::{harness, pool::PoolServer};
+
+/// The build args that point an example at the harness's base image and at
+/// the test's package server, plus `--no-cache`.
+pub fn example_args(pool: &PoolServer) -> Vec<String> {
+    vec![
+        "--no-cache".into(),
+        "--build-arg".into(),
+        format!("BASE={}", harness().base_ref()),
+        "--build-arg".into(),
+        format!("MIRROR={}", pool.url),
+    ]
+}
+
+/// Removes an image when the test ends, pass or fail.
+pub struct ImageGuard(pub Option<String>);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        if let Some(id) = &self.0 {
+            let _ = std::process::Command::new(harness().docker())
+                .args(["rmi", "-f", id])
+                .output();
+        }
+    }
+}

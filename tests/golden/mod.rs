@@ -1,0 +1,157 @@
+//! Golden recipe folders: tests/data/recipes/<case>/ must convert, and give
+//! the progress names in `ops.txt`; tests/data/recipes/negative/<case>/ must
+//! fail with the text in `error.txt`. A case may carry `SHA256SUMS-amd64` and
+//! `build-args` (KEY=VALUE lines). Set REPRO_BLESS=1 to rewrite ops.txt.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bollard_buildkit_proto::pb;
+use prost::Message;
+use repro_frontend::convert::{self, Platform};
+use repro_frontend::image::BaseConfig;
+use repro_frontend::llb::{LocalOpts, ResolveMode};
+use repro_frontend::{lockfile, recipe};
+
+use crate::support::repo;
+
+const BASE_CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux","created":"2024-05-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["bash"]}}"#;
+
+/// The offline pipeline: parse, apply args, read the lockfile, convert.
+fn convert_case(dir: &Path) -> Result<convert::Converted, String> {
+    let text = std::fs::read_to_string(dir.join("repro.yaml")).map_err(|e| e.to_string())?;
+    let parsed = recipe::parse("repro.yaml", &text).map_err(|e| e.to_string())?;
+    let build_args: BTreeMap<String, String> = std::fs::read_to_string(dir.join("build-args"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let platform = Platform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    };
+    let args = parsed
+        .arg_values(&build_args, &platform.target_args())
+        .map_err(|e| e.to_string())?;
+    let r = parsed.expand(&args).map_err(|e| e.to_string())?;
+    let (lock, sums_file) = match &r.packages {
+        Some(p) => {
+            let text = std::fs::read_to_string(dir.join(&p.sums.value))
+                .map_err(|e| format!("{}: {e}", p.sums.value))?;
+            (
+                lockfile::parse(&text).map_err(|e| format!("{}:{e}", p.sums.value))?,
+                p.sums.value.clone(),
+            )
+        }
+        None => (lockfile::Lockfile::default(), String::new()),
+    };
+    let base = BaseConfig::parse(BASE_CONFIG).map_err(|e| e.to_string())?;
+    let epoch = convert::choose_epoch(
+        build_args.get("SOURCE_DATE_EPOCH").map(String::as_str),
+        &r,
+        base.created,
+    )?;
+    convert::to_llb(
+        &r,
+        &lock,
+        &convert::Opts {
+            base_ref: r.base.value.clone(),
+            base,
+            epoch,
+            args,
+            platform,
+            frontend_image: "docker.io/library/repro-frontend:v0".into(),
+            resolve_mode: ResolveMode::Default,
+            context_name: "context".into(),
+            context: LocalOpts::default(),
+            sums_file,
+            base_note: None,
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Progress names of the ops, in Definition order.
+fn op_names(c: &convert::Converted) -> String {
+    let def = c.state.marshal();
+    let mut out = String::new();
+    for bytes in &def.def {
+        let digest = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+        );
+        let op = pb::Op::decode(bytes.as_slice()).expect("decode op");
+        if op.op.is_none() {
+            continue;
+        }
+        let name = def
+            .metadata
+            .get(&digest)
+            .and_then(|m| m.description.get("llb.customname").cloned())
+            .unwrap_or_else(|| "(unnamed)".into());
+        out.push_str(&name);
+        out.push('\n');
+    }
+    out
+}
+
+fn cases(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read cases")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("repro.yaml").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn positive_cases_convert_to_the_recorded_ops() {
+    let dir = repo().join("tests/data/recipes");
+    let all = cases(&dir);
+    assert!(all.len() >= 3, "expected golden cases in {}", dir.display());
+    let bless = std::env::var_os("REPRO_BLESS").is_some();
+    for case in all {
+        let converted = convert_case(&case).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let names = op_names(&converted);
+        let expected_path = case.join("ops.txt");
+        if bless {
+            std::fs::write(&expected_path, &names).expect("write ops.txt");
+        }
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        assert_eq!(names, expected, "{}", case.display());
+        // Converting again gives the same bytes.
+        let again = convert_case(&case).expect("second conversion");
+        assert_eq!(
+            converted.state.marshal().encode_to_vec(),
+            again.state.marshal().encode_to_vec(),
+            "{}",
+            case.display()
+        );
+        assert_eq!(converted.config, again.config);
+    }
+}
+
+#[test]
+fn negative_cases_fail_with_the_recorded_error() {
+    let dir = repo().join("tests/data/recipes/negative");
+    let all = cases(&dir);
+    assert!(
+        all.len() >= 8,
+        "expected negative cases in {}",
+        dir.display()
+    );
+    for case in all {
+        let expected = std::fs::read_to_string(case.join("error.txt")).expect("error.txt");
+        match convert_case(&case) {
+            Ok(_) => panic!(
+                "{}: converted, but should fail with {expected}",
+                case.display()
+            ),
+            Err(e) => assert_eq!(e, expected.trim_end(), "{}", case.display()),
+        }
+    }
+}

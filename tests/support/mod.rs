@@ -1,0 +1,128 @@
+//! Shared test support: the harness's environment, running docker, and a
+//! package server with fault injection.
+
+pub mod pool;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The values `scripts/setup.sh` wrote to `target/harness/env`.
+pub struct Harness {
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Harness {
+    pub fn get(&self, key: &str) -> &str {
+        self.vars
+            .get(key)
+            .unwrap_or_else(|| panic!("the harness env file has no {key}; re-run scripts/setup.sh"))
+    }
+
+    pub fn docker(&self) -> &str {
+        self.get("DOCKER")
+    }
+
+    pub fn base_ref(&self) -> &str {
+        self.get("BASE_REF")
+    }
+
+    pub fn pool_dir(&self) -> PathBuf {
+        PathBuf::from(self.get("POOL_DIR"))
+    }
+
+    pub fn lockfile(&self, example: &str) -> PathBuf {
+        Path::new(self.get("LOCK_DIR"))
+            .join(example)
+            .join("SHA256SUMS-amd64")
+    }
+}
+
+/// The harness, or a panic that says how to get one: end-to-end tests never
+/// pass without a real engine.
+pub fn harness() -> &'static Harness {
+    static H: OnceLock<Harness> = OnceLock::new();
+    H.get_or_init(|| {
+        let path = std::env::var("REPRO_HARNESS_ENV").unwrap_or_else(|_| {
+            panic!("REPRO_HARNESS_ENV is not set: the end-to-end tests need a real Docker Engine; run scripts/test.sh (it runs scripts/setup.sh first)")
+        });
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read the harness env file {path}: {e}"));
+        let vars = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let h = Harness { vars };
+        let out = Command::new(h.docker()).arg("info").output().expect("run docker info");
+        assert!(out.status.success(), "the Docker Engine is not running: {}", String::from_utf8_lossy(&out.stderr));
+        h
+    })
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The result of a docker command.
+pub struct Run {
+    pub ok: bool,
+    /// stdout and stderr together (BuildKit's plain progress goes to stderr).
+    pub text: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Run {
+        ok: status.success(),
+        text: format!(
+            "{}{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
+    }
+}
+
+/// `docker build` the way a user runs it, with BuildKit and plain progress.
+pub fn docker_build(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<String>) {
+    let h = harness();
+    let iid = tempfile::NamedTempFile::new().expect("temp file");
+    let mut cmd = Command::new(h.docker());
+    cmd.env("DOCKER_BUILDKIT", "1")
+        .arg("build")
+        .arg("--progress=plain")
+        .arg("--iidfile")
+        .arg(iid.path())
+        .arg("-f")
+        .arg(recipe)
+        .args(extra)
+        .arg(context);
+    let r = run(&mut cmd);
+    let id = std::fs::read_to_string(iid.path())
+        .ok()
+        .filter(|s| !s.is_empty());
+    (r, id)
+}
+
+/// A copy of an example's folder with the lockfile the harness computed for
+/// its base image (mirrors drop old versions, so it is made at test time).
+pub fn example_context(example: &str) -> tempfile::TempDir {
+    let h = harness();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = repo().join("examples").join(example);
+    for entry in std::fs::read_dir(&src).expect("read example") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+        }
+    }
+    std::fs::copy(h.lockfile(example), dir.path().join("SHA256SUMS-amd64")).expect("copy lockfile");
+    dir
+}

@@ -1,0 +1,103 @@
+//! A small HTTP server for package blobs, on 127.0.0.1, with faults per path.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// What the server does for a path instead of serving the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Serve the file with its first byte changed.
+    WrongBytes,
+    NotFound,
+}
+
+pub struct PoolServer {
+    pub url: String,
+    faults: Arc<Mutex<HashMap<String, Fault>>>,
+    hits: Arc<Mutex<Vec<String>>>,
+}
+
+impl PoolServer {
+    /// Serves `dir` until the test process ends.
+    pub fn start(dir: PathBuf) -> PoolServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
+        let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (f, h) = (faults.clone(), hits.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (dir, f, h) = (dir.clone(), f.clone(), h.clone());
+                thread::spawn(move || serve(stream, &dir, &f, &h));
+            }
+        });
+        PoolServer { url, faults, hits }
+    }
+
+    /// Sets a fault for a lockfile name (`pool/main/...`).
+    pub fn fault(&self, name: &str, fault: Fault) {
+        self.faults
+            .lock()
+            .expect("lock")
+            .insert(format!("/{name}"), fault);
+    }
+
+    /// The paths requested so far.
+    pub fn hits(&self) -> Vec<String> {
+        self.hits.lock().expect("lock").clone()
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    dir: &std::path::Path,
+    faults: &Mutex<HashMap<String, Fault>>,
+    hits: &Mutex<Vec<String>>,
+) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    // Drain the headers.
+    let mut line = String::new();
+    while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+        line.clear();
+    }
+    let mut parts = request.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("/").to_string(),
+    );
+    hits.lock().expect("lock").push(path.clone());
+    let fault = faults.lock().expect("lock").get(&path).copied();
+    let file = dir.join(path.trim_start_matches('/'));
+    let mut out = stream;
+    let body = match (fault, std::fs::read(&file)) {
+        (Some(Fault::NotFound), _) | (None | Some(Fault::WrongBytes), Err(_)) => {
+            let _ = out.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
+        }
+        (Some(Fault::WrongBytes), Ok(mut bytes)) => {
+            if let Some(b) = bytes.first_mut() {
+                *b ^= 0xff;
+            }
+            bytes
+        }
+        (None, Ok(bytes)) => bytes,
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = out.write_all(head.as_bytes());
+    if method != "HEAD" {
+        let _ = out.write_all(&body);
+    }
+}
