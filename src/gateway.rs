@@ -46,22 +46,28 @@ pub struct Bridge {
 
 /// Connects to BuildKit over this process's stdin and stdout and pings it.
 pub async fn connect() -> Result<Bridge> {
-    let io = Mutex::new(Some(tokio::io::join(
-        tokio::io::stdin(),
-        tokio::io::stdout(),
-    )));
-    // The URI is a placeholder: the connector below hands out stdio, once.
+    connect_io(tokio::io::join(tokio::io::stdin(), tokio::io::stdout())).await
+}
+
+/// Connects over any byte stream (stdio in production, an in-memory pipe in
+/// the tests' fake bridge) and pings.
+pub async fn connect_io<IO>(io: IO) -> Result<Bridge>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let io = Mutex::new(Some(io));
+    // The URI is a placeholder: the connector below hands out the stream, once.
     let channel = Endpoint::try_from("http://[::]:50051")?
         .connect_with_connector(tower::service_fn(move |_| {
             let taken = io.lock().ok().and_then(|mut slot| slot.take());
             async move {
                 taken.map(TokioIo::new).ok_or_else(|| {
-                    std::io::Error::other("the stdio connection to BuildKit was already used")
+                    std::io::Error::other("the connection to BuildKit was already used")
                 })
             }
         }))
         .await
-        .context("cannot open the gRPC connection to BuildKit on stdin/stdout")?;
+        .context("cannot open the gRPC connection to BuildKit")?;
     let mut client = LlbBridgeClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
@@ -230,7 +236,11 @@ impl Bridge {
 
 /// Runs one build as a gateway frontend and returns its outcome to BuildKit.
 pub async fn run(opts: Result<FrontendOpts, String>) -> Result<()> {
-    let mut bridge = connect().await?;
+    run_with(connect().await?, opts).await
+}
+
+/// Runs one build on a connected bridge.
+pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, String>) -> Result<()> {
     let outcome = match opts {
         Ok(opts) => build(&mut bridge, &opts).await,
         Err(e) => Err(anyhow!(e)),
@@ -474,5 +484,466 @@ mod tests {
         assert!(has_digest(&format!("debian:bookworm@sha256:{hex}")));
         assert!(!has_digest("debian:bookworm"));
         assert!(!has_digest("debian@sha256:abc"));
+    }
+}
+
+/// A fake LLBBridge in memory, for the protocol's edge cases; every
+/// user-facing promise is also tested through a real engine in tests/e2e.
+#[cfg(test)]
+mod fake {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use bollard_buildkit_proto::moby::buildkit::v1::apicaps::ApiCap;
+    use bollard_buildkit_proto::moby::buildkit::v1::frontend::Result as GwResult;
+    use bollard_buildkit_proto::moby::buildkit::v1::frontend::llb_bridge_server::{
+        LlbBridge, LlbBridgeServer,
+    };
+    use bollard_buildkit_proto::moby::buildkit::v1::frontend::*;
+    use bollard_buildkit_proto::pb;
+    use prost::Message;
+    use std::result::Result;
+    use tonic::{Request, Response, Status};
+
+    use super::{connect_io, result, run_with};
+    use crate::opts;
+
+    pub const BASE: &str = "127.0.0.1:5000/repro/debian@sha256:4608019fc9f45c56ec80a55881d4dc90a637271afb41bc2aa7df7d218aacdf56";
+    pub const DIGEST: &str =
+        "sha256:4608019fc9f45c56ec80a55881d4dc90a637271afb41bc2aa7df7d218aacdf56";
+
+    /// What the fake engine holds and what it saw.
+    #[derive(Default)]
+    pub struct State {
+        pub files: HashMap<String, Vec<u8>>,
+        pub llb_caps: Vec<String>,
+        /// A Solve whose definition holds this text fails with this message.
+        pub fail_solve: Option<(String, String)>,
+        pub refs: HashMap<String, String>,
+        pub returned: Option<ReturnRequest>,
+        pub solved: Vec<pb::Definition>,
+    }
+
+    #[derive(Clone, Default)]
+    pub struct Fake(pub Arc<Mutex<State>>);
+
+    fn unimplemented<T>() -> Result<Response<T>, Status> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+
+    #[tonic::async_trait]
+    impl LlbBridge for Fake {
+        async fn resolve_image_config(
+            &self,
+            req: Request<ResolveImageConfigRequest>,
+        ) -> Result<Response<ResolveImageConfigResponse>, Status> {
+            let r = req.into_inner().r#ref;
+            if !r.starts_with("127.0.0.1:5000/repro/debian") {
+                return Err(Status::not_found(format!("{r}: not found")));
+            }
+            Ok(Response::new(ResolveImageConfigResponse {
+                digest: DIGEST.into(),
+                config: br#"{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{"Env":["PATH=/usr/bin:/bin"]}}"#.to_vec(),
+                r#ref: r,
+            }))
+        }
+        async fn resolve_source_meta(
+            &self,
+            _: Request<ResolveSourceMetaRequest>,
+        ) -> Result<Response<ResolveSourceMetaResponse>, Status> {
+            unimplemented()
+        }
+        async fn solve(
+            &self,
+            req: Request<SolveRequest>,
+        ) -> Result<Response<SolveResponse>, Status> {
+            let def = req.into_inner().definition.unwrap_or_default();
+            let text: String = def
+                .def
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect();
+            let mut st = self.0.lock().unwrap();
+            if let Some((needle, msg)) = &st.fail_solve
+                && text.contains(needle.as_str())
+            {
+                return Err(Status::unknown(msg.clone()));
+            }
+            st.solved.push(def);
+            let id = format!("ref-{}", st.solved.len());
+            let local = if text.contains("local://dockerfile") {
+                "dockerfile"
+            } else {
+                "context"
+            };
+            st.refs.insert(id.clone(), local.into());
+            Ok(Response::new(SolveResponse {
+                r#ref: String::new(),
+                result: Some(GwResult {
+                    result: Some(result::Result::Ref(Ref { id, def: None })),
+                    ..Default::default()
+                }),
+            }))
+        }
+        async fn read_file(
+            &self,
+            req: Request<ReadFileRequest>,
+        ) -> Result<Response<ReadFileResponse>, Status> {
+            let req = req.into_inner();
+            let st = self.0.lock().unwrap();
+            let local = st.refs.get(&req.r#ref).cloned().unwrap_or_default();
+            match st.files.get(&format!("{local}/{}", req.file_path)) {
+                Some(data) => Ok(Response::new(ReadFileResponse { data: data.clone() })),
+                None => Err(Status::not_found(format!(
+                    "open {}: no such file or directory",
+                    req.file_path
+                ))),
+            }
+        }
+        async fn read_dir(
+            &self,
+            _: Request<ReadDirRequest>,
+        ) -> Result<Response<ReadDirResponse>, Status> {
+            unimplemented()
+        }
+        async fn stat_file(
+            &self,
+            _: Request<StatFileRequest>,
+        ) -> Result<Response<StatFileResponse>, Status> {
+            unimplemented()
+        }
+        async fn evaluate(
+            &self,
+            _: Request<EvaluateRequest>,
+        ) -> Result<Response<EvaluateResponse>, Status> {
+            unimplemented()
+        }
+        async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PongResponse>, Status> {
+            let cap = |id: &str| ApiCap {
+                id: id.into(),
+                enabled: true,
+                ..Default::default()
+            };
+            let st = self.0.lock().unwrap();
+            Ok(Response::new(PongResponse {
+                frontend_api_caps: [
+                    "solve.base",
+                    "readfile",
+                    "resolveimage",
+                    "return",
+                    "proto.refarray",
+                ]
+                .iter()
+                .map(|c| cap(c))
+                .collect(),
+                llb_caps: st.llb_caps.iter().map(|c| cap(c)).collect(),
+                workers: Vec::new(),
+            }))
+        }
+        async fn r#return(
+            &self,
+            req: Request<ReturnRequest>,
+        ) -> Result<Response<ReturnResponse>, Status> {
+            self.0.lock().unwrap().returned = Some(req.into_inner());
+            Ok(Response::new(ReturnResponse {}))
+        }
+        async fn inputs(
+            &self,
+            _: Request<InputsRequest>,
+        ) -> Result<Response<InputsResponse>, Status> {
+            unimplemented()
+        }
+        async fn new_container(
+            &self,
+            _: Request<NewContainerRequest>,
+        ) -> Result<Response<NewContainerResponse>, Status> {
+            unimplemented()
+        }
+        async fn release_container(
+            &self,
+            _: Request<ReleaseContainerRequest>,
+        ) -> Result<Response<ReleaseContainerResponse>, Status> {
+            unimplemented()
+        }
+        type ExecProcessStream =
+            tokio_stream::wrappers::ReceiverStream<Result<ExecMessage, Status>>;
+        async fn exec_process(
+            &self,
+            _: Request<tonic::Streaming<ExecMessage>>,
+        ) -> Result<Response<Self::ExecProcessStream>, Status> {
+            unimplemented()
+        }
+        async fn read_file_container(
+            &self,
+            _: Request<ReadFileRequest>,
+        ) -> Result<Response<ReadFileResponse>, Status> {
+            unimplemented()
+        }
+        async fn read_dir_container(
+            &self,
+            _: Request<ReadDirRequest>,
+        ) -> Result<Response<ReadDirResponse>, Status> {
+            unimplemented()
+        }
+        async fn stat_file_container(
+            &self,
+            _: Request<StatFileRequest>,
+        ) -> Result<Response<StatFileResponse>, Status> {
+            unimplemented()
+        }
+        async fn warn(&self, _: Request<WarnRequest>) -> Result<Response<WarnResponse>, Status> {
+            unimplemented()
+        }
+    }
+
+    /// Every LLB cap the frontend may need.
+    pub fn all_llb_caps() -> Vec<String> {
+        crate::llb::ALL_CAPS.iter().map(|c| c.to_string()).collect()
+    }
+
+    /// Runs the frontend against the fake and returns what it sent to Return.
+    pub async fn build(fake: Fake, opts: Vec<(&str, &str)>) -> ReturnRequest {
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let server = fake.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(LlbBridgeServer::new(server))
+                .serve_with_incoming(tokio_stream::once(Ok::<_, std::io::Error>(server_io)))
+                .await
+        });
+        let bridge = connect_io(client_io).await.expect("connect to the fake");
+        let env = opts
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| (format!("BUILDKIT_FRONTEND_OPT_{i}"), format!("{k}={v}")))
+            .collect::<Vec<_>>();
+        run_with(bridge, opts::from_env(env)).await.expect("return");
+        let returned = fake.0.lock().unwrap().returned.take();
+        returned.expect("the frontend called Return")
+    }
+
+    pub fn error_of(r: &ReturnRequest) -> String {
+        r.error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn with_files(files: &[(&str, &str)]) -> Fake {
+        let fake = Fake::default();
+        {
+            let mut st = fake.0.lock().unwrap();
+            st.llb_caps = all_llb_caps();
+            for (k, v) in files {
+                st.files.insert(k.to_string(), v.as_bytes().to_vec());
+            }
+        }
+        fake
+    }
+
+    pub fn decode_ops(def: &pb::Definition) -> Vec<pb::Op> {
+        def.def
+            .iter()
+            .map(|b| pb::Op::decode(b.as_slice()).unwrap())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod bridge_tests {
+    use super::fake::*;
+
+    const SOURCE: (&str, &str) = ("source", "repro-frontend:v0");
+
+    fn recipe(body: &str) -> String {
+        format!("# syntax=repro-frontend:v0\nbase: {BASE}\n{body}")
+    }
+
+    #[tokio::test]
+    async fn returns_the_image_with_its_config() {
+        let r = recipe("image:\n  cmd: [hello]\n");
+        let fake = with_files(&[("dockerfile/repro.yaml", &r)]);
+        let ret = build(fake.clone(), vec![SOURCE]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let result = ret.result.unwrap();
+        let Some(super::result::Result::Ref(r)) = result.result else {
+            panic!("no ref")
+        };
+        assert!(r.id.starts_with("ref-"));
+        let config: serde_json::Value =
+            serde_json::from_slice(&result.metadata["containerimage.config"]).unwrap();
+        assert_eq!(
+            config["created"], "2024-01-01T00:00:00Z",
+            "epoch defaults to the base's created time"
+        );
+        assert_eq!(config["config"]["Cmd"], serde_json::json!(["hello"]));
+        // The last solve is the image; its frontend image ref is qualified.
+        let st = fake.0.lock().unwrap();
+        let ops = decode_ops(st.solved.last().unwrap());
+        let idents: Vec<String> = ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Some(bollard_buildkit_proto::pb::op::Op::Source(s)) => Some(s.identifier.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            idents.contains(&"docker-image://docker.io/library/repro-frontend:v0".to_string()),
+            "{idents:?}"
+        );
+        assert!(
+            idents.contains(&format!("docker-image://{BASE}")),
+            "{idents:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn recipe_errors_come_back_as_the_returned_status() {
+        let fake = with_files(&[("dockerfile/repro.yaml", &recipe("stesp: []\n"))]);
+        let ret = build(fake, vec![SOURCE]).await;
+        assert!(ret.result.is_none());
+        assert!(
+            error_of(&ret).starts_with("repro.yaml:3:1: unknown key \"stesp\""),
+            "{}",
+            error_of(&ret)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_filename_opt_names_the_recipe() {
+        let fake = with_files(&[("dockerfile/other.yaml", "base: x\nnope: 1\n")]);
+        let ret = build(fake, vec![SOURCE, ("filename", "other.yaml")]).await;
+        assert!(
+            error_of(&ret).starts_with("other.yaml:2:1:"),
+            "{}",
+            error_of(&ret)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_recipe_is_reported_by_name() {
+        let ret = build(with_files(&[]), vec![SOURCE]).await;
+        assert!(
+            error_of(&ret).contains("cannot read the recipe repro.yaml"),
+            "{}",
+            error_of(&ret)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unpinned_base_gets_the_digest_to_paste() {
+        let r = "base: 127.0.0.1:5000/repro/debian:bookworm\n";
+        let ret = build(with_files(&[("dockerfile/repro.yaml", r)]), vec![SOURCE]).await;
+        let want = format!("127.0.0.1:5000/repro/debian:bookworm@{DIGEST}");
+        assert!(error_of(&ret).contains(&want), "{}", error_of(&ret));
+        // With the opt-out the build goes on, pinned to what was resolved.
+        let r = "base: 127.0.0.1:5000/repro/debian:bookworm\nallow-unpinned-base: true\n";
+        let fake = with_files(&[("dockerfile/repro.yaml", r)]);
+        let ret = build(fake.clone(), vec![SOURCE]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let st = fake.0.lock().unwrap();
+        let def = st.solved.last().unwrap();
+        let names: String = def
+            .metadata
+            .values()
+            .filter_map(|m| m.description.get("llb.customname").cloned())
+            .collect();
+        assert!(names.contains("WARNING"), "{names}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_llb_cap_fails_early_and_names_it() {
+        let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
+        fake.0
+            .lock()
+            .unwrap()
+            .llb_caps
+            .retain(|c| c != "exec.meta.network");
+        let ret = build(fake.clone(), vec![SOURCE]).await;
+        assert!(
+            error_of(&ret).contains("exec.meta.network"),
+            "{}",
+            error_of(&ret)
+        );
+        assert_eq!(
+            fake.0.lock().unwrap().solved.len(),
+            1,
+            "only the recipe was loaded"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_blob_is_reported_with_package_and_url_and_nothing_installed() {
+        let sums = format!(
+            "{}  pool/main/h/hello/hello_2.10-3_amd64.deb\n",
+            "a".repeat(64)
+        );
+        let r = recipe(
+            "packages:\n  sums: SHA256SUMS\n  providers: [\"http://127.0.0.1:9/{{.Name}}\"]\n",
+        );
+        let fake = with_files(&[("dockerfile/repro.yaml", &r), ("context/SHA256SUMS", &sums)]);
+        fake.0.lock().unwrap().fail_solve = Some((
+            "http://127.0.0.1:9/".into(),
+            format!(
+                "digest mismatch sha256:{}: sha256:{}",
+                "b".repeat(64),
+                "a".repeat(64)
+            ),
+        ));
+        let ret = build(fake.clone(), vec![SOURCE]).await;
+        let e = error_of(&ret);
+        assert!(
+            e.contains("package pool/main/h/hello/hello_2.10-3_amd64.deb (lockfile line 1)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("http://127.0.0.1:9/pool/main/h/hello/hello_2.10-3_amd64.deb"),
+            "{e}"
+        );
+        assert!(e.contains(&format!("sha256:{}", "b".repeat(64))), "{e}");
+        assert!(e.contains("nothing was installed"), "{e}");
+        let st = fake.0.lock().unwrap();
+        assert!(
+            !st.solved.iter().any(|d| decode_ops(d)
+                .iter()
+                .any(|o| matches!(&o.op, Some(bollard_buildkit_proto::pb::op::Op::Exec(_))))),
+            "no exec was solved"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lockfile_error_names_the_lockfile_line() {
+        let r = recipe("packages:\n  sums: SHA256SUMS\n  providers: [\"http://m/{{.Name}}\"]\n");
+        let sums = format!("# x\n{}  ../etc/passwd\n", "a".repeat(64));
+        let ret = build(
+            with_files(&[("dockerfile/repro.yaml", &r), ("context/SHA256SUMS", &sums)]),
+            vec![SOURCE],
+        )
+        .await;
+        assert!(
+            error_of(&ret).starts_with("SHA256SUMS:2:67: name \"../etc/passwd\""),
+            "{}",
+            error_of(&ret)
+        );
+    }
+
+    #[tokio::test]
+    async fn source_date_epoch_wins_and_a_bad_one_is_an_error() {
+        let fake = with_files(&[("dockerfile/repro.yaml", &recipe("epoch: 5\n"))]);
+        let ret = build(fake, vec![SOURCE, ("build-arg:SOURCE_DATE_EPOCH", "86400")]).await;
+        let config: serde_json::Value =
+            serde_json::from_slice(&ret.result.unwrap().metadata["containerimage.config"]).unwrap();
+        assert_eq!(config["created"], "1970-01-02T00:00:00Z");
+        let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
+        let ret = build(
+            fake,
+            vec![SOURCE, ("build-arg:SOURCE_DATE_EPOCH", "yesterday")],
+        )
+        .await;
+        assert!(
+            error_of(&ret).contains("SOURCE_DATE_EPOCH=\"yesterday\""),
+            "{}",
+            error_of(&ret)
+        );
     }
 }

@@ -36,6 +36,25 @@ pub const CAP_EXEC_MOUNT_SELECTOR: Cap = "exec.mount.selector";
 pub const CAP_FILE_BASE: Cap = "file.base";
 pub const CAP_META_DESCRIPTION: Cap = "meta.description";
 
+/// Every cap this builder can record.
+pub const ALL_CAPS: &[Cap] = &[
+    CAP_SOURCE_IMAGE,
+    CAP_SOURCE_IMAGE_RESOLVE_MODE,
+    CAP_SOURCE_LOCAL,
+    CAP_SOURCE_LOCAL_SESSION_ID,
+    CAP_SOURCE_LOCAL_INCLUDE_PATTERNS,
+    CAP_SOURCE_LOCAL_SHARED_KEY_HINT,
+    CAP_SOURCE_HTTP,
+    CAP_SOURCE_HTTP_CHECKSUM,
+    CAP_SOURCE_HTTP_PERM,
+    CAP_EXEC_META_BASE,
+    CAP_EXEC_META_NETWORK,
+    CAP_EXEC_MOUNT_BIND,
+    CAP_EXEC_MOUNT_SELECTOR,
+    CAP_FILE_BASE,
+    CAP_META_DESCRIPTION,
+];
+
 /// One marshalled op and what it needs.
 #[derive(Debug)]
 pub struct Vertex {
