@@ -379,9 +379,18 @@ async fn build(
     )?;
     check_llb_caps(&bridge.llb_caps, &converted.state)?;
 
-    fetch_all(bridge, &converted.fetches).await?;
+    let constraints = llb::Constraints {
+        ignore_cache: opts.no_cache,
+    };
+    if opts.no_cache && !bridge.llb_caps.contains(llb::CAP_META_IGNORE_CACHE) {
+        bail!(
+            "this BuildKit lacks the LLB cap {} needed for --no-cache",
+            llb::CAP_META_IGNORE_CACHE
+        );
+    }
+    fetch_all(bridge, &converted.fetches, constraints).await?;
 
-    let def = converted.state.marshal();
+    let def = converted.state.marshal_with(constraints);
     let id = bridge
         .solve(def.clone())
         .await
@@ -416,11 +425,15 @@ fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
 /// that cannot be fetched or does not match its sha256 is reported with its
 /// package name and URL, and nothing is installed. The main solve then finds
 /// them in BuildKit's cache by digest.
-async fn fetch_all(bridge: &mut Bridge, fetches: &[convert::Fetch]) -> Result<()> {
+async fn fetch_all(
+    bridge: &mut Bridge,
+    fetches: &[convert::Fetch],
+    constraints: llb::Constraints,
+) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, f) in fetches.iter().enumerate() {
         let mut client = bridge.client.clone();
-        let def = f.state.marshal();
+        let def = f.state.marshal_with(constraints);
         let array = bridge.api_caps.contains(CAP_PROTO_REF_ARRAY);
         tasks.spawn(async move {
             let r = client
@@ -849,6 +862,29 @@ mod bridge_tests {
             .filter_map(|m| m.description.get("llb.customname").cloned())
             .collect();
         assert!(names.contains("WARNING"), "{names}");
+    }
+
+    #[tokio::test]
+    async fn no_cache_marks_every_solved_op() {
+        let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
+        let ret = build(fake.clone(), vec![SOURCE, ("no-cache", "")]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let st = fake.0.lock().unwrap();
+        let image = st.solved.last().unwrap();
+        assert!(!image.metadata.is_empty());
+        assert!(image.metadata.values().all(|m| m.ignore_cache));
+        let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
+        let ret = build(fake.clone(), vec![SOURCE]).await;
+        assert!(ret.error.is_none());
+        let st = fake.0.lock().unwrap();
+        assert!(
+            st.solved
+                .last()
+                .unwrap()
+                .metadata
+                .values()
+                .all(|m| !m.ignore_cache)
+        );
     }
 
     #[tokio::test]

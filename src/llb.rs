@@ -35,6 +35,16 @@ pub const CAP_EXEC_MOUNT_BIND: Cap = "exec.mount.bind";
 pub const CAP_EXEC_MOUNT_SELECTOR: Cap = "exec.mount.selector";
 pub const CAP_FILE_BASE: Cap = "file.base";
 pub const CAP_META_DESCRIPTION: Cap = "meta.description";
+pub const CAP_META_IGNORE_CACHE: Cap = "meta.ignorecache";
+
+/// Metadata applied to every op of a Definition, as Go's llb.Constraints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Constraints {
+    /// `--no-cache`: BuildKit recomputes every op instead of reusing results
+    /// of earlier builds. It lives in the metadata, not in the op, so the
+    /// op digests (and the image) do not change.
+    pub ignore_cache: bool,
+}
 
 /// Every cap this builder can record.
 pub const ALL_CAPS: &[Cap] = &[
@@ -53,6 +63,7 @@ pub const ALL_CAPS: &[Cap] = &[
     CAP_EXEC_MOUNT_SELECTOR,
     CAP_FILE_BASE,
     CAP_META_DESCRIPTION,
+    CAP_META_IGNORE_CACHE,
 ];
 
 /// One marshalled op and what it needs.
@@ -668,15 +679,26 @@ impl State {
     /// Marshals the graph that ends in this state into a Definition: ops in
     /// dependency order, each once, then the terminal op that names the result.
     pub fn marshal(&self) -> pb::Definition {
+        self.marshal_with(Constraints::default())
+    }
+
+    /// Marshals with per-build metadata applied to every op.
+    pub fn marshal_with(&self, c: Constraints) -> pb::Definition {
         let mut def = Vec::new();
         let mut metadata = BTreeMap::new();
         walk(self.output.as_ref(), &mut BTreeSet::new(), &mut |v| {
             def.push(v.bytes.clone());
+            let mut caps: BTreeMap<String, bool> =
+                v.caps.iter().map(|c| (c.to_string(), true)).collect();
+            if c.ignore_cache {
+                caps.insert(CAP_META_IGNORE_CACHE.to_string(), true);
+            }
             metadata.insert(
                 v.digest.clone(),
                 pb::OpMetadata {
+                    ignore_cache: c.ignore_cache,
                     description: v.description.clone(),
-                    caps: v.caps.iter().map(|c| (c.to_string(), true)).collect(),
+                    caps,
                     ..Default::default()
                 },
             );
@@ -869,6 +891,19 @@ mod tests {
         };
         assert_eq!(c.timestamp, 7_000_000_000);
         assert_eq!(c.mode, -1);
+    }
+
+    #[test]
+    fn ignore_cache_marks_every_op_and_keeps_the_digests() {
+        let plain = sample().marshal();
+        let nocache = sample().marshal_with(Constraints { ignore_cache: true });
+        assert_eq!(plain.def, nocache.def);
+        assert_eq!(nocache.metadata.len(), 4);
+        for md in nocache.metadata.values() {
+            assert!(md.ignore_cache);
+            assert!(md.caps.contains_key(CAP_META_IGNORE_CACHE));
+        }
+        assert!(plain.metadata.values().all(|m| !m.ignore_cache));
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct FrontendOpts {
     /// The frontend's own image reference (`source`).
     pub source: Option<String>,
     pub session_id: Option<String>,
+    /// `no-cache`: recompute everything (the Dockerfile frontend's opt; a
+    /// recipe is one stage, so any value means all of it).
+    pub no_cache: bool,
 }
 
 /// Recipe name when the client names none.
@@ -95,6 +98,7 @@ pub fn parse(
         resolve_mode,
         source: get("source"),
         session_id,
+        no_cache: raw.contains_key("no-cache"),
     })
 }
 
@@ -165,6 +169,7 @@ mod tests {
         assert_eq!(o.source.as_deref(), Some("repro-frontend:v0"));
         assert_eq!(o.session_id.as_deref(), Some("abc"));
         assert_eq!(o.dockerfile_key, "dockerfile");
+        assert!(o.no_cache, "an empty no-cache value means everything");
     }
 
     #[test]
@@ -174,6 +179,7 @@ mod tests {
         assert_eq!(o.context_key, "context");
         assert_eq!(o.platform, None);
         assert_eq!(o.source, None);
+        assert!(!o.no_cache);
     }
 
     #[test]

@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# Prepare everything the end-to-end tests need, on Debian 12 as root:
+#   packages, dockerd, a local registry on 127.0.0.1:5000, a debootstrapped
+#   base image pushed there (pinned by digest), the frontend image
+#   repro-frontend:v0, and package lockfiles with a verified local blob pool.
+# All state lives in target/harness/. Idempotent: a second run only rebuilds
+# the frontend image. Quiet by default (VERBOSE=1 streams command output);
+# command logs are kept in target/harness/logs/.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Example package sets: "<name>:<space-separated packages>".
+EXAMPLES=(
+  "hello:hello"
+  "gcc:gcc libc6-dev"
+)
+ARCH=amd64
+
+PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount)
+
+[[ "$HARNESS_DIR" != *[[:space:]]* ]] ||
+  die "the repository path must not contain whitespace: $REPO_ROOT"
+mkdir -p "$HARNESS_DIR" "$LOG_DIR"
+
+# One setup at a time.
+exec 9>"$HARNESS_DIR/.setup.lock"
+flock -w 900 9 || die "another setup.sh holds $HARNESS_DIR/.setup.lock"
+
+T0=$(date +%s)
+
+need_root() {
+  [[ "$(id -u)" == 0 ]] || die "$1 needs root; run setup.sh as root"
+}
+
+# ---------------------------------------------------------------- packages
+phase_packages() {
+  local t missing=() p
+  t=$(date +%s)
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
+      missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    say "packages: all present"
+    return
+  fi
+  need_root "installing ${missing[*]}"
+  # Keep the packages' init scripts from starting their own daemons (the
+  # packaged docker-registry would take :5000 with an htpasswd config).
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    made_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+  local rc=0
+  (
+    run_logged apt-update apt-get update -q
+    run_logged apt-install apt-get install -y -q \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+      "${missing[@]}"
+  ) || rc=$?
+  ((made_policy)) && rm -f "$policy"
+  ((rc == 0)) || exit "$rc"
+  say "packages: installed ${missing[*]} ($(since "$t")s)"
+}
+
+# ------------------------------------------------------------------ dockerd
+cgroups_mounted() { grep -qE ' - cgroup2? ' /proc/self/mountinfo; }
+
+phase_dockerd() {
+  local t pidfile="$HARNESS_DIR/dockerd.pid" log="$HARNESS_DIR/dockerd.log" i
+  t=$(date +%s)
+  if docker_up; then
+    say "dockerd: already running"
+    return
+  fi
+  need_root "starting dockerd"
+  if ! cgroups_mounted; then
+    command -v cgroupfs-mount >/dev/null || die "no cgroups mounted and no cgroupfs-mount"
+    cgroupfs-mount || die "cgroupfs-mount failed"
+  fi
+  if ! pid_alive "$pidfile" dockerd; then
+    # No systemd here: dockerd starts its own containerd (managed mode) when
+    # no system containerd listens on /run/containerd/containerd.sock.
+    # dockerd maintains the pidfile itself.
+    rm -f "$pidfile"
+    printf '\n==== %s setup.sh starts dockerd\n' "$(date -u +%FT%TZ)" >>"$log"
+    setsid nohup "$DOCKERD" --pidfile "$pidfile" </dev/null >>"$log" 2>&1 9>&- &
+    local starter=$!
+    for ((i = 0; i < 100; i++)); do
+      [[ -s "$pidfile" ]] && break
+      [[ -d "/proc/$starter" ]] || break
+      sleep 0.1
+    done
+    [[ -s "$pidfile" ]] || echo "$starter" >"$pidfile"
+  fi
+  for ((i = 0; i < 600; i++)); do
+    docker_up && break
+    if ! pid_alive "$pidfile" dockerd; then
+      tail -n 30 "$log" | sed 's/^/    /' >&2
+      die "dockerd exited during start-up (log: $log)"
+    fi
+    sleep 0.1
+  done
+  if ! docker_up; then
+    tail -n 30 "$log" | sed 's/^/    /' >&2
+    die "dockerd did not answer within 60s (log: $log)"
+  fi
+  say "dockerd: started, pid $(cat "$pidfile") ($(since "$t")s)"
+}
+
+# ----------------------------------------------------------------- registry
+phase_registry() {
+  local t pidfile="$HARNESS_DIR/registry.pid" log="$HARNESS_DIR/registry.log"
+  local cfg="$HARNESS_DIR/registry.yml" code i
+  t=$(date +%s)
+  if registry_up; then
+    say "registry: already answering on http://$REGISTRY/v2/"
+    return
+  fi
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$REGISTRY/v2/" || true)"
+  [[ "$code" == 000 ]] ||
+    die "something else answers on $REGISTRY (HTTP $code for /v2/); stop it first"
+  mkdir -p "$HARNESS_DIR/registry-data"
+  cat >"$cfg" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $HARNESS_DIR/registry-data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+YAML
+  if pid_alive "$pidfile" docker-registry; then
+    kill -TERM "$(cat "$pidfile")" 2>/dev/null || true # alive but not answering
+    sleep 1
+  fi
+  printf '\n==== %s setup.sh starts docker-registry\n' "$(date -u +%FT%TZ)" >>"$log"
+  setsid nohup docker-registry serve "$cfg" </dev/null >>"$log" 2>&1 9>&- &
+  echo $! >"$pidfile"
+  for ((i = 0; i < 300; i++)); do
+    registry_up && break
+    if ! pid_alive "$pidfile" docker-registry; then
+      tail -n 30 "$log" | sed 's/^/    /' >&2
+      die "docker-registry exited during start-up (log: $log)"
+    fi
+    sleep 0.1
+  done
+  registry_up || die "registry did not answer on http://$REGISTRY/v2/ within 30s (log: $log)"
+  say "registry: started on $REGISTRY, pid $(cat "$pidfile") ($(since "$t")s)"
+}
+
+# --------------------------------------------------------------- base image
+registry_has_manifest() { # <repo path> <digest>
+  curl -fsS -o /dev/null -I --max-time 10 \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://$REGISTRY/v2/$1/manifests/$2" 2>/dev/null
+}
+
+base_ok() {
+  local ref
+  [[ -s "$HARNESS_DIR/base.ref" ]] || return 1
+  ref="$(cat "$HARNESS_DIR/base.ref")"
+  [[ "$ref" =~ ^$BASE_REPO@sha256:[0-9a-f]{64}$ ]] || return 1
+  registry_has_manifest "${BASE_REPO#"$REGISTRY"/}" "${ref##*@}"
+}
+
+debootstrap_rootfs() {
+  local rootfs="$1"
+  # No mirror argument: debootstrap's own default; the image's apt sources
+  # come from it, and every later mirror URL is derived from those.
+  debootstrap --variant=minbase bookworm "$rootfs" || {
+    [[ -f "$rootfs/debootstrap/debootstrap.log" ]] &&
+      tail -n 30 "$rootfs/debootstrap/debootstrap.log"
+    return 1
+  }
+}
+
+import_rootfs() {
+  local rootfs="$1"
+  tar -C "$rootfs" --numeric-owner -c . |
+    "$DOCKER" import \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change 'CMD ["bash"]' \
+      - "$BASE_TAG"
+}
+
+phase_base() {
+  local t rootfs="$HARNESS_DIR/rootfs" digest ref how
+  t=$(date +%s)
+  if base_ok; then
+    ref="$(cat "$HARNESS_DIR/base.ref")"
+    # Keep a local copy too (docker run / image inspect in tests).
+    if ! "$DOCKER" image inspect "$ref" >/dev/null 2>&1; then
+      run_logged base-pull "$DOCKER" pull "$ref"
+      how="cached, pulled"
+    else
+      how="cached"
+    fi
+    say "base image: $ref ($how)"
+    return
+  fi
+  if "$DOCKER" image inspect "$BASE_TAG" >/dev/null 2>&1; then
+    how="re-pushed local $BASE_TAG"
+  else
+    need_root "debootstrap"
+    rm -rf "$rootfs"
+    run_logged debootstrap debootstrap_rootfs "$rootfs"
+    # Downloaded .debs would hide packages from `apt-get --print-uris`.
+    rm -f "$rootfs"/var/cache/apt/archives/*.deb
+    run_logged base-import import_rootfs "$rootfs"
+    rm -rf "$rootfs"
+    how="debootstrapped"
+  fi
+  run_logged base-push "$DOCKER" push "$BASE_TAG"
+  digest="$(sed -n 's/^.*: digest: \(sha256:[0-9a-f]\{64\}\) size: .*$/\1/p' \
+    "$LOG_DIR/base-push.log" | tail -n 1)"
+  if [[ -z "$digest" ]]; then
+    digest="$("$DOCKER" inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$BASE_TAG" |
+      sed -n "s|^$BASE_REPO@||p" | tail -n 1)"
+  fi
+  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "could not find the pushed digest of $BASE_TAG"
+  ref="$BASE_REPO@$digest"
+  registry_has_manifest "${BASE_REPO#"$REGISTRY"/}" "$digest" ||
+    die "registry does not serve $ref after the push"
+  echo "$ref" >"$HARNESS_DIR/base.ref.tmp"
+  mv "$HARNESS_DIR/base.ref.tmp" "$HARNESS_DIR/base.ref"
+  say "base image: $ref ($how, $(since "$t")s)"
+}
+
+# ----------------------------------------------------------- frontend image
+frontend_tar() {
+  tar -C "$1" --owner=0 --group=0 --numeric-owner --mtime=@0 --sort=name \
+    --mode=0755 -c repro-frontend
+}
+
+frontend_import() {
+  frontend_tar "$1" |
+    "$DOCKER" import \
+      --change 'ENTRYPOINT ["/repro-frontend"]' \
+      --change 'LABEL moby.buildkit.frontend.network.none=true' \
+      - "$FRONTEND_IMAGE"
+}
+
+phase_frontend() {
+  local t bin stage="$HARNESS_DIR/frontend-image" old new
+  t=$(date +%s)
+  command -v cargo >/dev/null || die "cargo not found in PATH"
+  (
+    cd "$REPO_ROOT"
+    export RUSTFLAGS='-C target-feature=+crt-static'
+    run_logged cargo-static \
+      cargo build --release --target x86_64-unknown-linux-gnu --target-dir "$REPO_ROOT/target/static"
+  )
+  bin="$REPO_ROOT/target/static/x86_64-unknown-linux-gnu/release/repro-frontend"
+  [[ -x "$bin" ]] || die "cargo did not produce $bin"
+  if ldd "$bin" 2>&1 | grep -q '=>'; then
+    die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
+  fi
+  rm -rf "$stage"
+  mkdir -p "$stage"
+  install -m 0755 "$bin" "$stage/repro-frontend"
+  old="$("$DOCKER" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE" 2>/dev/null || true)"
+  run_logged frontend-import frontend_import "$stage"
+  new="$("$DOCKER" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE")"
+  # Drop the previous (now untagged) image; ignore it if something uses it.
+  if [[ -n "$old" && "$old" != "$new" ]]; then
+    "$DOCKER" rmi "$old" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$stage"
+  say "frontend image: $FRONTEND_IMAGE = ${new:0:19} ($(since "$t")s)"
+}
+
+# ------------------------------------------------------- lockfiles and pool
+urldecode() { printf '%b' "${1//%/\\x}"; }
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+lock_verified() { # <lockfile>
+  [[ -s "$1" ]] || return 1
+  (cd "$POOL_DIR" && sha256sum --check --status --strict "$1") 2>/dev/null
+}
+
+print_uris() { # <out> <pkgs...>
+  # Acquire::ForceHash: without it apt 2.6 prints MD5Sum, not SHA256.
+  local out="$1"
+  shift
+  "$DOCKER" run --rm "$BASE_REF" sh -c \
+    'apt-get update -qq && apt-get install -o Acquire::ForceHash=SHA256 -y --no-install-recommends --print-uris "$@"' \
+    sh "$@" >"$out"
+}
+
+fetch_blob() { # <url> <name> <hex>
+  local url="$1" name="$2" hex="$3" dest="$POOL_DIR/$2" got
+  if [[ -f "$dest" && "$(sha256_of "$dest")" == "$hex" ]]; then
+    return 0
+  fi
+  mkdir -p "$(dirname "$dest")"
+  curl -fsSL --retry 3 --connect-timeout 20 -o "$dest.part" "$url" ||
+    die "download failed: $url"
+  got="$(sha256_of "$dest.part")"
+  if [[ "$got" != "$hex" ]]; then
+    rm -f "$dest.part"
+    die "sha256 mismatch for $name from $url: expected $hex, got $got"
+  fi
+  mv -f "$dest.part" "$dest"
+  FETCHED=$((FETCHED + 1))
+  echo "fetched $name"
+}
+
+phase_lock_one() { # <example> <packages>
+  local ex="$1" pkgs="$2" t dir="$LOCK_DIR/$1" lock uris stamp n
+  t=$(date +%s)
+  lock="$dir/SHA256SUMS-$ARCH"
+  uris="$LOG_DIR/print-uris-$ex.txt"
+  stamp="$(printf 'base=%s\npackages=%s\narch=%s\n' "$BASE_REF" "$pkgs" "$ARCH")"
+  if [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$stamp" ]] && lock_verified "$lock"; then
+    say "lock $ex: $(wc -l <"$lock") packages, pool verified (cached)"
+    return
+  fi
+  mkdir -p "$dir" "$POOL_DIR"
+  rm -f "$dir/.stamp"
+  # shellcheck disable=SC2086 # $pkgs is a word list on purpose
+  run_logged "print-uris-$ex" print_uris "$uris" $pkgs
+
+  local line url hash hex name prefix
+  local -a entries=() prefixes=()
+  while IFS= read -r line; do
+    [[ "$line" == "'"* ]] || continue
+    read -r url _ _ hash <<<"$line"
+    url="${url#\'}"
+    url="${url%\'}"
+    [[ "$hash" == SHA256:* ]] ||
+      die "lock $ex: apt gave no SHA256 for $url (hash field: '$hash')"
+    hex="${hash#SHA256:}"
+    [[ "$hex" =~ ^[0-9a-f]{64}$ ]] || die "lock $ex: bad SHA256 '$hex' for $url"
+    [[ "$url" == */pool/* ]] || die "lock $ex: URL has no /pool/ part: $url"
+    prefix="${url%%/pool/*}/"
+    name="$(urldecode "pool/${url#*/pool/}")"
+    [[ "$name" =~ ^pool/[A-Za-z0-9.+~_:/-]+$ && "$name" != *..* && "$name" != *//* ]] ||
+      die "lock $ex: unexpected package path '$name' from $url"
+    entries+=("$name $hex $url")
+    prefixes+=("$prefix")
+  done <"$uris"
+  ((${#entries[@]} > 0)) || die "lock $ex: apt printed no package URIs (see $uris)"
+
+  printf '%s\n' "${entries[@]}" | sort -u | awk '{print $2 "  " $1}' >"$lock.tmp"
+  mv -f "$lock.tmp" "$lock"
+  printf '%s\n' "${prefixes[@]}" | sort -u >"$dir/mirror"
+
+  local e
+  FETCHED=0
+  for e in "${entries[@]}"; do
+    read -r name hex url <<<"$e"
+    fetch_blob "$url" "$name" "$hex" >>"$LOG_DIR/fetch-$ex.log"
+  done
+  lock_verified "$lock" || die "lock $ex: pool verification failed after download"
+  printf '%s\n' "$stamp" >"$dir/.stamp"
+  n=$(wc -l <"$lock")
+  say "lock $ex: $n packages, $FETCHED downloaded, pool verified ($(since "$t")s)"
+}
+
+phase_locks() {
+  local spec
+  for spec in "${EXAMPLES[@]}"; do
+    phase_lock_one "${spec%%:*}" "${spec#*:}"
+  done
+}
+
+# --------------------------------------------------------------------- env
+phase_env() {
+  cat >"$HARNESS_DIR/env.tmp" <<ENV
+DOCKER=$DOCKER
+BASE_REF=$BASE_REF
+FRONTEND_IMAGE=$FRONTEND_IMAGE
+POOL_DIR=$POOL_DIR
+LOCK_DIR=$LOCK_DIR
+REGISTRY=$REGISTRY
+HARNESS_DIR=$HARNESS_DIR
+ENV
+  mv -f "$HARNESS_DIR/env.tmp" "$HARNESS_DIR/env"
+  say "env: $HARNESS_DIR/env"
+}
+
+phase_packages
+phase_dockerd
+phase_registry
+phase_base
+BASE_REF="$(cat "$HARNESS_DIR/base.ref")"
+phase_frontend
+phase_locks
+phase_env
+say "done in $(since "$T0")s"
