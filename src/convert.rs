@@ -175,8 +175,10 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                 &entry.digest(),
                 entry.basename(),
                 Some(0o644),
+                // The URL is in the name because Docker 20.10 shows a failed
+                // vertex's name and error, not the frontend's message.
                 Some(format!(
-                    "fetch {} (sha256:{})",
+                    "fetch {} (sha256:{}) from {url}",
                     entry.basename(),
                     entry.short_digest()
                 )),

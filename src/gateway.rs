@@ -245,6 +245,10 @@ pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, String>) ->
         Ok(opts) => build(&mut bridge, &opts).await,
         Err(e) => Err(anyhow!(e)),
     };
+    if let Err(e) = &outcome {
+        // The daemon's log keeps what the user saw in the build output.
+        eprintln!("repro-frontend: build failed: {e:#}");
+    }
     bridge.return_result(outcome).await
 }
 
