@@ -873,10 +873,12 @@ mod bridge_tests {
         let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
         let ret = build(fake.clone(), vec![SOURCE, ("no-cache", "")]).await;
         assert!(ret.error.is_none(), "{}", error_of(&ret));
-        let st = fake.0.lock().unwrap();
-        let image = st.solved.last().unwrap();
-        assert!(!image.metadata.is_empty());
-        assert!(image.metadata.values().all(|m| m.ignore_cache));
+        {
+            let st = fake.0.lock().unwrap();
+            let image = st.solved.last().unwrap();
+            assert!(!image.metadata.is_empty());
+            assert!(image.metadata.values().all(|m| m.ignore_cache));
+        }
         let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
         let ret = build(fake.clone(), vec![SOURCE]).await;
         assert!(ret.error.is_none());
