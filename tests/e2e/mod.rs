@@ -2,6 +2,7 @@
 
 mod errors;
 mod examples;
+mod image;
 
 use crate::support::{harness, pool::PoolServer};
 
