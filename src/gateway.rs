@@ -303,7 +303,7 @@ async fn build(
             recipe.base.span.col
         )
     })?;
-    let pinned = has_digest(&base_text);
+    let pinned = crate::local::has_digest(&base_text);
     let (digest, config_bytes) = bridge.resolve_image(&base_text, &platform, opts).await?;
     let (base_ref, base_note) = if pinned {
         (base_text.clone(), None)
@@ -402,13 +402,6 @@ async fn build(
     Ok((id, def, converted.config))
 }
 
-/// `name@sha256:<64 hex>`.
-fn has_digest(reference: &str) -> bool {
-    reference
-        .rsplit_once("@sha256:")
-        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
     let missing: Vec<&str> = state
         .caps()
@@ -492,7 +485,7 @@ async fn fetch_all(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::local::has_digest;
 
     #[test]
     fn digests_are_recognised() {

@@ -2,6 +2,7 @@ pub mod convert;
 pub mod gateway;
 pub mod image;
 pub mod llb;
+pub mod local;
 pub mod lockfile;
 pub mod normalize;
 pub mod opts;

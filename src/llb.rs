@@ -721,6 +721,30 @@ impl State {
     }
 }
 
+/// One line per op of a Definition: short digest, kind, progress name.
+pub fn describe(def: &pb::Definition) -> Vec<String> {
+    def.def
+        .iter()
+        .map(|bytes| {
+            let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+            let kind = match pb::Op::decode(bytes.as_slice()).ok().and_then(|op| op.op) {
+                Some(pb::op::Op::Source(s)) => format!("source {}", s.identifier),
+                Some(pb::op::Op::Exec(_)) => "exec".to_string(),
+                Some(pb::op::Op::File(f)) => format!("file ({} action(s))", f.actions.len()),
+                Some(_) => "other".to_string(),
+                None => "terminal".to_string(),
+            };
+            let name = def
+                .metadata
+                .get(&digest)
+                .and_then(|m| m.description.get("llb.customname"))
+                .map(|n| format!(" \"{n}\""))
+                .unwrap_or_default();
+            format!("{} {kind}{name}", &digest[..19])
+        })
+        .collect()
+}
+
 /// Post-order walk: inputs before the ops that read them, each vertex once.
 fn walk(out: Option<&Output>, seen: &mut BTreeSet<String>, visit: &mut dyn FnMut(&Vertex)) {
     let Some(out) = out else { return };

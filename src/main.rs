@@ -18,6 +18,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Print the LLB definition of a recipe to stdout, as dockerfile2llb does:
+    /// `repro-frontend llb repro.yaml | buildctl build --local context=.`
+    ///
+    /// The gateway asks the engine for what this reads locally: the lockfile
+    /// comes from --context, and the base image's config (its environment,
+    /// and its `created` time as the default epoch) from --base-config, the
+    /// output of `docker image inspect <base>` or an OCI image config. Without
+    /// it, give the epoch in the recipe or with --build-arg SOURCE_DATE_EPOCH.
+    /// buildctl does not know the image config: write it with --config-out.
+    Llb(LlbArgs),
     /// Clamp times newer than EPOCH and remove build logs and caches in DIR
     /// (runs inside the build, on the target rootfs).
     Normalize {
@@ -32,10 +42,88 @@ enum Cmd {
     },
 }
 
+#[derive(clap::Args)]
+struct LlbArgs {
+    /// The recipe file.
+    recipe: PathBuf,
+    /// The build context (where the lockfile and copied files are).
+    #[arg(long, default_value = ".")]
+    context: PathBuf,
+    /// A build arg, NAME=VALUE (repeatable).
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    build_args: Vec<String>,
+    /// Target platform, os/arch[/variant].
+    #[arg(long, default_value = "linux/amd64")]
+    platform: String,
+    /// The base image's config: `docker image inspect` output or an OCI config.
+    #[arg(long, value_name = "FILE")]
+    base_config: Option<PathBuf>,
+    /// The frontend image that runs the normalize step inside the build.
+    #[arg(long, default_value = "repro-frontend:v0")]
+    frontend_image: String,
+    /// Recompute everything (sets ignore-cache on every op).
+    #[arg(long)]
+    no_cache: bool,
+    /// Write the image config JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    config_out: Option<PathBuf>,
+    /// Print one line per op (digest, kind, progress name) instead of the
+    /// binary Definition.
+    #[arg(long)]
+    dump: bool,
+}
+
+fn llb(a: LlbArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+
+    let mut build_args = std::collections::BTreeMap::new();
+    for kv in &a.build_args {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--build-arg {kv:?} is not NAME=VALUE"))?;
+        build_args.insert(k.to_string(), v.to_string());
+    }
+    let converted = repro_frontend::local::convert(&repro_frontend::local::LocalBuild {
+        recipe: a.recipe.clone(),
+        context: a.context.clone(),
+        build_args,
+        platform: repro_frontend::opts::parse_platform(&a.platform).map_err(anyhow::Error::msg)?,
+        base_config: a.base_config.clone(),
+        frontend_image: a.frontend_image.clone(),
+        resolve_mode: repro_frontend::llb::ResolveMode::Default,
+    })?;
+    if let Some(path) = &a.config_out {
+        std::fs::write(path, &converted.config)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    let def = converted
+        .state
+        .marshal_with(repro_frontend::llb::Constraints {
+            ignore_cache: a.no_cache,
+        });
+    let mut out = std::io::stdout().lock();
+    if a.dump {
+        for line in repro_frontend::llb::describe(&def) {
+            writeln!(out, "{line}")?;
+        }
+    } else {
+        out.write_all(&prost::Message::encode_to_vec(&def))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => gateway(),
+        Some(Cmd::Llb(args)) => match llb(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("repro-frontend: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Cmd::Normalize { epoch, base, dir }) => {
             match repro_frontend::normalize::normalize(&dir, epoch, base.as_deref())
                 .with_context(|| format!("normalize {}", dir.display()))

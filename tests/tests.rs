@@ -5,6 +5,7 @@
 //! user would; it needs the harness (`scripts/setup.sh`, which
 //! `scripts/test.sh` runs first) and fails loudly without it.
 
+mod cli;
 mod e2e;
 mod golden;
 mod support;

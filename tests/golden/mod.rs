@@ -9,68 +9,34 @@ use std::path::{Path, PathBuf};
 use bollard_buildkit_proto::pb;
 use prost::Message;
 use repro_frontend::convert::{self, Platform};
-use repro_frontend::image::BaseConfig;
-use repro_frontend::llb::{LocalOpts, ResolveMode};
-use repro_frontend::{lockfile, recipe};
+use repro_frontend::llb::ResolveMode;
+use repro_frontend::local::{self, LocalBuild};
 
 use crate::support::repo;
 
-const BASE_CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux","created":"2024-05-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["bash"]}}"#;
-
-/// The offline pipeline: parse, apply args, read the lockfile, convert.
+/// The offline pipeline (the `llb` subcommand's): parse, apply args, read
+/// the lockfile, convert.
 fn convert_case(dir: &Path) -> Result<convert::Converted, String> {
-    let text = std::fs::read_to_string(dir.join("repro.yaml")).map_err(|e| e.to_string())?;
-    let parsed = recipe::parse("repro.yaml", &text).map_err(|e| e.to_string())?;
     let build_args: BTreeMap<String, String> = std::fs::read_to_string(dir.join("build-args"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let platform = Platform {
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        variant: None,
-    };
-    let args = parsed
-        .arg_values(&build_args, &platform.target_args())
-        .map_err(|e| e.to_string())?;
-    let r = parsed.expand(&args).map_err(|e| e.to_string())?;
-    let (lock, sums_file) = match &r.packages {
-        Some(p) => {
-            let text = std::fs::read_to_string(dir.join(&p.sums.value))
-                .map_err(|e| format!("{}: {e}", p.sums.value))?;
-            (
-                lockfile::parse(&text).map_err(|e| format!("{}:{e}", p.sums.value))?,
-                p.sums.value.clone(),
-            )
-        }
-        None => (lockfile::Lockfile::default(), String::new()),
-    };
-    let base = BaseConfig::parse(BASE_CONFIG).map_err(|e| e.to_string())?;
-    let epoch = convert::choose_epoch(
-        build_args.get("SOURCE_DATE_EPOCH").map(String::as_str),
-        &r,
-        base.created,
-    )?;
-    convert::to_llb(
-        &r,
-        &lock,
-        &convert::Opts {
-            base_ref: r.base.value.clone(),
-            base,
-            epoch,
-            args,
-            platform,
-            frontend_image: "docker.io/library/repro-frontend:v0".into(),
-            resolve_mode: ResolveMode::Default,
-            context_name: "context".into(),
-            context: LocalOpts::default(),
-            sums_file,
-            base_note: None,
+    local::convert(&LocalBuild {
+        recipe: dir.join("repro.yaml"),
+        context: dir.to_path_buf(),
+        build_args,
+        platform: Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
         },
-    )
-    .map_err(|e| e.to_string())
+        base_config: Some(repo().join("tests/data/recipes/base-config.json")),
+        frontend_image: "repro-frontend:v0".into(),
+        resolve_mode: ResolveMode::Default,
+    })
+    .map_err(|e| format!("{e:#}"))
 }
 
 /// Progress names of the ops, in Definition order.
