@@ -23,7 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::convert::{self, Platform};
 use crate::image::BaseConfig;
-use crate::llb::{self, LocalOpts, State};
+use crate::llb::{self, LocalOpts, ResolveMode, State};
 use crate::lockfile;
 use crate::opts::FrontendOpts;
 use crate::recipe;
@@ -168,6 +168,7 @@ impl Bridge {
         &mut self,
         reference: &str,
         platform: &Platform,
+        mode: ResolveMode,
         opts: &FrontendOpts,
     ) -> Result<(String, Vec<u8>)> {
         let resp = self
@@ -180,7 +181,7 @@ impl Bridge {
                     variant: platform.variant.clone().unwrap_or_default(),
                     ..Default::default()
                 }),
-                resolve_mode: opts.resolve_mode.as_str().to_string(),
+                resolve_mode: mode.as_str().to_string(),
                 log_name: format!("resolve base image {reference}"),
                 session_id: opts.session_id.clone().unwrap_or_default(),
                 ..Default::default()
@@ -304,9 +305,28 @@ async fn build(
         )
     })?;
     let pinned = crate::local::has_digest(&base_text);
-    let (digest, config_bytes) = bridge.resolve_image(&base_text, &platform, opts).await?;
+    let (mut digest, config_bytes) = bridge
+        .resolve_image(&base_text, &platform, opts.resolve_mode, opts)
+        .await?;
+    if !pinned && digest.is_empty() {
+        // Docker 20.10 answers from its local image store without a digest
+        // (`image-resolve-mode=local`); ask the registry for the one to paste.
+        if let Ok((d, _)) = bridge
+            .resolve_image(&base_text, &platform, ResolveMode::ForcePull, opts)
+            .await
+        {
+            digest = d;
+        }
+    }
     let (base_ref, base_note) = if pinned {
         (base_text.clone(), None)
+    } else if recipe.allow_unpinned_base && digest.is_empty() {
+        (
+            base_text.clone(),
+            Some(format!(
+                "WARNING: \"{base_text}\" is not pinned by digest, so this build is not reproducible"
+            )),
+        )
     } else if recipe.allow_unpinned_base {
         (
             format!("{base_text}@{digest}"),
@@ -314,6 +334,13 @@ async fn build(
                 "WARNING: \"{base_text}\" is not pinned by digest, so this build is not reproducible"
             )),
         )
+    } else if digest.is_empty() {
+        bail!(
+            "{}:{}:{}: base image \"{base_text}\" is not pinned by digest, and the engine found no digest for it (try `docker inspect --format '{{{{index .RepoDigests 0}}}}' {base_text}`); pin it as name@sha256:<digest>, or set allow-unpinned-base: true for experiments",
+            recipe.file,
+            recipe.base.span.line,
+            recipe.base.span.col
+        );
     } else {
         bail!(
             "{}:{}:{}: base image \"{base_text}\" is not pinned by digest; the engine resolved it to {base_text}@{digest} (paste that into base:, or set allow-unpinned-base: true for experiments)",
@@ -547,12 +574,15 @@ mod fake {
             &self,
             req: Request<ResolveImageConfigRequest>,
         ) -> Result<Response<ResolveImageConfigResponse>, Status> {
-            let r = req.into_inner().r#ref;
+            let req = req.into_inner();
+            let r = req.r#ref;
             if !r.starts_with("127.0.0.1:5000/repro/debian") {
                 return Err(Status::not_found(format!("{r}: not found")));
             }
+            // As Docker 20.10: a tag found in the local store has no digest.
+            let local_tag = req.resolve_mode == "local" && !r.contains('@');
             Ok(Response::new(ResolveImageConfigResponse {
-                digest: DIGEST.into(),
+                digest: if local_tag { String::new() } else { DIGEST.into() },
                 config: br#"{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{"Env":["PATH=/usr/bin:/bin"]}}"#.to_vec(),
                 r#ref: r,
             }))
@@ -845,6 +875,14 @@ mod bridge_tests {
         let r = "base: 127.0.0.1:5000/repro/debian:bookworm\n";
         let ret = build(with_files(&[("dockerfile/repro.yaml", r)]), vec![SOURCE]).await;
         let want = format!("127.0.0.1:5000/repro/debian:bookworm@{DIGEST}");
+        assert!(error_of(&ret).contains(&want), "{}", error_of(&ret));
+        // Docker 20.10 resolves from its local store without a digest; the
+        // frontend asks the registry for the digest to paste.
+        let ret = build(
+            with_files(&[("dockerfile/repro.yaml", r)]),
+            vec![SOURCE, ("image-resolve-mode", "local")],
+        )
+        .await;
         assert!(error_of(&ret).contains(&want), "{}", error_of(&ret));
         // With the opt-out the build goes on, pinned to what was resolved.
         let r = "base: 127.0.0.1:5000/repro/debian:bookworm\nallow-unpinned-base: true\n";
