@@ -1,6 +1,6 @@
 //! The examples build to the same image twice and their containers run.
 
-use std::process::Command;
+use std::path::Path;
 
 use super::{ImageGuard, example_args};
 use crate::support::{docker_build, example_context, harness, pool::PoolServer, repo, run};
@@ -26,11 +26,35 @@ fn build_twice(example: &str) -> (String, PoolServer) {
         id1, id2,
         "two --no-cache builds of {example} gave different images"
     );
+    export_rootfs(example, &recipe, ctx.path(), &args);
     (id1, pool)
 }
 
+/// Exports the example's root filesystem with `--output type=tar` to
+/// target/harness/out/<engine>/<example>.tar, for the cross-engine check
+/// (`cross_engine.rs`). Same LLB as the builds just made, so it is cached.
+fn export_rootfs(example: &str, recipe: &Path, ctx: &Path, args: &[String]) {
+    let h = harness();
+    let dir = Path::new(h.get("HARNESS_DIR")).join("out").join(h.engine());
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join(format!("{example}.tar"));
+    let _ = std::fs::remove_file(&dest);
+    let mut cmd = h.build_cmd();
+    cmd.arg("--progress=plain")
+        .arg("--output")
+        .arg(format!("type=tar,dest={}", dest.display()))
+        .arg("-f")
+        .arg(recipe)
+        .args(args.iter().filter(|a| *a != "--no-cache"))
+        .arg(ctx);
+    let r = run(&mut cmd);
+    assert!(r.ok, "export of {example}'s rootfs failed:\n{}", r.text);
+    let size = dest.metadata().map(|m| m.len()).unwrap_or(0);
+    assert!(size > 0, "no tar at {}", dest.display());
+}
+
 fn inspect(id: &str, format: &str) -> String {
-    let r = run(Command::new(harness().docker()).args(["inspect", "--format", format, id]));
+    let r = run(harness().docker().args(["inspect", "--format", format, id]));
     assert!(r.ok, "{}", r.text);
     r.text.trim().to_string()
 }
@@ -39,7 +63,7 @@ fn inspect(id: &str, format: &str) -> String {
 fn hello_is_reproducible_and_runs() {
     let (id, pool) = build_twice("hello");
     let _guard = ImageGuard(Some(id.clone()));
-    let out = run(Command::new(harness().docker()).args(["run", "--rm", &id]));
+    let out = run(harness().docker().args(["run", "--rm", &id]));
     assert!(out.ok, "{}", out.text);
     assert_eq!(out.text.trim(), "Hello, world!");
     // One squashed layer, and the blob came from the recipe's provider.
@@ -52,7 +76,7 @@ fn hello_is_reproducible_and_runs() {
         pool.hits()
     );
     // The step ran with the packages installed.
-    let out = run(Command::new(harness().docker()).args([
+    let out = run(harness().docker().args([
         "run",
         "--rm",
         "--entrypoint",
@@ -67,12 +91,12 @@ fn hello_is_reproducible_and_runs() {
 fn gcc_is_reproducible_and_its_program_runs() {
     let (id, _pool) = build_twice("gcc");
     let _guard = ImageGuard(Some(id.clone()));
-    let out = run(Command::new(harness().docker()).args(["run", "--rm", &id]));
+    let out = run(harness().docker().args(["run", "--rm", &id]));
     assert!(out.ok, "{}", out.text);
     assert_eq!(out.text.trim(), "hello from a reproducible gcc build");
     assert_eq!(inspect(&id, "{{len .RootFS.Layers}}"), "1");
     // No build litter: dpkg's log and the package mount point are gone.
-    let out = run(Command::new(harness().docker()).args([
+    let out = run(harness().docker().args([
         "run",
         "--rm",
         "--entrypoint",

@@ -22,10 +22,7 @@ fn the_frontend_image_is_one_small_static_binary() {
     let image = h.get("FRONTEND_IMAGE");
     let dir = tempfile::tempdir().unwrap();
     let tar = dir.path().join("image.tar");
-    let r = run(Command::new(h.docker())
-        .args(["save", "-o"])
-        .arg(&tar)
-        .arg(image));
+    let r = run(h.docker().args(["save", "-o"]).arg(&tar).arg(image));
     assert!(r.ok, "{}", r.text);
     let r = run(Command::new("tar")
         .arg("-xf")
@@ -52,7 +49,7 @@ fn the_frontend_image_is_one_small_static_binary() {
     let bin = std::fs::read(out.join("repro-frontend")).unwrap();
     assert!(is_static_elf(&bin), "the binary must be static");
     assert!(bin.len() < 15 << 20, "binary is {} bytes", bin.len());
-    let config = run(Command::new(h.docker()).args([
+    let config = run(h.docker().args([
         "inspect",
         "--format",
         "{{json .Config.Entrypoint}} {{index .Config.Labels \"moby.buildkit.frontend.network.none\"}}",

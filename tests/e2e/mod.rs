@@ -1,5 +1,6 @@
 //! End-to-end: `docker build -f <recipe> <context>` through a real engine.
 
+mod cross_engine;
 mod errors;
 mod examples;
 mod image;
@@ -24,9 +25,7 @@ pub struct ImageGuard(pub Option<String>);
 impl Drop for ImageGuard {
     fn drop(&mut self) {
         if let Some(id) = &self.0 {
-            let _ = std::process::Command::new(harness().docker())
-                .args(["rmi", "-f", id])
-                .output();
+            let _ = harness().docker().args(["rmi", "-f", id]).output();
         }
     }
 }

@@ -20,8 +20,38 @@ impl Harness {
             .unwrap_or_else(|| panic!("the harness env file has no {key}; re-run scripts/setup.sh"))
     }
 
-    pub fn docker(&self) -> &str {
-        self.get("DOCKER")
+    /// Which engine the suite runs on: `REPRO_ENGINE` (20 or 26, default 20).
+    pub fn engine(&self) -> &'static str {
+        match std::env::var("REPRO_ENGINE").as_deref() {
+            Ok("26") => "26",
+            Ok("20") | Err(_) => "20",
+            Ok(other) => panic!("REPRO_ENGINE={other}: expected 20 or 26"),
+        }
+    }
+
+    /// A docker command for the current engine's CLI.
+    pub fn docker(&self) -> Command {
+        let mut cmd;
+        if self.engine() == "26" {
+            cmd = Command::new(self.get("ENGINE26_DOCKER"));
+            cmd.env("DOCKER_CONFIG", self.get("ENGINE26_DOCKER_CONFIG"));
+        } else {
+            cmd = Command::new(self.get("DOCKER"));
+            cmd.env("DOCKER_BUILDKIT", "1");
+        }
+        cmd
+    }
+
+    /// The build command as users type it on this engine: `docker build` on
+    /// 20.10, `docker buildx build` on 26.
+    pub fn build_cmd(&self) -> Command {
+        let mut cmd = self.docker();
+        if self.engine() == "26" {
+            cmd.args(["buildx", "build"]);
+        } else {
+            cmd.arg("build");
+        }
+        cmd
     }
 
     pub fn base_ref(&self) -> &str {
@@ -54,8 +84,19 @@ pub fn harness() -> &'static Harness {
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
         let h = Harness { vars };
-        let out = Command::new(h.docker()).arg("info").output().expect("run docker info");
-        assert!(out.status.success(), "the Docker Engine is not running: {}", String::from_utf8_lossy(&out.stderr));
+        let out = h
+            .docker()
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .output()
+            .expect("run docker version");
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success() && version.starts_with(h.engine()),
+            "the Docker Engine {} is not running (server version {version:?}): {}; run scripts/engine.sh use {}",
+            h.engine(),
+            String::from_utf8_lossy(&out.stderr),
+            h.engine()
+        );
         h
     })
 }
@@ -94,10 +135,8 @@ pub fn run(cmd: &mut Command) -> Run {
 pub fn docker_build(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<String>) {
     let h = harness();
     let iid = tempfile::NamedTempFile::new().expect("temp file");
-    let mut cmd = Command::new(h.docker());
-    cmd.env("DOCKER_BUILDKIT", "1")
-        .arg("build")
-        .arg("--progress=plain")
+    let mut cmd = h.build_cmd();
+    cmd.arg("--progress=plain")
         .arg("--iidfile")
         .arg(iid.path())
         .arg("-f")

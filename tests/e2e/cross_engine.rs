@@ -1,0 +1,44 @@
+//! The same recipe gives the same root filesystem on Docker 20.10 and 26.
+//!
+//! Each engine's run of `examples.rs` leaves `<example>.tar` (the
+//! `--output type=tar` export) in target/harness/out/<engine>/. This test
+//! compares them byte for byte. It needs both runs first, so it is ignored by
+//! default and `scripts/test.sh` runs it last with `--ignored`.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{harness, run};
+
+#[test]
+#[ignore = "needs the example exports of both engines; scripts/test.sh runs it after both"]
+fn rootfs_tars_are_identical_across_engines() {
+    let out = Path::new(harness().get("HARNESS_DIR")).join("out");
+    for example in ["hello", "gcc"] {
+        let a = out.join("20").join(format!("{example}.tar"));
+        let b = out.join("26").join(format!("{example}.tar"));
+        let read = |p: &Path| {
+            std::fs::read(p).unwrap_or_else(|e| {
+                panic!("{}: {e} (run the suite on both engines first)", p.display())
+            })
+        };
+        let (ta, tb) = (read(&a), read(&b));
+        if ta != tb {
+            // Say where they differ: the verbose listings side by side.
+            let list =
+                |p: &Path| run(Command::new("tar").args(["--full-time", "-tvf"]).arg(p)).text;
+            let (la, lb) = (list(&a), list(&b));
+            let first = la
+                .lines()
+                .zip(lb.lines())
+                .find(|(x, y)| x != y)
+                .map(|(x, y)| format!("20: {x}\n26: {y}"))
+                .unwrap_or_else(|| "listings equal; file contents differ".into());
+            panic!(
+                "{example}: the rootfs tars differ ({} vs {} bytes)\n{first}",
+                ta.len(),
+                tb.len()
+            );
+        }
+    }
+}
