@@ -2,9 +2,9 @@
 #
 # Published build (needs the Rust image from a registry):
 #   docker buildx build -f frontend.Dockerfile -t <registry>/repro-frontend:v0 .
-# From a binary you built yourself (no registry needed; the "binary" stage is
-# replaced by the named context, a folder holding repro-frontend):
-#   docker buildx build -f frontend.Dockerfile --build-context binary=<folder> -t repro-frontend:v0 .
+# From a binary you built yourself (nothing is pulled): the named context
+# "build" replaces the Rust stage with a folder holding `repro-frontend`:
+#   docker buildx build -f frontend.Dockerfile --build-context build=<folder> -t repro-frontend:v0 <folder>
 
 ARG RUST_IMAGE=rust:1-bookworm
 
@@ -16,13 +16,10 @@ COPY src ./src
 RUN RUSTFLAGS='-C target-feature=+crt-static' \
     cargo build --release --locked --target x86_64-unknown-linux-gnu \
  && strip target/x86_64-unknown-linux-gnu/release/repro-frontend \
- && mkdir /out && cp target/x86_64-unknown-linux-gnu/release/repro-frontend /out/
-
-FROM scratch AS binary
-COPY --from=build /out/repro-frontend /repro-frontend
+ && cp target/x86_64-unknown-linux-gnu/release/repro-frontend /repro-frontend
 
 FROM scratch
-COPY --from=binary /repro-frontend /repro-frontend
+COPY --from=build /repro-frontend /repro-frontend
 # BuildKit runs the frontend without network: it only talks gRPC on stdio.
 LABEL moby.buildkit.frontend.network.none="true"
 ENTRYPOINT ["/repro-frontend"]

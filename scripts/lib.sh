@@ -100,3 +100,408 @@ docker_up() { "$DOCKER" info >/dev/null 2>&1; }
 registry_up() {
   curl -fsS -o /dev/null --max-time 3 "http://$REGISTRY/v2/" 2>/dev/null
 }
+
+need_root() {
+  [[ "$(id -u)" == 0 ]] || die "$1 needs root; run as root"
+}
+
+# ------------------------------------------------------------------ engines
+# Two Docker Engines, run one at a time on the default socket:
+#   20  Debian 12's docker.io 20.10 (BuildKit v0.8), installed by setup.sh;
+#       data in /var/lib/docker.
+#   26  Debian 13's docker.io 26.1 (BuildKit v0.13) with docker-buildx 0.13:
+#       .debs fetched with a private apt state, unpacked (not installed)
+#       under $E26_ROOT. Its own dockerd, containerd and shims, but bookworm's
+#       runc (trixie's needs a newer glibc); data in $E26_DATA_ROOT, which
+#       survives teardown like /var/lib/docker does.
+# Images are per engine: each store gets the base image (pulled from the
+# local registry) and its own import of the frontend image.
+ENGINES=(20 26)
+DOCKER_SOCK=/var/run/docker.sock
+ENGINE_FILE="$HARNESS_DIR/engine"
+STATIC_BIN="$REPO_ROOT/target/static/x86_64-unknown-linux-gnu/release/repro-frontend"
+
+E26_DIR="$HARNESS_DIR/engine26"
+E26_ROOT="$E26_DIR/root"
+E26_DOCKER="$E26_ROOT/usr/bin/docker"
+E26_DOCKERD="$E26_ROOT/usr/sbin/dockerd"
+E26_CONFIG="$E26_DIR/docker-config"
+E26_DATA_ROOT=/var/lib/docker-26
+E26_EXEC_ROOT=/var/run/docker-26
+E26_SUITE=trixie
+E26_PACKAGES=(docker.io docker-cli containerd docker-buildx)
+E26_RUNC=/usr/sbin/runc # bookworm's, from the installed runc package
+# PATH for dockerd 26: its containerd, shims and docker-proxy come first;
+# runc (no trixie copy is unpacked) and docker-init resolve to bookworm's.
+E26_PATH="$E26_ROOT/usr/bin:$E26_ROOT/usr/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+engine_valid() { [[ "${1:-}" == 20 || "${1:-}" == 26 ]]; }
+
+engine_pidfile() { # <engine>
+  if [[ "$1" == 20 ]]; then echo "$HARNESS_DIR/dockerd.pid"; else echo "$HARNESS_DIR/dockerd26.pid"; fi
+}
+
+engine_log() { # <engine>
+  if [[ "$1" == 20 ]]; then echo "$HARNESS_DIR/dockerd.log"; else echo "$HARNESS_DIR/dockerd26.log"; fi
+}
+
+# engine_docker <engine> <args...>: that engine's own docker CLI.
+engine_docker() {
+  local e="$1"
+  shift
+  if [[ "$e" == 20 ]]; then
+    "$DOCKER" "$@"
+  else
+    DOCKER_CONFIG="$E26_CONFIG" "$E26_DOCKER" "$@"
+  fi
+}
+
+# The version of the daemon answering on the default socket, or nothing.
+# Debian 12's client speaks an API version both engines accept.
+server_version() {
+  timeout 20 "$DOCKER" version --format '{{.Server.Version}}' 2>/dev/null || true
+}
+
+# engine_of_version <version>: 20, 26, or "other".
+engine_of_version() {
+  case "$1" in
+    20.10.*) echo 20 ;;
+    26.*) echo 26 ;;
+    *) echo other ;;
+  esac
+}
+
+# engine_running: 20 or 26 for the engine answering on the default socket,
+# "other" for any other version, nothing if no daemon answers.
+engine_running() {
+  local v
+  v="$(server_version)"
+  [[ -n "$v" ]] || return 0
+  engine_of_version "$v"
+}
+
+cgroups_mounted() { grep -qE ' - cgroup2? ' /proc/self/mountinfo; }
+
+ensure_cgroups() {
+  cgroups_mounted && return 0
+  command -v cgroupfs-mount >/dev/null || die "no cgroups mounted and no cgroupfs-mount"
+  cgroupfs-mount || die "cgroupfs-mount failed"
+}
+
+# ---------------------------------------------------- engine 26: its files
+e26_present() {
+  [[ -x "$E26_DOCKERD" && -x "$E26_DOCKER" && -x "$E26_CONFIG/cli-plugins/docker-buildx" ]]
+}
+
+# The machine's own Debian mirror: the first `deb` source whose suite is
+# bookworm, in apt's reading order (sources.list, then sources.list.d/ by
+# name; one-line *.list and deb822 *.sources files).
+debian_mirror_uri() {
+  local f uri=""
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
+    [[ -f "$f" && -r "$f" ]] || continue
+    case "$f" in
+      *.list)
+        uri="$(awk '
+          { sub(/#.*/, "") }
+          $1 == "deb" {
+            i = 2
+            if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+            if ($(i + 1) == "bookworm") { print $i; exit }
+          }' "$f")"
+        ;;
+      *.sources)
+        uri="$(awk '
+          function flush() {
+            if (deb && on && uri != "" && suite) { print uri; found = 1; exit }
+            deb = 0; on = 1; uri = ""; suite = 0
+          }
+          BEGIN { on = 1 }
+          /^[ \t]*#/ { next }
+          /^[ \t]*$/ { flush(); next }
+          {
+            key = tolower($1)
+            if (key == "types:") { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+            else if (key == "uris:") { uri = $2 }
+            else if (key == "suites:") { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
+            else if (key == "enabled:") { on = (tolower($2) != "no") }
+          }
+          END { if (!found) flush() }' "$f")"
+        ;;
+    esac
+    if [[ -n "$uri" ]]; then
+      echo "${uri%/}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# apt options for a private state: only our sources, our lists, our cache,
+# an empty dpkg status and no pinning; the machine's apt.conf.d still applies
+# (proxies). APT::Sandbox::User=root: the _apt user cannot write there.
+e26_apt_opts() {
+  local a="$E26_DIR/apt"
+  E26_APT_OPTS=(
+    -o "Dir::Etc::SourceList=/dev/null"
+    -o "Dir::Etc::SourceParts=$a/sources.list.d"
+    -o "Dir::Etc::Preferences=/dev/null"
+    -o "Dir::Etc::PreferencesParts=/dev/null"
+    -o "Dir::State=$a/state"
+    -o "Dir::State::status=$a/state/status"
+    -o "Dir::Cache=$a/cache"
+    -o "Acquire::Languages=none"
+    -o "APT::Sandbox::User=root"
+  )
+}
+
+e26_apt_setup() {
+  local mirror a="$E26_DIR/apt" keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  mirror="$(debian_mirror_uri)" ||
+    die "no 'deb' source for bookworm in /etc/apt/sources.list or /etc/apt/sources.list.d/"
+  [[ -r "$keyring" ]] || die "$keyring not found (package debian-archive-keyring)"
+  mkdir -p "$a/sources.list.d" "$a/state/lists/partial" "$a/cache/archives/partial"
+  : >"$a/state/status"
+  cat >"$a/sources.list.d/$E26_SUITE.sources" <<SRC
+Types: deb
+URIs: $mirror
+Suites: $E26_SUITE
+Components: main
+Targets: Packages
+Signed-By: $keyring
+SRC
+}
+
+# e26_candidate <package>: the version apt would download from the private index.
+e26_candidate() {
+  apt-cache "${E26_APT_OPTS[@]}" policy "$1" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }'
+}
+
+# e26_fetch: make sure engine 26's files are unpacked (cached after the
+# first run; no network then).
+e26_fetch() {
+  local t p v deb debs="$E26_DIR/debs" tmp="$E26_ROOT.tmp"
+  t=$(date +%s)
+  if [[ -x "$E26_DOCKERD" ]]; then
+    say "engine 26 files: present (cached)"
+  else
+    need_root "fetching engine 26"
+    [[ -x "$E26_RUNC" ]] || die "$E26_RUNC not found (package runc; engine 26 uses bookworm's runc)"
+    e26_apt_setup
+    e26_apt_opts
+    run_logged engine26-apt-update apt-get "${E26_APT_OPTS[@]}" update
+    for p in "${E26_PACKAGES[@]}"; do
+      v="$(e26_candidate "$p")"
+      [[ -n "$v" && "$v" != "(none)" ]] || die "$E26_SUITE has no package $p (see $LOG_DIR/engine26-apt-update.log)"
+      case "$p:$v" in
+        docker.io:26.1.* | docker-cli:26.1.* | docker-buildx:0.13.* | containerd:*) ;;
+        *) die "$E26_SUITE's $p is $v; expected docker.io and docker-cli 26.1, docker-buildx 0.13" ;;
+      esac
+    done
+    rm -rf "$debs" "$tmp"
+    mkdir -p "$debs" "$tmp"
+    run_logged engine26-download env --chdir="$debs" apt-get "${E26_APT_OPTS[@]}" download "${E26_PACKAGES[@]}"
+    for deb in "$debs"/*.deb; do
+      dpkg-deb -x "$deb" "$tmp"
+      # shellcheck disable=SC2016 # dpkg's format, not the shell's
+      dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb" >>"$tmp/.debs"
+    done
+    # docker.io's docker-init points at trixie's tini-static, not unpacked:
+    # drop the dangling link so bookworm's /usr/bin/docker-init is found.
+    [[ -e "$tmp/usr/bin/docker-init" ]] || rm -f "$tmp/usr/bin/docker-init"
+    for p in usr/sbin/dockerd usr/bin/docker usr/bin/containerd usr/bin/containerd-shim-runc-v2 \
+      usr/libexec/docker/cli-plugins/docker-buildx; do
+      [[ -x "$tmp/$p" ]] || die "the unpacked packages have no /$p"
+    done
+    "$tmp/usr/sbin/dockerd" --version >/dev/null 2>&1 ||
+      die "trixie's dockerd does not run here: $("$tmp/usr/sbin/dockerd" --version 2>&1 | head -n 1)"
+    rm -rf "$E26_ROOT"
+    mv "$tmp" "$E26_ROOT"
+    rm -rf "$debs" "$E26_DIR/apt/cache/archives"
+    say "engine 26 files: $(paste -sd, "$E26_ROOT/.debs" | sed 's/,/, /g') from $E26_SUITE ($(since "$t")s)"
+  fi
+  # The CLI finds buildx in its config dir's cli-plugins folder.
+  mkdir -p "$E26_CONFIG/cli-plugins"
+  ln -sfn ../../root/usr/libexec/docker/cli-plugins/docker-buildx \
+    "$E26_CONFIG/cli-plugins/docker-buildx"
+  [[ -f "$E26_DIR/daemon.json" ]] || echo '{}' >"$E26_DIR/daemon.json"
+}
+
+# ------------------------------------------------- start, stop, switch
+dockerd_cmd() { # <engine> <pidfile>: the command line that starts it
+  if [[ "$1" == 20 ]]; then
+    DOCKERD_CMD=("$DOCKERD" --pidfile "$2")
+  else
+    # Its own daemon.json (not /etc/docker's), data root, exec root (its
+    # containerd's sockets live there) and pidfile; the default socket.
+    DOCKERD_CMD=(env "PATH=$E26_PATH" "$E26_DOCKERD" --pidfile "$2"
+      --config-file "$E26_DIR/daemon.json" --data-root "$E26_DATA_ROOT"
+      --exec-root "$E26_EXEC_ROOT" --host "unix://$DOCKER_SOCK")
+  fi
+}
+
+# engine_start <engine>: start that engine's dockerd (no other daemon may
+# answer on the socket) and wait until it answers with its version.
+engine_start() {
+  local e="$1" pidfile log i starter t v
+  t=$(date +%s)
+  pidfile="$(engine_pidfile "$e")"
+  log="$(engine_log "$e")"
+  need_root "starting dockerd"
+  ensure_cgroups
+  if ! pid_alive "$pidfile" dockerd; then
+    # No systemd here: dockerd starts its own containerd (managed mode) when
+    # no system containerd listens on /run/containerd/containerd.sock.
+    # dockerd maintains the pidfile itself.
+    rm -f "$pidfile"
+    dockerd_cmd "$e" "$pidfile"
+    printf '\n==== %s %s starts engine %s: %s\n' "$(date -u +%FT%TZ)" "$_script_name" "$e" \
+      "${DOCKERD_CMD[*]}" >>"$log"
+    setsid nohup "${DOCKERD_CMD[@]}" </dev/null >>"$log" 2>&1 9>&- &
+    starter=$!
+    for ((i = 0; i < 100; i++)); do
+      [[ -s "$pidfile" ]] && break
+      [[ -d "/proc/$starter" ]] || break
+      sleep 0.1
+    done
+    [[ -s "$pidfile" ]] || echo "$starter" >"$pidfile"
+  fi
+  for ((i = 0; i < 300; i++)); do
+    v="$(server_version)"
+    [[ -n "$v" ]] && break
+    if ! pid_alive "$pidfile" dockerd; then
+      tail -n 30 "$log" | sed 's/^/    /' >&2
+      die "dockerd $e exited during start-up (log: $log)"
+    fi
+    sleep 0.2
+  done
+  if [[ -z "$v" ]]; then
+    tail -n 30 "$log" | sed 's/^/    /' >&2
+    die "dockerd $e did not answer within 60s (log: $log)"
+  fi
+  [[ "$(engine_of_version "$v")" == "$e" ]] ||
+    die "started engine $e but Docker $v answers on $DOCKER_SOCK (log: $log)"
+  say "engine $e: started Docker $v, pid $(cat "$pidfile") ($(since "$t")s)"
+}
+
+engine_stop() { # <engine>
+  stop_pidfile "$(engine_pidfile "$1")" dockerd "engine $1 (dockerd)" 60
+}
+
+# engine_use <engine>: make that engine the one running on the default
+# socket, stopping the other one if this harness started it.
+engine_use() {
+  local want="$1" other cur
+  engine_valid "$want" || die "unknown engine '$want' (known: ${ENGINES[*]})"
+  for other in "${ENGINES[@]}"; do
+    [[ "$other" != "$want" ]] || continue
+    if pid_alive "$(engine_pidfile "$other")" dockerd; then
+      need_root "stopping engine $other"
+      engine_stop "$other"
+    fi
+  done
+  [[ "$want" != 26 ]] || e26_fetch
+  cur="$(engine_running)"
+  if [[ "$cur" == "$want" ]]; then
+    say "engine $want: already running (Docker $(server_version))"
+  elif [[ -n "$cur" ]]; then
+    die "Docker $(server_version) answers on $DOCKER_SOCK but was not started by this harness (no live $HARNESS_DIR/dockerd*.pid); stop it first"
+  else
+    engine_start "$want"
+  fi
+  echo "$want" >"$ENGINE_FILE.tmp"
+  mv -f "$ENGINE_FILE.tmp" "$ENGINE_FILE"
+}
+
+# ---------------------------------------------------- images per engine
+frontend_tar() {
+  tar -C "$1" --owner=0 --group=0 --numeric-owner --mtime=@0 --sort=name \
+    --mode=0755 -c repro-frontend
+}
+
+frontend_import() { # <engine> <dir holding repro-frontend>
+  frontend_tar "$2" |
+    engine_docker "$1" import \
+      --change 'ENTRYPOINT ["/repro-frontend"]' \
+      --change 'LABEL moby.buildkit.frontend.network.none=true' \
+      - "$FRONTEND_IMAGE"
+}
+
+# On engine 26 the image is built from frontend.Dockerfile with buildx, the
+# way users make it, with the named context "build" (a folder holding the
+# binary) standing in for the Rust stage, so nothing is pulled.
+frontend_buildx() { # <dir holding repro-frontend>
+  engine_docker 26 buildx build --progress=plain \
+    -f "$REPO_ROOT/frontend.Dockerfile" --build-context "build=$1" \
+    -t "$FRONTEND_IMAGE" "$1"
+}
+
+# A stamp per engine: "<binary sha256> <image id>" of the last import.
+frontend_stamp() { echo "$HARNESS_DIR/frontend-image.$1"; }
+
+frontend_fresh() { # <engine> <binary>: the store holds an import of this binary
+  local e="$1" stamp id
+  stamp="$(frontend_stamp "$e")"
+  [[ -s "$stamp" ]] || return 1
+  id="$(engine_docker "$e" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE" 2>/dev/null)" || return 1
+  [[ "$(cat "$stamp")" == "$(sha256sum "$2" | cut -d' ' -f1) $id" ]]
+}
+
+# frontend_install <engine> <binary>: import the binary as $FRONTEND_IMAGE
+# into that engine's store; the new image ID goes to FRONTEND_ID.
+frontend_install() {
+  local e="$1" bin="$2" stage="$HARNESS_DIR/frontend-image" old new
+  rm -rf "$stage"
+  mkdir -p "$stage"
+  install -m 0755 "$bin" "$stage/repro-frontend"
+  old="$(engine_docker "$e" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE" 2>/dev/null || true)"
+  if [[ "$e" == 26 ]]; then
+    run_logged "frontend-buildx-$e" frontend_buildx "$stage"
+  else
+    run_logged "frontend-import-$e" frontend_import "$e" "$stage"
+  fi
+  new="$(engine_docker "$e" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE")"
+  # Drop the previous (now untagged) image; ignore it if something uses it.
+  if [[ -n "$old" && "$old" != "$new" ]]; then
+    engine_docker "$e" rmi "$old" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$stage"
+  echo "$(sha256sum "$bin" | cut -d' ' -f1) $new" >"$(frontend_stamp "$e")"
+  FRONTEND_ID="$new"
+}
+
+# engine_images <engine>: the base image and an up-to-date frontend image in
+# that engine's store (needs a finished setup.sh: base.ref, the binary).
+engine_images() {
+  local e="$1" ref base front t
+  t=$(date +%s)
+  if [[ ! -s "$HARNESS_DIR/base.ref" || ! -x "$STATIC_BIN" ]]; then
+    say "images (engine $e): none yet, run scripts/setup.sh"
+    return 0
+  fi
+  ref="$(cat "$HARNESS_DIR/base.ref")"
+  if engine_docker "$e" image inspect "$ref" >/dev/null 2>&1; then
+    base="present"
+  else
+    registry_up || die "the registry on $REGISTRY does not answer (run scripts/setup.sh)"
+    run_logged "base-pull-$e" engine_docker "$e" pull "$ref"
+    base="pulled"
+  fi
+  if frontend_fresh "$e" "$STATIC_BIN"; then
+    front="up to date"
+  else
+    frontend_install "$e" "$STATIC_BIN"
+    front="made ${FRONTEND_ID:0:19}"
+  fi
+  say "images (engine $e): base $base, $FRONTEND_IMAGE $front ($(since "$t")s)"
+}
+
+# engine_env <engine>: KEY=VALUE lines for that engine's CLI (not shell
+# syntax: BUILD may hold a space).
+engine_env() {
+  if [[ "$1" == 20 ]]; then
+    printf 'DOCKER=%s\nDOCKER_CONFIG=\nENGINE=20\nBUILD=build\n' "$DOCKER"
+  else
+    printf 'DOCKER=%s\nDOCKER_CONFIG=%s\nENGINE=26\nBUILD=buildx build\n' "$E26_DOCKER" "$E26_CONFIG"
+  fi
+}

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Prepare everything the end-to-end tests need, on Debian 12 as root:
-#   packages, dockerd, a local registry on 127.0.0.1:5000, a debootstrapped
-#   base image pushed there (pinned by digest), the frontend image
-#   repro-frontend:v0, and package lockfiles with a verified local blob pool.
+#   packages, the engines' files, dockerd, a local registry on 127.0.0.1:5000,
+#   a debootstrapped base image pushed there (pinned by digest), the frontend
+#   image repro-frontend:v0, and package lockfiles with a verified local blob
+#   pool.
+# Engines (see scripts/engine.sh): REPRO_ENGINES="20 26" (the default) lists
+# the engines whose files to prepare (26: Debian 13's docker.io 26.1 and
+# docker-buildx, fetched and unpacked, cached); REPRO_ENGINE (default 20) is
+# the one left running, with the images in its store.
 # All state lives in target/harness/. Idempotent: a second run only rebuilds
 # the frontend image. Quiet by default (VERBOSE=1 streams command output);
 # command logs are kept in target/harness/logs/.
@@ -20,19 +25,23 @@ ARCH=amd64
 
 PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount)
 
+: "${REPRO_ENGINES:=20 26}"
+: "${REPRO_ENGINE:=20}"
+read -ra PREP_ENGINES <<<"$REPRO_ENGINES"
+for e in "${PREP_ENGINES[@]}"; do
+  engine_valid "$e" || die "REPRO_ENGINES: unknown engine '$e' (known: ${ENGINES[*]})"
+done
+engine_valid "$REPRO_ENGINE" || die "REPRO_ENGINE: unknown engine '$REPRO_ENGINE' (known: ${ENGINES[*]})"
+
 [[ "$HARNESS_DIR" != *[[:space:]]* ]] ||
   die "the repository path must not contain whitespace: $REPO_ROOT"
 mkdir -p "$HARNESS_DIR" "$LOG_DIR"
 
 # One setup at a time.
 exec 9>"$HARNESS_DIR/.setup.lock"
-flock -w 900 9 || die "another setup.sh holds $HARNESS_DIR/.setup.lock"
+flock -w 900 9 || die "another setup.sh or engine.sh holds $HARNESS_DIR/.setup.lock"
 
 T0=$(date +%s)
-
-need_root() {
-  [[ "$(id -u)" == 0 ]] || die "$1 needs root; run setup.sh as root"
-}
 
 # ---------------------------------------------------------------- packages
 phase_packages() {
@@ -68,49 +77,18 @@ phase_packages() {
   say "packages: installed ${missing[*]} ($(since "$t")s)"
 }
 
-# ------------------------------------------------------------------ dockerd
-cgroups_mounted() { grep -qE ' - cgroup2? ' /proc/self/mountinfo; }
-
-phase_dockerd() {
-  local t pidfile="$HARNESS_DIR/dockerd.pid" log="$HARNESS_DIR/dockerd.log" i
-  t=$(date +%s)
-  if docker_up; then
-    say "dockerd: already running"
-    return
-  fi
-  need_root "starting dockerd"
-  if ! cgroups_mounted; then
-    command -v cgroupfs-mount >/dev/null || die "no cgroups mounted and no cgroupfs-mount"
-    cgroupfs-mount || die "cgroupfs-mount failed"
-  fi
-  if ! pid_alive "$pidfile" dockerd; then
-    # No systemd here: dockerd starts its own containerd (managed mode) when
-    # no system containerd listens on /run/containerd/containerd.sock.
-    # dockerd maintains the pidfile itself.
-    rm -f "$pidfile"
-    printf '\n==== %s setup.sh starts dockerd\n' "$(date -u +%FT%TZ)" >>"$log"
-    setsid nohup "$DOCKERD" --pidfile "$pidfile" </dev/null >>"$log" 2>&1 9>&- &
-    local starter=$!
-    for ((i = 0; i < 100; i++)); do
-      [[ -s "$pidfile" ]] && break
-      [[ -d "/proc/$starter" ]] || break
-      sleep 0.1
-    done
-    [[ -s "$pidfile" ]] || echo "$starter" >"$pidfile"
-  fi
-  for ((i = 0; i < 600; i++)); do
-    docker_up && break
-    if ! pid_alive "$pidfile" dockerd; then
-      tail -n 30 "$log" | sed 's/^/    /' >&2
-      die "dockerd exited during start-up (log: $log)"
-    fi
-    sleep 0.1
+# ------------------------------------------------------------------ engines
+phase_engine_files() {
+  local e
+  for e in "${PREP_ENGINES[@]}"; do
+    # 20 is the installed docker.io; 26's files are fetched once and cached.
+    [[ "$e" != 26 ]] || e26_fetch
   done
-  if ! docker_up; then
-    tail -n 30 "$log" | sed 's/^/    /' >&2
-    die "dockerd did not answer within 60s (log: $log)"
-  fi
-  say "dockerd: started, pid $(cat "$pidfile") ($(since "$t")s)"
+}
+
+# The running engine (engine.sh's switch; lib.sh starts dockerd).
+phase_dockerd() {
+  engine_use "$REPRO_ENGINE"
 }
 
 # ----------------------------------------------------------------- registry
@@ -237,21 +215,8 @@ phase_base() {
 }
 
 # ----------------------------------------------------------- frontend image
-frontend_tar() {
-  tar -C "$1" --owner=0 --group=0 --numeric-owner --mtime=@0 --sort=name \
-    --mode=0755 -c repro-frontend
-}
-
-frontend_import() {
-  frontend_tar "$1" |
-    "$DOCKER" import \
-      --change 'ENTRYPOINT ["/repro-frontend"]' \
-      --change 'LABEL moby.buildkit.frontend.network.none=true' \
-      - "$FRONTEND_IMAGE"
-}
-
 phase_frontend() {
-  local t bin stage="$HARNESS_DIR/frontend-image" old new
+  local t bin
   t=$(date +%s)
   command -v cargo >/dev/null || die "cargo not found in PATH"
   (
@@ -260,23 +225,15 @@ phase_frontend() {
     run_logged cargo-static \
       cargo build --release --target x86_64-unknown-linux-gnu --target-dir "$REPO_ROOT/target/static"
   )
-  bin="$REPO_ROOT/target/static/x86_64-unknown-linux-gnu/release/repro-frontend"
+  bin="$STATIC_BIN"
   [[ -x "$bin" ]] || die "cargo did not produce $bin"
   if ldd "$bin" 2>&1 | grep -q '=>'; then
     die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
   fi
-  rm -rf "$stage"
-  mkdir -p "$stage"
-  install -m 0755 "$bin" "$stage/repro-frontend"
-  old="$("$DOCKER" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE" 2>/dev/null || true)"
-  run_logged frontend-import frontend_import "$stage"
-  new="$("$DOCKER" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE")"
-  # Drop the previous (now untagged) image; ignore it if something uses it.
-  if [[ -n "$old" && "$old" != "$new" ]]; then
-    "$DOCKER" rmi "$old" >/dev/null 2>&1 || true
-  fi
-  rm -rf "$stage"
-  say "frontend image: $FRONTEND_IMAGE = ${new:0:19} ($(since "$t")s)"
+  # Into the running engine's store (engine.sh imports it into the other
+  # engine's store when switching).
+  frontend_install "$REPRO_ENGINE" "$bin"
+  say "frontend image: $FRONTEND_IMAGE = ${FRONTEND_ID:0:19} in engine $REPRO_ENGINE ($(since "$t")s)"
 }
 
 # ------------------------------------------------------- lockfiles and pool
@@ -386,11 +343,18 @@ LOCK_DIR=$LOCK_DIR
 REGISTRY=$REGISTRY
 HARNESS_DIR=$HARNESS_DIR
 ENV
+  if e26_present; then
+    cat >>"$HARNESS_DIR/env.tmp" <<ENV
+ENGINE26_DOCKER=$E26_DOCKER
+ENGINE26_DOCKER_CONFIG=$E26_CONFIG
+ENV
+  fi
   mv -f "$HARNESS_DIR/env.tmp" "$HARNESS_DIR/env"
   say "env: $HARNESS_DIR/env"
 }
 
 phase_packages
+phase_engine_files
 phase_dockerd
 phase_registry
 phase_base

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Stop what scripts/setup.sh started (pool server, registry, dockerd), found
-# by their pidfiles in target/harness/. Processes not started by setup.sh are
-# left alone. Caches (base image, lockfiles, pool, registry data) are kept
-# unless --purge is given: then the images setup.sh made are removed and
-# target/harness is deleted.
+# Stop what scripts/setup.sh and scripts/engine.sh started (pool server,
+# registry, dockerd of engine 20 or 26), found by their pidfiles in
+# target/harness/. Processes not started by them are left alone. Caches (base
+# image, lockfiles, pool, registry data, engine 26's files) are kept unless
+# --purge is given: then the images setup.sh made are removed from the
+# running engine's store and target/harness is deleted. The engines' data
+# roots (/var/lib/docker, /var/lib/docker-26) stay.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -45,7 +47,10 @@ elif ((purge)); then
 fi
 
 stop_pidfile "$HARNESS_DIR/registry.pid" docker-registry registry 15
-stop_pidfile "$HARNESS_DIR/dockerd.pid" dockerd dockerd 60
+for e in "${ENGINES[@]}"; do
+  engine_stop "$e"
+done
+rm -f "$ENGINE_FILE"
 
 if ((purge)); then
   exec 9>&-

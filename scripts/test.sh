@@ -1,21 +1,41 @@
 #!/usr/bin/env bash
-# The project's test command: prepare the harness (scripts/setup.sh), then run
-# every cargo test with REPRO_HARNESS_ENV pointing at target/harness/env.
-# Extra arguments go to `cargo test`, e.g. scripts/test.sh -- --nocapture
+# The project's test command. Prepares the harness (scripts/setup.sh), then:
+#   1. every cargo test, end-to-end through Docker 20.10 (`docker build`);
+#   2. the end-to-end tests again through Docker 26.1 (`docker buildx build`,
+#      frontend image built from frontend.Dockerfile);
+#   3. the cross-engine check: each example's rootfs tar is byte-identical.
+# Leaves Docker 20.10 running. Extra arguments go to every `cargo test`
+# (e.g. scripts/test.sh -- --nocapture). REPRO_ENGINES="20" skips engine 26.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-"$SCRIPTS_DIR/setup.sh"
+engines="${REPRO_ENGINES:-20 26}"
+REPRO_ENGINE=20 "$SCRIPTS_DIR/setup.sh"
 
 export REPRO_HARNESS_ENV="$HARNESS_DIR/env"
 [[ -s "$REPRO_HARNESS_ENV" ]] || die "setup.sh did not write $REPRO_HARNESS_ENV"
-say "cargo test --all-targets (REPRO_HARNESS_ENV=$REPRO_HARNESS_ENV)"
 cd "$REPO_ROOT"
+rm -rf "$HARNESS_DIR/out"
+
 rc=0
-cargo test --all-targets "$@" || rc=$?
-if ((rc != 0)); then
-  say "FAILED: cargo test exited with $rc"
+step() { # <label> <command...>
+  local label="$1"
+  shift
+  say "$label"
+  "$@" || {
+    rc=$?
+    say "FAILED: $label (exit $rc)"
+  }
+}
+
+step "engine 20: cargo test --all-targets" env REPRO_ENGINE=20 cargo test --all-targets "$@"
+if [[ " $engines " == *" 26 "* ]]; then
+  "$SCRIPTS_DIR/engine.sh" use 26
+  step "engine 26: cargo test --test tests e2e" env REPRO_ENGINE=26 cargo test --test tests e2e "$@"
+  "$SCRIPTS_DIR/engine.sh" use 20
+  step "both engines: cargo test --test tests cross_engine -- --ignored" \
+    cargo test --test tests cross_engine -- --ignored
 fi
 exit "$rc"

@@ -7,11 +7,12 @@
 //! made in our root, not in the target's. This is the one library module that
 //! touches a filesystem; the gateway never calls it.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Caches whose content depends on inode numbers or timing; removed when the
@@ -36,6 +37,8 @@ pub struct Report {
     pub removed: Vec<PathBuf>,
     pub clamped: u64,
     pub entries: u64,
+    /// Hard links replaced by copies.
+    pub unlinked: u64,
 }
 
 /// Normalizes the tree at `root`. `base`, when given, is the base image's
@@ -71,8 +74,88 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
     for rel in SCRATCH_DIRS {
         prune_added(root, Path::new(rel), base, &newer, &mut report)?;
     }
+    empty_dev(root, &mut report)?;
+    break_hardlinks(root, &mut HashSet::new(), &mut report)?;
     clamp_tree(root, epoch, &mut report)?;
     Ok(report)
+}
+
+/// Empties /dev. The runtime mounts its own /dev over it, so nothing there
+/// is ever seen; and Docker 20.10's copy turns device nodes into empty files
+/// where newer engines keep them, so leaving them would make the engines'
+/// images differ.
+fn empty_dev(root: &Path, report: &mut Report) -> io::Result<()> {
+    let dev = root.join("dev");
+    match fs::symlink_metadata(&dev) {
+        Ok(m) if m.is_dir() => {}
+        _ => return Ok(()),
+    }
+    let mut children: Vec<PathBuf> = fs::read_dir(&dev)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    children.sort();
+    for child in children {
+        remove_if(root, &child, report, |_| true)?;
+    }
+    Ok(())
+}
+
+/// Replaces every hard link after the first (in path order) with a copy.
+/// Docker 20.10 exports hard links as separate files and newer engines keep
+/// them; with none left, both write the same tar.
+fn break_hardlinks(
+    dir: &Path,
+    seen: &mut HashSet<(u64, u64)>,
+    report: &mut Report,
+) -> io::Result<()> {
+    let mut children: Vec<PathBuf> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    children.sort();
+    let parent_meta = fs::symlink_metadata(dir)?;
+    let mut changed = false;
+    for child in children {
+        let meta = fs::symlink_metadata(&child)?;
+        if meta.is_dir() {
+            break_hardlinks(&child, seen, report)?;
+        } else if meta.is_file() && meta.nlink() > 1 {
+            // The first path of an inode keeps it; later ones get copies.
+            if !seen.insert((meta.dev(), meta.ino())) {
+                copy_over_link(&child, &meta)?;
+                report.unlinked += 1;
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        // Keep the directory's own time as it was.
+        set_times(
+            dir,
+            (parent_meta.atime(), parent_meta.atime_nsec()),
+            (parent_meta.mtime(), parent_meta.mtime_nsec()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Replaces `path` (a hard link) by an independent copy with the same
+/// content, owner, mode and times.
+fn copy_over_link(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.repro-copy"));
+    fs::copy(path, &tmp)?;
+    std::os::unix::fs::lchown(&tmp, Some(meta.uid()), Some(meta.gid()))?;
+    // After chown, which clears set-id bits.
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    set_times(
+        &tmp,
+        (meta.atime(), meta.atime_nsec()),
+        (meta.mtime(), meta.mtime_nsec()),
+    )?;
+    fs::rename(&tmp, path)
 }
 
 /// Removes what the build added below `root/rel` (see [`normalize`]).
@@ -198,9 +281,16 @@ fn newer_than(secs: i64, nsecs: i64, epoch: i64) -> bool {
     secs > epoch || (secs == epoch && nsecs > 0)
 }
 
+/// Sets atime and mtime exactly (seconds, nanoseconds), not following links.
+fn set_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
+    let ts = |(s, ns): (i64, i64)| libc::timespec {
+        tv_sec: s as libc::time_t,
+        tv_nsec: ns as _,
+    };
+    utimensat(path, [ts(atime), ts(mtime)])
+}
+
 fn set_times_nofollow(path: &Path, epoch: i64, set_mtime: bool) -> io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let at = libc::timespec {
         tv_sec: epoch as libc::time_t,
         tv_nsec: 0,
@@ -213,7 +303,12 @@ fn set_times_nofollow(path: &Path, epoch: i64, set_mtime: bool) -> io::Result<()
             tv_nsec: libc::UTIME_OMIT,
         }
     };
-    let times = [at, mt];
+    utimensat(path, [at, mt])
+}
+
+fn utimensat(path: &Path, times: [libc::timespec; 2]) -> io::Result<()> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: c_path is a valid NUL-terminated string and `times` has the two
     // entries utimensat reads; AT_SYMLINK_NOFOLLOW makes it act on links themselves.
     let rc = unsafe {
@@ -324,6 +419,42 @@ mod tests {
         let report = normalize(tmp.path(), 100, None).unwrap();
         assert!(tmp.path().join("run/old").is_dir());
         assert_eq!(report.removed, [PathBuf::from("/run/new")]);
+    }
+
+    #[test]
+    fn hard_links_become_copies_and_dev_is_emptied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::create_dir_all(root.join("dev")).unwrap();
+        fs::write(root.join("usr/bin/perl"), "#!perl").unwrap();
+        fs::set_permissions(
+            root.join("usr/bin/perl"),
+            fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        set_times_nofollow(&root.join("usr/bin/perl"), 1000, true).unwrap();
+        fs::hard_link(root.join("usr/bin/perl"), root.join("usr/bin/perl5")).unwrap();
+        fs::write(root.join("dev/null"), "").unwrap();
+        symlink("/proc/self/fd", root.join("dev/fd")).unwrap();
+        set_times_nofollow(&root.join("usr/bin"), 500, true).unwrap();
+
+        let report = normalize(root, 2000, None).unwrap();
+
+        assert_eq!(report.unlinked, 1);
+        let a = fs::symlink_metadata(root.join("usr/bin/perl")).unwrap();
+        let b = fs::symlink_metadata(root.join("usr/bin/perl5")).unwrap();
+        assert_ne!(a.ino(), b.ino());
+        assert_eq!((a.nlink(), b.nlink()), (1, 1));
+        assert_eq!(fs::read(root.join("usr/bin/perl5")).unwrap(), b"#!perl");
+        assert_eq!(b.mode() & 0o7777, 0o4755);
+        assert_eq!(b.mtime(), 1000, "the copy keeps the file's time");
+        assert_eq!(
+            mtime(&root.join("usr/bin")),
+            500,
+            "and the directory keeps its own"
+        );
+        assert_eq!(fs::read_dir(root.join("dev")).unwrap().count(), 0);
     }
 
     #[test]

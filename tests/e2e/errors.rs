@@ -3,7 +3,9 @@
 use sha2::{Digest, Sha256};
 
 use super::example_args;
-use crate::support::{docker_build, example_context, harness, pool::Fault, pool::PoolServer, repo};
+use crate::support::{
+    docker_build, example_context, harness, pool::Fault, pool::PoolServer, repo, run,
+};
 
 #[test]
 fn a_blob_with_wrong_bytes_fails_before_anything_is_installed() {
@@ -97,13 +99,35 @@ fn a_bad_recipe_fails_with_its_line_in_the_build_output() {
 #[test]
 fn an_unpinned_base_is_refused_with_the_digest_to_paste() {
     let h = harness();
-    let pinned = h.base_ref();
-    let (name, digest) = pinned.split_once('@').unwrap();
+    let (name, _) = h.base_ref().split_once('@').unwrap();
     let recipe = format!("# syntax=repro-frontend:v0\nbase: {name}:bookworm\n");
     let text = build_text(&recipe, &[]);
+    // What the tag points at now, asked of the registry itself.
+    let digest = registry_digest(name, "bookworm");
     let paste = format!("{name}:bookworm@{digest}");
     assert!(text.contains("repro.yaml:2:7: base image"), "{text}");
     assert!(text.contains(&paste), "output lacks {paste:?}:\n{text}");
+}
+
+/// The manifest digest a tag has in the local registry (`repo` is
+/// `127.0.0.1:5000/<path>`).
+fn registry_digest(repo: &str, tag: &str) -> String {
+    let (host, path) = repo.split_once('/').unwrap();
+    let r = run(std::process::Command::new("curl").args([
+        "-fsSI",
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json",
+        &format!("http://{host}/v2/{path}/manifests/{tag}"),
+    ]));
+    assert!(r.ok, "{}", r.text);
+    r.text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no digest header:\n{}", r.text))
 }
 
 #[test]
