@@ -133,8 +133,8 @@ fn main() -> ExitCode {
                         println!("removed {}", path.display());
                     }
                     println!(
-                        "clamped {} of {} entries to {epoch}",
-                        report.clamped, report.entries
+                        "clamped {} of {} entries to {epoch}; replaced {} hard link(s) by copies",
+                        report.clamped, report.entries, report.unlinked
                     );
                     ExitCode::SUCCESS
                 }
