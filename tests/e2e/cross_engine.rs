@@ -1,4 +1,4 @@
-//! The same recipe gives the same root filesystem on Docker 20.10 and 26.
+//! The same recipe gives the same root filesystem and config on Docker 20.10 and 26.
 //!
 //! Each engine's run of `examples.rs` leaves `<example>.tar` (the
 //! `--output type=tar` export) in target/harness/out/<engine>/. This test
@@ -12,7 +12,7 @@ use crate::support::{harness, run};
 
 #[test]
 #[ignore = "needs the example exports of both engines; scripts/test.sh runs it after both"]
-fn rootfs_tars_are_identical_across_engines() {
+fn rootfs_and_config_are_identical_across_engines() {
     let out = Path::new(harness().get("HARNESS_DIR")).join("out");
     for example in ["hello", "gcc"] {
         let a = out.join("20").join(format!("{example}.tar"));
@@ -40,5 +40,30 @@ fn rootfs_tars_are_identical_across_engines() {
                 tb.len()
             );
         }
+        // The configs agree except for the layer's diff_id: Docker 20.10's
+        // image store re-encodes the layer tar (user and group names in the
+        // headers), so its diff_id is not the digest of the exported rootfs.
+        let config = |e: &str| -> serde_json::Value {
+            let p = out.join(e).join(format!("{example}.config.json"));
+            serde_json::from_slice(&read(&p)).unwrap()
+        };
+        let (mut ca, mut cb) = (config("20"), config("26"));
+        let diff_ids_26 = cb["rootfs"]["diff_ids"].clone();
+        ca["rootfs"]["diff_ids"] = serde_json::Value::Null;
+        cb["rootfs"]["diff_ids"] = serde_json::Value::Null;
+        assert_eq!(
+            ca, cb,
+            "{example}: the image configs differ beyond the layer digest"
+        );
+        // On Docker 26 the one layer is exactly the exported rootfs.
+        let digest = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&tb))
+        );
+        assert_eq!(
+            diff_ids_26,
+            serde_json::json!([digest]),
+            "{example}: engine 26's layer is not the exported rootfs"
+        );
     }
 }

@@ -4,7 +4,8 @@ use sha2::{Digest, Sha256};
 
 use super::example_args;
 use crate::support::{
-    docker_build, example_context, harness, pool::Fault, pool::PoolServer, repo, run,
+    docker_build, docker_build_alone, example_context, harness, pool::Fault, pool::PoolServer,
+    repo, run,
 };
 
 #[test]
@@ -23,7 +24,7 @@ fn a_blob_with_wrong_bytes_fails_before_anything_is_installed() {
     served[0] ^= 0xff;
     let served_sum = hex::encode(Sha256::digest(&served));
 
-    let (r, id) = docker_build(
+    let (r, id) = docker_build_alone(
         &repo().join("examples/hello/repro.yaml"),
         ctx.path(),
         &example_args(&pool),
@@ -59,7 +60,7 @@ fn a_missing_blob_names_the_package_and_the_url() {
         .find_map(|l| l.split_once("  ").map(|(_, n)| n.to_string()))
         .expect("an entry");
     pool.fault(&name, Fault::NotFound);
-    let (r, id) = docker_build(
+    let (r, id) = docker_build_alone(
         &repo().join("examples/hello/repro.yaml"),
         ctx.path(),
         &example_args(&pool),

@@ -1,6 +1,7 @@
 //! The examples build to the same image twice and their containers run.
 
 use std::path::Path;
+use std::process::Command;
 
 use super::{ImageGuard, example_args};
 use crate::support::{docker_build, example_context, harness, pool::PoolServer, repo, run};
@@ -27,7 +28,42 @@ fn build_twice(example: &str) -> (String, PoolServer) {
         "two --no-cache builds of {example} gave different images"
     );
     export_rootfs(example, &recipe, ctx.path(), &args);
+    save_config(example, &id1);
     (id1, pool)
+}
+
+/// Writes the image's config JSON, as the engine stored it, to
+/// target/harness/out/<engine>/<example>.config.json for the cross-engine check.
+fn save_config(example: &str, id: &str) {
+    let h = harness();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("image.tar");
+    let r = run(h.docker().args(["save", "-o"]).arg(&tar).arg(id));
+    assert!(r.ok, "{}", r.text);
+    let r = run(Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("manifest.json"));
+    assert!(r.ok, "{}", r.text);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let config = manifest[0]["Config"].as_str().unwrap().to_string();
+    let r = run(Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(dir.path())
+        .arg(&config));
+    assert!(r.ok, "{}", r.text);
+    let out = Path::new(h.get("HARNESS_DIR")).join("out").join(h.engine());
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::copy(
+        dir.path().join(&config),
+        out.join(format!("{example}.config.json")),
+    )
+    .unwrap();
 }
 
 /// Exports the example's root filesystem with `--output type=tar` to

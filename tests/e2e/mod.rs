@@ -1,5 +1,6 @@
 //! End-to-end: `docker build -f <recipe> <context>` through a real engine.
 
+mod clients;
 mod cross_engine;
 mod errors;
 mod examples;

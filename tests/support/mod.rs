@@ -6,7 +6,7 @@ pub mod pool;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 /// The values `scripts/setup.sh` wrote to `target/harness/env`.
 pub struct Harness {
@@ -131,8 +131,30 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// Builds that serve faulty blobs run alone. BuildKit merges in-flight
+/// vertices with the same cache key across builds, and an HTTP source with a
+/// checksum is keyed by that checksum: a concurrent build fetching the same
+/// blob from a healthy server would share the faulty fetch and fail too.
+static FAULTS: RwLock<()> = RwLock::new(());
+
 /// `docker build` the way a user runs it, with BuildKit and plain progress.
 pub fn docker_build(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<String>) {
+    let _shared = FAULTS.read().unwrap_or_else(|e| e.into_inner());
+    build_now(recipe, context, extra)
+}
+
+/// [`docker_build`] with no other build running: for builds whose package
+/// server injects faults.
+pub fn docker_build_alone(
+    recipe: &Path,
+    context: &Path,
+    extra: &[String],
+) -> (Run, Option<String>) {
+    let _alone = FAULTS.write().unwrap_or_else(|e| e.into_inner());
+    build_now(recipe, context, extra)
+}
+
+fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<String>) {
     let h = harness();
     let iid = tempfile::NamedTempFile::new().expect("temp file");
     let mut cmd = h.build_cmd();
