@@ -447,25 +447,51 @@ frontend_fresh() { # <engine> <binary>: the store holds an import of this binary
   [[ "$(cat "$stamp")" == "$(sha256sum "$2" | cut -d' ' -f1) $id" ]]
 }
 
-# frontend_install <engine> <binary>: import the binary as $FRONTEND_IMAGE
-# into that engine's store; the new image ID goes to FRONTEND_ID.
-frontend_install() {
-  local e="$1" bin="$2" stage="$HARNESS_DIR/frontend-image" old new
-  rm -rf "$stage"
-  mkdir -p "$stage"
-  install -m 0755 "$bin" "$stage/repro-frontend"
-  old="$(engine_docker "$e" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE" 2>/dev/null || true)"
-  if [[ "$e" == 26 ]]; then
-    run_logged "frontend-buildx-$e" frontend_buildx "$stage"
-  else
-    run_logged "frontend-import-$e" frontend_import "$e" "$stage"
+# frontend_tarball <binary>: the frontend image for this binary, saved as a
+# tar (cached by the binary's sha256) and printed as a path. With engine 26's
+# files present it is built from frontend.Dockerfile with buildx, on engine 26
+# (started for the purpose; the engine that was running is started again
+# afterwards), so both engines load the very image users would build.
+# Without them it falls back to `docker import` on engine 20.
+frontend_tarball() {
+  local bin="$1" sum tarball stage cur
+  sum="$(sha256sum "$bin" | cut -d' ' -f1)"
+  tarball="$HARNESS_DIR/frontend-image-$sum.tar"
+  if [[ ! -s "$tarball" ]]; then
+    stage="$HARNESS_DIR/frontend-image"
+    rm -rf "$stage" "$HARNESS_DIR"/frontend-image-*.tar
+    mkdir -p "$stage"
+    install -m 0755 "$bin" "$stage/repro-frontend"
+    if e26_present; then
+      cur="$(engine_running)"
+      [[ "$cur" == 26 ]] || engine_use 26 >&2
+      run_logged frontend-buildx frontend_buildx "$stage" >&2
+      run_logged frontend-save engine_docker 26 save -o "$tarball.tmp" "$FRONTEND_IMAGE" >&2
+      if [[ -n "$cur" && "$cur" != 26 && "$cur" != other ]]; then
+        engine_use "$cur" >&2
+      fi
+    else
+      run_logged frontend-import-20 frontend_import 20 "$stage" >&2
+      run_logged frontend-save engine_docker 20 save -o "$tarball.tmp" "$FRONTEND_IMAGE" >&2
+    fi
+    mv -f "$tarball.tmp" "$tarball"
+    rm -rf "$stage"
   fi
+  echo "$tarball"
+}
+
+# frontend_install <engine> <binary>: load the frontend image for this binary
+# as $FRONTEND_IMAGE into that engine's store; its ID goes to FRONTEND_ID.
+frontend_install() {
+  local e="$1" bin="$2" old new tarball
+  tarball="$(frontend_tarball "$bin")"
+  old="$(engine_docker "$e" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE" 2>/dev/null || true)"
+  run_logged "frontend-load-$e" engine_docker "$e" load -i "$tarball"
   new="$(engine_docker "$e" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE")"
   # Drop the previous (now untagged) image; ignore it if something uses it.
   if [[ -n "$old" && "$old" != "$new" ]]; then
     engine_docker "$e" rmi "$old" >/dev/null 2>&1 || true
   fi
-  rm -rf "$stage"
   echo "$(sha256sum "$bin" | cut -d' ' -f1) $new" >"$(frontend_stamp "$e")"
   FRONTEND_ID="$new"
 }
