@@ -10,6 +10,9 @@
 //!    the target mounted at /target (see `normalize.rs`);
 //! 6. a copy of the result onto scratch: one layer, no whiteouts.
 
+use std::collections::BTreeMap;
+
+use crate::fetch;
 use crate::image::{self, BaseConfig, Provenance};
 use crate::llb::{self, CopyOpts, LocalOpts, Mount, Network, Owner, ResolveMode, State};
 use crate::lockfile::{Entry, Lockfile};
@@ -55,16 +58,8 @@ pub struct Opts {
     pub sums_file: String,
     /// A note shown in the progress name of the base image (e.g. an unpinned warning).
     pub base_note: Option<String>,
-}
-
-/// One package blob to fetch.
-#[derive(Clone, Debug)]
-pub struct Fetch {
-    pub entry: Entry,
-    pub url: String,
-    /// The HTTP source alone, so the gateway can solve it first and report a
-    /// bad blob by name before anything is installed.
-    pub state: State,
+    /// Provider templates tried before the recipe's (`REPRO_PROVIDERS`).
+    pub extra_providers: Vec<String>,
 }
 
 /// The result of the conversion.
@@ -73,7 +68,6 @@ pub struct Converted {
     pub state: State,
     /// The image config JSON.
     pub config: Vec<u8>,
-    pub fetches: Vec<Fetch>,
 }
 
 /// A conversion error, positioned in the recipe or the lockfile.
@@ -84,6 +78,22 @@ pub struct ConvertError {
     pub line: usize,
     pub col: usize,
     pub message: String,
+}
+
+/// The build arg that puts provider templates in front of the recipe's.
+pub const PROVIDERS_ARG: &str = "REPRO_PROVIDERS";
+
+/// Templates from the `REPRO_PROVIDERS` build arg (space- or comma-separated).
+pub fn extra_providers(build_args: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    build_args
+        .get(PROVIDERS_ARG)
+        .map(|v| {
+            v.split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Picks the epoch: the SOURCE_DATE_EPOCH build arg, else the recipe's
@@ -137,27 +147,10 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         root = root.with_cwd(wd);
     }
 
-    let mut fetches = Vec::new();
+    let mut n_packages = 0;
     if let Some(packages) = &recipe.packages {
-        let provider = packages.providers.first().map(|p| {
-            Template::parse(&p.value).map_err(|e| ConvertError {
-                file: recipe.file.clone(),
-                line: p.span.line,
-                col: p.span.col + e.offset,
-                message: e.message,
-            })
-        });
-        let provider = match provider {
-            Some(p) => p?,
-            None => {
-                return Err(err_at(
-                    &recipe.file,
-                    &packages.sums,
-                    "no provider to fetch packages from",
-                ));
-            }
-        };
-        for entry in lock.packages() {
+        let entries: Vec<&Entry> = lock.packages().collect();
+        for entry in &entries {
             if !entry.name.ends_with(".deb") {
                 return Err(ConvertError {
                     file: opts.sums_file.clone(),
@@ -169,28 +162,24 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                     ),
                 });
             }
-            let url = provider.render(&entry.name, &entry.sha256);
-            let state = llb::http(
-                &url,
-                &entry.digest(),
-                entry.basename(),
-                Some(0o644),
-                // The URL is in the name because Docker 20.10 shows a failed
-                // vertex's name and error, not the frontend's message.
-                Some(format!(
-                    "fetch {} (sha256:{}) from {url}",
-                    entry.basename(),
-                    entry.short_digest()
-                )),
-            );
-            fetches.push(Fetch {
-                entry: entry.clone(),
-                url,
-                state,
-            });
         }
-        if !fetches.is_empty() {
-            root = install_debs(&root, &fetches);
+        let providers = provider_templates(recipe, packages, opts)?;
+        if !entries.is_empty() {
+            let blobs = if let [single] = providers.as_slice()
+                && entries.iter().all(|e| {
+                    matches!(
+                        fetch::locate(single, &e.name, &e.sha256),
+                        Ok(fetch::Location::Http(_))
+                    )
+                }) {
+                fetch_natively(single, &entries)
+            } else {
+                fetch_with_fallback(&providers, &entries, opts)?
+            };
+            n_packages = entries.len();
+            let mut names: Vec<&str> = entries.iter().map(|e| e.basename()).collect();
+            names.sort_unstable();
+            root = install_debs(&root, blobs, &names);
         }
     }
 
@@ -277,12 +266,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         };
     }
 
-    let tool = llb::image(
-        &opts.frontend_image,
-        opts.resolve_mode,
-        Some(format!("frontend image {}", opts.frontend_image)),
-    );
-    let normalized = tool
+    let normalized = frontend_image(opts)
         .run(vec![
             FRONTEND_BINARY.into(),
             "normalize".into(),
@@ -328,7 +312,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
 
     let comment = format!(
         "{} package(s) from the lockfile and {} step(s) on {}",
-        fetches.len(),
+        n_packages,
         recipe.steps.len(),
         opts.base_ref
     );
@@ -346,23 +330,199 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     Ok(Converted {
         state: squashed,
         config,
-        fetches,
     })
 }
 
-/// Gathers the fetched blobs into one directory and installs them with dpkg.
-fn install_debs(root: &State, fetches: &[Fetch]) -> State {
+/// One BuildKit HTTP source per blob, verified and cached by BuildKit by its
+/// sha256, gathered into one directory: the path when the recipe has a single
+/// http(s) provider, so there is nothing to fall back to.
+fn fetch_natively(provider: &Template, entries: &[&Entry]) -> State {
     let mut gather = State::scratch().file();
-    for f in fetches {
-        let name = format!("/{}", f.entry.basename());
-        gather = gather.copy(&f.state, &name, &name, CopyOpts::default());
+    for e in entries {
+        let url = provider.render(&e.name, &e.sha256);
+        let blob = llb::http(
+            &url,
+            &e.digest(),
+            e.basename(),
+            Some(0o644),
+            // The URL is in the name because a failed source ends the build
+            // and the engines show that step, not the frontend's message.
+            Some(format!(
+                "fetch {} (sha256:{}) from {url}",
+                e.basename(),
+                e.short_digest()
+            )),
+        );
+        let name = format!("/{}", e.basename());
+        gather = gather.copy(&blob, &name, &name, CopyOpts::default());
     }
-    let packages = gather
-        .name(format!("gather {} package(s)", fetches.len()))
-        .build();
+    gather
+        .name(format!("gather {} package(s)", entries.len()))
+        .build()
+}
+
+/// Fetch steps run by the frontend's own binary (`fetch.rs`), trying the
+/// providers in order for each blob. Blobs are grouped by the first hex digit
+/// of their sha256, so a lockfile change refetches one group, not all; each
+/// group's LLB holds the whole provider list, so the provider that answered
+/// never shows in the LLB of the install step.
+fn fetch_with_fallback(
+    providers: &[Template],
+    entries: &[&Entry],
+    opts: &Opts,
+) -> Result<State, ConvertError> {
+    let mut groups: BTreeMap<char, Vec<&Entry>> = BTreeMap::new();
+    for e in entries {
+        groups
+            .entry(e.sha256.chars().next().unwrap_or('0'))
+            .or_default()
+            .push(e);
+    }
+    // Paths the context:// providers read, so only they are sent.
+    let mut context_paths = Vec::new();
+    for e in entries {
+        for p in providers {
+            if let Ok(fetch::Location::Context { path, .. }) = fetch::locate(p, &e.name, &e.sha256)
+            {
+                context_paths.push(path);
+            }
+        }
+    }
+    context_paths.sort();
+    context_paths.dedup();
+    let context = (!context_paths.is_empty()).then(|| {
+        llb::local(
+            &opts.context_name,
+            &LocalOpts {
+                include_patterns: context_paths,
+                ..opts.context.clone()
+            },
+            Some("load package blobs from the build context".into()),
+        )
+    });
+    let tool = frontend_image(opts);
+    let mut gather = State::scratch().file();
+    for (key, group) in &groups {
+        let plan = fetch::Plan {
+            providers: providers.iter().map(|t| t.as_str().to_string()).collect(),
+            blobs: group
+                .iter()
+                .map(|e| fetch::Blob {
+                    name: e.name.clone(),
+                    sha256: e.sha256.clone(),
+                })
+                .collect(),
+        };
+        // A plan of strings always serializes.
+        let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
+        let plan_state = State::scratch()
+            .file()
+            .mkfile("/plan.json", 0o644, json, Some(0))
+            .name(format!(
+                "plan the fetch of {} package(s) (sha256 {key}…)",
+                group.len()
+            ))
+            .build();
+        let mut exec = tool
+            .run(vec![
+                FRONTEND_BINARY.into(),
+                "fetch".into(),
+                "--plan".into(),
+                "/plan/plan.json".into(),
+                "--out".into(),
+                "/out".into(),
+                "--context".into(),
+                fetch::CONTEXT_DIR.into(),
+            ])
+            .mount(Mount {
+                dest: "/plan".into(),
+                source: Some(plan_state),
+                selector: None,
+                readonly: true,
+            })
+            .mount(Mount {
+                dest: "/out".into(),
+                source: None,
+                selector: None,
+                readonly: false,
+            })
+            .name(format!(
+                "fetch {} package(s) (sha256 {key}…), trying {} provider(s) in order",
+                group.len(),
+                providers.len()
+            ));
+        if let Some(ctx) = &context {
+            exec = exec.mount(Mount {
+                dest: fetch::CONTEXT_DIR.into(),
+                source: Some(ctx.clone()),
+                selector: None,
+                readonly: true,
+            });
+        }
+        let out = exec.build().mounts.into_iter().next();
+        let Some(out) = out else {
+            unreachable!("the fetch exec has one writable mount")
+        };
+        gather = gather.copy(
+            &out,
+            "/",
+            "/",
+            CopyOpts {
+                dir_contents_only: true,
+                ..Default::default()
+            },
+        );
+    }
+    Ok(gather
+        .name(format!("gather {} package(s)", entries.len()))
+        .build())
+}
+
+/// The recipe's providers, after those the `REPRO_PROVIDERS` build arg puts
+/// in front, parsed.
+fn provider_templates(
+    recipe: &Recipe,
+    packages: &crate::recipe::Packages,
+    opts: &Opts,
+) -> Result<Vec<Template>, ConvertError> {
+    let mut out = Vec::new();
+    for p in &opts.extra_providers {
+        out.push(Template::parse(p).map_err(|e| ConvertError {
+            file: "build arg REPRO_PROVIDERS".into(),
+            line: 1,
+            col: 1 + e.offset,
+            message: format!("{} in \"{p}\"", e.message),
+        })?);
+    }
+    for p in &packages.providers {
+        out.push(Template::parse(&p.value).map_err(|e| ConvertError {
+            file: recipe.file.clone(),
+            line: p.span.line,
+            col: p.span.col + e.offset,
+            message: e.message,
+        })?);
+    }
+    if out.is_empty() {
+        return Err(err_at(
+            &recipe.file,
+            &packages.sums,
+            "no provider to fetch packages from",
+        ));
+    }
+    Ok(out)
+}
+
+fn frontend_image(opts: &Opts) -> State {
+    llb::image(
+        &opts.frontend_image,
+        opts.resolve_mode,
+        Some(format!("frontend image {}", opts.frontend_image)),
+    )
+}
+
+/// Installs the gathered blobs with dpkg, offline.
+fn install_debs(root: &State, blobs: State, names: &[&str]) -> State {
     let mut argv: Vec<String> = vec!["dpkg".into(), "--install".into(), "--force-confold".into()];
-    let mut names: Vec<&str> = fetches.iter().map(|f| f.entry.basename()).collect();
-    names.sort_unstable();
     argv.extend(names.iter().map(|n| format!("{PACKAGES_DIR}/{n}")));
     root.with_user("0:0")
         .run(argv)
@@ -370,13 +530,13 @@ fn install_debs(root: &State, fetches: &[Fetch]) -> State {
         .network(Network::None)
         .mount(Mount {
             dest: PACKAGES_DIR.into(),
-            source: Some(packages),
+            source: Some(blobs),
             selector: None,
             readonly: true,
         })
         .name(format!(
             "install {} package(s) with dpkg (no network)",
-            fetches.len()
+            names.len()
         ))
         .build()
         .root
@@ -485,6 +645,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             context: LocalOpts::default(),
             sums_file: "SHA256SUMS-amd64".into(),
             base_note: None,
+            extra_providers: Vec::new(),
         }
     }
 
@@ -551,7 +712,6 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             format!("sha256:{}", "a".repeat(64))
         );
         assert_eq!(sources[0].attrs["http.filename"], "hello_2.10-3_amd64.deb");
-        assert_eq!(c.fetches.len(), 2);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! Every failure goes back through Return as a gRPC status, so the user reads
 //! it in the `docker build` output.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -406,6 +406,7 @@ async fn build(
             },
             sums_file,
             base_note,
+            extra_providers: convert::extra_providers(&opts.build_args),
         },
     )?;
     check_llb_caps(&bridge.llb_caps, &converted.state)?;
@@ -419,7 +420,6 @@ async fn build(
             llb::CAP_META_IGNORE_CACHE
         );
     }
-    fetch_all(bridge, &converted.fetches, constraints).await?;
 
     let def = converted.state.marshal_with(constraints);
     let id = bridge
@@ -443,71 +443,6 @@ fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
             missing.join(", ")
         )
     }
-}
-
-/// Solves every blob's HTTP source on its own, all at once, so that a blob
-/// that cannot be fetched or does not match its sha256 is reported with its
-/// package name and URL, and nothing is installed. The main solve then finds
-/// them in BuildKit's cache by digest.
-async fn fetch_all(
-    bridge: &mut Bridge,
-    fetches: &[convert::Fetch],
-    constraints: llb::Constraints,
-) -> Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, f) in fetches.iter().enumerate() {
-        let mut client = bridge.client.clone();
-        let def = f.state.marshal_with(constraints);
-        let array = bridge.api_caps.contains(CAP_PROTO_REF_ARRAY);
-        tasks.spawn(async move {
-            let r = client
-                .solve(SolveRequest {
-                    definition: Some(def),
-                    allow_result_return: true,
-                    allow_result_array_ref: array,
-                    ..Default::default()
-                })
-                .await;
-            (i, r.err())
-        });
-    }
-    let mut failures: BTreeMap<usize, tonic::Status> = BTreeMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (i, err) = joined.context("a fetch task failed")?;
-        if let Some(status) = err {
-            failures.insert(i, status);
-        }
-    }
-    if failures.is_empty() {
-        return Ok(());
-    }
-    let lines: Vec<String> = failures
-        .iter()
-        .map(|(i, status)| {
-            let f = &fetches[*i];
-            let msg = status.message();
-            if msg.contains("digest mismatch") || msg.contains("checksum") {
-                format!(
-                    "package {} (lockfile line {}): the bytes served by {} do not match the lockfile; expected {}, BuildKit says: {msg}",
-                    f.entry.name,
-                    f.entry.line,
-                    f.url,
-                    f.entry.digest()
-                )
-            } else {
-                format!(
-                    "package {} (lockfile line {}): cannot fetch {}: {msg}",
-                    f.entry.name, f.entry.line, f.url
-                )
-            }
-        })
-        .collect();
-    bail!(
-        "{} of {} package(s) could not be fetched and verified; nothing was installed:\n{}",
-        failures.len(),
-        fetches.len(),
-        lines.join("\n")
-    )
 }
 
 #[cfg(test)]
@@ -946,7 +881,7 @@ mod bridge_tests {
     }
 
     #[tokio::test]
-    async fn a_bad_blob_is_reported_with_package_and_url_and_nothing_installed() {
+    async fn a_failed_solve_comes_back_as_the_returned_status() {
         let sums = format!(
             "{}  pool/main/h/hello/hello_2.10-3_amd64.deb\n",
             "a".repeat(64)
@@ -955,33 +890,15 @@ mod bridge_tests {
             "packages:\n  sums: SHA256SUMS\n  providers: [\"http://127.0.0.1:9/{{.Name}}\"]\n",
         );
         let fake = with_files(&[("dockerfile/repro.yaml", &r), ("context/SHA256SUMS", &sums)]);
-        fake.0.lock().unwrap().fail_solve = Some((
-            "http://127.0.0.1:9/".into(),
-            format!(
-                "digest mismatch sha256:{}: sha256:{}",
-                "b".repeat(64),
-                "a".repeat(64)
-            ),
-        ));
+        let msg = format!(
+            "digest mismatch sha256:{}: sha256:{}",
+            "b".repeat(64),
+            "a".repeat(64)
+        );
+        fake.0.lock().unwrap().fail_solve = Some(("http://127.0.0.1:9/".into(), msg.clone()));
         let ret = build(fake.clone(), vec![SOURCE]).await;
-        let e = error_of(&ret);
-        assert!(
-            e.contains("package pool/main/h/hello/hello_2.10-3_amd64.deb (lockfile line 1)"),
-            "{e}"
-        );
-        assert!(
-            e.contains("http://127.0.0.1:9/pool/main/h/hello/hello_2.10-3_amd64.deb"),
-            "{e}"
-        );
-        assert!(e.contains(&format!("sha256:{}", "b".repeat(64))), "{e}");
-        assert!(e.contains("nothing was installed"), "{e}");
-        let st = fake.0.lock().unwrap();
-        assert!(
-            !st.solved.iter().any(|d| decode_ops(d)
-                .iter()
-                .any(|o| matches!(&o.op, Some(bollard_buildkit_proto::pb::op::Op::Exec(_))))),
-            "no exec was solved"
-        );
+        assert!(ret.result.is_none());
+        assert_eq!(error_of(&ret), msg);
     }
 
     #[tokio::test]

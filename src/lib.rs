@@ -1,4 +1,5 @@
 pub mod convert;
+pub mod fetch;
 pub mod gateway;
 pub mod image;
 pub mod llb;

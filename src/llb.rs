@@ -445,6 +445,12 @@ enum Action {
         parents: bool,
         timestamp: Option<i64>,
     },
+    Mkfile {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+        timestamp: Option<i64>,
+    },
 }
 
 /// A chain of file actions applied to one state, marshalled as one FileOp.
@@ -471,6 +477,18 @@ impl FileOpBuilder {
             path: path.to_string(),
             mode,
             parents,
+            timestamp,
+        });
+        self
+    }
+
+    /// A file with the given content; its bytes are part of the op (and so
+    /// of its digest).
+    pub fn mkfile(mut self, path: &str, mode: u32, data: Vec<u8>, timestamp: Option<i64>) -> Self {
+        self.actions.push(Action::Mkfile {
+            path: path.to_string(),
+            mode,
+            data,
             timestamp,
         });
         self
@@ -514,7 +532,7 @@ impl FileOpBuilder {
                 Action::Copy { src, .. } => {
                     src.output.as_ref().map(&mut add_input).unwrap_or(EMPTY)
                 }
-                Action::Mkdir { .. } => EMPTY,
+                Action::Mkdir { .. } | Action::Mkfile { .. } => EMPTY,
             })
             .collect();
         let n_inputs = inputs.len() as i64;
@@ -558,6 +576,18 @@ impl FileOpBuilder {
                         path: path.clone(),
                         mode: *mode as i32,
                         make_parents: *parents,
+                        owner: None,
+                        timestamp: ns(*timestamp),
+                    }),
+                    Action::Mkfile {
+                        path,
+                        mode,
+                        data,
+                        timestamp,
+                    } => pb::file_action::Action::Mkfile(pb::FileActionMkFile {
+                        path: path.clone(),
+                        mode: *mode as i32,
+                        data: data.clone(),
                         owner: None,
                         timestamp: ns(*timestamp),
                     }),

@@ -101,6 +101,7 @@ pub fn convert(b: &LocalBuild) -> Result<Converted> {
             context: LocalOpts::default(),
             sums_file,
             base_note: None,
+            extra_providers: convert::extra_providers(&b.build_args),
         },
     )?)
 }

@@ -18,6 +18,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Fetch the blobs of a plan, trying providers in order, keeping only
+    /// bytes that match their sha256 (runs inside the build).
+    Fetch {
+        /// The plan: providers and blobs, as JSON.
+        #[arg(long)]
+        plan: PathBuf,
+        /// Where verified blobs are written.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where `context://` providers read from.
+        #[arg(long, default_value = "/context")]
+        context: PathBuf,
+    },
     /// Print the LLB definition of a recipe to stdout, as dockerfile2llb does:
     /// `repro-frontend llb repro.yaml | buildctl build --local context=.`
     ///
@@ -113,10 +126,43 @@ fn llb(a: LlbArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the fetch step; false when a blob could not be fetched.
+fn fetch(
+    plan: &std::path::Path,
+    out: &std::path::Path,
+    context: &std::path::Path,
+) -> anyhow::Result<bool> {
+    use repro_frontend::fetch;
+    let text = std::fs::read(plan).with_context(|| format!("read {}", plan.display()))?;
+    let plan: fetch::Plan =
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", plan.display()))?;
+    let outcomes = fetch::fetch(&plan, out, context, fetch::Timeouts::default(), 8)?;
+    let (lines, failure) = fetch::report(&outcomes);
+    for line in lines {
+        println!("{line}");
+    }
+    match failure {
+        None => Ok(true),
+        Some(msg) => {
+            // stdout, with the other lines, so the build output keeps them in order.
+            println!("{msg}");
+            Ok(false)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => gateway(),
+        Some(Cmd::Fetch { plan, out, context }) => match fetch(&plan, &out, &context) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("repro-frontend: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Cmd::Llb(args)) => match llb(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -109,6 +109,8 @@ pub struct Recipe {
 /// Docker CLI set these on their own.
 pub const PREDEFINED_ARGS: &[&str] = &[
     "SOURCE_DATE_EPOCH",
+    // Provider templates tried before the recipe's (see convert.rs).
+    "REPRO_PROVIDERS",
     "TARGETPLATFORM",
     "TARGETOS",
     "TARGETARCH",

@@ -1,0 +1,655 @@
+//! The fetch step run inside the build: for each blob, try the providers in
+//! order and keep the first whose bytes match the lockfile's sha256.
+//!
+//! BuildKit cannot fall back from one URL to another: a failed source ends the
+//! whole build. So when a recipe lists several providers (or an `oci://` or
+//! `context://` one), the frontend runs `repro-frontend fetch` from its own
+//! image instead. Its LLB holds the whole provider list and the blob list, so
+//! which provider answered never changes the LLB of the install step; and a
+//! blob is written to the output only after its digest was checked, so nothing
+//! unverified can be installed. A healthy first provider is the only one asked.
+//! Like `normalize.rs`, this module does I/O because it runs inside the build.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::template::{Template, basename};
+
+/// Where the build context is mounted for `context://` providers.
+pub const CONTEXT_DIR: &str = "/context";
+
+/// What to fetch: written by the frontend into the fetch exec's input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// URL templates, in the order to try them.
+    pub providers: Vec<String>,
+    pub blobs: Vec<Blob>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blob {
+    pub name: String,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+/// Where one provider says a blob is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// An `http://` or `https://` URL.
+    Http(String),
+    /// A registry blob: `<scheme>://<host>/v2/<repo>/blobs/sha256:<hex>`,
+    /// shown to users as the `oci://` URL.
+    Registry { url: String, shown: String },
+    /// A file in the build context (air-gapped builds).
+    Context { path: String, shown: String },
+}
+
+impl Location {
+    pub fn shown(&self) -> &str {
+        match self {
+            Location::Http(u) => u,
+            Location::Registry { shown, .. } | Location::Context { shown, .. } => shown,
+        }
+    }
+}
+
+/// Renders a provider for a blob and sorts out its scheme.
+pub fn locate(template: &Template, name: &str, sha256: &str) -> Result<Location, String> {
+    let rendered = template.render(name, sha256);
+    if rendered.starts_with("http://") || rendered.starts_with("https://") {
+        return Ok(Location::Http(rendered));
+    }
+    if let Some(rest) = rendered.strip_prefix("oci://") {
+        // oci://<host>/<repo>: the blob is addressed by digest, not by name.
+        let (host, repo) = rest
+            .split_once('/')
+            .filter(|(h, r)| !h.is_empty() && !r.is_empty())
+            .ok_or_else(|| format!("\"{rendered}\" is not oci://<registry>/<repository>"))?;
+        let repo = repo.trim_end_matches('/');
+        // Registries on the loopback are plain HTTP, as the engines assume.
+        let scheme = if host.starts_with("127.")
+            || host.starts_with("localhost")
+            || host.starts_with("[::1]")
+        {
+            "http"
+        } else {
+            "https"
+        };
+        return Ok(Location::Registry {
+            url: format!("{scheme}://{host}/v2/{repo}/blobs/sha256:{sha256}"),
+            shown: rendered.clone(),
+        });
+    }
+    if let Some(path) = rendered.strip_prefix("context://") {
+        let path = path.trim_start_matches('/');
+        if path.is_empty() || path.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(format!(
+                "\"{rendered}\" is not a clean path in the build context"
+            ));
+        }
+        return Ok(Location::Context {
+            path: path.to_string(),
+            shown: rendered.clone(),
+        });
+    }
+    Err(format!(
+        "\"{rendered}\" has an unknown scheme (use http://, https://, oci:// or context://)"
+    ))
+}
+
+/// One try at one provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub from: String,
+    /// `None` when this provider delivered the right bytes.
+    pub failure: Option<String>,
+}
+
+/// What happened to one blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub blob: Blob,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.attempts.last().is_some_and(|a| a.failure.is_none())
+    }
+}
+
+/// Timeouts of one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Until the response headers arrive.
+    pub response: Duration,
+    /// For the whole body.
+    pub body: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            response: Duration::from_secs(30),
+            body: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Fetches every blob of the plan into `out` (as `out/<basename>`), trying
+/// providers in order; `context` is where `context://` paths are read from.
+/// Runs `threads` blobs at a time.
+pub fn fetch(
+    plan: &Plan,
+    out: &Path,
+    context: &Path,
+    timeouts: Timeouts,
+    threads: usize,
+) -> io::Result<Vec<Outcome>> {
+    let templates: Vec<Template> = plan
+        .providers
+        .iter()
+        .map(|p| {
+            Template::parse(p).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{p}: {}", e.message))
+            })
+        })
+        .collect::<io::Result<_>>()?;
+    fs::create_dir_all(out)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(timeouts.connect))
+        .timeout_recv_response(Some(timeouts.response))
+        .timeout_recv_body(Some(timeouts.body))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; plan.blobs.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1).min(plan.blobs.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(blob) = plan.blobs.get(i) else { break };
+                    let outcome = fetch_one(&agent, &templates, blob, out, context);
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(outcome);
+                    }
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(results.into_iter().flatten().collect())
+}
+
+fn fetch_one(
+    agent: &ureq::Agent,
+    templates: &[Template],
+    blob: &Blob,
+    out: &Path,
+    context: &Path,
+) -> Outcome {
+    let dest = out.join(basename(&blob.name));
+    let mut attempts = Vec::new();
+    for t in templates {
+        let loc = match locate(t, &blob.name, &blob.sha256) {
+            Ok(l) => l,
+            Err(e) => {
+                attempts.push(Attempt {
+                    from: t.as_str().to_string(),
+                    failure: Some(e),
+                });
+                continue;
+            }
+        };
+        let result = match &loc {
+            Location::Http(url) => http_to_file(agent, url, None, &dest, &blob.sha256),
+            Location::Registry { url, .. } => registry_to_file(agent, url, &dest, &blob.sha256),
+            Location::Context { path, .. } => fs::File::open(context.join(path))
+                .map_err(|e| format!("cannot open it in the build context: {e}"))
+                .and_then(|f| verified_copy(f, &dest, &blob.sha256)),
+        };
+        let done = result.is_ok();
+        attempts.push(Attempt {
+            from: loc.shown().to_string(),
+            failure: result.err(),
+        });
+        if done {
+            break;
+        }
+    }
+    Outcome {
+        blob: blob.clone(),
+        attempts,
+    }
+}
+
+/// GETs a URL into `dest` if its bytes have the expected sha256.
+fn http_to_file(
+    agent: &ureq::Agent,
+    url: &str,
+    auth: Option<&str>,
+    dest: &Path,
+    sha256: &str,
+) -> Result<(), String> {
+    let mut req = agent.get(url);
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    let resp = req.call().map_err(describe_error)?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    verified_copy(resp.into_body().into_reader(), dest, sha256)
+}
+
+/// Registry blobs: anonymous pull, following a Bearer token challenge.
+fn registry_to_file(
+    agent: &ureq::Agent,
+    url: &str,
+    dest: &Path,
+    sha256: &str,
+) -> Result<(), String> {
+    let resp = agent
+        .get(url)
+        .header("Accept", "application/octet-stream")
+        .call()
+        .map_err(describe_error)?;
+    let status = resp.status();
+    if status.is_success() {
+        return verified_copy(resp.into_body().into_reader(), dest, sha256);
+    }
+    if status.as_u16() != 401 {
+        return Err(format!("HTTP {status}"));
+    }
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let token_url = bearer_token_url(&challenge)
+        .ok_or_else(|| format!("HTTP 401 and no Bearer challenge ({challenge:?})"))?;
+    let mut token_resp = agent.get(&token_url).call().map_err(describe_error)?;
+    if !token_resp.status().is_success() {
+        return Err(format!(
+            "anonymous token request: HTTP {}",
+            token_resp.status()
+        ));
+    }
+    let text = token_resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("anonymous token response: {e}"))?;
+    let body: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("anonymous token response: {e}"))?;
+    let token = body
+        .get("token")
+        .or_else(|| body.get("access_token"))
+        .and_then(|t| t.as_str())
+        .ok_or("anonymous token response has no token")?;
+    http_to_file(agent, url, Some(&format!("Bearer {token}")), dest, sha256)
+}
+
+/// `Bearer realm="https://auth/token",service="reg",scope="repository:x:pull"`
+/// -> `https://auth/token?service=reg&scope=repository:x:pull`.
+pub fn bearer_token_url(challenge: &str) -> Option<String> {
+    let rest = challenge.trim().strip_prefix("Bearer ")?;
+    let mut realm = None;
+    let mut query = Vec::new();
+    for part in rest.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        let v = v.trim_matches('"');
+        match k {
+            "realm" => realm = Some(v.to_string()),
+            "service" | "scope" => query.push(format!("{k}={v}")),
+            _ => {}
+        }
+    }
+    let realm = realm?;
+    Some(if query.is_empty() {
+        realm
+    } else {
+        format!("{realm}?{}", query.join("&"))
+    })
+}
+
+fn describe_error(e: ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::HostNotFound => "host not found".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Copies `src` into `dest` through a temporary file, and keeps it only if
+/// its sha256 is the expected one.
+fn verified_copy(mut src: impl Read, dest: &Path, sha256: &str) -> Result<(), String> {
+    let tmp: PathBuf = dest.with_extension("partial");
+    let result = (|| -> Result<String, String> {
+        let mut f =
+            fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = src
+                .read(&mut buf)
+                .map_err(|e| format!("reading the body: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            f.write_all(&buf[..n])
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        }
+        Ok(hex::encode(hasher.finalize()))
+    })();
+    match result {
+        Ok(got) if got == sha256 => {
+            fs::rename(&tmp, dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))
+        }
+        Ok(got) => {
+            let _ = fs::remove_file(&tmp);
+            Err(format!(
+                "wrong bytes: got sha256:{got}, the lockfile says sha256:{sha256}"
+            ))
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// The report printed by the fetch step; the error summary when any failed.
+pub fn report(outcomes: &[Outcome]) -> (Vec<String>, Option<String>) {
+    let mut lines = Vec::new();
+    for o in outcomes {
+        if let Some(last) = o.attempts.last().filter(|_| o.ok()) {
+            let tries = o.attempts.len();
+            let note = if tries > 1 {
+                format!(" (after {} failed provider(s))", tries - 1)
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "fetched {} from {}{note}",
+                basename(&o.blob.name),
+                last.from
+            ));
+        }
+    }
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
+    if failed.is_empty() {
+        return (lines, None);
+    }
+    let mut msg = format!(
+        "{} of {} package(s) could not be fetched and verified; nothing was installed:",
+        failed.len(),
+        outcomes.len()
+    );
+    for o in failed {
+        msg.push_str(&format!("\n  {} (sha256:{}):", o.blob.name, o.blob.sha256));
+        for a in &o.attempts {
+            msg.push_str(&format!(
+                "\n    {}: {}",
+                a.from,
+                a.failure.as_deref().unwrap_or("ok")
+            ));
+        }
+    }
+    (lines, Some(msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn t(s: &str) -> Template {
+        Template::parse(s).unwrap()
+    }
+
+    #[test]
+    fn locations_by_scheme() {
+        let sum = "ab".repeat(32);
+        assert_eq!(
+            locate(&t("http://m/d/{{.Name}}"), "pool/x.deb", &sum).unwrap(),
+            Location::Http("http://m/d/pool/x.deb".into())
+        );
+        assert_eq!(
+            locate(&t("oci://127.0.0.1:5000/repro/pool"), "pool/x.deb", &sum).unwrap(),
+            Location::Registry {
+                url: format!("http://127.0.0.1:5000/v2/repro/pool/blobs/sha256:{sum}"),
+                shown: "oci://127.0.0.1:5000/repro/pool".into()
+            }
+        );
+        assert!(matches!(
+            locate(&t("oci://registry.example/r"), "x", &sum).unwrap(),
+            Location::Registry { url, .. } if url.starts_with("https://registry.example/v2/r/blobs/")
+        ));
+        assert_eq!(
+            locate(&t("context://blobs/{{.Basename}}"), "pool/x.deb", &sum).unwrap(),
+            Location::Context {
+                path: "blobs/x.deb".into(),
+                shown: "context://blobs/x.deb".into()
+            }
+        );
+        assert!(locate(&t("context://../{{.Basename}}"), "x.deb", &sum).is_err());
+        assert!(
+            locate(&t("ftp://m/{{.Name}}"), "x.deb", &sum)
+                .unwrap_err()
+                .contains("unknown scheme")
+        );
+        assert!(locate(&t("oci://hostonly"), "x.deb", &sum).is_err());
+    }
+
+    #[test]
+    fn bearer_challenges() {
+        assert_eq!(
+            bearer_token_url(r#"Bearer realm="https://auth.example/token",service="reg.example",scope="repository:a/b:pull""#).as_deref(),
+            Some("https://auth.example/token?service=reg.example&scope=repository:a/b:pull")
+        );
+        assert_eq!(bearer_token_url("Basic realm=x"), None);
+    }
+
+    /// Serves fixed responses per path; anything else is a 404.
+    fn serve(routes: Vec<(&'static str, &'static str, Vec<u8>)>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, body) = routes
+                    .iter()
+                    .find(|(p, _, _)| *p == path)
+                    .map(|(_, st, b)| (*st, b.clone()))
+                    .unwrap_or(("404 Not Found", Vec::new()));
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(&body);
+            }
+        });
+        url
+    }
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    fn run(
+        providers: Vec<String>,
+        blobs: Vec<Blob>,
+        context: &Path,
+    ) -> (tempfile::TempDir, Vec<Outcome>) {
+        let out = tempfile::tempdir().unwrap();
+        let plan = Plan { providers, blobs };
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(2),
+            body: Duration::from_secs(5),
+        };
+        let outcomes = fetch(&plan, out.path(), context, timeouts, 4).unwrap();
+        (out, outcomes)
+    }
+
+    #[test]
+    fn falls_through_to_the_next_provider_and_keeps_only_right_bytes() {
+        let good = b"the real package".to_vec();
+        let bad = serve(vec![
+            ("/p/a.deb", "200 OK", b"tampered".to_vec()),
+            ("/p/b.deb", "500 Internal Server Error", Vec::new()),
+        ]);
+        let healthy = serve(vec![
+            ("/p/a.deb", "200 OK", good.clone()),
+            ("/p/b.deb", "200 OK", good.clone()),
+        ]);
+        // A port nobody listens on: connection refused.
+        let down = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let blobs = vec![
+            Blob {
+                name: "p/a.deb".into(),
+                sha256: sha(&good),
+            },
+            Blob {
+                name: "p/b.deb".into(),
+                sha256: sha(&good),
+            },
+        ];
+        let providers = vec![
+            format!("{down}/{{{{.Name}}}}"),
+            format!("{bad}/{{{{.Name}}}}"),
+            format!("{healthy}/{{{{.Name}}}}"),
+        ];
+        let (out, outcomes) = run(providers, blobs, Path::new("/nonexistent"));
+        assert!(outcomes.iter().all(Outcome::ok), "{outcomes:?}");
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
+        let a = &outcomes[0].attempts;
+        assert_eq!(a.len(), 3);
+        assert!(
+            a[1].failure
+                .as_deref()
+                .unwrap()
+                .starts_with("wrong bytes: got sha256:"),
+            "{a:?}"
+        );
+        assert!(
+            outcomes[1].attempts[1]
+                .failure
+                .as_deref()
+                .unwrap()
+                .contains("500"),
+            "{:?}",
+            outcomes[1].attempts
+        );
+        let (lines, err) = report(&outcomes);
+        assert!(err.is_none());
+        assert!(
+            lines[0].ends_with("(after 2 failed provider(s))"),
+            "{lines:?}"
+        );
+        assert!(!out.path().join("a.partial").exists());
+    }
+
+    #[test]
+    fn a_healthy_first_provider_is_the_only_one_asked() {
+        let good = b"x".to_vec();
+        let first = serve(vec![("/a.deb", "200 OK", good.clone())]);
+        let second = "http://127.0.0.1:9".to_string();
+        let blobs = vec![Blob {
+            name: "a.deb".into(),
+            sha256: sha(&good),
+        }];
+        let (_out, outcomes) = run(
+            vec![
+                format!("{first}/{{{{.Name}}}}"),
+                format!("{second}/{{{{.Name}}}}"),
+            ],
+            blobs,
+            Path::new("/"),
+        );
+        assert_eq!(outcomes[0].attempts.len(), 1);
+    }
+
+    #[test]
+    fn when_all_fail_the_report_lists_every_attempt_and_nothing_is_written() {
+        let wrong = serve(vec![("/a.deb", "200 OK", b"nope".to_vec())]);
+        let blobs = vec![Blob {
+            name: "a.deb".into(),
+            sha256: "0".repeat(64),
+        }];
+        let (out, outcomes) = run(
+            vec![
+                format!("{wrong}/{{{{.Name}}}}"),
+                "context://cache/{{.Basename}}".into(),
+            ],
+            blobs,
+            Path::new("/nonexistent"),
+        );
+        assert!(!outcomes[0].ok());
+        let (_, err) = report(&outcomes);
+        let err = err.unwrap();
+        assert!(
+            err.starts_with(
+                "1 of 1 package(s) could not be fetched and verified; nothing was installed:"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "{wrong}/a.deb: wrong bytes: got sha256:{}",
+                sha(b"nope")
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("context://cache/a.deb: cannot open it in the build context"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_dir(out.path()).unwrap().count(),
+            0,
+            "nothing unverified is left"
+        );
+    }
+
+    #[test]
+    fn context_blobs_are_verified_too() {
+        let ctx = tempfile::tempdir().unwrap();
+        fs::create_dir_all(ctx.path().join("blobs")).unwrap();
+        fs::write(ctx.path().join("blobs/a.deb"), b"air-gapped").unwrap();
+        let blobs = vec![Blob {
+            name: "pool/a.deb".into(),
+            sha256: sha(b"air-gapped"),
+        }];
+        let (out, outcomes) = run(
+            vec!["context://blobs/{{.Basename}}".into()],
+            blobs,
+            ctx.path(),
+        );
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), b"air-gapped");
+    }
+}
