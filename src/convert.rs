@@ -60,6 +60,8 @@ pub struct Opts {
     pub base_note: Option<String>,
     /// Provider templates tried before the recipe's (`REPRO_PROVIDERS`).
     pub extra_providers: Vec<String>,
+    /// The network of fetch steps and `run` steps (`docker build --network`).
+    pub network: Network,
 }
 
 /// The result of the conversion.
@@ -209,7 +211,10 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                     Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.value.clone()],
                     Command::Exec(argv) => argv.iter().map(|a| a.value.clone()).collect(),
                 };
-                let mut exec = steps_root.run(argv).name(format!("run {cmd}"));
+                let mut exec = steps_root
+                    .run(argv)
+                    .network(opts.network)
+                    .name(format!("run {cmd}"));
                 for decl in &recipe.args {
                     if let Some(v) = opts.args.get(&decl.name) {
                         exec = exec.env(&decl.name, v);
@@ -434,6 +439,7 @@ fn fetch_with_fallback(
                 "--context".into(),
                 fetch::CONTEXT_DIR.into(),
             ])
+            .network(opts.network)
             .mount(Mount {
                 dest: "/plan".into(),
                 source: Some(plan_state),
@@ -646,6 +652,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             sums_file: "SHA256SUMS-amd64".into(),
             base_note: None,
             extra_providers: Vec::new(),
+            network: Network::Sandbox,
         }
     }
 

@@ -407,6 +407,7 @@ async fn build(
             sums_file,
             base_note,
             extra_providers: convert::extra_providers(&opts.build_args),
+            network: opts.network,
         },
     )?;
     check_llb_caps(&bridge.llb_caps, &converted.state)?;

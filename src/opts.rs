@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::convert::Platform;
-use crate::llb::ResolveMode;
+use crate::llb::{Network, ResolveMode};
 
 /// Options of one build request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,9 @@ pub struct FrontendOpts {
     /// `no-cache`: recompute everything (the Dockerfile frontend's opt; a
     /// recipe is one stage, so any value means all of it).
     pub no_cache: bool,
+    /// `force-network-mode` (`docker build --network`): the network of the
+    /// steps that use one (fetch steps and `run` steps).
+    pub network: Network,
 }
 
 /// Recipe name when the client names none.
@@ -99,6 +102,16 @@ pub fn parse(
         source: get("source"),
         session_id,
         no_cache: raw.contains_key("no-cache"),
+        network: match raw.get("force-network-mode").map(String::as_str) {
+            None | Some("") | Some("default") | Some("sandbox") => Network::Sandbox,
+            Some("host") => Network::Host,
+            Some("none") => Network::None,
+            Some(other) => {
+                return Err(format!(
+                    "invalid network mode \"{other}\" (expected default, host or none)"
+                ));
+            }
+        },
     })
 }
 
@@ -170,6 +183,10 @@ mod tests {
         assert_eq!(o.session_id.as_deref(), Some("abc"));
         assert_eq!(o.dockerfile_key, "dockerfile");
         assert!(o.no_cache, "an empty no-cache value means everything");
+        assert_eq!(o.network, Network::Sandbox);
+        let mut raw = BTreeMap::new();
+        raw.insert("force-network-mode".to_string(), "host".to_string());
+        assert_eq!(parse(&raw, None).unwrap().network, Network::Host);
     }
 
     #[test]

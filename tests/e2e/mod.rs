@@ -5,6 +5,7 @@ mod cross_engine;
 mod errors;
 mod examples;
 mod image;
+mod providers;
 
 use crate::support::{harness, pool::PoolServer};
 

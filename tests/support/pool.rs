@@ -13,6 +13,9 @@ pub enum Fault {
     /// Serve the file with its first byte changed.
     WrongBytes,
     NotFound,
+    ServerError,
+    /// Accept the connection and never answer.
+    Hang,
 }
 
 pub struct PoolServer {
@@ -46,6 +49,12 @@ impl PoolServer {
             .insert(format!("/{name}"), fault);
     }
 
+    /// A URL on 127.0.0.1 where nothing listens: connections are refused.
+    pub fn closed_url() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        format!("http://{}", l.local_addr().expect("addr"))
+    }
+
     /// The paths requested so far.
     pub fn hits(&self) -> Vec<String> {
         self.hits.lock().expect("lock").clone()
@@ -75,6 +84,11 @@ fn serve(
     );
     hits.lock().expect("lock").push(path.clone());
     let fault = faults.lock().expect("lock").get(&path).copied();
+    if fault == Some(Fault::Hang) {
+        // Hold the connection open until the client gives up.
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        return;
+    }
     let file = dir.join(path.trim_start_matches('/'));
     let mut out = stream;
     let body = match (fault, std::fs::read(&file)) {
@@ -84,6 +98,11 @@ fn serve(
             );
             return;
         }
+        (Some(Fault::ServerError), _) => {
+            let _ = out.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return;
+        }
+        (Some(Fault::Hang), _) => return,
         (Some(Fault::WrongBytes), Ok(mut bytes)) => {
             if let Some(b) = bytes.first_mut() {
                 *b ^= 0xff;

@@ -1,0 +1,246 @@
+//! Providers tried in order, through a real engine: fault injection on the
+//! package servers, registry blobs, blobs from the build context.
+
+use sha2::{Digest, Sha256};
+
+use super::example_args;
+use crate::support::pool::{Fault, PoolServer};
+use crate::support::{docker_build, docker_build_alone, example_context, harness, repo, run};
+
+/// The hello example's one blob: (sha256, name).
+fn hello_blob() -> (String, String) {
+    let lock = std::fs::read_to_string(harness().lockfile("hello")).unwrap();
+    let (sum, name) = lock
+        .lines()
+        .find_map(|l| l.split_once("  "))
+        .expect("an entry");
+    (sum.to_string(), name.to_string())
+}
+
+/// The fetch step runs in the build's network, like a `run` step; these
+/// providers listen on the build host's loopback, so the builds use the host
+/// network, as a user with a cache on localhost would.
+fn host_network() -> Vec<String> {
+    let mut a = vec!["--network".to_string(), "host".to_string()];
+    if harness().engine() == "26" {
+        a.extend(["--allow".to_string(), "network.host".to_string()]);
+    }
+    a
+}
+
+/// Builds examples/hello with `REPRO_PROVIDERS` put in front of the recipe's
+/// provider (`mirror`).
+fn build_hello(
+    front: &[String],
+    mirror: &str,
+    alone: bool,
+) -> (crate::support::Run, Option<String>) {
+    let ctx = example_context("hello");
+    let mut args = vec![
+        "--no-cache".to_string(),
+        "--build-arg".into(),
+        format!("BASE={}", harness().base_ref()),
+        "--build-arg".into(),
+        format!("MIRROR={mirror}"),
+    ];
+    args.extend(host_network());
+    if !front.is_empty() {
+        args.push("--build-arg".into());
+        args.push(format!("REPRO_PROVIDERS={}", front.join(" ")));
+    }
+    let recipe = repo().join("examples/hello/repro.yaml");
+    if alone {
+        docker_build_alone(&recipe, ctx.path(), &args)
+    } else {
+        docker_build(&recipe, ctx.path(), &args)
+    }
+}
+
+/// The image a build with the healthy pool as the only provider gives.
+fn clean_id() -> String {
+    let pool = PoolServer::start(harness().pool_dir());
+    let ctx = example_context("hello");
+    let (r, id) = docker_build(
+        &repo().join("examples/hello/repro.yaml"),
+        ctx.path(),
+        &example_args(&pool),
+    );
+    assert!(r.ok, "{}", r.text);
+    id.expect("image id")
+}
+
+#[test]
+fn a_down_first_provider_falls_through_to_the_second_and_the_image_is_the_same() {
+    let pool = PoolServer::start(harness().pool_dir());
+    let down = format!("{}/{{{{.Name}}}}", PoolServer::closed_url());
+    let (r, id) = build_hello(&[down], &pool.url, false);
+    assert!(r.ok, "{}", r.text);
+    let (_, name) = hello_blob();
+    let base = name.rsplit('/').next().unwrap();
+    assert!(
+        r.text.contains(&format!(
+            "fetched {base} from {}/{name} (after 1 failed provider(s))",
+            pool.url
+        )),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        id.expect("image id"),
+        clean_id(),
+        "the provider that answered changed the image"
+    );
+}
+
+#[test]
+fn wrong_bytes_everywhere_fail_with_the_package_and_both_digests() {
+    let (sum, name) = hello_blob();
+    let a = PoolServer::start(harness().pool_dir());
+    let b = PoolServer::start(harness().pool_dir());
+    a.fault(&name, Fault::WrongBytes);
+    b.fault(&name, Fault::WrongBytes);
+    let mut served = std::fs::read(harness().pool_dir().join(&name)).unwrap();
+    served[0] ^= 0xff;
+    let served = hex::encode(Sha256::digest(&served));
+    let (r, id) = build_hello(&[format!("{}/{{{{.Name}}}}", a.url)], &b.url, true);
+    assert!(!r.ok && id.is_none(), "{}", r.text);
+    for needle in [
+        "1 of 1 package(s) could not be fetched and verified; nothing was installed:".to_string(),
+        format!("{name} (sha256:{sum}):"),
+        format!(
+            "{}/{name}: wrong bytes: got sha256:{served}, the lockfile says sha256:{sum}",
+            a.url
+        ),
+        format!("{}/{name}: wrong bytes: got sha256:{served}", b.url),
+    ] {
+        assert!(
+            r.text.contains(&needle),
+            "output lacks {needle:?}:\n{}",
+            r.text
+        );
+    }
+    assert!(!r.text.contains("with dpkg (no network)\n#"), "{}", r.text);
+}
+
+#[test]
+fn when_every_provider_fails_each_attempt_is_listed() {
+    let (_, name) = hello_blob();
+    let down = PoolServer::closed_url();
+    let broken = PoolServer::start(harness().pool_dir());
+    broken.fault(&name, Fault::ServerError);
+    let missing = PoolServer::start(harness().pool_dir());
+    missing.fault(&name, Fault::NotFound);
+    let (r, id) = build_hello(
+        &[
+            format!("{down}/{{{{.Name}}}}"),
+            format!("{}/{{{{.Name}}}}", broken.url),
+        ],
+        &missing.url,
+        true,
+    );
+    assert!(!r.ok && id.is_none(), "{}", r.text);
+    for needle in [
+        format!("{down}/{name}: "),
+        format!("{}/{name}: HTTP 500", broken.url),
+        format!("{}/{name}: HTTP 404", missing.url),
+    ] {
+        assert!(
+            r.text.contains(&needle),
+            "output lacks {needle:?}:\n{}",
+            r.text
+        );
+    }
+}
+
+#[test]
+fn registry_blobs_by_digest_via_oci_providers() {
+    let h = harness();
+    let (sum, name) = hello_blob();
+    let repo_path = format!("repro/blobs-{}", h.engine());
+    let registry = h.get("REGISTRY");
+    // Upload the blob with the registry's HTTP API (monolithic upload).
+    let r = run(std::process::Command::new("curl").args([
+        "-fsS",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        &format!("http://{registry}/v2/{repo_path}/blobs/uploads/"),
+    ]));
+    assert!(r.ok, "{}", r.text);
+    let location = r
+        .text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .expect("an upload location")
+        .trim()
+        .to_string();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{registry}{location}")
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = run(std::process::Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", h.pool_dir().join(&name).display()),
+        &format!("{location}{sep}digest=sha256:{sum}"),
+    ]));
+    assert!(put.ok, "{}", put.text);
+
+    // The registry first; the recipe's mirror is down.
+    let (r, id) = build_hello(
+        &[format!("oci://{registry}/{repo_path}")],
+        &PoolServer::closed_url(),
+        false,
+    );
+    assert!(r.ok, "{}", r.text);
+    assert!(
+        r.text
+            .contains(&format!("from oci://{registry}/{repo_path}")),
+        "{}",
+        r.text
+    );
+    assert_eq!(id.expect("image id"), clean_id());
+}
+
+#[test]
+fn air_gapped_blobs_come_from_the_build_context() {
+    let (_, name) = hello_blob();
+    let ctx = example_context("hello");
+    let base = name.rsplit('/').next().unwrap().to_string();
+    std::fs::create_dir_all(ctx.path().join("blobs")).unwrap();
+    std::fs::copy(
+        harness().pool_dir().join(&name),
+        ctx.path().join("blobs").join(&base),
+    )
+    .unwrap();
+    let args = vec![
+        "--no-cache".to_string(),
+        "--build-arg".into(),
+        format!("BASE={}", harness().base_ref()),
+        "--build-arg".into(),
+        format!("MIRROR={}", PoolServer::closed_url()),
+        "--build-arg".into(),
+        "REPRO_PROVIDERS=context://blobs/{{.Basename}}".into(),
+    ];
+    let (r, id) = docker_build(&repo().join("examples/hello/repro.yaml"), ctx.path(), &args);
+    assert!(r.ok, "{}", r.text);
+    assert!(
+        r.text
+            .contains(&format!("fetched {base} from context://blobs/{base}")),
+        "{}",
+        r.text
+    );
+    assert_eq!(id.expect("image id"), clean_id());
+}
