@@ -60,6 +60,9 @@ pub struct Opts {
     pub base_note: Option<String>,
     /// Provider templates tried before the recipe's (`REPRO_PROVIDERS`).
     pub extra_providers: Vec<String>,
+    /// Templates from the base image's package sources, used when the recipe
+    /// lists no providers.
+    pub default_providers: Vec<String>,
     /// The network of fetch steps and `run` steps (`docker build --network`).
     pub network: Network,
 }
@@ -500,6 +503,17 @@ fn provider_templates(
             message: format!("{} in \"{p}\"", e.message),
         })?);
     }
+    for p in &opts.default_providers {
+        if !packages.providers.is_empty() {
+            break;
+        }
+        out.push(Template::parse(p).map_err(|e| ConvertError {
+            file: "the base image's package sources".into(),
+            line: 1,
+            col: 1 + e.offset,
+            message: format!("{} in \"{p}\"", e.message),
+        })?);
+    }
     for p in &packages.providers {
         out.push(Template::parse(&p.value).map_err(|e| ConvertError {
             file: recipe.file.clone(),
@@ -512,7 +526,7 @@ fn provider_templates(
         return Err(err_at(
             &recipe.file,
             &packages.sums,
-            "no provider to fetch packages from",
+            "no provider to fetch packages from (add packages.providers or the REPRO_PROVIDERS build arg)",
         ));
     }
     Ok(out)
@@ -652,6 +666,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             sums_file: "SHA256SUMS-amd64".into(),
             base_note: None,
             extra_providers: Vec::new(),
+            default_providers: Vec::new(),
             network: Network::Sandbox,
         }
     }

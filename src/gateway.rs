@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use anyhow::{Context as _, Result, anyhow, bail};
 use bollard_buildkit_proto::google::rpc::Status;
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
-    PingRequest, ReadFileRequest, ResolveImageConfigRequest, Result as GwResult, ReturnRequest,
-    SolveRequest, llb_bridge_client::LlbBridgeClient, result,
+    PingRequest, ReadDirRequest, ReadFileRequest, ResolveImageConfigRequest, Result as GwResult,
+    ReturnRequest, SolveRequest, llb_bridge_client::LlbBridgeClient, result,
 };
 use bollard_buildkit_proto::pb;
 use hyper_util::rt::TokioIo;
@@ -28,10 +28,12 @@ use crate::lockfile;
 use crate::opts::FrontendOpts;
 use crate::recipe;
 use crate::reference;
+use crate::sources;
 
 /// Frontend API caps we rely on.
 const CAP_SOLVE_BASE: &str = "solve.base";
 const CAP_READ_FILE: &str = "readfile";
+const CAP_READ_DIR: &str = "readdir";
 const CAP_RESOLVE_IMAGE: &str = "resolveimage";
 const CAP_RETURN_RESULT: &str = "return";
 const CAP_PROTO_REF_ARRAY: &str = "proto.refarray";
@@ -141,6 +143,70 @@ impl Bridge {
             .await?
             .into_inner()
             .data)
+    }
+
+    /// Reads a file of a solved ref; `None` if it does not exist.
+    async fn read_optional(&mut self, reference: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.read_file(reference, path).await {
+            Ok(data) => Ok(Some(data)),
+            Err(s) if s.message().contains("no such file") || s.code() == tonic::Code::NotFound => {
+                Ok(None)
+            }
+            Err(s) => Err(anyhow!("cannot read {path}: {}", s.message())),
+        }
+    }
+
+    /// The base image's own package sources, as provider templates.
+    async fn default_providers(&mut self, base: State) -> Result<Vec<String>> {
+        if !self.api_caps.contains(CAP_READ_DIR) {
+            bail!(
+                "the recipe has no providers, and this BuildKit lacks the frontend cap \"{CAP_READ_DIR}\" needed to read the base image's package sources; add packages.providers"
+            );
+        }
+        let id = self
+            .solve(base.marshal())
+            .await
+            .map_err(|s| anyhow!("cannot read the base image: {}", s.message()))?;
+        let mut roots = Vec::new();
+        if let Some(t) = self.read_optional(&id, "/etc/apt/sources.list").await? {
+            roots.extend(sources::apt_one_line(&String::from_utf8_lossy(&t)));
+        }
+        let dir = "/etc/apt/sources.list.d";
+        let entries = self
+            .client
+            .read_dir(ReadDirRequest {
+                r#ref: id.clone(),
+                dir_path: dir.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().entries)
+            .unwrap_or_default();
+        let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
+        names.sort();
+        for name in names {
+            let path = format!("{dir}/{name}");
+            let parse: fn(&str) -> Vec<String> = if name.ends_with(".list") {
+                sources::apt_one_line
+            } else if name.ends_with(".sources") {
+                sources::apt_deb822
+            } else {
+                continue;
+            };
+            if let Some(t) = self.read_optional(&id, &path).await? {
+                roots.extend(parse(&String::from_utf8_lossy(&t)));
+            }
+        }
+        if let Some(t) = self.read_optional(&id, "/etc/apk/repositories").await? {
+            roots.extend(sources::apk_repositories(&String::from_utf8_lossy(&t)));
+        }
+        let mut seen = Vec::new();
+        roots.retain(|r| {
+            let new = !seen.contains(r);
+            seen.push(r.clone());
+            new
+        });
+        Ok(sources::templates(&roots))
     }
 
     /// Reads one file from a client local (the recipe or the lockfile).
@@ -383,6 +449,28 @@ async fn build(
             None => (lockfile::Lockfile::default(), String::new()),
         };
 
+    // No providers in the recipe: take them from the base image's sources.
+    let default_providers = match &recipe.packages {
+        Some(p) if p.providers.is_empty() => {
+            let base_state = llb::image(
+                &base_ref,
+                opts.resolve_mode,
+                Some(format!("read the package sources of {base_ref}")),
+            );
+            let found = bridge.default_providers(base_state).await?;
+            if found.is_empty() && convert::extra_providers(&opts.build_args).is_empty() {
+                bail!(
+                    "{}:{}:{}: packages has no providers, and the base image has no apt or apk sources to take them from; add packages.providers (URL templates such as \"http://<mirror>/debian/{{{{.Name}}}}\")",
+                    recipe.file,
+                    p.sums.span.line,
+                    p.sums.span.col
+                );
+            }
+            found
+        }
+        _ => Vec::new(),
+    };
+
     let frontend_image = opts.source.as_deref().ok_or_else(|| {
         anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
     })?;
@@ -407,6 +495,7 @@ async fn build(
             sums_file,
             base_note,
             extra_providers: convert::extra_providers(&opts.build_args),
+            default_providers,
             network: opts.network,
         },
     )?;
@@ -605,6 +694,7 @@ mod fake {
                 frontend_api_caps: [
                     "solve.base",
                     "readfile",
+                    "readdir",
                     "resolveimage",
                     "return",
                     "proto.refarray",
@@ -833,6 +923,47 @@ mod bridge_tests {
             .filter_map(|m| m.description.get("llb.customname").cloned())
             .collect();
         assert!(names.contains("WARNING"), "{names}");
+    }
+
+    #[tokio::test]
+    async fn without_providers_the_base_images_sources_are_used() {
+        let sums = format!(
+            "{}  pool/main/h/hello/hello_2.10-3_amd64.deb\n",
+            "a".repeat(64)
+        );
+        let r = recipe("packages:\n  sums: SHA256SUMS\n");
+        let fake = with_files(&[
+            ("dockerfile/repro.yaml", &r),
+            ("context/SHA256SUMS", &sums),
+            // The fake serves the base image's files under "context".
+            (
+                "context//etc/apt/sources.list",
+                "deb http://m.example/debian bookworm main\n",
+            ),
+        ]);
+        let ret = build(fake.clone(), vec![SOURCE]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let st = fake.0.lock().unwrap();
+        let ops = decode_ops(st.solved.last().unwrap());
+        assert!(ops.iter().any(|o| matches!(&o.op,
+            Some(bollard_buildkit_proto::pb::op::Op::Source(s))
+                if s.identifier == "http://m.example/debian/pool/main/h/hello/hello_2.10-3_amd64.deb")));
+    }
+
+    #[tokio::test]
+    async fn without_providers_or_sources_the_error_says_what_to_add() {
+        let sums = format!(
+            "{}  pool/main/h/hello/hello_2.10-3_amd64.deb\n",
+            "a".repeat(64)
+        );
+        let r = recipe("packages:\n  sums: SHA256SUMS\n");
+        let fake = with_files(&[("dockerfile/repro.yaml", &r), ("context/SHA256SUMS", &sums)]);
+        let ret = build(fake, vec![SOURCE]).await;
+        assert!(
+            error_of(&ret).contains("repro.yaml:4:9: packages has no providers"),
+            "{}",
+            error_of(&ret)
+        );
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ pub mod normalize;
 pub mod opts;
 pub mod recipe;
 pub mod reference;
+pub mod sources;
 pub mod subst;
 pub mod template;
 pub mod yaml;

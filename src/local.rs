@@ -102,6 +102,7 @@ pub fn convert(b: &LocalBuild) -> Result<Converted> {
             sums_file,
             base_note: None,
             extra_providers: convert::extra_providers(&b.build_args),
+            default_providers: Vec::new(),
             network: crate::llb::Network::Sandbox,
         },
     )?)

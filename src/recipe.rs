@@ -409,9 +409,8 @@ impl<'a> Decoder<'a> {
                 "packages needs \"sums\" (the SHA256SUMS file in the build context)",
             );
         };
-        if providers.is_empty() {
-            return self.err(node.span(), "packages needs \"providers\" (URL templates such as \"http://mirror/debian/{{.Name}}\")");
-        }
+        // No providers: the frontend derives them from the base image's own
+        // package sources.
         Ok(Packages { sums, providers })
     }
 
@@ -797,9 +796,9 @@ image:
                 .contains("epoch must be")
         );
         assert!(
-            err("base: x\npackages: {sums: S}\n")
+            err("base: x\npackages: {providers: []}\n")
                 .message
-                .contains("providers")
+                .contains("sums")
         );
         assert!(
             err("base: x\nimage: {expose: [\"0\"]}\n")

@@ -1,0 +1,141 @@
+//! Default providers: the package sources the base image itself is set up with.
+//!
+//! With no `providers:` in the recipe, the frontend reads the base image's
+//! own configuration (apt's one-line and deb822 source files, Alpine's
+//! repositories file) and turns each archive root into a URL template, so no
+//! mirror host is written anywhere but in the base image.
+
+/// Archive roots in apt's one-line format (`deb [opts] URI suite comp...`).
+pub fn apt_one_line(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("deb") {
+            continue;
+        }
+        let mut uri = words.next();
+        // Options in brackets may hold spaces: skip to the closing bracket.
+        if uri.is_some_and(|u| u.starts_with('[')) {
+            let mut w = uri;
+            while let Some(word) = w {
+                if word.ends_with(']') {
+                    break;
+                }
+                w = words.next();
+            }
+            uri = words.next();
+        }
+        if let Some(u) = uri {
+            push_uri(&mut out, u);
+        }
+    }
+    out
+}
+
+/// Archive roots in apt's deb822 format (`Types: deb` stanzas with `URIs:`).
+pub fn apt_deb822(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let mut types_deb = false;
+        let mut enabled = true;
+        let mut uris = Vec::new();
+        for line in stanza.lines() {
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            match key.trim().to_ascii_lowercase().as_str() {
+                "types" => types_deb = value.split_whitespace().any(|t| t == "deb"),
+                "uris" => uris.extend(value.split_whitespace().map(str::to_string)),
+                "enabled" => enabled = !value.trim().eq_ignore_ascii_case("no"),
+                _ => {}
+            }
+        }
+        if types_deb && enabled {
+            for u in uris {
+                push_uri(&mut out, &u);
+            }
+        }
+    }
+    out
+}
+
+/// Mirror roots in Alpine's `/etc/apk/repositories` (`<root>/v3.19/main`):
+/// lockfile names start with the version (`v3.16/main/x86_64/...`).
+pub fn apk_repositories(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // "@tag https://..." pins a repository to a tag.
+        let url = line.split_whitespace().last().unwrap_or(line);
+        let parts: Vec<&str> = url.trim_end_matches('/').rsplitn(3, '/').collect();
+        if let [_repo, version, root] = parts.as_slice()
+            && (version.starts_with('v') || *version == "edge")
+        {
+            push_uri(&mut out, root);
+        }
+    }
+    out
+}
+
+fn push_uri(out: &mut Vec<String>, uri: &str) {
+    let u = uri.trim_end_matches('/').to_string();
+    if (u.starts_with("http://") || u.starts_with("https://")) && !out.contains(&u) {
+        out.push(u);
+    }
+}
+
+/// `<root>/{{.Name}}` for each root.
+pub fn templates(roots: &[String]) -> Vec<String> {
+    roots.iter().map(|r| format!("{r}/{{{{.Name}}}}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_sources() {
+        let text = "# comment\ndeb http://m.example/debian bookworm main\ndeb-src http://src.example/debian bookworm main\n\
+                    deb [arch=amd64 signed-by=/k.gpg] https://sec.example/debian-security/ bookworm-security main # trailing\n\
+                    deb http://m.example/debian bookworm-updates main\n";
+        assert_eq!(
+            apt_one_line(text),
+            [
+                "http://m.example/debian",
+                "https://sec.example/debian-security"
+            ]
+        );
+    }
+
+    #[test]
+    fn deb822_sources() {
+        let text = "Types: deb\nURIs: http://m.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+                    Types: deb-src\nURIs: http://src.example/debian\n\n\
+                    Types: deb deb-src\nURIs: http://sec.example/debian-security\nEnabled: yes\n\n\
+                    Types: deb\nURIs: http://off.example/debian\nEnabled: no\n";
+        assert_eq!(
+            apt_deb822(text),
+            [
+                "http://m.example/debian",
+                "http://sec.example/debian-security"
+            ]
+        );
+    }
+
+    #[test]
+    fn alpine_repositories() {
+        let text = "https://a.example/alpine/v3.19/main\nhttps://a.example/alpine/v3.19/community\n@edge https://b.example/alpine/edge/testing\n# x\n";
+        assert_eq!(
+            apk_repositories(text),
+            ["https://a.example/alpine", "https://b.example/alpine"]
+        );
+        assert_eq!(templates(&["http://r".into()]), ["http://r/{{.Name}}"]);
+    }
+}
