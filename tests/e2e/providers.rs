@@ -244,3 +244,44 @@ fn air_gapped_blobs_come_from_the_build_context() {
     );
     assert_eq!(id.expect("image id"), clean_id());
 }
+
+#[test]
+fn without_providers_the_base_images_own_sources_are_used() {
+    let h = harness();
+    let ctx = example_context("hello");
+    // The example with its providers removed.
+    let text = std::fs::read_to_string(repo().join("examples/hello/repro.yaml")).unwrap();
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("providers:") {
+            skipping = true;
+            continue;
+        }
+        if skipping && line.trim_start().starts_with("- ") {
+            continue;
+        }
+        skipping = false;
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(!out.contains("{{.Name}}"), "{out}");
+    let recipe = ctx.path().join("repro.yaml");
+    std::fs::write(&recipe, out).unwrap();
+    let args = vec![
+        "--no-cache".to_string(),
+        "--build-arg".into(),
+        format!("BASE={}", h.base_ref()),
+    ];
+    let (r, id) = docker_build(&recipe, ctx.path(), &args);
+    assert!(r.ok, "{}", r.text);
+    // The mirror the base image's apt sources name (the harness wrote down
+    // where its lockfile's URLs pointed).
+    let mirror =
+        std::fs::read_to_string(std::path::Path::new(h.get("LOCK_DIR")).join("hello/mirror"))
+            .unwrap();
+    let (_, name) = hello_blob();
+    let url = format!("{}/{name}", mirror.trim().trim_end_matches('/'));
+    assert!(r.text.contains(&url), "output lacks {url:?}:\n{}", r.text);
+    assert_eq!(id.expect("image id"), clean_id());
+}
