@@ -54,8 +54,6 @@ pub struct Opts {
     /// The build context local and how to reach it.
     pub context_name: String,
     pub context: LocalOpts,
-    /// Name of the lockfile, for error messages.
-    pub sums_file: String,
     /// A note shown in the progress name of the base image (e.g. an unpinned warning).
     pub base_note: Option<String>,
     /// Provider templates tried before the recipe's (`REPRO_PROVIDERS`).
@@ -158,7 +156,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         for entry in &entries {
             if !entry.name.ends_with(".deb") {
                 return Err(ConvertError {
-                    file: opts.sums_file.clone(),
+                    file: entry.file.clone(),
                     line: entry.line,
                     col: 67,
                     message: format!(
@@ -525,7 +523,7 @@ fn provider_templates(
     if out.is_empty() {
         return Err(err_at(
             &recipe.file,
-            &packages.sums,
+            &packages.sums[0],
             "no provider to fetch packages from (add packages.providers or the REPRO_PROVIDERS build arg)",
         ));
     }
@@ -663,7 +661,6 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             resolve_mode: ResolveMode::Default,
             context_name: "context".into(),
             context: LocalOpts::default(),
-            sums_file: "SHA256SUMS-amd64".into(),
             base_note: None,
             extra_providers: Vec::new(),
             default_providers: Vec::new(),
@@ -677,7 +674,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         build.insert("MIRROR".to_string(), mirror.to_string());
         let args = r.arg_values(&build, &BTreeMap::new()).unwrap();
         let r = r.expand(&args).unwrap();
-        let lock = lockfile::parse(SUMS).unwrap();
+        let lock = lockfile::parse_named("SHA256SUMS-amd64", SUMS).unwrap();
         to_llb(&r, &lock, &opts(args)).unwrap()
     }
 
@@ -874,11 +871,14 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         let r = recipe::parse("repro.yaml", RECIPE).unwrap();
         let args = r.arg_values(&BTreeMap::new(), &BTreeMap::new()).unwrap();
         let r = r.expand(&args).unwrap();
-        let lock = lockfile::parse(&format!(
-            "{}  a.deb\n{}  x/bash-5.1.16-r2.apk\n",
-            "a".repeat(64),
-            "b".repeat(64)
-        ))
+        let lock = lockfile::parse_named(
+            "SHA256SUMS-amd64",
+            &format!(
+                "{}  a.deb\n{}  x/bash-5.1.16-r2.apk\n",
+                "a".repeat(64),
+                "b".repeat(64)
+            ),
+        )
         .unwrap();
         let e = to_llb(&r, &lock, &opts(args)).unwrap_err();
         assert_eq!((e.file.as_str(), e.line), ("SHA256SUMS-amd64", 2));

@@ -425,29 +425,31 @@ async fn build(
     )
     .map_err(|e| anyhow!(e))?;
 
-    let (lock, sums_file) =
-        match &recipe.packages {
-            Some(p) => {
-                let path = p.sums.value.trim_start_matches("./").to_string();
-                let bytes = bridge
-                .read_local(&opts.context_key, &path, opts, &format!("load lockfile {path}"))
-                .await
-                .map_err(|s| {
-                    anyhow!(
-                        "{}:{}:{}: cannot read the lockfile \"{path}\" from the build context: {}",
-                        recipe.file,
-                        p.sums.span.line,
-                        p.sums.span.col,
-                        s.message()
-                    )
-                })?;
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| anyhow!("{path}: the lockfile is not UTF-8 text"))?;
-                let lock = lockfile::parse(&text).map_err(|e| anyhow!("{path}:{e}"))?;
-                (lock, path)
-            }
-            None => (lockfile::Lockfile::default(), String::new()),
-        };
+    let mut locks = Vec::new();
+    for sums in recipe.packages.iter().flat_map(|p| &p.sums) {
+        let path = sums.value.trim_start_matches("./").to_string();
+        let bytes = bridge
+            .read_local(
+                &opts.context_key,
+                &path,
+                opts,
+                &format!("load lockfile {path}"),
+            )
+            .await
+            .map_err(|s| {
+                anyhow!(
+                    "{}:{}:{}: cannot read the lockfile \"{path}\" from the build context: {}",
+                    recipe.file,
+                    sums.span.line,
+                    sums.span.col,
+                    s.message()
+                )
+            })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow!("{path}: the lockfile is not UTF-8 text"))?;
+        locks.push(lockfile::parse_named(&path, &text).map_err(|e| anyhow!(e))?);
+    }
+    let lock = lockfile::Lockfile::merge(locks).map_err(|e| anyhow!(e))?;
 
     // No providers in the recipe: take them from the base image's sources.
     let default_providers = match &recipe.packages {
@@ -462,8 +464,8 @@ async fn build(
                 bail!(
                     "{}:{}:{}: packages has no providers, and the base image has no apt or apk sources to take them from; add packages.providers (URL templates such as \"http://<mirror>/debian/{{{{.Name}}}}\")",
                     recipe.file,
-                    p.sums.span.line,
-                    p.sums.span.col
+                    p.sums[0].span.line,
+                    p.sums[0].span.col
                 );
             }
             found
@@ -492,7 +494,6 @@ async fn build(
                 include_patterns: Vec::new(),
                 shared_key_hint: Some(opts.context_key.clone()),
             },
-            sums_file,
             base_note,
             extra_providers: convert::extra_providers(&opts.build_args),
             default_providers,

@@ -85,7 +85,7 @@ pub fn convert(b: &LocalBuild) -> Result<Converted> {
         base.created,
     )
     .map_err(|e| anyhow!("{e} (or pass the base image's config with --base-config)"))?;
-    let (lock, sums_file) = read_lockfile(&r, &b.context)?;
+    let lock = read_lockfile(&r, &b.context)?;
     Ok(convert::to_llb(
         &r,
         &lock,
@@ -99,7 +99,6 @@ pub fn convert(b: &LocalBuild) -> Result<Converted> {
             resolve_mode: b.resolve_mode,
             context_name: "context".into(),
             context: LocalOpts::default(),
-            sums_file,
             base_note: None,
             extra_providers: convert::extra_providers(&b.build_args),
             default_providers: Vec::new(),
@@ -108,23 +107,23 @@ pub fn convert(b: &LocalBuild) -> Result<Converted> {
     )?)
 }
 
-/// Reads and parses the recipe's lockfile from the context directory.
-pub fn read_lockfile(r: &recipe::Recipe, context: &Path) -> Result<(lockfile::Lockfile, String)> {
-    let Some(p) = &r.packages else {
-        return Ok((lockfile::Lockfile::default(), String::new()));
-    };
-    let name = p.sums.value.trim_start_matches("./").to_string();
-    let text = std::fs::read_to_string(context.join(&name)).map_err(|e| {
-        anyhow!(
-            "{}:{}:{}: cannot read the lockfile \"{name}\" from the build context {}: {e}",
-            r.file,
-            p.sums.span.line,
-            p.sums.span.col,
-            context.display()
-        )
-    })?;
-    let lock = lockfile::parse(&text).map_err(|e| anyhow!("{name}:{e}"))?;
-    Ok((lock, name))
+/// Reads, parses and merges the recipe's lockfiles from the context directory.
+pub fn read_lockfile(r: &recipe::Recipe, context: &Path) -> Result<lockfile::Lockfile> {
+    let mut locks = Vec::new();
+    for sums in r.packages.iter().flat_map(|p| &p.sums) {
+        let name = sums.value.trim_start_matches("./").to_string();
+        let text = std::fs::read_to_string(context.join(&name)).map_err(|e| {
+            anyhow!(
+                "{}:{}:{}: cannot read the lockfile \"{name}\" from the build context {}: {e}",
+                r.file,
+                sums.span.line,
+                sums.span.col,
+                context.display()
+            )
+        })?;
+        locks.push(lockfile::parse_named(&name, &text).map_err(|e| anyhow!(e))?);
+    }
+    lockfile::Lockfile::merge(locks).map_err(|e| anyhow!(e))
 }
 
 /// `name@sha256:<64 hex>`.

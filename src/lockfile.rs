@@ -16,7 +16,8 @@ pub struct Entry {
     /// Lowercase hex sha256.
     pub sha256: String,
     pub name: String,
-    /// 1-based line in the lockfile.
+    /// The lockfile it came from (empty if unnamed) and its 1-based line.
+    pub file: String,
     pub line: usize,
 }
 
@@ -151,10 +152,55 @@ pub fn parse(text: &str) -> Result<Lockfile, LockError> {
         entries.push(Entry {
             sha256,
             name: name.to_string(),
+            file: String::new(),
             line: line_no,
         });
     }
     Ok(Lockfile { entries })
+}
+
+/// Parses a lockfile and records its name in every entry; errors are
+/// `file:line:col: message`.
+pub fn parse_named(file: &str, text: &str) -> Result<Lockfile, String> {
+    let mut lock = parse(text).map_err(|e| format!("{file}:{e}"))?;
+    for e in &mut lock.entries {
+        e.file = file.to_string();
+    }
+    Ok(lock)
+}
+
+impl Lockfile {
+    /// Merges several lockfiles, as repro-get reads several SHA256SUMS: the
+    /// same name twice must have the same digest.
+    pub fn merge(locks: Vec<Lockfile>) -> Result<Lockfile, String> {
+        let mut out = Lockfile::default();
+        for lock in locks {
+            for e in lock.entries {
+                if let Some(prev) = out.entries.iter().find(|p| p.name == e.name) {
+                    if prev.sha256 != e.sha256 {
+                        return Err(format!(
+                            "{}:{}:67: \"{}\" is listed with a different sha256 in {}:{}",
+                            e.file, e.line, e.name, prev.file, prev.line
+                        ));
+                    }
+                    continue;
+                }
+                if role(&e.name) == Role::Package
+                    && let Some(prev) = out
+                        .entries
+                        .iter()
+                        .find(|p| role(&p.name) == Role::Package && p.basename() == e.basename())
+                {
+                    return Err(format!(
+                        "{}:{}:67: \"{}\" has the same file name as \"{}\" ({}:{}); packages are installed side by side, so file names must differ",
+                        e.file, e.line, e.name, prev.name, prev.file, prev.line
+                    ));
+                }
+                out.entries.push(e);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Checks that a name is a clean relative path made of safe characters.
@@ -262,6 +308,32 @@ mod tests {
         assert_eq!(parse("abc  x.deb\n").unwrap_err().col, 1);
         assert_eq!(parse(&format!("{H1} x.deb\n")).unwrap_err().col, 65);
         assert_eq!(parse(&format!("{H1}\tx.deb\n")).unwrap_err().col, 65);
+    }
+
+    #[test]
+    fn several_lockfiles_merge_and_must_agree() {
+        let a = parse_named("SHA256SUMS-a", &format!("{H1}  a.deb\n{H2}  b.deb\n")).unwrap();
+        let b = parse_named("SHA256SUMS-b", &format!("{H2}  b.deb\n{H1}  c/c.deb\n")).unwrap();
+        let m = Lockfile::merge(vec![a.clone(), b]).unwrap();
+        let names: Vec<_> = m
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.file.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("a.deb", "SHA256SUMS-a"),
+                ("b.deb", "SHA256SUMS-a"),
+                ("c/c.deb", "SHA256SUMS-b")
+            ]
+        );
+        let c = parse_named("SHA256SUMS-c", &format!("# x\n{H1}  b.deb\n")).unwrap();
+        let e = Lockfile::merge(vec![a, c]).unwrap_err();
+        assert_eq!(
+            e,
+            "SHA256SUMS-c:2:67: \"b.deb\" is listed with a different sha256 in SHA256SUMS-a:2"
+        );
     }
 
     #[test]

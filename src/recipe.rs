@@ -45,8 +45,8 @@ pub struct ArgDecl {
 /// The `packages:` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packages {
-    /// Path of the SHA256SUMS file in the build context.
-    pub sums: Spanned<String>,
+    /// Paths of the SHA256SUMS files in the build context (merged).
+    pub sums: Vec<Spanned<String>>,
     /// URL templates, tried in order.
     pub providers: Vec<Spanned<String>>,
 }
@@ -393,7 +393,16 @@ impl<'a> Decoder<'a> {
         let mut providers = Vec::new();
         for (k, v) in entries {
             match key_text(k) {
-                "sums" => sums = Some(self.non_empty(v, "packages.sums")?),
+                "sums" => {
+                    let list = match v {
+                        Node::Seq { .. } => self.string_list(v, "packages.sums")?,
+                        _ => vec![self.non_empty(v, "packages.sums")?],
+                    };
+                    if list.is_empty() {
+                        return self.err(v.span(), "packages.sums lists no lockfile");
+                    }
+                    sums = Some(list);
+                }
                 "providers" => {
                     providers = self.string_list(v, "packages.providers")?;
                     for p in &providers {
@@ -657,7 +666,7 @@ impl Recipe {
                 Decoder { file: &self.file }.template(pr)?;
             }
             out.packages = Some(Packages {
-                sums: ex(&p.sums)?,
+                sums: ex_list(&p.sums)?,
                 providers,
             });
         }
@@ -843,7 +852,7 @@ image:
         let x = r.expand(&vals).unwrap();
         assert!(x.base.value.starts_with("registry.example/debian@sha256:"));
         let p = x.packages.unwrap();
-        assert_eq!(p.sums.value, "SHA256SUMS-amd64");
+        assert_eq!(p.sums[0].value, "SHA256SUMS-amd64");
         assert_eq!(p.providers[0].value, "http://127.0.0.1:1/d/{{.Name}}");
         // Shell strings are left for the shell.
         assert!(
