@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::fetch;
 use crate::image::{self, BaseConfig, Provenance};
+use crate::install::Installer;
 use crate::llb::{self, CopyOpts, LocalOpts, Mount, Network, Owner, ResolveMode, State};
 use crate::lockfile::{Entry, Lockfile};
 use crate::recipe::{ArgValues, Command, Recipe, Spanned, Step};
@@ -63,6 +64,9 @@ pub struct Opts {
     pub default_providers: Vec<String>,
     /// The network of fetch steps and `run` steps (`docker build --network`).
     pub network: Network,
+    /// The package tool the base image's os-release implies, if known; the
+    /// recipe's `packages.installer` wins, and dpkg is the default.
+    pub installer: Option<Installer>,
 }
 
 /// The result of the conversion.
@@ -152,18 +156,36 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
 
     let mut n_packages = 0;
     if let Some(packages) = &recipe.packages {
-        let entries: Vec<&Entry> = lock.packages().collect();
-        for entry in &entries {
-            if !entry.name.ends_with(".deb") {
+        let installer = packages
+            .installer
+            .as_ref()
+            .map(|i| i.value)
+            .or(opts.installer)
+            .unwrap_or(Installer::Dpkg);
+        let packages_only: Vec<&Entry> = lock.packages().collect();
+        for entry in &packages_only {
+            if !installer.accepts(&entry.name) {
                 return Err(ConvertError {
                     file: entry.file.clone(),
                     line: entry.line,
                     col: 67,
                     message: format!(
-                        "cannot install \"{}\": only Debian packages (.deb) are supported so far",
-                        entry.name
+                        "cannot install \"{}\" with {installer}: it installs {} packages (set packages.installer if the base image's tool is another)",
+                        entry.name,
+                        installer.package_kind()
                     ),
                 });
+            }
+        }
+        // With `signatures: true`, each package's .sig comes along.
+        let mut entries = packages_only.clone();
+        if packages.signatures {
+            for e in &lock.entries {
+                if let Some(pkg) = e.name.strip_suffix(".sig")
+                    && packages_only.iter().any(|p| p.name == pkg)
+                {
+                    entries.push(e);
+                }
             }
         }
         let providers = provider_templates(recipe, packages, opts)?;
@@ -179,10 +201,10 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
             } else {
                 fetch_with_fallback(&providers, &entries, opts)?
             };
-            n_packages = entries.len();
-            let mut names: Vec<&str> = entries.iter().map(|e| e.basename()).collect();
+            n_packages = packages_only.len();
+            let mut names: Vec<&str> = packages_only.iter().map(|e| e.basename()).collect();
             names.sort_unstable();
-            root = install_debs(&root, blobs, &names);
+            root = install(&root, blobs, installer, &names);
         }
     }
 
@@ -538,13 +560,15 @@ fn frontend_image(opts: &Opts) -> State {
     )
 }
 
-/// Installs the gathered blobs with dpkg, offline.
-fn install_debs(root: &State, blobs: State, names: &[&str]) -> State {
-    let mut argv: Vec<String> = vec!["dpkg".into(), "--install".into(), "--force-confold".into()];
-    argv.extend(names.iter().map(|n| format!("{PACKAGES_DIR}/{n}")));
-    root.with_user("0:0")
-        .run(argv)
-        .env("DEBIAN_FRONTEND", "noninteractive")
+/// Installs the gathered packages with the distro's tool, offline.
+fn install(root: &State, blobs: State, installer: Installer, names: &[&str]) -> State {
+    let files: Vec<String> = names
+        .iter()
+        .map(|n| format!("{PACKAGES_DIR}/{n}"))
+        .collect();
+    let mut exec = root
+        .with_user("0:0")
+        .run(installer.command(&files))
         .network(Network::None)
         .mount(Mount {
             dest: PACKAGES_DIR.into(),
@@ -553,12 +577,13 @@ fn install_debs(root: &State, blobs: State, names: &[&str]) -> State {
             readonly: true,
         })
         .name(format!(
-            "install {} package(s) with dpkg (no network)",
+            "install {} package(s) with {installer} (no network)",
             names.len()
-        ))
-        .build()
-        .root
-        .with_user("")
+        ));
+    for (k, v) in installer.env() {
+        exec = exec.env(k, v);
+    }
+    exec.build().root.with_user("")
 }
 
 /// The context paths the copy steps read, as include patterns, so only they
@@ -665,6 +690,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             extra_providers: Vec::new(),
             default_providers: Vec::new(),
             network: Network::Sandbox,
+            installer: None,
         }
     }
 
@@ -882,6 +908,10 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         .unwrap();
         let e = to_llb(&r, &lock, &opts(args)).unwrap_err();
         assert_eq!((e.file.as_str(), e.line), ("SHA256SUMS-amd64", 2));
-        assert!(e.message.contains(".deb"));
+        assert!(
+            e.message.contains("with dpkg: it installs .deb packages"),
+            "{}",
+            e.message
+        );
     }
 }

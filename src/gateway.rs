@@ -23,6 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::convert::{self, Platform};
 use crate::image::BaseConfig;
+use crate::install::Installer;
 use crate::llb::{self, LocalOpts, ResolveMode, State};
 use crate::lockfile;
 use crate::opts::FrontendOpts;
@@ -156,17 +157,31 @@ impl Bridge {
         }
     }
 
+    /// Solves the base image so its files can be read.
+    async fn solve_base(&mut self, base: State) -> Result<String> {
+        self.solve(base.marshal())
+            .await
+            .map_err(|s| anyhow!("cannot read the base image: {}", s.message()))
+    }
+
+    /// The package tool the base image's os-release names.
+    async fn base_installer(&mut self, id: &str) -> Result<Option<Installer>> {
+        for path in ["/etc/os-release", "/usr/lib/os-release"] {
+            if let Some(t) = self.read_optional(id, path).await? {
+                return Ok(Installer::from_os_release(&String::from_utf8_lossy(&t)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The base image's own package sources, as provider templates.
-    async fn default_providers(&mut self, base: State) -> Result<Vec<String>> {
+    async fn default_providers(&mut self, id: &str) -> Result<Vec<String>> {
         if !self.api_caps.contains(CAP_READ_DIR) {
             bail!(
                 "the recipe has no providers, and this BuildKit lacks the frontend cap \"{CAP_READ_DIR}\" needed to read the base image's package sources; add packages.providers"
             );
         }
-        let id = self
-            .solve(base.marshal())
-            .await
-            .map_err(|s| anyhow!("cannot read the base image: {}", s.message()))?;
+        let id = id.to_string();
         let mut roots = Vec::new();
         if let Some(t) = self.read_optional(&id, "/etc/apt/sources.list").await? {
             roots.extend(sources::apt_one_line(&String::from_utf8_lossy(&t)));
@@ -451,16 +466,36 @@ async fn build(
     }
     let lock = lockfile::Lockfile::merge(locks).map_err(|e| anyhow!(e))?;
 
-    // No providers in the recipe: take them from the base image's sources.
-    let default_providers = match &recipe.packages {
-        Some(p) if p.providers.is_empty() => {
-            let base_state = llb::image(
-                &base_ref,
-                opts.resolve_mode,
-                Some(format!("read the package sources of {base_ref}")),
-            );
-            let found = bridge.default_providers(base_state).await?;
-            if found.is_empty() && convert::extra_providers(&opts.build_args).is_empty() {
+    // What the base image's files say: its package tool (from os-release)
+    // unless the recipe names one, and its package sources when the recipe
+    // lists no providers.
+    let mut installer = None;
+    let mut default_providers = Vec::new();
+    if let Some(p) = &recipe.packages
+        && lock.packages().next().is_some()
+        && (p.installer.is_none() || p.providers.is_empty())
+    {
+        let base_state = llb::image(
+            &base_ref,
+            opts.resolve_mode,
+            Some(format!("read the package setup of {base_ref}")),
+        );
+        let id = bridge.solve_base(base_state).await?;
+        if p.installer.is_none() {
+            installer = bridge.base_installer(&id).await?;
+            if installer.is_none() {
+                bail!(
+                    "{}:{}:{}: cannot tell the base image's package tool from its /etc/os-release; set packages.installer (dpkg, rpm, apk or pacman)",
+                    recipe.file,
+                    p.sums[0].span.line,
+                    p.sums[0].span.col
+                );
+            }
+        }
+        if p.providers.is_empty() {
+            default_providers = bridge.default_providers(&id).await?;
+            if default_providers.is_empty() && convert::extra_providers(&opts.build_args).is_empty()
+            {
                 bail!(
                     "{}:{}:{}: packages has no providers, and the base image has no apt or apk sources to take them from; add packages.providers (URL templates such as \"http://<mirror>/debian/{{{{.Name}}}}\")",
                     recipe.file,
@@ -468,10 +503,8 @@ async fn build(
                     p.sums[0].span.col
                 );
             }
-            found
         }
-        _ => Vec::new(),
-    };
+    }
 
     let frontend_image = opts.source.as_deref().ok_or_else(|| {
         anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
@@ -498,6 +531,7 @@ async fn build(
             extra_providers: convert::extra_providers(&opts.build_args),
             default_providers,
             network: opts.network,
+            installer,
         },
     )?;
     check_llb_caps(&bridge.llb_caps, &converted.state)?;
@@ -801,6 +835,9 @@ mod fake {
         {
             let mut st = fake.0.lock().unwrap();
             st.llb_caps = all_llb_caps();
+            // The base image's files are served under "context" too.
+            st.files
+                .insert("context//etc/os-release".into(), b"ID=debian\n".to_vec());
             for (k, v) in files {
                 st.files.insert(k.to_string(), v.as_bytes().to_vec());
             }
@@ -965,6 +1002,65 @@ mod bridge_tests {
             "{}",
             error_of(&ret)
         );
+    }
+
+    #[tokio::test]
+    async fn the_install_tool_follows_the_base_images_os_release() {
+        let sums = format!("{}  v3.16/main/x86_64/bash-5.1.16-r2.apk\n", "a".repeat(64));
+        let r = recipe(
+            "packages:\n  sums: SHA256SUMS\n  providers: [\"http://m.example/alpine/{{.Name}}\"]\n",
+        );
+        let fake = with_files(&[
+            ("dockerfile/repro.yaml", &r),
+            ("context/SHA256SUMS", &sums),
+            (
+                "context//etc/os-release",
+                "NAME=\"Alpine Linux\"\nID=alpine\n",
+            ),
+        ]);
+        let ret = build(fake.clone(), vec![SOURCE]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let st = fake.0.lock().unwrap();
+        let ops = decode_ops(st.solved.last().unwrap());
+        let install = ops
+            .iter()
+            .find_map(|o| match &o.op {
+                Some(bollard_buildkit_proto::pb::op::Op::Exec(e))
+                    if e.meta.as_ref().unwrap().args[0] == "apk" =>
+                {
+                    Some(e.clone())
+                }
+                _ => None,
+            })
+            .expect("an apk install");
+        assert_eq!(
+            install.meta.unwrap().args,
+            [
+                "apk",
+                "add",
+                "--no-network",
+                "--no-cache",
+                "/tmp/repro-packages/bash-5.1.16-r2.apk"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_package_the_tool_cannot_install_is_refused_with_its_line() {
+        let sums = format!(
+            "{}  pool/main/h/hello/hello_2.10-3_amd64.deb\n",
+            "a".repeat(64)
+        );
+        let r = recipe(
+            "packages:\n  sums: SHA256SUMS\n  providers: [\"http://m.example/{{.Name}}\"]\n",
+        );
+        let fake = with_files(&[
+            ("dockerfile/repro.yaml", &r),
+            ("context/SHA256SUMS", &sums),
+            ("context//etc/os-release", "ID=fedora\n"),
+        ]);
+        let ret = build(fake, vec![SOURCE]).await;
+        assert!(error_of(&ret).starts_with("SHA256SUMS:1:67: cannot install \"pool/main/h/hello/hello_2.10-3_amd64.deb\" with rpm"), "{}", error_of(&ret));
     }
 
     #[tokio::test]

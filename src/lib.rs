@@ -2,6 +2,7 @@ pub mod convert;
 pub mod fetch;
 pub mod gateway;
 pub mod image;
+pub mod install;
 pub mod llb;
 pub mod local;
 pub mod lockfile;

@@ -103,6 +103,7 @@ pub fn convert(b: &LocalBuild) -> Result<Converted> {
             extra_providers: convert::extra_providers(&b.build_args),
             default_providers: Vec::new(),
             network: crate::llb::Network::Sandbox,
+            installer: None,
         },
     )?)
 }

@@ -49,6 +49,11 @@ pub struct Packages {
     pub sums: Vec<Spanned<String>>,
     /// URL templates, tried in order.
     pub providers: Vec<Spanned<String>>,
+    /// The package tool, when not the one the base image's os-release implies.
+    pub installer: Option<Spanned<crate::install::Installer>>,
+    /// Fetch the lockfile's `.sig` files beside their packages, so the tool
+    /// verifies them (pacman).
+    pub signatures: bool,
 }
 
 /// How a `run` step gives its command.
@@ -388,9 +393,15 @@ impl<'a> Decoder<'a> {
     }
 
     fn packages(&self, node: &Node) -> Result<Packages, RecipeError> {
-        let entries = self.keys(node, "packages", &["sums", "providers"])?;
+        let entries = self.keys(
+            node,
+            "packages",
+            &["sums", "providers", "installer", "signatures"],
+        )?;
         let mut sums = None;
         let mut providers = Vec::new();
+        let mut installer = None;
+        let mut signatures = false;
         for (k, v) in entries {
             match key_text(k) {
                 "sums" => {
@@ -403,6 +414,19 @@ impl<'a> Decoder<'a> {
                     }
                     sums = Some(list);
                 }
+                "installer" => {
+                    let s = self.non_empty(v, "packages.installer")?;
+                    match crate::install::Installer::from_name(&s.value) {
+                        Some(i) => installer = Some(Spanned::new(i, s.span)),
+                        None => {
+                            return self.err(
+                                s.span,
+                                format!("unknown installer \"{}\" (expected one of: dpkg, rpm, apk, pacman)", s.value),
+                            );
+                        }
+                    }
+                }
+                "signatures" => signatures = self.boolean(v, "packages.signatures")?,
                 "providers" => {
                     providers = self.string_list(v, "packages.providers")?;
                     for p in &providers {
@@ -420,7 +444,12 @@ impl<'a> Decoder<'a> {
         };
         // No providers: the frontend derives them from the base image's own
         // package sources.
-        Ok(Packages { sums, providers })
+        Ok(Packages {
+            sums,
+            providers,
+            installer,
+            signatures,
+        })
     }
 
     fn template(&self, s: &Spanned<String>) -> Result<Template, RecipeError> {
@@ -668,6 +697,8 @@ impl Recipe {
             out.packages = Some(Packages {
                 sums: ex_list(&p.sums)?,
                 providers,
+                installer: p.installer.clone(),
+                signatures: p.signatures,
             });
         }
         out.steps = self
