@@ -23,7 +23,7 @@ EXAMPLES=(
 )
 ARCH=amd64
 
-PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount)
+PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount rpm)
 
 : "${REPRO_ENGINES:=20 26}"
 : "${REPRO_ENGINE:=20}"
@@ -333,10 +333,68 @@ phase_locks() {
 }
 
 # --------------------------------------------------------------------- env
+# ------------------------------------------------------- rpm test fixtures
+# A package the tests build themselves (no rpm repository is reachable here)
+# and a base image that carries rpm: the Debian base plus Debian's rpm.
+RPM_SPEC_NAME=repro-hello
+phase_rpm() {
+  local t dir="$HARNESS_DIR/rpm" rpmfile name sum ref digest
+  t=$(date +%s)
+  mkdir -p "$dir" "$POOL_DIR/rpm/noarch" "$LOCK_DIR/rpm"
+  name="rpm/noarch/$RPM_SPEC_NAME-1.0-1.noarch.rpm"
+  if [[ ! -s "$POOL_DIR/$name" ]]; then
+    cat >"$dir/$RPM_SPEC_NAME.spec" <<'SPEC'
+Name: repro-hello
+Version: 1.0
+Release: 1
+Summary: One file, to show an rpm install
+License: MIT
+BuildArch: noarch
+AutoReqProv: no
+
+%description
+Installs one text file.
+
+%install
+mkdir -p %{buildroot}/usr/share/repro-hello
+echo "hello from an rpm" > %{buildroot}/usr/share/repro-hello/hello.txt
+
+%files
+/usr/share/repro-hello/hello.txt
+SPEC
+    SOURCE_DATE_EPOCH=1700000000 run_logged rpmbuild rpmbuild -bb \
+      --define "_topdir $dir/top" --define "_buildhost reproducible" \
+      --define "use_source_date_epoch_as_buildtime 1" \
+      --define "clamp_mtime_to_source_date_epoch 1" "$dir/$RPM_SPEC_NAME.spec"
+    rpmfile="$dir/top/RPMS/noarch/$RPM_SPEC_NAME-1.0-1.noarch.rpm"
+    [[ -s "$rpmfile" ]] || die "rpmbuild did not produce $rpmfile"
+    cp "$rpmfile" "$POOL_DIR/$name"
+  fi
+  sum="$(sha256_of "$POOL_DIR/$name")"
+  printf '%s  %s\n' "$sum" "$name" >"$LOCK_DIR/rpm/SHA256SUMS-amd64"
+  if [[ -s "$HARNESS_DIR/base-rpm.ref" ]] && grep -q "^$BASE_REF\$" "$HARNESS_DIR/base-rpm.from" 2>/dev/null &&
+    registry_has_manifest "repro/debian-rpm" "$(sed 's/^.*@//' "$HARNESS_DIR/base-rpm.ref")"; then
+    say "rpm: package and base image (cached)"
+    return
+  fi
+  mkdir -p "$dir/base"
+  printf 'FROM %s\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends rpm && rm -rf /var/lib/apt/lists/*\n' \
+    "$BASE_REF" >"$dir/base/Dockerfile"
+  DOCKER_BUILDKIT=1 run_logged rpm-base-build "$DOCKER" build -t "$REGISTRY/repro/debian-rpm:bookworm" "$dir/base"
+  run_logged rpm-base-push "$DOCKER" push "$REGISTRY/repro/debian-rpm:bookworm"
+  digest="$(sed -n 's/^.*: digest: \(sha256:[0-9a-f]\{64\}\) size: .*$/\1/p' "$LOG_DIR/rpm-base-push.log" | tail -n 1)"
+  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "could not find the pushed digest of the rpm base image"
+  ref="$REGISTRY/repro/debian-rpm@$digest"
+  echo "$ref" >"$HARNESS_DIR/base-rpm.ref"
+  echo "$BASE_REF" >"$HARNESS_DIR/base-rpm.from"
+  say "rpm: package $name, base image $ref ($(since "$t")s)"
+}
+
 phase_env() {
   cat >"$HARNESS_DIR/env.tmp" <<ENV
 DOCKER=$DOCKER
 BASE_REF=$BASE_REF
+RPM_BASE_REF=$(cat "$HARNESS_DIR/base-rpm.ref")
 FRONTEND_IMAGE=$FRONTEND_IMAGE
 POOL_DIR=$POOL_DIR
 LOCK_DIR=$LOCK_DIR
@@ -361,5 +419,6 @@ phase_base
 BASE_REF="$(cat "$HARNESS_DIR/base.ref")"
 phase_frontend
 phase_locks
+phase_rpm
 phase_env
 say "done in $(since "$T0")s"

@@ -148,7 +148,16 @@ impl Bridge {
 
     /// Reads a file of a solved ref; `None` if it does not exist.
     async fn read_optional(&mut self, reference: &str, path: &str) -> Result<Option<Vec<u8>>> {
-        match self.read_file(reference, path).await {
+        let first = self.read_file(reference, path).await;
+        let result = match first {
+            Err(s)
+                if !(s.message().contains("no such file") || s.code() == tonic::Code::NotFound) =>
+            {
+                self.read_file(reference, path).await
+            }
+            other => other,
+        };
+        match result {
             Ok(data) => Ok(Some(data)),
             Err(s) if s.message().contains("no such file") || s.code() == tonic::Code::NotFound => {
                 Ok(None)
@@ -482,7 +491,12 @@ async fn build(
         );
         let id = bridge.solve_base(base_state).await?;
         if p.installer.is_none() {
-            installer = bridge.base_installer(&id).await?;
+            // Docker 20.10 sometimes refuses to read a file of an image that
+            // another build is using ("invalid request ... for build"): then
+            // the lockfile's package kind decides.
+            let from_os_release: Option<Installer> =
+                bridge.base_installer(&id).await.unwrap_or_default();
+            installer = from_os_release.or_else(|| installer_of_packages(&lock));
             if installer.is_none() {
                 bail!(
                     "{}:{}:{}: cannot tell the base image's package tool from its /etc/os-release; set packages.installer (dpkg, rpm, apk or pacman)",
@@ -552,6 +566,19 @@ async fn build(
         .await
         .map_err(|s| anyhow!("{}", s.message()))?;
     Ok((id, def, converted.config))
+}
+
+/// The one tool that installs every package of the lockfile, if there is one.
+fn installer_of_packages(lock: &lockfile::Lockfile) -> Option<Installer> {
+    let mut found = None;
+    for e in lock.packages() {
+        let tool = Installer::ALL.into_iter().find(|i| i.accepts(&e.name))?;
+        if found.is_some_and(|f| f != tool) {
+            return None;
+        }
+        found = Some(tool);
+    }
+    found
 }
 
 fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {

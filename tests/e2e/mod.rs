@@ -2,6 +2,7 @@
 
 mod clients;
 mod cross_engine;
+mod distros;
 mod errors;
 mod examples;
 mod image;
