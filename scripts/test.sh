@@ -30,10 +30,20 @@ step() { # <label> <command...>
   }
 }
 
+# Every --no-cache build leaves snapshots behind, and neither engine collects
+# them by default: drop the build cache and dangling images after each suite
+# (the base and frontend images stay).
+prune() { # <engine>
+  engine_docker "$1" builder prune -af >/dev/null 2>&1 || true
+  engine_docker "$1" image prune -f >/dev/null 2>&1 || true
+}
+
 step "engine 20: cargo test --all-targets" env REPRO_ENGINE=20 cargo test --all-targets "$@"
+prune 20
 if [[ " $engines " == *" 26 "* ]]; then
   "$SCRIPTS_DIR/engine.sh" use 26
   step "engine 26: cargo test --test tests e2e" env REPRO_ENGINE=26 cargo test --test tests e2e "$@"
+  prune 26
   "$SCRIPTS_DIR/engine.sh" use 20
   step "both engines: cargo test --test tests cross_engine -- --ignored" \
     cargo test --test tests cross_engine -- --ignored

@@ -75,6 +75,7 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
         prune_added(root, Path::new(rel), base, &newer, &mut report)?;
     }
     empty_dev(root, &mut report)?;
+    remove_sqlite_shm(root, root, epoch, &mut report)?;
     break_hardlinks(root, &mut HashSet::new(), &mut report)?;
     clamp_tree(root, epoch, &mut report)?;
     Ok(report)
@@ -96,6 +97,32 @@ fn empty_dev(root: &Path, report: &mut Report) -> io::Result<()> {
     children.sort();
     for child in children {
         remove_if(root, &child, report, |_| true)?;
+    }
+    Ok(())
+}
+
+/// Removes SQLite shared-memory files (`<db>-shm`) the build wrote: an index
+/// of the write-ahead log that SQLite rebuilds on open, holding whatever was
+/// in memory (rpm's database leaves one behind).
+fn remove_sqlite_shm(root: &Path, dir: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
+    let mut children: Vec<PathBuf> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    children.sort();
+    for child in children {
+        let meta = fs::symlink_metadata(&child)?;
+        if meta.is_dir() {
+            remove_sqlite_shm(root, &child, epoch, report)?;
+        } else if meta.is_file()
+            && newer_than(meta.mtime(), meta.mtime_nsec(), epoch)
+            && let Some(db) = child
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix("-shm"))
+            && child.with_file_name(db).is_file()
+        {
+            remove_if(root, &child, report, |_| true)?;
+        }
     }
     Ok(())
 }
@@ -455,6 +482,26 @@ mod tests {
             "and the directory keeps its own"
         );
         assert_eq!(fs::read_dir(root.join("dev")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sqlite_shared_memory_files_the_build_wrote_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("root/.rpmdb");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("rpmdb.sqlite"), "db").unwrap();
+        fs::write(dir.join("rpmdb.sqlite-shm"), "index").unwrap();
+        fs::write(dir.join("rpmdb.sqlite-wal"), "log").unwrap();
+        fs::write(dir.join("lonely-shm"), "not sqlite").unwrap();
+        let report = normalize(tmp.path(), 100, None).unwrap();
+        assert!(!dir.join("rpmdb.sqlite-shm").exists());
+        assert!(dir.join("rpmdb.sqlite-wal").exists(), "the log holds data");
+        assert!(dir.join("lonely-shm").exists());
+        assert!(
+            report
+                .removed
+                .contains(&PathBuf::from("/root/.rpmdb/rpmdb.sqlite-shm"))
+        );
     }
 
     #[test]
