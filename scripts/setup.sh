@@ -23,7 +23,8 @@ EXAMPLES=(
 )
 ARCH=amd64
 
-PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount rpm)
+PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount rpm
+  pacman-package-manager makepkg libarchive-tools zstd)
 
 : "${REPRO_ENGINES:=20 26}"
 : "${REPRO_ENGINE:=20}"
@@ -390,11 +391,63 @@ SPEC
   say "rpm: package $name, base image $ref ($(since "$t")s)"
 }
 
+# ---------------------------------------------------- pacman test fixtures
+# The same for pacman: a package made with makepkg (as an unprivileged user,
+# which makepkg insists on) and a base image carrying Debian's pacman, with
+# the /etc/mtab link Arch images have (pacman reads it to check free space).
+PKG_BUILD_USER=repro-build
+phase_pacman() {
+  local t dir="$HARNESS_DIR/pacman" name sum ref digest
+  t=$(date +%s)
+  name="pacman/repro-hello-1.0-1-any.pkg.tar.zst"
+  mkdir -p "$dir" "$POOL_DIR/pacman" "$LOCK_DIR/pacman"
+  if [[ ! -s "$POOL_DIR/$name" ]]; then
+    id "$PKG_BUILD_USER" >/dev/null 2>&1 || useradd --system --no-create-home "$PKG_BUILD_USER"
+    rm -rf "$dir/build" && mkdir -p "$dir/build"
+    cat >"$dir/build/PKGBUILD" <<'PKGBUILD'
+pkgname=repro-hello
+pkgver=1.0
+pkgrel=1
+pkgdesc="One file, to show a pacman install"
+arch=('any')
+license=('MIT')
+package() {
+  mkdir -p "$pkgdir/usr/share/repro-hello"
+  echo "hello from a pacman package" > "$pkgdir/usr/share/repro-hello/hello.txt"
+}
+PKGBUILD
+    chown -R "$PKG_BUILD_USER" "$dir/build"
+    run_logged makepkg su "$PKG_BUILD_USER" -s /bin/sh -c \
+      "cd '$dir/build' && HOME='$dir/build' SOURCE_DATE_EPOCH=1700000000 PKGEXT=.pkg.tar.zst makepkg --nodeps --noconfirm --force"
+    [[ -s "$dir/build/repro-hello-1.0-1-any.pkg.tar.zst" ]] || die "makepkg did not produce the package"
+    cp "$dir/build/repro-hello-1.0-1-any.pkg.tar.zst" "$POOL_DIR/$name"
+  fi
+  sum="$(sha256_of "$POOL_DIR/$name")"
+  printf '%s  %s\n' "$sum" "$name" >"$LOCK_DIR/pacman/SHA256SUMS-amd64"
+  if [[ -s "$HARNESS_DIR/base-pacman.ref" ]] && grep -q "^$BASE_REF\$" "$HARNESS_DIR/base-pacman.from" 2>/dev/null &&
+    registry_has_manifest "repro/debian-pacman" "$(sed 's/^.*@//' "$HARNESS_DIR/base-pacman.ref")"; then
+    say "pacman: package and base image (cached)"
+    return
+  fi
+  mkdir -p "$dir/base"
+  printf 'FROM %s\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends pacman-package-manager && rm -rf /var/lib/apt/lists/* && mkdir -p /var/lib/pacman && ln -sf ../proc/self/mounts /etc/mtab\n' \
+    "$BASE_REF" >"$dir/base/Dockerfile"
+  DOCKER_BUILDKIT=1 run_logged pacman-base-build "$DOCKER" build -t "$REGISTRY/repro/debian-pacman:bookworm" "$dir/base"
+  run_logged pacman-base-push "$DOCKER" push "$REGISTRY/repro/debian-pacman:bookworm"
+  digest="$(sed -n 's/^.*: digest: \(sha256:[0-9a-f]\{64\}\) size: .*$/\1/p' "$LOG_DIR/pacman-base-push.log" | tail -n 1)"
+  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "could not find the pushed digest of the pacman base image"
+  ref="$REGISTRY/repro/debian-pacman@$digest"
+  echo "$ref" >"$HARNESS_DIR/base-pacman.ref"
+  echo "$BASE_REF" >"$HARNESS_DIR/base-pacman.from"
+  say "pacman: package $name, base image $ref ($(since "$t")s)"
+}
+
 phase_env() {
   cat >"$HARNESS_DIR/env.tmp" <<ENV
 DOCKER=$DOCKER
 BASE_REF=$BASE_REF
 RPM_BASE_REF=$(cat "$HARNESS_DIR/base-rpm.ref")
+PACMAN_BASE_REF=$(cat "$HARNESS_DIR/base-pacman.ref")
 FRONTEND_IMAGE=$FRONTEND_IMAGE
 POOL_DIR=$POOL_DIR
 LOCK_DIR=$LOCK_DIR
@@ -420,5 +473,6 @@ BASE_REF="$(cat "$HARNESS_DIR/base.ref")"
 phase_frontend
 phase_locks
 phase_rpm
+phase_pacman
 phase_env
 say "done in $(since "$T0")s"

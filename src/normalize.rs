@@ -76,6 +76,7 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
     }
     empty_dev(root, &mut report)?;
     remove_sqlite_shm(root, root, epoch, &mut report)?;
+    clamp_pacman_install_dates(root, epoch)?;
     break_hardlinks(root, &mut HashSet::new(), &mut report)?;
     clamp_tree(root, epoch, &mut report)?;
     Ok(report)
@@ -122,6 +123,48 @@ fn remove_sqlite_shm(root: &Path, dir: &Path, epoch: i64, report: &mut Report) -
             && child.with_file_name(db).is_file()
         {
             remove_if(root, &child, report, |_| true)?;
+        }
+    }
+    Ok(())
+}
+
+/// pacman records when it installed each package (`%INSTALLDATE%` in
+/// `/var/lib/pacman/local/*/desc`); dates after the epoch become the epoch.
+fn clamp_pacman_install_dates(root: &Path, epoch: i64) -> io::Result<()> {
+    let local = root.join("var/lib/pacman/local");
+    let Ok(entries) = fs::read_dir(&local) else {
+        return Ok(());
+    };
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    dirs.sort();
+    for dir in dirs {
+        let desc = dir.join("desc");
+        let Ok(meta) = fs::symlink_metadata(&desc) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let text = fs::read_to_string(&desc)?;
+        let mut out = String::with_capacity(text.len());
+        let mut lines = text.split_inclusive('\n');
+        let mut changed = false;
+        while let Some(line) = lines.next() {
+            out.push_str(line);
+            if line.trim_end() == "%INSTALLDATE%"
+                && let Some(value) = lines.next()
+            {
+                match value.trim_end().parse::<i64>() {
+                    Ok(t) if t > epoch => {
+                        out.push_str(&format!("{epoch}\n"));
+                        changed = true;
+                    }
+                    _ => out.push_str(value),
+                }
+            }
+        }
+        if changed {
+            fs::write(&desc, out)?;
         }
     }
     Ok(())
@@ -502,6 +545,22 @@ mod tests {
                 .removed
                 .contains(&PathBuf::from("/root/.rpmdb/rpmdb.sqlite-shm"))
         );
+    }
+
+    #[test]
+    fn pacman_install_dates_are_clamped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("var/lib/pacman/local/repro-hello-1.0-1");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(
+            d.join("desc"),
+            "%NAME%\nrepro-hello\n\n%BUILDDATE%\n1700000000\n\n%INSTALLDATE%\n1795631660\n\n",
+        )
+        .unwrap();
+        normalize(tmp.path(), 1_750_000_000, None).unwrap();
+        let text = fs::read_to_string(d.join("desc")).unwrap();
+        assert!(text.contains("%INSTALLDATE%\n1750000000\n"), "{text}");
+        assert!(text.contains("%BUILDDATE%\n1700000000\n"), "{text}");
     }
 
     #[test]

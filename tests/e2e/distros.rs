@@ -1,42 +1,49 @@
 //! Other distros' package tools, end to end with packages the tests build
-//! themselves: rpm, on a base image that carries it (Debian's rpm).
+//! themselves (no rpm or pacman repository is reachable here), each on a
+//! base image that carries the tool (Debian's rpm, Debian's pacman).
 
 use super::ImageGuard;
 use crate::support::{docker_build, harness, pool::PoolServer, run};
 
-#[test]
-fn rpm_packages_are_installed_with_rpm_reproducibly() {
+/// Builds, twice with --no-cache, a recipe that installs the harness's
+/// package for `tool` on the base image `base_key` names; checks both builds
+/// give the same image, and returns it.
+fn build_twice(tool: &str, base_key: &str) -> (String, ImageGuard) {
     let h = harness();
     let pool = PoolServer::start(h.pool_dir());
     let ctx = tempfile::tempdir().unwrap();
-    let lock = std::path::Path::new(h.get("LOCK_DIR")).join("rpm/SHA256SUMS-amd64");
+    let lock = std::path::Path::new(h.get("LOCK_DIR"))
+        .join(tool)
+        .join("SHA256SUMS-amd64");
     std::fs::copy(&lock, ctx.path().join("SHA256SUMS-amd64")).unwrap();
     let recipe = ctx.path().join("repro.yaml");
-    std::fs::write(
-        &recipe,
-        format!(
-            "# syntax=repro-frontend:v0\n\
-             base: {}\n\
-             packages:\n  installer: rpm\n  sums: SHA256SUMS-${{TARGETARCH}}\n  providers: [\"{}/{{{{.Name}}}}\"]\n\
-             image:\n  cmd: [cat, /usr/share/repro-hello/hello.txt]\n",
-            h.get("RPM_BASE_REF"),
-            pool.url
-        ),
-    )
-    .unwrap();
+    let text = format!(
+        "# syntax=repro-frontend:v0\nbase: {}\npackages:\n  installer: {tool}\n  sums: SHA256SUMS-${{TARGETARCH}}\n  providers: [\"{}/{{{{.Name}}}}\"]\nimage:\n  cmd: [cat, /usr/share/repro-hello/hello.txt]\n",
+        h.get(base_key),
+        pool.url
+    );
+    std::fs::write(&recipe, text).unwrap();
     let args = vec!["--no-cache".to_string()];
     let (a, id1) = docker_build(&recipe, ctx.path(), &args);
     assert!(a.ok, "{}", a.text);
-    assert!(
-        a.text
-            .contains("install 1 package(s) with rpm (no network)"),
-        "{}",
-        a.text
-    );
+    let step = format!("install 1 package(s) with {tool} (no network)");
+    assert!(a.text.contains(&step), "{}", a.text);
     let (b, id2) = docker_build(&recipe, ctx.path(), &args);
     assert!(b.ok, "{}", b.text);
-    let _guard = ImageGuard(id1.clone());
+    let guard = ImageGuard(id1.clone());
     let id = id1.expect("image id");
+    assert_eq!(
+        Some(id.clone()),
+        id2,
+        "two --no-cache {tool} builds gave different images"
+    );
+    (id, guard)
+}
+
+#[test]
+fn rpm_packages_are_installed_with_rpm_reproducibly() {
+    let h = harness();
+    let (id, _guard) = build_twice("rpm", "RPM_BASE_REF");
     let out = run(h.docker().args(["run", "--rm", &id]));
     assert_eq!(out.text.trim(), "hello from an rpm", "{}", out.text);
     let q = run(h.docker().args([
@@ -49,9 +56,27 @@ fn rpm_packages_are_installed_with_rpm_reproducibly() {
         "repro-hello",
     ]));
     assert_eq!(q.text.trim(), "repro-hello-1.0-1.noarch", "{}", q.text);
+}
+
+#[test]
+fn pacman_packages_are_installed_with_pacman_reproducibly() {
+    let h = harness();
+    let (id, _guard) = build_twice("pacman", "PACMAN_BASE_REF");
+    let out = run(h.docker().args(["run", "--rm", &id]));
     assert_eq!(
-        Some(id),
-        id2,
-        "two --no-cache rpm builds gave different images"
+        out.text.trim(),
+        "hello from a pacman package",
+        "{}",
+        out.text
     );
+    let q = run(h.docker().args([
+        "run",
+        "--rm",
+        "--entrypoint",
+        "pacman",
+        &id,
+        "-Q",
+        "repro-hello",
+    ]));
+    assert_eq!(q.text.trim(), "repro-hello 1.0-1", "{}", q.text);
 }

@@ -285,3 +285,23 @@ fn without_providers_the_base_images_own_sources_are_used() {
     assert!(r.text.contains(&url), "output lacks {url:?}:\n{}", r.text);
     assert_eq!(id.expect("image id"), clean_id());
 }
+
+#[test]
+fn a_hanging_first_provider_times_out_and_the_next_one_serves() {
+    let (_, name) = hello_blob();
+    let hanging = PoolServer::start(harness().pool_dir());
+    hanging.fault(&name, Fault::Hang);
+    let pool = PoolServer::start(harness().pool_dir());
+    let (r, id) = build_hello(
+        &[format!("{}/{{{{.Name}}}}", hanging.url)],
+        &pool.url,
+        false,
+    );
+    assert!(r.ok, "{}", r.text);
+    assert!(
+        r.text.contains("(after 1 failed provider(s))"),
+        "{}",
+        r.text
+    );
+    assert!(id.is_some());
+}
