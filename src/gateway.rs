@@ -184,45 +184,52 @@ impl Bridge {
     }
 
     /// The base image's own package sources, as provider templates.
-    async fn default_providers(&mut self, id: &str) -> Result<Vec<String>> {
+    async fn default_providers(&mut self, id: &str, platform: &Platform) -> Result<Vec<String>> {
         if !self.api_caps.contains(CAP_READ_DIR) {
             bail!(
                 "the recipe has no providers, and this BuildKit lacks the frontend cap \"{CAP_READ_DIR}\" needed to read the base image's package sources; add packages.providers"
             );
         }
-        let id = id.to_string();
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         let mut roots = Vec::new();
-        if let Some(t) = self.read_optional(&id, "/etc/apt/sources.list").await? {
-            roots.extend(sources::apt_one_line(&String::from_utf8_lossy(&t)));
+        // apt
+        if let Some(t) = self.read_optional(id, "/etc/apt/sources.list").await? {
+            roots.extend(sources::apt_one_line(&text(t)));
         }
-        let dir = "/etc/apt/sources.list.d";
-        let entries = self
-            .client
-            .read_dir(ReadDirRequest {
-                r#ref: id.clone(),
-                dir_path: dir.into(),
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().entries)
-            .unwrap_or_default();
-        let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
-        names.sort();
-        for name in names {
-            let path = format!("{dir}/{name}");
-            let parse: fn(&str) -> Vec<String> = if name.ends_with(".list") {
-                sources::apt_one_line
+        for (name, t) in self.read_dir_files(id, "/etc/apt/sources.list.d").await? {
+            if name.ends_with(".list") {
+                roots.extend(sources::apt_one_line(&text(t)));
             } else if name.ends_with(".sources") {
-                sources::apt_deb822
-            } else {
-                continue;
-            };
-            if let Some(t) = self.read_optional(&id, &path).await? {
-                roots.extend(parse(&String::from_utf8_lossy(&t)));
+                roots.extend(sources::apt_deb822(&text(t)));
             }
         }
-        if let Some(t) = self.read_optional(&id, "/etc/apk/repositories").await? {
-            roots.extend(sources::apk_repositories(&String::from_utf8_lossy(&t)));
+        // apk
+        if let Some(t) = self.read_optional(id, "/etc/apk/repositories").await? {
+            roots.extend(sources::apk_repositories(&text(t)));
+        }
+        // yum/dnf, with $releasever from os-release and $basearch from the platform
+        let releasever = match self.read_optional(id, "/etc/os-release").await? {
+            Some(t) => text(t)
+                .lines()
+                .find_map(|l| l.strip_prefix("VERSION_ID="))
+                .map(|v| v.trim_matches('"').to_string())
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let basearch = match platform.architecture.as_str() {
+            "amd64" => "x86_64",
+            "arm64" => "aarch64",
+            "386" => "i686",
+            other => other,
+        };
+        for (name, t) in self.read_dir_files(id, "/etc/yum.repos.d").await? {
+            if name.ends_with(".repo") {
+                roots.extend(sources::yum_repos(&text(t), &releasever, basearch));
+            }
+        }
+        // pacman
+        if let Some(t) = self.read_optional(id, "/etc/pacman.d/mirrorlist").await? {
+            roots.extend(sources::pacman_mirrorlist(&text(t)));
         }
         let mut seen = Vec::new();
         roots.retain(|r| {
@@ -231,6 +238,30 @@ impl Bridge {
             new
         });
         Ok(sources::templates(&roots))
+    }
+
+    /// The files of a directory of a solved ref, by name, in name order; none
+    /// if the directory does not exist.
+    async fn read_dir_files(&mut self, id: &str, dir: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let entries = self
+            .client
+            .read_dir(ReadDirRequest {
+                r#ref: id.to_string(),
+                dir_path: dir.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().entries)
+            .unwrap_or_default();
+        let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(t) = self.read_optional(id, &format!("{dir}/{name}")).await? {
+                out.push((name, t));
+            }
+        }
+        Ok(out)
     }
 
     /// Reads one file from a client local (the recipe or the lockfile).
@@ -507,7 +538,7 @@ async fn build(
             }
         }
         if p.providers.is_empty() {
-            default_providers = bridge.default_providers(&id).await?;
+            default_providers = bridge.default_providers(&id, &platform).await?;
             if default_providers.is_empty() && convert::extra_providers(&opts.build_args).is_empty()
             {
                 bail!(

@@ -2,8 +2,9 @@
 //!
 //! With no `providers:` in the recipe, the frontend reads the base image's
 //! own configuration (apt's one-line and deb822 source files, Alpine's
-//! repositories file) and turns each archive root into a URL template, so no
-//! mirror host is written anywhere but in the base image.
+//! repositories file, yum/dnf `.repo` files, pacman's mirrorlist) and turns
+//! each archive root into a URL template, so no mirror host is written
+//! anywhere but in the base image.
 
 /// Archive roots in apt's one-line format (`deb [opts] URI suite comp...`).
 pub fn apt_one_line(text: &str) -> Vec<String> {
@@ -84,6 +85,64 @@ pub fn apk_repositories(text: &str) -> Vec<String> {
     out
 }
 
+/// Repository roots in yum/dnf `.repo` files (`baseurl=`), with `$releasever`
+/// and `$basearch` filled in; lockfile names are then relative to them
+/// (`Packages/b/bash-5.2.15-3.fc38.x86_64.rpm`). `metalink=` and
+/// `mirrorlist=` name lists of mirrors, not a root, and are skipped.
+pub fn yum_repos(text: &str, releasever: &str, basearch: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut enabled = true;
+    let mut urls: Vec<String> = Vec::new();
+    let mut flush = |enabled: bool, urls: &mut Vec<String>, out: &mut Vec<String>| {
+        if enabled {
+            for u in urls.iter() {
+                push_uri(out, u);
+            }
+        }
+        urls.clear();
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            flush(enabled, &mut urls, &mut out);
+            enabled = true;
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k.trim() {
+            "baseurl" => urls.extend(v.split_whitespace().map(|u| {
+                u.replace("$releasever", releasever)
+                    .replace("$basearch", basearch)
+            })),
+            "enabled" => enabled = v.trim() != "0",
+            _ => {}
+        }
+    }
+    flush(enabled, &mut urls, &mut out);
+    out
+}
+
+/// Mirror roots in pacman's mirrorlist (`Server = <root>/$repo/os/$arch`):
+/// lockfile names are then relative to the root (`core/os/x86_64/...`).
+pub fn pacman_mirrorlist(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if k.trim() != "Server" {
+            continue;
+        }
+        let v = v.trim();
+        let root = v.split("/$repo").next().unwrap_or(v);
+        push_uri(&mut out, root);
+    }
+    out
+}
+
 fn push_uri(out: &mut Vec<String>, uri: &str) {
     let u = uri.trim_end_matches('/').to_string();
     if (u.starts_with("http://") || u.starts_with("https://")) && !out.contains(&u) {
@@ -126,6 +185,26 @@ mod tests {
                 "http://m.example/debian",
                 "http://sec.example/debian-security"
             ]
+        );
+    }
+
+    #[test]
+    fn yum_repo_files() {
+        let text = "[fedora]\nname=Fedora $releasever\nbaseurl=http://dl.example/fedora/releases/$releasever/Everything/$basearch/os/\nenabled=1\n\
+                    [updates]\nmetalink=https://mm.example/metalink?repo=updates\n\
+                    [off]\nbaseurl=http://off.example/x\nenabled=0\n";
+        assert_eq!(
+            yum_repos(text, "39", "x86_64"),
+            ["http://dl.example/fedora/releases/39/Everything/x86_64/os"]
+        );
+    }
+
+    #[test]
+    fn pacman_mirrors() {
+        let text = "## mirrors\n#Server = http://commented.example/$repo/os/$arch\nServer = https://a.example/archlinux/$repo/os/$arch\nServer=http://b.example/arch/$repo/os/$arch\n";
+        assert_eq!(
+            pacman_mirrorlist(text),
+            ["https://a.example/archlinux", "http://b.example/arch"]
         );
     }
 
