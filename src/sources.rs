@@ -93,7 +93,7 @@ pub fn yum_repos(text: &str, releasever: &str, basearch: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut enabled = true;
     let mut urls: Vec<String> = Vec::new();
-    let mut flush = |enabled: bool, urls: &mut Vec<String>, out: &mut Vec<String>| {
+    let flush = |enabled: bool, urls: &mut Vec<String>, out: &mut Vec<String>| {
         if enabled {
             for u in urls.iter() {
                 push_uri(out, u);
