@@ -304,19 +304,9 @@ impl Exec {
     pub fn build(self) -> ExecOutputs {
         let mut inputs: Vec<Output> = Vec::new();
         let mut input_of = |state: &Option<Output>| -> i64 {
-            match state {
-                None => EMPTY,
-                Some(out) => {
-                    if let Some(pos) = inputs
-                        .iter()
-                        .position(|i| i.vertex.digest == out.vertex.digest && i.index == out.index)
-                    {
-                        return pos as i64;
-                    }
-                    inputs.push(out.clone());
-                    (inputs.len() - 1) as i64
-                }
-            }
+            state
+                .as_ref()
+                .map_or(EMPTY, |out| input_index(&mut inputs, out))
         };
         let mut caps = BTreeSet::from([CAP_EXEC_META_BASE, CAP_EXEC_MOUNT_BIND]);
         let mut pb_mounts = vec![pb::Mount {
@@ -400,6 +390,19 @@ impl Exec {
             .collect();
         ExecOutputs { root, mounts }
     }
+}
+
+/// The index of `out` among an op's inputs, adding it the first time: an
+/// output used twice is one input.
+fn input_index(inputs: &mut Vec<Output>, out: &Output) -> i64 {
+    if let Some(pos) = inputs
+        .iter()
+        .position(|i| i.vertex.digest == out.vertex.digest && i.index == out.index)
+    {
+        return pos as i64;
+    }
+    inputs.push(out.clone());
+    (inputs.len() - 1) as i64
 }
 
 fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
@@ -507,16 +510,7 @@ impl FileOpBuilder {
             return self.base;
         }
         let mut inputs: Vec<Output> = Vec::new();
-        let mut add_input = |out: &Output| -> i64 {
-            if let Some(pos) = inputs
-                .iter()
-                .position(|i| i.vertex.digest == out.vertex.digest && i.index == out.index)
-            {
-                return pos as i64;
-            }
-            inputs.push(out.clone());
-            (inputs.len() - 1) as i64
-        };
+        let mut add_input = |out: &Output| -> i64 { input_index(&mut inputs, out) };
         let base_input = self
             .base
             .output
