@@ -334,12 +334,34 @@ phase_locks() {
 }
 
 # --------------------------------------------------------------------- env
+# tool_base <tool> <RUN command>: the Debian base image plus what the RUN
+# command installs, pushed as $REGISTRY/repro/debian-<tool>; its pinned
+# reference goes to target/harness/base-<tool>.ref (cached while the base
+# image and the registry's copy stay the same). Sets TOOL_BASE_HOW.
+tool_base() {
+  local tool="$1" run="$2" dir="$HARNESS_DIR/$1/base" refile="$HARNESS_DIR/base-$1.ref" digest
+  if [[ -s "$refile" ]] && grep -q "^$BASE_REF\$" "$HARNESS_DIR/base-$tool.from" 2>/dev/null &&
+    registry_has_manifest "repro/debian-$tool" "$(sed 's/^.*@//' "$refile")"; then
+    TOOL_BASE_HOW="cached"
+    return
+  fi
+  mkdir -p "$dir"
+  printf 'FROM %s\nRUN %s\n' "$BASE_REF" "$run" >"$dir/Dockerfile"
+  DOCKER_BUILDKIT=1 run_logged "$tool-base-build" "$DOCKER" build -t "$REGISTRY/repro/debian-$tool:bookworm" "$dir"
+  run_logged "$tool-base-push" "$DOCKER" push "$REGISTRY/repro/debian-$tool:bookworm"
+  digest="$(sed -n 's/^.*: digest: \(sha256:[0-9a-f]\{64\}\) size: .*$/\1/p' "$LOG_DIR/$tool-base-push.log" | tail -n 1)"
+  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "could not find the pushed digest of the $tool base image"
+  echo "$REGISTRY/repro/debian-$tool@$digest" >"$refile"
+  echo "$BASE_REF" >"$HARNESS_DIR/base-$tool.from"
+  TOOL_BASE_HOW="built"
+}
+
 # ------------------------------------------------------- rpm test fixtures
 # A package the tests build themselves (no rpm repository is reachable here)
 # and a base image that carries rpm: the Debian base plus Debian's rpm.
 RPM_SPEC_NAME=repro-hello
 phase_rpm() {
-  local t dir="$HARNESS_DIR/rpm" rpmfile name sum ref digest
+  local t dir="$HARNESS_DIR/rpm" rpmfile name sum
   t=$(date +%s)
   mkdir -p "$dir" "$POOL_DIR/rpm/noarch" "$LOCK_DIR/rpm"
   name="rpm/noarch/$RPM_SPEC_NAME-1.0-1.noarch.rpm"
@@ -373,22 +395,8 @@ SPEC
   fi
   sum="$(sha256_of "$POOL_DIR/$name")"
   printf '%s  %s\n' "$sum" "$name" >"$LOCK_DIR/rpm/SHA256SUMS-amd64"
-  if [[ -s "$HARNESS_DIR/base-rpm.ref" ]] && grep -q "^$BASE_REF\$" "$HARNESS_DIR/base-rpm.from" 2>/dev/null &&
-    registry_has_manifest "repro/debian-rpm" "$(sed 's/^.*@//' "$HARNESS_DIR/base-rpm.ref")"; then
-    say "rpm: package and base image (cached)"
-    return
-  fi
-  mkdir -p "$dir/base"
-  printf 'FROM %s\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends rpm && rm -rf /var/lib/apt/lists/*\n' \
-    "$BASE_REF" >"$dir/base/Dockerfile"
-  DOCKER_BUILDKIT=1 run_logged rpm-base-build "$DOCKER" build -t "$REGISTRY/repro/debian-rpm:bookworm" "$dir/base"
-  run_logged rpm-base-push "$DOCKER" push "$REGISTRY/repro/debian-rpm:bookworm"
-  digest="$(sed -n 's/^.*: digest: \(sha256:[0-9a-f]\{64\}\) size: .*$/\1/p' "$LOG_DIR/rpm-base-push.log" | tail -n 1)"
-  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "could not find the pushed digest of the rpm base image"
-  ref="$REGISTRY/repro/debian-rpm@$digest"
-  echo "$ref" >"$HARNESS_DIR/base-rpm.ref"
-  echo "$BASE_REF" >"$HARNESS_DIR/base-rpm.from"
-  say "rpm: package $name, base image $ref ($(since "$t")s)"
+  tool_base rpm "apt-get update -qq && apt-get install -y -qq --no-install-recommends rpm && rm -rf /var/lib/apt/lists/*"
+  say "rpm: package $name, base image $(cat "$HARNESS_DIR/base-rpm.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
 }
 
 # ---------------------------------------------------- pacman test fixtures
@@ -397,7 +405,7 @@ SPEC
 # the /etc/mtab link Arch images have (pacman reads it to check free space).
 PKG_BUILD_USER=repro-build
 phase_pacman() {
-  local t dir="$HARNESS_DIR/pacman" name sum ref digest
+  local t dir="$HARNESS_DIR/pacman" name sum
   t=$(date +%s)
   name="pacman/repro-hello-1.0-1-any.pkg.tar.zst"
   mkdir -p "$dir" "$POOL_DIR/pacman" "$LOCK_DIR/pacman"
@@ -424,22 +432,8 @@ PKGBUILD
   fi
   sum="$(sha256_of "$POOL_DIR/$name")"
   printf '%s  %s\n' "$sum" "$name" >"$LOCK_DIR/pacman/SHA256SUMS-amd64"
-  if [[ -s "$HARNESS_DIR/base-pacman.ref" ]] && grep -q "^$BASE_REF\$" "$HARNESS_DIR/base-pacman.from" 2>/dev/null &&
-    registry_has_manifest "repro/debian-pacman" "$(sed 's/^.*@//' "$HARNESS_DIR/base-pacman.ref")"; then
-    say "pacman: package and base image (cached)"
-    return
-  fi
-  mkdir -p "$dir/base"
-  printf 'FROM %s\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends pacman-package-manager && rm -rf /var/lib/apt/lists/* && mkdir -p /var/lib/pacman && ln -sf ../proc/self/mounts /etc/mtab\n' \
-    "$BASE_REF" >"$dir/base/Dockerfile"
-  DOCKER_BUILDKIT=1 run_logged pacman-base-build "$DOCKER" build -t "$REGISTRY/repro/debian-pacman:bookworm" "$dir/base"
-  run_logged pacman-base-push "$DOCKER" push "$REGISTRY/repro/debian-pacman:bookworm"
-  digest="$(sed -n 's/^.*: digest: \(sha256:[0-9a-f]\{64\}\) size: .*$/\1/p' "$LOG_DIR/pacman-base-push.log" | tail -n 1)"
-  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "could not find the pushed digest of the pacman base image"
-  ref="$REGISTRY/repro/debian-pacman@$digest"
-  echo "$ref" >"$HARNESS_DIR/base-pacman.ref"
-  echo "$BASE_REF" >"$HARNESS_DIR/base-pacman.from"
-  say "pacman: package $name, base image $ref ($(since "$t")s)"
+  tool_base pacman "apt-get update -qq && apt-get install -y -qq --no-install-recommends pacman-package-manager && rm -rf /var/lib/apt/lists/* && mkdir -p /var/lib/pacman && ln -sf ../proc/self/mounts /etc/mtab"
+  say "pacman: package $name, base image $(cat "$HARNESS_DIR/base-pacman.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
 }
 
 phase_env() {
