@@ -24,7 +24,7 @@ EXAMPLES=(
 ARCH=amd64
 
 PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount rpm
-  pacman-package-manager makepkg libarchive-tools zstd)
+  pacman-package-manager makepkg libarchive-tools zstd gnupg)
 
 : "${REPRO_ENGINES:=20 26}"
 : "${REPRO_ENGINE:=20}"
@@ -334,6 +334,9 @@ phase_locks() {
 }
 
 # --------------------------------------------------------------------- env
+# Files tool_base copies to /tmp in the image before the RUN command.
+tool_base_files=()
+
 # tool_base <tool> <RUN command>: the Debian base image plus what the RUN
 # command installs, pushed as $REGISTRY/repro/debian-<tool>; its pinned
 # reference goes to target/harness/base-<tool>.ref (cached while the base
@@ -346,7 +349,15 @@ tool_base() {
     return
   fi
   mkdir -p "$dir"
-  printf 'FROM %s\nRUN %s\n' "$BASE_REF" "$run" >"$dir/Dockerfile"
+  {
+    printf 'FROM %s\n' "$BASE_REF"
+    local f
+    for f in "${tool_base_files[@]}"; do
+      cp "$f" "$dir/"
+      printf 'COPY %s /tmp/\n' "$(basename "$f")"
+    done
+    printf 'RUN %s\n' "$run"
+  } >"$dir/Dockerfile"
   DOCKER_BUILDKIT=1 run_logged "$tool-base-build" "$DOCKER" build -t "$REGISTRY/repro/debian-$tool:bookworm" "$dir"
   run_logged "$tool-base-push" "$DOCKER" push "$REGISTRY/repro/debian-$tool:bookworm"
   digest="$(sed -n 's/^.*: digest: \(sha256:[0-9a-f]\{64\}\) size: .*$/\1/p' "$LOG_DIR/$tool-base-push.log" | tail -n 1)"
@@ -434,6 +445,47 @@ PKGBUILD
   printf '%s  %s\n' "$sum" "$name" >"$LOCK_DIR/pacman/SHA256SUMS-amd64"
   tool_base pacman "apt-get update -qq && apt-get install -y -qq --no-install-recommends pacman-package-manager && rm -rf /var/lib/apt/lists/* && mkdir -p /var/lib/pacman && ln -sf ../proc/self/mounts /etc/mtab"
   say "pacman: package $name, base image $(cat "$HARNESS_DIR/base-pacman.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
+  phase_pacman_signed "$name"
+}
+
+# The signed case: a key of the tests' own signs the package (a detached
+# .sig beside it, and a bad one made over other bytes, under badsig/), and a
+# base image whose pacman keyring trusts that key and requires signatures on
+# local files. (Debian's pacman-key needs makepkg's libraries; gpg sets the
+# keyring up directly.)
+phase_pacman_signed() {
+  local name="$1" dir="$HARNESS_DIR/pacman" gnupg fpr t
+  t=$(date +%s)
+  gnupg="$dir/gnupg"
+  if [[ ! -s "$dir/signing.fpr" ]]; then
+    rm -rf "$gnupg" && mkdir -p "$gnupg" && chmod 700 "$gnupg"
+    run_logged gpg-key env GNUPGHOME="$gnupg" gpg --batch --passphrase '' \
+      --quick-gen-key "repro-frontend tests <tests@repro-frontend.invalid>" ed25519 sign never
+    env GNUPGHOME="$gnupg" gpg --batch --with-colons --list-secret-keys |
+      awk -F: '/^fpr:/ {print $10; exit}' >"$dir/signing.fpr"
+    env GNUPGHOME="$gnupg" gpg --batch --armor --export "$(cat "$dir/signing.fpr")" >"$dir/signing.asc"
+  fi
+  fpr="$(cat "$dir/signing.fpr")"
+  if [[ ! -s "$POOL_DIR/$name.sig" ]]; then
+    run_logged gpg-sign env GNUPGHOME="$gnupg" gpg --batch --yes --detach-sign -u "$fpr" \
+      --output "$POOL_DIR/$name.sig" "$POOL_DIR/$name"
+  fi
+  if [[ ! -s "$POOL_DIR/badsig/$name.sig" ]]; then
+    mkdir -p "$POOL_DIR/badsig/$(dirname "$name")"
+    cp "$POOL_DIR/$name" "$POOL_DIR/badsig/$name"
+    printf 'other bytes\n' >"$dir/other"
+    run_logged gpg-sign-bad env GNUPGHOME="$gnupg" gpg --batch --yes --detach-sign -u "$fpr" \
+      --output "$POOL_DIR/badsig/$name.sig" "$dir/other"
+  fi
+  printf '%s  %s\n%s  %s\n' "$(sha256_of "$POOL_DIR/$name")" "$name" \
+    "$(sha256_of "$POOL_DIR/$name.sig")" "$name.sig" >"$LOCK_DIR/pacman/SHA256SUMS-signed"
+  printf '%s  %s\n%s  %s\n' "$(sha256_of "$POOL_DIR/badsig/$name")" "$name" \
+    "$(sha256_of "$POOL_DIR/badsig/$name.sig")" "$name.sig" >"$LOCK_DIR/pacman/SHA256SUMS-badsig"
+  cp "$dir/signing.asc" "$HARNESS_DIR/pacman-signing.asc"
+  tool_base_files=("$HARNESS_DIR/pacman-signing.asc")
+  tool_base pacman-signed "apt-get update -qq && apt-get install -y -qq --no-install-recommends pacman-package-manager gnupg && rm -rf /var/lib/apt/lists/* && mkdir -p /var/lib/pacman && ln -sf ../proc/self/mounts /etc/mtab && mkdir -p -m 700 /etc/pacman.d/gnupg && gpg --homedir /etc/pacman.d/gnupg --batch --import /tmp/pacman-signing.asc && echo $fpr:6: | gpg --homedir /etc/pacman.d/gnupg --batch --import-ownertrust && sed -i 's/^#LocalFileSigLevel.*/LocalFileSigLevel = Required/' /etc/pacman.conf"
+  tool_base_files=()
+  say "pacman (signed): base image $(cat "$HARNESS_DIR/base-pacman-signed.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
 }
 
 phase_env() {
@@ -442,6 +494,7 @@ DOCKER=$DOCKER
 BASE_REF=$BASE_REF
 RPM_BASE_REF=$(cat "$HARNESS_DIR/base-rpm.ref")
 PACMAN_BASE_REF=$(cat "$HARNESS_DIR/base-pacman.ref")
+PACMAN_SIGNED_BASE_REF=$(cat "$HARNESS_DIR/base-pacman-signed.ref")
 FRONTEND_IMAGE=$FRONTEND_IMAGE
 POOL_DIR=$POOL_DIR
 LOCK_DIR=$LOCK_DIR

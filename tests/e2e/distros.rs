@@ -5,24 +5,32 @@
 use super::ImageGuard;
 use crate::support::{docker_build, harness, pool::PoolServer, run};
 
+/// A recipe for the harness's `tool` package: its lockfile `sums` (under
+/// LOCK_DIR/<tool>/), on the base `base_key` names, from the pool under
+/// `pool_prefix`, with `extra` lines under `packages:`. Returns the context.
+fn recipe(tool: &str, sums: &str, base_key: &str, pool: &str, extra: &str) -> tempfile::TempDir {
+    let h = harness();
+    let ctx = tempfile::tempdir().unwrap();
+    let lock = std::path::Path::new(h.get("LOCK_DIR"))
+        .join(tool)
+        .join(sums);
+    std::fs::copy(&lock, ctx.path().join("SHA256SUMS-amd64")).unwrap();
+    let text = format!(
+        "# syntax=repro-frontend:v0\nbase: {}\npackages:\n  installer: {tool}\n  sums: SHA256SUMS-${{TARGETARCH}}\n  providers: [\"{pool}/{{{{.Name}}}}\"]\n{extra}image:\n  cmd: [cat, /usr/share/repro-hello/hello.txt]\n",
+        h.get(base_key),
+    );
+    std::fs::write(ctx.path().join("repro.yaml"), text).unwrap();
+    ctx
+}
+
 /// Builds, twice with --no-cache, a recipe that installs the harness's
 /// package for `tool` on the base image `base_key` names; checks both builds
 /// give the same image, and returns it.
 fn build_twice(tool: &str, base_key: &str) -> (String, ImageGuard) {
     let h = harness();
     let pool = PoolServer::start(h.pool_dir());
-    let ctx = tempfile::tempdir().unwrap();
-    let lock = std::path::Path::new(h.get("LOCK_DIR"))
-        .join(tool)
-        .join("SHA256SUMS-amd64");
-    std::fs::copy(&lock, ctx.path().join("SHA256SUMS-amd64")).unwrap();
+    let ctx = recipe(tool, "SHA256SUMS-amd64", base_key, &pool.url, "");
     let recipe = ctx.path().join("repro.yaml");
-    let text = format!(
-        "# syntax=repro-frontend:v0\nbase: {}\npackages:\n  installer: {tool}\n  sums: SHA256SUMS-${{TARGETARCH}}\n  providers: [\"{}/{{{{.Name}}}}\"]\nimage:\n  cmd: [cat, /usr/share/repro-hello/hello.txt]\n",
-        h.get(base_key),
-        pool.url
-    );
-    std::fs::write(&recipe, text).unwrap();
     let args = vec!["--no-cache".to_string()];
     let (a, id1) = docker_build(&recipe, ctx.path(), &args);
     assert!(a.ok, "{}", a.text);
@@ -79,4 +87,44 @@ fn pacman_packages_are_installed_with_pacman_reproducibly() {
         "repro-hello",
     ]));
     assert_eq!(q.text.trim(), "repro-hello 1.0-1", "{}", q.text);
+}
+
+#[test]
+fn pacman_checks_signatures_when_the_recipe_asks() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = recipe(
+        "pacman",
+        "SHA256SUMS-signed",
+        "PACMAN_SIGNED_BASE_REF",
+        &pool.url,
+        "  signatures: true\n",
+    );
+    let (r, id) = docker_build(&ctx.path().join("repro.yaml"), ctx.path(), &[]);
+    assert!(r.ok, "{}", r.text);
+    let _guard = ImageGuard(id.clone());
+    let out = run(h.docker().args(["run", "--rm", &id.expect("image id")]));
+    assert_eq!(
+        out.text.trim(),
+        "hello from a pacman package",
+        "{}",
+        out.text
+    );
+
+    // The same package with a signature over other bytes: the lockfile pins
+    // both files, so they arrive, and pacman refuses the package.
+    let bad = recipe(
+        "pacman",
+        "SHA256SUMS-badsig",
+        "PACMAN_SIGNED_BASE_REF",
+        &format!("{}/badsig", pool.url),
+        "  signatures: true\n",
+    );
+    let (r, id) = docker_build(&bad.path().join("repro.yaml"), bad.path(), &[]);
+    assert!(
+        !r.ok && id.is_none(),
+        "a bad signature must fail the build:\n{}",
+        r.text
+    );
+    assert!(r.text.contains("signature"), "{}", r.text);
 }
