@@ -5,6 +5,7 @@ pub mod image;
 pub mod install;
 pub mod llb;
 pub mod local;
+pub mod lock;
 pub mod lockfile;
 pub mod normalize;
 pub mod opts;
