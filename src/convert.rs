@@ -127,15 +127,14 @@ pub fn choose_epoch(
     }
 }
 
-/// Converts an expanded recipe (see [`Recipe::expand`]) and its lockfile.
-pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted, ConvertError> {
+/// The base image, and a state on it with the base's environment, PATH and
+/// SOURCE_DATE_EPOCH, for execs.
+fn base_states(opts: &Opts) -> (State, State) {
     let mut base_name = format!("base image {}", opts.base_ref);
     if let Some(note) = &opts.base_note {
         base_name.push_str(&format!(" ({note})"));
     }
     let base = llb::image(&opts.base_ref, opts.resolve_mode, Some(base_name));
-    let epoch = opts.epoch.to_string();
-
     let mut root = base.clone();
     for (k, v) in opts.base.env() {
         root = root.with_env(&k, &v);
@@ -143,7 +142,75 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     if !root.env().iter().any(|(k, _)| k == "PATH") {
         root = root.with_env("PATH", DEFAULT_PATH);
     }
-    root = root.with_env("SOURCE_DATE_EPOCH", &epoch);
+    root = root.with_env("SOURCE_DATE_EPOCH", &opts.epoch.to_string());
+    (base, root)
+}
+
+/// The `lock` target: apt, in the pinned base, resolves `packages.install`
+/// (the closure minus what the base has) and the frontend's own binary,
+/// mounted from its image, writes the lockfile named like the recipe's first
+/// `sums` file. The result holds only that file, for `--output type=local`.
+pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
+    let Some(packages) = &recipe.packages else {
+        return Err(ConvertError {
+            file: recipe.file.clone(),
+            line: recipe.base.span.line,
+            col: recipe.base.span.col,
+            message: "the lock target needs a packages: section with install: and sums:".into(),
+        });
+    };
+    if packages.install.is_empty() {
+        return Err(err_at(
+            &recipe.file,
+            &packages.sums[0],
+            "the lock target needs packages.install (the package names to resolve)",
+        ));
+    }
+    let file = crate::template::basename(&packages.sums[0].value).to_string();
+    let (_, root) = base_states(opts);
+    let mut argv: Vec<String> = vec![
+        format!("/repro{FRONTEND_BINARY}"),
+        "lock".into(),
+        "--base".into(),
+        opts.base_ref.clone(),
+        "--out".into(),
+        format!("/out/{file}"),
+    ];
+    argv.extend(packages.install.iter().map(|p| p.value.clone()));
+    let names: Vec<&str> = packages.install.iter().map(|p| p.value.as_str()).collect();
+    let outs = root
+        .with_user("0:0")
+        .run(argv)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .network(opts.network)
+        .mount(Mount {
+            dest: "/repro".into(),
+            source: Some(frontend_image(opts)),
+            selector: None,
+            readonly: true,
+        })
+        .mount(Mount {
+            dest: "/out".into(),
+            source: None,
+            selector: None,
+            readonly: false,
+        })
+        .name(format!(
+            "lock {} with apt in {}",
+            names.join(" "),
+            opts.base_ref
+        ))
+        .build();
+    let Some(out) = outs.mounts.into_iter().next() else {
+        unreachable!("the lock exec has one writable mount")
+    };
+    Ok(out)
+}
+
+/// Converts an expanded recipe (see [`Recipe::expand`]) and its lockfile.
+pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted, ConvertError> {
+    let (base, mut root) = base_states(opts);
+    let epoch = opts.epoch.to_string();
     if let Some(wd) = opts
         .base
         .config

@@ -315,7 +315,7 @@ impl Bridge {
 
     async fn return_result(
         &mut self,
-        result: Result<(String, pb::Definition, Vec<u8>)>,
+        result: Result<(String, pb::Definition, Option<Vec<u8>>)>,
     ) -> Result<()> {
         let req = match result {
             Ok((id, def, config)) => {
@@ -328,7 +328,9 @@ impl Bridge {
                     result::Result::RefDeprecated(id)
                 };
                 let mut metadata = std::collections::HashMap::new();
-                metadata.insert("containerimage.config".to_string(), config);
+                if let Some(config) = config {
+                    metadata.insert("containerimage.config".to_string(), config);
+                }
                 ReturnRequest {
                     result: Some(GwResult {
                         result: Some(r),
@@ -377,7 +379,7 @@ pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, String>) ->
 async fn build(
     bridge: &mut Bridge,
     opts: &FrontendOpts,
-) -> Result<(String, pb::Definition, Vec<u8>)> {
+) -> Result<(String, pb::Definition, Option<Vec<u8>>)> {
     for (cap, what) in [
         (CAP_SOLVE_BASE, "solve LLB"),
         (CAP_READ_FILE, "read the recipe"),
@@ -386,9 +388,13 @@ async fn build(
     ] {
         bridge.require_api(cap, what)?;
     }
-    if let Some(target) = &opts.target {
-        bail!("unknown target \"{target}\": this recipe has only the default image target");
-    }
+    let lock_target = match opts.target.as_deref() {
+        None | Some("") | Some("image") => false,
+        Some("lock") => true,
+        Some(other) => bail!(
+            "unknown target \"{other}\" (targets: image, the default, builds the image; lock writes the lockfile for packages.install)"
+        ),
+    };
 
     let text = bridge
         .read_local(
@@ -480,7 +486,44 @@ async fn build(
     )
     .map_err(|e| anyhow!(e))?;
 
+    let frontend_image = opts.source.as_deref().ok_or_else(|| {
+        anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
+    })?;
+    let frontend_image = reference::normalize(frontend_image)?;
+    let mut convert_opts = convert::Opts {
+        base_ref: base_ref.clone(),
+        base,
+        epoch,
+        args,
+        platform: platform.clone(),
+        frontend_image,
+        resolve_mode: opts.resolve_mode,
+        context_name: opts.context_key.clone(),
+        context: LocalOpts {
+            session_id: opts.session_id.clone(),
+            include_patterns: Vec::new(),
+            shared_key_hint: Some(opts.context_key.clone()),
+        },
+        base_note,
+        extra_providers: convert::extra_providers(&opts.build_args),
+        default_providers: Vec::new(),
+        network: opts.network,
+        installer: None,
+    };
+    if lock_target {
+        let state = convert::lock_llb(&recipe, &convert_opts)?;
+        check_llb_caps(&bridge.llb_caps, &state)?;
+        // The index moves on: always resolve again.
+        let def = state.marshal_with(llb::Constraints { ignore_cache: true });
+        let id = bridge
+            .solve(def.clone())
+            .await
+            .map_err(|s| anyhow!("{}", s.message()))?;
+        return Ok((id, def, None));
+    }
+
     let mut locks = Vec::new();
+    let mut first_lock_text: Option<(String, String)> = None;
     for sums in recipe.packages.iter().flat_map(|p| &p.sums) {
         let path = sums.value.trim_start_matches("./").to_string();
         let bytes = bridge
@@ -503,8 +546,25 @@ async fn build(
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow!("{path}: the lockfile is not UTF-8 text"))?;
         locks.push(lockfile::parse_named(&path, &text).map_err(|e| anyhow!(e))?);
+        if first_lock_text.is_none() {
+            first_lock_text = Some((path, text));
+        }
     }
     let lock = lockfile::Lockfile::merge(locks).map_err(|e| anyhow!(e))?;
+
+    // A lockfile made by the lock target must match the recipe it was made for.
+    if let (Some(p), Some((path, text))) = (&recipe.packages, &first_lock_text)
+        && !p.install.is_empty()
+        && !p.allow_stale_lock
+    {
+        let install: Vec<String> = p.install.iter().map(|i| i.value.clone()).collect();
+        if let Some(why) = crate::lock::staleness(text, &base_ref, &install) {
+            bail!(
+                "{path} is stale: {why}; re-run the lock target (docker build --target lock --output type=local,dest=<folder> -f {} <context>), or set packages.allow-stale-lock: true",
+                recipe.file
+            );
+        }
+    }
 
     // What the base image's files say: its package tool (from os-release)
     // unless the recipe names one, and its package sources when the recipe
@@ -551,34 +611,9 @@ async fn build(
         }
     }
 
-    let frontend_image = opts.source.as_deref().ok_or_else(|| {
-        anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
-    })?;
-    let frontend_image = reference::normalize(frontend_image)?;
-    let converted = convert::to_llb(
-        &recipe,
-        &lock,
-        &convert::Opts {
-            base_ref: base_ref.clone(),
-            base,
-            epoch,
-            args,
-            platform,
-            frontend_image,
-            resolve_mode: opts.resolve_mode,
-            context_name: opts.context_key.clone(),
-            context: LocalOpts {
-                session_id: opts.session_id.clone(),
-                include_patterns: Vec::new(),
-                shared_key_hint: Some(opts.context_key.clone()),
-            },
-            base_note,
-            extra_providers: convert::extra_providers(&opts.build_args),
-            default_providers,
-            network: opts.network,
-            installer,
-        },
-    )?;
+    convert_opts.default_providers = default_providers;
+    convert_opts.installer = installer;
+    let converted = convert::to_llb(&recipe, &lock, &convert_opts)?;
     check_llb_caps(&bridge.llb_caps, &converted.state)?;
 
     let constraints = llb::Constraints {
@@ -596,7 +631,7 @@ async fn build(
         .solve(def.clone())
         .await
         .map_err(|s| anyhow!("{}", s.message()))?;
-    Ok((id, def, converted.config))
+    Ok((id, def, Some(converted.config)))
 }
 
 /// The one tool that installs every package of the lockfile, if there is one.

@@ -125,6 +125,105 @@ pub fn render(header: &Header, entries: &[(String, String)]) -> String {
     s
 }
 
+/// Runs inside the base image (the `lock` subcommand): reads apt's sources,
+/// refreshes the index, asks apt what it would download for `packages`, and
+/// writes the lockfile to `out`. Only apt (Debian, Ubuntu) can do this so far.
+pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result<usize, String> {
+    use std::process::Command;
+
+    let mut roots = Vec::new();
+    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
+        roots.extend(crate::sources::apt_one_line(&t));
+    }
+    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.sort();
+    for p in names {
+        let Ok(t) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("list") => roots.extend(crate::sources::apt_one_line(&t)),
+            Some("sources") => roots.extend(crate::sources::apt_deb822(&t)),
+            _ => {}
+        }
+    }
+    if roots.is_empty() {
+        return Err(
+            "the base image has no apt sources (is it Debian or Ubuntu? only apt can lock so far)"
+                .into(),
+        );
+    }
+    let status = Command::new("apt-get")
+        .args(["update", "-qq"])
+        .status()
+        .map_err(|e| format!("cannot run apt-get (the lock target needs a Debian or Ubuntu base; not supported for other distros yet): {e}"))?;
+    if !status.success() {
+        return Err(format!("apt-get update failed ({status})"));
+    }
+    let output = Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "--print-uris",
+            "-o",
+            "Acquire::ForceHash=SHA256",
+        ])
+        .args(packages)
+        .output()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "apt-get could not resolve {}: {}",
+            packages.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let entries = from_apt_print_uris(&String::from_utf8_lossy(&output.stdout), &roots)?;
+    let mut sorted = packages.to_vec();
+    sorted.sort();
+    let header = Header {
+        base: base.to_string(),
+        packages: sorted,
+    };
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(out, render(&header, &entries))
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    Ok(entries.len())
+}
+
+/// Why a build must not use this lockfile with this recipe, if it must not.
+pub fn staleness(lock_text: &str, base: &str, install: &[String]) -> Option<String> {
+    let Some(h) = Header::parse(lock_text) else {
+        return Some(
+            "it was not made by the lock target (it has no \"# base:\" and \"# packages:\" header)"
+                .into(),
+        );
+    };
+    let mut want = install.to_vec();
+    want.sort();
+    if h.base != base {
+        return Some(format!(
+            "it was made for base {}, and the recipe's base is {base}",
+            h.base
+        ));
+    }
+    if h.packages != want {
+        return Some(format!(
+            "it was made for packages [{}], and the recipe asks for [{}]",
+            h.packages.join(" "),
+            want.join(" ")
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +271,34 @@ mod tests {
             from_apt_print_uris(&elsewhere, &roots())
                 .unwrap_err()
                 .contains("none of the base image's apt sources")
+        );
+    }
+
+    #[test]
+    fn stale_lockfiles_are_told_apart() {
+        let h = Header {
+            base: "b@sha256:1".into(),
+            packages: vec!["gcc".into(), "hello".into()],
+        };
+        let text = render(&h, &[]);
+        assert_eq!(
+            staleness(&text, "b@sha256:1", &["hello".into(), "gcc".into()]),
+            None
+        );
+        assert!(
+            staleness(&text, "b@sha256:2", &["gcc".into(), "hello".into()])
+                .unwrap()
+                .contains("made for base b@sha256:1")
+        );
+        assert!(
+            staleness(&text, "b@sha256:1", &["gcc".into()])
+                .unwrap()
+                .contains("asks for [gcc]")
+        );
+        assert!(
+            staleness("# hand made\n", "b", &[])
+                .unwrap()
+                .contains("not made by the lock target")
         );
     }
 

@@ -18,6 +18,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Resolve packages with apt and write their lockfile (runs inside the
+    /// build, in the base image, for the `lock` target).
+    Lock {
+        /// The pinned base image, recorded in the lockfile's header.
+        #[arg(long)]
+        base: String,
+        /// The lockfile to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Package names.
+        packages: Vec<String>,
+    },
     /// Fetch the blobs of a plan, trying providers in order, keeping only
     /// bytes that match their sha256 (runs inside the build).
     Fetch {
@@ -155,6 +167,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => gateway(),
+        Some(Cmd::Lock {
+            base,
+            out,
+            packages,
+        }) => match repro_frontend::lock::run_apt(&base, &packages, &out) {
+            Ok(n) => {
+                println!("locked {n} package file(s) in {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("repro-frontend: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Cmd::Fetch { plan, out, context }) => match fetch(&plan, &out, &context) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -54,6 +54,11 @@ pub struct Packages {
     /// Fetch the lockfile's `.sig` files beside their packages, so the tool
     /// verifies them (pacman).
     pub signatures: bool,
+    /// Package names (with version constraints the tool understands) the
+    /// `lock` target resolves into the lockfile.
+    pub install: Vec<Spanned<String>>,
+    /// Build even when the lockfile was made for another base or package list.
+    pub allow_stale_lock: bool,
 }
 
 /// How a `run` step gives its command.
@@ -396,8 +401,17 @@ impl<'a> Decoder<'a> {
         let entries = self.keys(
             node,
             "packages",
-            &["sums", "providers", "installer", "signatures"],
+            &[
+                "sums",
+                "providers",
+                "installer",
+                "signatures",
+                "install",
+                "allow-stale-lock",
+            ],
         )?;
+        let mut install = Vec::new();
+        let mut allow_stale_lock = false;
         let mut sums = None;
         let mut providers = Vec::new();
         let mut installer = None;
@@ -427,6 +441,21 @@ impl<'a> Decoder<'a> {
                     }
                 }
                 "signatures" => signatures = self.boolean(v, "packages.signatures")?,
+                "install" => {
+                    install = self.string_list(v, "packages.install")?;
+                    for i in &install {
+                        if i.value.trim().is_empty()
+                            || i.value.starts_with('-')
+                            || i.value.contains(char::is_whitespace)
+                        {
+                            return self
+                                .err(i.span, format!("\"{}\" is not a package name", i.value));
+                        }
+                    }
+                }
+                "allow-stale-lock" => {
+                    allow_stale_lock = self.boolean(v, "packages.allow-stale-lock")?
+                }
                 "providers" => {
                     providers = self.string_list(v, "packages.providers")?;
                     for p in &providers {
@@ -449,6 +478,8 @@ impl<'a> Decoder<'a> {
             providers,
             installer,
             signatures,
+            install,
+            allow_stale_lock,
         })
     }
 
@@ -699,6 +730,8 @@ impl Recipe {
                 providers,
                 installer: p.installer.clone(),
                 signatures: p.signatures,
+                install: ex_list(&p.install)?,
+                allow_stale_lock: p.allow_stale_lock,
             });
         }
         out.steps = self
