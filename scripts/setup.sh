@@ -244,7 +244,7 @@ sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 lock_verified() { # <lockfile>
   [[ -s "$1" ]] || return 1
-  (cd "$POOL_DIR" && sha256sum --check --status --strict "$1") 2>/dev/null
+  (cd "$POOL_DIR" && grep -v '^#' "$1" | sha256sum --check --status --strict -) 2>/dev/null
 }
 
 print_uris() { # <out> <pkgs...>
@@ -279,9 +279,9 @@ phase_lock_one() { # <example> <packages>
   t=$(date +%s)
   lock="$dir/SHA256SUMS-$ARCH"
   uris="$LOG_DIR/print-uris-$ex.txt"
-  stamp="$(printf 'base=%s\npackages=%s\narch=%s\n' "$BASE_REF" "$pkgs" "$ARCH")"
+  stamp="$(printf 'format=2\nbase=%s\npackages=%s\narch=%s\n' "$BASE_REF" "$pkgs" "$ARCH")"
   if [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$stamp" ]] && lock_verified "$lock"; then
-    say "lock $ex: $(wc -l <"$lock") packages, pool verified (cached)"
+    say "lock $ex: $(grep -vc '^#' "$lock") packages, pool verified (cached)"
     return
   fi
   mkdir -p "$dir" "$POOL_DIR"
@@ -310,7 +310,16 @@ phase_lock_one() { # <example> <packages>
   done <"$uris"
   ((${#entries[@]} > 0)) || die "lock $ex: apt printed no package URIs (see $uris)"
 
-  printf '%s\n' "${entries[@]}" | sort -u | awk '{print $2 "  " $1}' >"$lock.tmp"
+  # The header the lock target writes (src/lock.rs), so builds see a
+  # lockfile made for this base and these packages.
+  {
+    echo "# Made by repro-frontend's lock target; re-run it rather than edit this file."
+    echo "# base: $BASE_REF"
+    # shellcheck disable=SC2086 # $pkgs is a word list on purpose
+    echo "# packages: $(printf '%s\n' $pkgs | LC_ALL=C sort | paste -sd' ')"
+    echo "# index: apt's Packages files (each SHA256 as the signed index lists it; nothing was downloaded to hash it)"
+    printf '%s\n' "${entries[@]}" | LC_ALL=C sort -u | awk '{print $2 "  " $1}'
+  } >"$lock.tmp"
   mv -f "$lock.tmp" "$lock"
   printf '%s\n' "${prefixes[@]}" | sort -u >"$dir/mirror"
 
@@ -322,7 +331,7 @@ phase_lock_one() { # <example> <packages>
   done
   lock_verified "$lock" || die "lock $ex: pool verification failed after download"
   printf '%s\n' "$stamp" >"$dir/.stamp"
-  n=$(wc -l <"$lock")
+  n=$(grep -vc '^#' "$lock")
   say "lock $ex: $n packages, $FETCHED downloaded, pool verified ($(since "$t")s)"
 }
 

@@ -43,7 +43,12 @@ fn llb_prints_a_definition_of_the_hello_example() {
     assert!(last.op.is_none() && last.inputs.len() == 1);
     // The lockfile's one package is fetched by checksum from the mirror given.
     let sums = std::fs::read_to_string(repo().join("examples/hello/SHA256SUMS-amd64")).unwrap();
-    let (sum, name) = sums.lines().next().unwrap().split_once("  ").unwrap();
+    let (sum, name) = sums
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .unwrap()
+        .split_once("  ")
+        .unwrap();
     let http: Vec<&pb::SourceOp> = ops
         .iter()
         .filter_map(|o| match &o.op {

@@ -6,6 +6,7 @@ mod distros;
 mod errors;
 mod examples;
 mod image;
+mod lock;
 mod providers;
 
 use crate::support::{harness, pool::PoolServer};
