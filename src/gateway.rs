@@ -363,8 +363,112 @@ pub async fn run(opts: Result<FrontendOpts, String>) -> Result<()> {
     run_with(connect().await?, opts).await
 }
 
+/// The subrequests this frontend answers (BuildKit's frontend/subrequests).
+const SUBREQUEST_DESCRIBE: &str = "frontend.subrequests.describe";
+const SUBREQUEST_TARGETS: &str = "frontend.targets";
+const SUBREQUEST_VERSION: &str = "1.0.0";
+
+/// The targets a recipe has: the image (default) and the lockfile.
+pub const TARGETS: &[(&str, bool, &str)] = &[
+    (
+        "image",
+        true,
+        "build the image from the recipe and its lockfile",
+    ),
+    (
+        "lock",
+        false,
+        "write the lockfile for packages.install (use with --output type=local)",
+    ),
+];
+
+/// The metadata answering a subrequest, or an error for an unknown one.
+pub fn subrequest(id: &str) -> Result<std::collections::HashMap<String, Vec<u8>>> {
+    let mut meta = std::collections::HashMap::new();
+    match id {
+        SUBREQUEST_DESCRIBE => {
+            let list = serde_json::json!([
+                {
+                    "name": SUBREQUEST_DESCRIBE,
+                    "version": SUBREQUEST_VERSION,
+                    "type": "rpc",
+                    "description": "List available subrequest types",
+                    "metadata": [{"name": "result.json"}]
+                },
+                {
+                    "name": SUBREQUEST_TARGETS,
+                    "version": SUBREQUEST_VERSION,
+                    "type": "rpc",
+                    "description": "List all targets current build supports",
+                    "opts": [],
+                    "metadata": [{"name": "result.json"}, {"name": "result.txt"}]
+                }
+            ]);
+            meta.insert("result.json".into(), serde_json::to_vec_pretty(&list)?);
+        }
+        SUBREQUEST_TARGETS => {
+            let targets: Vec<serde_json::Value> = TARGETS
+                .iter()
+                .map(|(name, default, description)| {
+                    let mut t = serde_json::json!({"name": name, "description": description});
+                    if *default {
+                        t["default"] = serde_json::Value::Bool(true);
+                    }
+                    t
+                })
+                .collect();
+            let list = serde_json::json!({"targets": targets, "sources": []});
+            meta.insert("result.json".into(), serde_json::to_vec_pretty(&list)?);
+            let mut txt = String::from("TARGET\tDESCRIPTION\n");
+            for (name, default, description) in TARGETS {
+                let name = if *default {
+                    format!("{name} (default)")
+                } else {
+                    name.to_string()
+                };
+                txt.push_str(&format!("{name}\t{description}\n"));
+            }
+            meta.insert("result.txt".into(), txt.into_bytes());
+        }
+        other => bail!(
+            "unsupported subrequest \"{other}\" (this frontend answers {SUBREQUEST_DESCRIBE} and {SUBREQUEST_TARGETS})"
+        ),
+    }
+    meta.insert("version".into(), SUBREQUEST_VERSION.as_bytes().to_vec());
+    Ok(meta)
+}
+
 /// Runs one build on a connected bridge.
 pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, String>) -> Result<()> {
+    if let Ok(FrontendOpts {
+        request_id: Some(id),
+        ..
+    }) = &opts
+    {
+        let req = match subrequest(id) {
+            Ok(metadata) => ReturnRequest {
+                result: Some(GwResult {
+                    metadata,
+                    ..Default::default()
+                }),
+                error: None,
+            },
+            Err(e) => ReturnRequest {
+                result: None,
+                error: Some(Status {
+                    code: 2,
+                    message: format!("{e:#}"),
+                    details: Vec::new(),
+                }),
+            },
+        };
+        bridge
+            .client
+            .r#return(req)
+            .await
+            .context("return the subrequest's answer to BuildKit")?;
+        return Ok(());
+    }
     let outcome = match opts {
         Ok(opts) => build(&mut bridge, &opts).await,
         Err(e) => Err(anyhow!(e)),
@@ -392,7 +496,12 @@ async fn build(
         None | Some("") | Some("image") => false,
         Some("lock") => true,
         Some(other) => bail!(
-            "unknown target \"{other}\" (targets: image, the default, builds the image; lock writes the lockfile for packages.install)"
+            "unknown target \"{other}\" (targets: {})",
+            TARGETS
+                .iter()
+                .map(|(n, _, d)| format!("{n}: {d}"))
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
     };
 
@@ -1154,6 +1263,40 @@ mod bridge_tests {
         ]);
         let ret = build(fake, vec![SOURCE]).await;
         assert!(error_of(&ret).starts_with("SHA256SUMS:1:67: cannot install \"pool/main/h/hello/hello_2.10-3_amd64.deb\" with rpm"), "{}", error_of(&ret));
+    }
+
+    #[tokio::test]
+    async fn the_targets_subrequest_lists_image_and_lock() {
+        let fake = with_files(&[]);
+        let ret = build(fake, vec![SOURCE, ("requestid", "frontend.targets")]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let meta = ret.result.unwrap().metadata;
+        let list: serde_json::Value = serde_json::from_slice(&meta["result.json"]).unwrap();
+        let names: Vec<&str> = list["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["image", "lock"]);
+        assert_eq!(list["targets"][0]["default"], true);
+        let txt = String::from_utf8(meta["result.txt"].clone()).unwrap();
+        assert!(txt.contains("lock\twrite the lockfile"), "{txt}");
+        let fake = with_files(&[]);
+        let ret = build(
+            fake,
+            vec![SOURCE, ("requestid", "frontend.subrequests.describe")],
+        )
+        .await;
+        let meta = ret.result.unwrap().metadata;
+        let list: serde_json::Value = serde_json::from_slice(&meta["result.json"]).unwrap();
+        assert_eq!(list[1]["name"], "frontend.targets");
+        let ret = build(
+            with_files(&[]),
+            vec![SOURCE, ("requestid", "frontend.lint")],
+        )
+        .await;
+        assert!(error_of(&ret).contains("unsupported subrequest \"frontend.lint\""));
     }
 
     #[tokio::test]

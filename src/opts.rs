@@ -34,6 +34,8 @@ pub struct FrontendOpts {
     /// `force-network-mode` (`docker build --network`): the network of the
     /// steps that use one (fetch steps and `run` steps).
     pub network: Network,
+    /// `requestid`: a subrequest (`frontend.targets`, ...) instead of a build.
+    pub request_id: Option<String>,
 }
 
 /// Recipe name when the client names none.
@@ -102,6 +104,7 @@ pub fn parse(
         source: get("source"),
         session_id,
         no_cache: raw.contains_key("no-cache"),
+        request_id: get("requestid"),
         network: match raw.get("force-network-mode").map(String::as_str) {
             None | Some("") | Some("default") | Some("sandbox") => Network::Sandbox,
             Some("host") => Network::Host,
