@@ -46,6 +46,8 @@ prune 20
 if [[ " $engines " == *" 26 "* ]]; then
   "$SCRIPTS_DIR/engine.sh" use 26
   step "engine 26: cargo test --test tests e2e" env REPRO_ENGINE=26 cargo test --test tests e2e "$@"
+  step "engine 26: buildx --print targets" env REPRO_ENGINE=26 \
+    cargo test --test tests e2e::targets -- --ignored
   prune 26
   "$SCRIPTS_DIR/engine.sh" use 20
   step "both engines: cargo test --test tests cross_engine -- --ignored" \

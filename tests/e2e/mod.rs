@@ -8,6 +8,7 @@ mod examples;
 mod image;
 mod lock;
 mod providers;
+mod targets;
 
 use crate::support::{harness, pool::PoolServer};
 
