@@ -22,4 +22,7 @@ FROM scratch
 COPY --from=build /repro-frontend /repro-frontend
 # BuildKit runs the frontend without network: it only talks gRPC on stdio.
 LABEL moby.buildkit.frontend.network.none="true"
+# The Dockerfile frontend forwards subrequests (buildx --print/--call
+# targets) only to frontends that declare them.
+LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.subrequests"
 ENTRYPOINT ["/repro-frontend"]

@@ -424,6 +424,7 @@ frontend_import() { # <engine> <dir holding repro-frontend>
     engine_docker "$1" import \
       --change 'ENTRYPOINT ["/repro-frontend"]' \
       --change 'LABEL moby.buildkit.frontend.network.none=true' \
+      --change 'LABEL moby.buildkit.frontend.caps=moby.buildkit.frontend.subrequests' \
       - "$FRONTEND_IMAGE"
 }
 
@@ -439,12 +440,17 @@ frontend_buildx() { # <dir holding repro-frontend>
 # A stamp per engine: "<binary sha256> <image id>" of the last import.
 frontend_stamp() { echo "$HARNESS_DIR/frontend-image.$1"; }
 
+# The identity of a frontend image: its binary and the Dockerfile around it.
+frontend_sum() { # <binary>
+  cat "$1" "$REPO_ROOT/frontend.Dockerfile" | sha256sum | cut -d' ' -f1
+}
+
 frontend_fresh() { # <engine> <binary>: the store holds an import of this binary
   local e="$1" stamp id
   stamp="$(frontend_stamp "$e")"
   [[ -s "$stamp" ]] || return 1
   id="$(engine_docker "$e" image inspect --format '{{.Id}}' "$FRONTEND_IMAGE" 2>/dev/null)" || return 1
-  [[ "$(cat "$stamp")" == "$(sha256sum "$2" | cut -d' ' -f1) $id" ]]
+  [[ "$(cat "$stamp")" == "$(frontend_sum "$2") $id" ]]
 }
 
 # frontend_tarball <binary>: the frontend image for this binary, saved as a
@@ -455,7 +461,7 @@ frontend_fresh() { # <engine> <binary>: the store holds an import of this binary
 # Without them it falls back to `docker import` on engine 20.
 frontend_tarball() {
   local bin="$1" sum tarball stage cur
-  sum="$(sha256sum "$bin" | cut -d' ' -f1)"
+  sum="$(frontend_sum "$bin")"
   tarball="$HARNESS_DIR/frontend-image-$sum.tar"
   if [[ ! -s "$tarball" ]]; then
     stage="$HARNESS_DIR/frontend-image"
@@ -492,7 +498,7 @@ frontend_install() {
   if [[ -n "$old" && "$old" != "$new" ]]; then
     engine_docker "$e" rmi "$old" >/dev/null 2>&1 || true
   fi
-  echo "$(sha256sum "$bin" | cut -d' ' -f1) $new" >"$(frontend_stamp "$e")"
+  echo "$(frontend_sum "$bin") $new" >"$(frontend_stamp "$e")"
   FRONTEND_ID="$new"
 }
 
