@@ -7,7 +7,7 @@
 //! identifies it. [`State::marshal`] walks the graph into a `pb::Definition`.
 //! Every attribute that needs a daemon feature records its cap where it is set.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bollard_buildkit_proto::pb;
@@ -302,12 +302,9 @@ impl Exec {
 
     /// mirrors client/llb/exec.go ExecOp.Marshal
     pub fn build(self) -> ExecOutputs {
-        let mut inputs: Vec<Output> = Vec::new();
-        let mut input_of = |state: &Option<Output>| -> i64 {
-            state
-                .as_ref()
-                .map_or(EMPTY, |out| input_index(&mut inputs, out))
-        };
+        let mut inputs = Inputs::default();
+        let mut input_of =
+            |state: &Option<Output>| -> i64 { state.as_ref().map_or(EMPTY, |out| inputs.of(out)) };
         let mut caps = BTreeSet::from([CAP_EXEC_META_BASE, CAP_EXEC_MOUNT_BIND]);
         let mut pb_mounts = vec![pb::Mount {
             input: input_of(&self.root.output),
@@ -366,7 +363,7 @@ impl Exec {
             })),
             ..Default::default()
         };
-        let vertex = Vertex::new(op, inputs, self.name.clone(), caps);
+        let vertex = Vertex::new(op, inputs.list, self.name.clone(), caps);
         let root = State {
             output: Some(Output {
                 vertex: vertex.clone(),
@@ -392,17 +389,26 @@ impl Exec {
     }
 }
 
-/// The index of `out` among an op's inputs, adding it the first time: an
-/// output used twice is one input.
-fn input_index(inputs: &mut Vec<Output>, out: &Output) -> i64 {
-    if let Some(pos) = inputs
-        .iter()
-        .position(|i| i.vertex.digest == out.vertex.digest && i.index == out.index)
-    {
-        return pos as i64;
+/// An op's inputs, each output once (an output used twice is one input),
+/// indexed so that ops with thousands of inputs stay linear.
+#[derive(Default)]
+struct Inputs {
+    list: Vec<Output>,
+    index: HashMap<(String, i64), i64>,
+}
+
+impl Inputs {
+    /// The index of `out` among the inputs, adding it the first time.
+    fn of(&mut self, out: &Output) -> i64 {
+        let key = (out.vertex.digest.clone(), out.index);
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        self.list.push(out.clone());
+        let i = (self.list.len() - 1) as i64;
+        self.index.insert(key, i);
+        i
     }
-    inputs.push(out.clone());
-    (inputs.len() - 1) as i64
 }
 
 fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
@@ -509,8 +515,8 @@ impl FileOpBuilder {
         if self.actions.is_empty() {
             return self.base;
         }
-        let mut inputs: Vec<Output> = Vec::new();
-        let mut add_input = |out: &Output| -> i64 { input_index(&mut inputs, out) };
+        let mut inputs = Inputs::default();
+        let mut add_input = |out: &Output| -> i64 { inputs.of(out) };
         let base_input = self
             .base
             .output
@@ -529,7 +535,7 @@ impl FileOpBuilder {
                 Action::Mkdir { .. } | Action::Mkfile { .. } => EMPTY,
             })
             .collect();
-        let n_inputs = inputs.len() as i64;
+        let n_inputs = inputs.list.len() as i64;
         let last = self.actions.len() - 1;
         let ns = |t: Option<i64>| t.map(|s| s.saturating_mul(1_000_000_000)).unwrap_or(EMPTY);
         let actions = self
@@ -598,7 +604,7 @@ impl FileOpBuilder {
             op: Some(pb::op::Op::File(pb::FileOp { actions })),
             ..Default::default()
         };
-        let vertex = Vertex::new(op, inputs, self.name, BTreeSet::from([CAP_FILE_BASE]));
+        let vertex = Vertex::new(op, inputs.list, self.name, BTreeSet::from([CAP_FILE_BASE]));
         State {
             output: Some(Output { vertex, index: 0 }),
             ..self.base

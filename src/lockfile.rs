@@ -6,6 +6,7 @@
 //! are never installed. Every name is checked before anything is fetched, so a
 //! name that a shell or a URL could misread never reaches the engine.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::template::basename;
@@ -90,6 +91,10 @@ impl Lockfile {
 /// Parses a lockfile's text.
 pub fn parse(text: &str) -> Result<Lockfile, LockError> {
     let mut entries: Vec<Entry> = Vec::new();
+    // Name -> index, and package file name -> index: lockfiles run to
+    // thousands of lines, so no linear search per line.
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut by_file: HashMap<String, usize> = HashMap::new();
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -125,7 +130,7 @@ pub fn parse(text: &str) -> Result<Lockfile, LockError> {
         };
         check_name(name).map_err(|m| err(67, m))?;
         let sha256 = line[..64].to_ascii_lowercase();
-        if let Some(prev) = entries.iter().find(|e| e.name == name) {
+        if let Some(prev) = by_name.get(name).map(|&i| &entries[i]) {
             if prev.sha256 != sha256 {
                 return Err(err(
                     67,
@@ -137,9 +142,7 @@ pub fn parse(text: &str) -> Result<Lockfile, LockError> {
             }
             continue;
         }
-        let same_file = entries
-            .iter()
-            .find(|e| role(&e.name) == Role::Package && e.basename() == basename(name));
+        let same_file = by_file.get(basename(name)).map(|&i| &entries[i]);
         if let Some(prev) = same_file.filter(|_| role(name) == Role::Package) {
             return Err(err(
                 67,
@@ -148,6 +151,10 @@ pub fn parse(text: &str) -> Result<Lockfile, LockError> {
                     prev.name, prev.line
                 ),
             ));
+        }
+        by_name.insert(name.to_string(), entries.len());
+        if role(name) == Role::Package {
+            by_file.insert(basename(name).to_string(), entries.len());
         }
         entries.push(Entry {
             sha256,
@@ -174,9 +181,11 @@ impl Lockfile {
     /// same name twice must have the same digest.
     pub fn merge(locks: Vec<Lockfile>) -> Result<Lockfile, String> {
         let mut out = Lockfile::default();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut by_file: HashMap<String, usize> = HashMap::new();
         for lock in locks {
             for e in lock.entries {
-                if let Some(prev) = out.entries.iter().find(|p| p.name == e.name) {
+                if let Some(prev) = by_name.get(&e.name).map(|&i| &out.entries[i]) {
                     if prev.sha256 != e.sha256 {
                         return Err(format!(
                             "{}:{}:67: \"{}\" is listed with a different sha256 in {}:{}",
@@ -186,15 +195,16 @@ impl Lockfile {
                     continue;
                 }
                 if role(&e.name) == Role::Package
-                    && let Some(prev) = out
-                        .entries
-                        .iter()
-                        .find(|p| role(&p.name) == Role::Package && p.basename() == e.basename())
+                    && let Some(prev) = by_file.get(e.basename()).map(|&i| &out.entries[i])
                 {
                     return Err(format!(
                         "{}:{}:67: \"{}\" has the same file name as \"{}\" ({}:{}); packages are installed side by side, so file names must differ",
                         e.file, e.line, e.name, prev.name, prev.file, prev.line
                     ));
+                }
+                by_name.insert(e.name.clone(), out.entries.len());
+                if role(&e.name) == Role::Package {
+                    by_file.insert(e.basename().to_string(), out.entries.len());
                 }
                 out.entries.push(e);
             }
