@@ -340,15 +340,7 @@ impl Bridge {
                     error: None,
                 }
             }
-            Err(e) => ReturnRequest {
-                result: None,
-                error: Some(Status {
-                    // UNKNOWN: BuildKit shows the message as is.
-                    code: 2,
-                    message: format!("{e:#}"),
-                    details: Vec::new(),
-                }),
-            },
+            Err(e) => failure(&e),
         };
         self.client
             .r#return(req)
@@ -361,6 +353,19 @@ impl Bridge {
 /// Runs one build as a gateway frontend and returns its outcome to BuildKit.
 pub async fn run(opts: Result<FrontendOpts, String>) -> Result<()> {
     run_with(connect().await?, opts).await
+}
+
+/// A Return that fails the build with the error's message.
+fn failure(e: &anyhow::Error) -> ReturnRequest {
+    ReturnRequest {
+        result: None,
+        error: Some(Status {
+            // UNKNOWN: BuildKit shows the message as is.
+            code: 2,
+            message: format!("{e:#}"),
+            details: Vec::new(),
+        }),
+    }
 }
 
 /// The subrequests this frontend answers (BuildKit's frontend/subrequests).
@@ -453,14 +458,7 @@ pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, String>) ->
                 }),
                 error: None,
             },
-            Err(e) => ReturnRequest {
-                result: None,
-                error: Some(Status {
-                    code: 2,
-                    message: format!("{e:#}"),
-                    details: Vec::new(),
-                }),
-            },
+            Err(e) => failure(&e),
         };
         bridge
             .client
