@@ -183,18 +183,8 @@ pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
         .run(argv)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .network(opts.network)
-        .mount(Mount {
-            dest: "/repro".into(),
-            source: Some(frontend_image(opts)),
-            selector: None,
-            readonly: true,
-        })
-        .mount(Mount {
-            dest: "/out".into(),
-            source: None,
-            selector: None,
-            readonly: false,
-        })
+        .mount(Mount::readonly("/repro", frontend_image(opts)))
+        .mount(Mount::scratch("/out"))
         .name(format!(
             "lock {} with apt in {}",
             names.join(" "),
@@ -372,18 +362,8 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
             TARGET_DIR.into(),
         ])
         .network(Network::None)
-        .mount(Mount {
-            dest: BASE_DIR.into(),
-            source: Some(base),
-            selector: None,
-            readonly: true,
-        })
-        .mount(Mount {
-            dest: TARGET_DIR.into(),
-            source: Some(steps_root),
-            selector: None,
-            readonly: false,
-        })
+        .mount(Mount::readonly(BASE_DIR, base))
+        .mount(Mount::writable(TARGET_DIR, steps_root))
         .name(format!(
             "normalize: clamp times to {epoch}, remove logs and caches"
         ))
@@ -530,30 +510,15 @@ fn fetch_with_fallback(
                 fetch::CONTEXT_DIR.into(),
             ])
             .network(opts.network)
-            .mount(Mount {
-                dest: "/plan".into(),
-                source: Some(plan_state),
-                selector: None,
-                readonly: true,
-            })
-            .mount(Mount {
-                dest: "/out".into(),
-                source: None,
-                selector: None,
-                readonly: false,
-            })
+            .mount(Mount::readonly("/plan", plan_state))
+            .mount(Mount::scratch("/out"))
             .name(format!(
                 "fetch {} package(s) (sha256 {key}…), trying {} provider(s) in order",
                 group.len(),
                 providers.len()
             ));
         if let Some(ctx) = &context {
-            exec = exec.mount(Mount {
-                dest: fetch::CONTEXT_DIR.into(),
-                source: Some(ctx.clone()),
-                selector: None,
-                readonly: true,
-            });
+            exec = exec.mount(Mount::readonly(fetch::CONTEXT_DIR, ctx.clone()));
         }
         let out = exec.build().mounts.into_iter().next();
         let Some(out) = out else {
@@ -637,12 +602,7 @@ fn install(root: &State, blobs: State, installer: Installer, names: &[&str]) -> 
         .with_user("0:0")
         .run(installer.command(&files))
         .network(Network::None)
-        .mount(Mount {
-            dest: PACKAGES_DIR.into(),
-            source: Some(blobs),
-            selector: None,
-            readonly: true,
-        })
+        .mount(Mount::readonly(PACKAGES_DIR, blobs))
         .name(format!(
             "install {} package(s) with {installer} (no network)",
             names.len()

@@ -261,6 +261,36 @@ pub struct Mount {
     pub readonly: bool,
 }
 
+impl Mount {
+    /// `source` mounted read-only at `dest`: nothing written there is kept.
+    pub fn readonly(dest: &str, source: State) -> Mount {
+        Mount {
+            dest: dest.to_string(),
+            source: Some(source),
+            selector: None,
+            readonly: true,
+        }
+    }
+
+    /// An empty, writable mount at `dest`, whose content becomes an output.
+    pub fn scratch(dest: &str) -> Mount {
+        Mount {
+            dest: dest.to_string(),
+            source: None,
+            selector: None,
+            readonly: false,
+        }
+    }
+
+    /// `source` mounted writable at `dest`; what the exec leaves there is an output.
+    pub fn writable(dest: &str, source: State) -> Mount {
+        Mount {
+            readonly: false,
+            ..Mount::readonly(dest, source)
+        }
+    }
+}
+
 /// An exec to run on a state; build it with [`State::run`].
 #[derive(Clone, Debug)]
 pub struct Exec {
