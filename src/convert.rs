@@ -75,6 +75,9 @@ pub struct Converted {
     pub state: State,
     /// The image config JSON.
     pub config: Vec<u8>,
+    /// The verified package blobs, gathered in one directory by basename:
+    /// the `packages` target. None when the recipe installs no package.
+    pub packages: Option<State>,
 }
 
 /// A conversion error, positioned in the recipe or the lockfile.
@@ -212,6 +215,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     }
 
     let mut n_packages = 0;
+    let mut gathered = None;
     if let Some(packages) = &recipe.packages {
         let installer = packages
             .installer
@@ -261,7 +265,8 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
             n_packages = packages_only.len();
             let mut names: Vec<&str> = packages_only.iter().map(|e| e.basename()).collect();
             names.sort_unstable();
-            root = install(&root, blobs, installer, &names);
+            root = install(&root, blobs.clone(), installer, &names);
+            gathered = Some(blobs);
         }
     }
 
@@ -405,6 +410,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     Ok(Converted {
         state: squashed,
         config,
+        packages: gathered,
     })
 }
 

@@ -385,6 +385,11 @@ pub const TARGETS: &[(&str, bool, &str)] = &[
         false,
         "write the lockfile for packages.install (use with --output type=local)",
     ),
+    (
+        "packages",
+        false,
+        "fetch and verify the lockfile's package blobs only (use with --output type=local)",
+    ),
 ];
 
 /// The metadata answering a subrequest, or an error for an unknown one.
@@ -490,9 +495,10 @@ async fn build(
     ] {
         bridge.require_api(cap, what)?;
     }
-    let lock_target = match opts.target.as_deref() {
-        None | Some("") | Some("image") => false,
-        Some("lock") => true,
+    let (lock_target, packages_target) = match opts.target.as_deref() {
+        None | Some("") | Some("image") => (false, false),
+        Some("lock") => (true, false),
+        Some("packages") => (false, true),
         Some(other) => bail!(
             "unknown target \"{other}\" (targets: {})",
             TARGETS
@@ -721,7 +727,19 @@ async fn build(
     convert_opts.default_providers = default_providers;
     convert_opts.installer = installer;
     let converted = convert::to_llb(&recipe, &lock, &convert_opts)?;
-    check_llb_caps(&bridge.llb_caps, &converted.state)?;
+    // The packages target returns the gathered blobs, not an image.
+    let (state, config) = if packages_target {
+        let Some(blobs) = converted.packages else {
+            bail!(
+                "{}: the packages target needs packages in the recipe and the lockfile",
+                opts.filename
+            );
+        };
+        (blobs, None)
+    } else {
+        (converted.state, Some(converted.config))
+    };
+    check_llb_caps(&bridge.llb_caps, &state)?;
 
     let constraints = llb::Constraints {
         ignore_cache: opts.no_cache,
@@ -733,12 +751,12 @@ async fn build(
         );
     }
 
-    let def = converted.state.marshal_with(constraints);
+    let def = state.marshal_with(constraints);
     let id = bridge
         .solve(def.clone())
         .await
         .map_err(|s| anyhow!("{}", s.message()))?;
-    Ok((id, def, Some(converted.config)))
+    Ok((id, def, config))
 }
 
 /// The one tool that installs every package of the lockfile, if there is one.
@@ -1189,6 +1207,52 @@ mod bridge_tests {
     }
 
     #[tokio::test]
+    async fn the_packages_target_returns_the_verified_blobs_without_an_image() {
+        let sums = format!(
+            "{}  pool/main/h/hello/hello_2.10-3_amd64.deb\n",
+            "a".repeat(64)
+        );
+        let r = recipe(
+            "packages:\n  sums: SHA256SUMS\n  providers: [\"http://m.example/{{.Name}}\"]\n",
+        );
+        let fake = with_files(&[("dockerfile/repro.yaml", &r), ("context/SHA256SUMS", &sums)]);
+        let ret = build(fake.clone(), vec![SOURCE, ("target", "packages")]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let result = ret.result.unwrap();
+        assert!(!result.metadata.contains_key("containerimage.config"));
+        let st = fake.0.lock().unwrap();
+        let ops = decode_ops(st.solved.last().unwrap());
+        let http = ops.iter().find_map(|o| match &o.op {
+            Some(bollard_buildkit_proto::pb::op::Op::Source(s))
+                if s.identifier.starts_with("http") =>
+            {
+                Some(s.clone())
+            }
+            _ => None,
+        });
+        let http = http.expect("an http source");
+        assert_eq!(
+            http.attrs["http.checksum"],
+            format!("sha256:{}", "a".repeat(64))
+        );
+        assert!(
+            !ops.iter()
+                .any(|o| matches!(&o.op, Some(bollard_buildkit_proto::pb::op::Op::Exec(_)))),
+            "the packages target installs nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_packages_target_without_packages_is_an_error() {
+        let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
+        let ret = build(fake, vec![SOURCE, ("target", "packages")]).await;
+        assert_eq!(
+            error_of(&ret),
+            "repro.yaml: the packages target needs packages in the recipe and the lockfile"
+        );
+    }
+
+    #[tokio::test]
     async fn without_providers_or_sources_the_error_says_what_to_add() {
         let sums = format!(
             "{}  pool/main/h/hello/hello_2.10-3_amd64.deb\n",
@@ -1264,7 +1328,7 @@ mod bridge_tests {
     }
 
     #[tokio::test]
-    async fn the_targets_subrequest_lists_image_and_lock() {
+    async fn the_targets_subrequest_lists_image_lock_and_packages() {
         let fake = with_files(&[]);
         let ret = build(fake, vec![SOURCE, ("requestid", "frontend.targets")]).await;
         assert!(ret.error.is_none(), "{}", error_of(&ret));
@@ -1276,7 +1340,7 @@ mod bridge_tests {
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["image", "lock"]);
+        assert_eq!(names, ["image", "lock", "packages"]);
         assert_eq!(list["targets"][0]["default"], true);
         let txt = String::from_utf8(meta["result.txt"].clone()).unwrap();
         assert!(txt.contains("lock\twrite the lockfile"), "{txt}");

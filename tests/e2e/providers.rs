@@ -214,6 +214,21 @@ fn registry_blobs_by_digest_via_oci_providers() {
     assert_eq!(id.expect("image id"), clean_id());
 }
 
+/// Builds examples/hello in `ctx` with its blobs read from `ctx/blobs` and
+/// the recipe's mirror closed.
+fn build_air_gapped(ctx: &std::path::Path) -> (crate::support::Run, Option<String>) {
+    let args = vec![
+        "--no-cache".to_string(),
+        "--build-arg".into(),
+        format!("BASE={}", harness().base_ref()),
+        "--build-arg".into(),
+        format!("MIRROR={}", PoolServer::closed_url()),
+        "--build-arg".into(),
+        "REPRO_PROVIDERS=context://blobs/{{.Basename}}".into(),
+    ];
+    docker_build(&repo().join("examples/hello/repro.yaml"), ctx, &args)
+}
+
 #[test]
 fn air_gapped_blobs_come_from_the_build_context() {
     let (_, name) = hello_blob();
@@ -225,16 +240,7 @@ fn air_gapped_blobs_come_from_the_build_context() {
         ctx.path().join("blobs").join(&base),
     )
     .unwrap();
-    let args = vec![
-        "--no-cache".to_string(),
-        "--build-arg".into(),
-        format!("BASE={}", harness().base_ref()),
-        "--build-arg".into(),
-        format!("MIRROR={}", PoolServer::closed_url()),
-        "--build-arg".into(),
-        "REPRO_PROVIDERS=context://blobs/{{.Basename}}".into(),
-    ];
-    let (r, id) = docker_build(&repo().join("examples/hello/repro.yaml"), ctx.path(), &args);
+    let (r, id) = build_air_gapped(ctx.path());
     assert!(r.ok, "{}", r.text);
     assert!(
         r.text
@@ -304,4 +310,45 @@ fn a_hanging_first_provider_times_out_and_the_next_one_serves() {
         r.text
     );
     assert!(id.is_some());
+}
+
+#[test]
+fn the_packages_target_writes_verified_blobs_an_air_gapped_build_then_uses() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("hello");
+    let r = run(h
+        .build_cmd()
+        .args(example_args(&pool))
+        .args(["--target", "packages", "--output"])
+        .arg(format!(
+            "type=local,dest={}",
+            ctx.path().join("blobs").display()
+        ))
+        .arg("-f")
+        .arg(repo().join("examples/hello/repro.yaml"))
+        .arg(ctx.path()));
+    assert!(r.ok, "{}", r.text);
+    // Every entry of the lockfile, by basename, with the bytes it names.
+    let lock = std::fs::read_to_string(h.lockfile("hello")).unwrap();
+    let mut wanted = Vec::new();
+    for (sum, name) in lock.lines().filter_map(|l| l.split_once("  ")) {
+        let base = name.rsplit('/').next().unwrap();
+        let bytes = std::fs::read(ctx.path().join("blobs").join(base))
+            .unwrap_or_else(|e| panic!("the packages target did not write {base}: {e}"));
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), sum, "{base}");
+        wanted.push(base.to_string());
+    }
+    let mut written: Vec<String> = std::fs::read_dir(ctx.path().join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    wanted.sort();
+    assert_eq!(written, wanted, "only the lockfile's blobs");
+
+    // Those blobs are enough to build with no package server at all.
+    let (r, id) = build_air_gapped(ctx.path());
+    assert!(r.ok, "{}", r.text);
+    assert_eq!(id.expect("image id"), clean_id());
 }

@@ -7,7 +7,7 @@ use crate::support::{harness, repo, run};
 
 #[test]
 #[ignore = "needs docker buildx (engine 26); scripts/test.sh runs it there"]
-fn buildx_print_targets_lists_image_and_lock() {
+fn buildx_print_targets_lists_image_lock_and_packages() {
     let h = harness();
     assert_eq!(h.engine(), "26", "run with REPRO_ENGINE=26 (docker buildx)");
     let r = run(h
@@ -21,6 +21,12 @@ fn buildx_print_targets_lists_image_and_lock() {
     assert!(r.text.contains("lock"), "{}", r.text);
     assert!(
         r.text.contains("write the lockfile for packages.install"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("fetch and verify the lockfile's package blobs only"),
         "{}",
         r.text
     );
