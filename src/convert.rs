@@ -806,6 +806,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
                 "dpkg",
                 "--install",
                 "--force-confold",
+                "--force-unsafe-io",
                 "/tmp/repro-packages/hello_2.10-3_amd64.deb",
                 "/tmp/repro-packages/libx1_1.0_amd64.deb"
             ]

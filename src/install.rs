@@ -90,7 +90,14 @@ impl Installer {
     /// is off in this step; every file was verified against the lockfile.
     pub fn command(self, files: &[String]) -> Vec<String> {
         let mut argv: Vec<String> = match self {
-            Installer::Dpkg => vec!["dpkg".into(), "--install".into(), "--force-confold".into()],
+            // unsafe-io: no fsync per file; the engine commits the snapshot
+            // when the step ends, and a crash mid-step discards it anyway.
+            Installer::Dpkg => vec![
+                "dpkg".into(),
+                "--install".into(),
+                "--force-confold".into(),
+                "--force-unsafe-io".into(),
+            ],
             // rpm checks digests always and signatures when the base has
             // keys: `_pkgverify_level signature` is set only then.
             Installer::Rpm => vec![

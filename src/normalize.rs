@@ -15,16 +15,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Caches whose content depends on inode numbers or timing; removed when the
-/// build wrote them.
+/// Caches whose content depends on inode numbers or timing; removed, like
+/// the backups below, whoever wrote them: an image never needs them.
 const CACHES: &[&str] = &["var/cache/ldconfig/aux-cache"];
 
 /// Directories whose files are removed when the build wrote them (mtime newer
 /// than the epoch): logs, and apt's binary caches.
 const LOG_DIRS: &[&str] = &["var/log", "var/cache/apt"];
 
-/// Directories whose backup files (`*-old`) are removed: dpkg and debconf keep
-/// the previous copy of their databases there.
+/// Directories whose backup files (`*-old`) are removed, the base's too:
+/// dpkg and debconf keep the previous copy of their databases there.
 const BACKUP_DIRS: &[&str] = &["var/lib/dpkg", "var/cache/debconf"];
 
 /// Directories for runtime and scratch state: what the build added there is
@@ -48,7 +48,7 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
     let mut report = Report::default();
     let newer = |m: &fs::Metadata| newer_than(m.mtime(), m.mtime_nsec(), epoch);
     for rel in CACHES {
-        remove_if(root, &root.join(rel), &mut report, newer)?;
+        remove_if(root, &root.join(rel), &mut report, |_| true)?;
     }
     for rel in LOG_DIRS {
         walk_files(&root.join(rel), &mut |path, meta| {
@@ -61,7 +61,6 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
     for rel in BACKUP_DIRS {
         walk_files(&root.join(rel), &mut |path, meta| {
             if !meta.is_dir()
-                && newer(meta)
                 && path
                     .file_name()
                     .is_some_and(|n| n.as_bytes().ends_with(b"-old"))
@@ -432,6 +431,8 @@ mod tests {
         set_times_nofollow(&root.join("var/log/base.log"), 1000, true).unwrap();
         fs::write(root.join("var/lib/dpkg/status"), "s").unwrap();
         fs::write(root.join("var/lib/dpkg/status-old"), "s").unwrap();
+        // Backups and caches go even when the base had them.
+        set_times_nofollow(&root.join("var/lib/dpkg/status-old"), 1000, true).unwrap();
         fs::write(root.join("var/cache/debconf/config.dat-old"), "c").unwrap();
         fs::write(root.join("var/cache/ldconfig/aux-cache"), "a").unwrap();
         fs::write(root.join("tmp/x/y"), "t").unwrap();
