@@ -16,7 +16,7 @@ PYTHON=/usr/bin/python3 # not a pyenv shim that may come first in PATH
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 serving() {
-  pid_alive "$PIDFILE" http.server && [[ -s "$URLFILE" ]] &&
+  pid_alive "$PIDFILE" pool.py && [[ -s "$URLFILE" ]] &&
     curl -fsS -o /dev/null --max-time 3 "$(cat "$URLFILE")/" 2>/dev/null
 }
 
@@ -33,13 +33,13 @@ start() {
     port=$((port + 1))
     ((port < 8865)) || die "no free port in 8765-8864"
   done
-  setsid nohup "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$POOL_DIR" "$port" \
+  setsid nohup "$PYTHON" "$SCRIPTS_DIR/pool.py" "$POOL_DIR" "$port" \
     </dev/null >>"$LOG" 2>&1 9>&- &
   echo $! >"$PIDFILE"
   local url="http://127.0.0.1:$port"
   for ((i = 0; i < 100; i++)); do
     curl -fsS -o /dev/null --max-time 2 "$url/" 2>/dev/null && break
-    pid_alive "$PIDFILE" http.server || {
+    pid_alive "$PIDFILE" pool.py || {
       tail -n 20 "$LOG" | sed 's/^/    /' >&2
       die "pool server exited during start-up (log: $LOG)"
     }
@@ -52,7 +52,7 @@ start() {
 }
 
 stop() {
-  stop_pidfile "$PIDFILE" http.server "pool server" 10
+  stop_pidfile "$PIDFILE" pool.py "pool server" 10
   rm -f "$URLFILE"
 }
 
