@@ -27,6 +27,8 @@ pub const PACKAGES_DIR: &str = "/tmp/repro-packages";
 pub const TARGET_DIR: &str = "/target";
 /// Where the base image is mounted (read-only) in the normalize exec.
 pub const BASE_DIR: &str = "/base";
+/// Where the normalize exec writes the squashed rootfs (a scratch mount).
+pub const OUT_DIR: &str = "/out";
 /// Path of our binary inside the frontend image.
 pub const FRONTEND_BINARY: &str = "/repro-frontend";
 
@@ -364,31 +366,22 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
             epoch.clone(),
             "--base".into(),
             BASE_DIR.into(),
+            "--out".into(),
+            OUT_DIR.into(),
             TARGET_DIR.into(),
         ])
         .network(Network::None)
         .mount(Mount::readonly(BASE_DIR, base))
-        .mount(Mount::writable(TARGET_DIR, steps_root))
+        .mount(Mount::readonly(TARGET_DIR, steps_root))
+        .mount(Mount::scratch(OUT_DIR))
         .name(format!(
-            "normalize: clamp times to {epoch}, remove logs and caches"
+            "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches"
         ))
         .build();
-    let Some(target) = normalized.mounts.into_iter().next() else {
+    // The scratch mount's snapshot is the image's one layer.
+    let Some(squashed) = normalized.mounts.into_iter().next() else {
         unreachable!("the normalize exec has one writable mount")
     };
-    let squashed = State::scratch()
-        .file()
-        .copy(
-            &target,
-            "/",
-            "/",
-            CopyOpts {
-                dir_contents_only: true,
-                ..Default::default()
-            },
-        )
-        .name("squash onto scratch")
-        .build();
 
     let comment = format!(
         "{} package(s) from the lockfile and {} step(s) on {}",
@@ -860,31 +853,39 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
                 "1700000000",
                 "--base",
                 BASE_DIR,
+                "--out",
+                OUT_DIR,
                 TARGET_DIR
             ]
         );
         assert!(norm.mounts.iter().any(|m| m.dest == BASE_DIR && m.readonly));
         assert_eq!(norm.network, pb::NetMode::None as i32);
         let target = norm.mounts.iter().find(|m| m.dest == TARGET_DIR).unwrap();
-        assert_eq!(target.output, 1);
-        assert!(!target.readonly);
+        assert!(target.readonly, "the target is only read");
+        let out = norm.mounts.iter().find(|m| m.dest == OUT_DIR).unwrap();
+        assert_eq!(
+            (out.input, out.output),
+            (-1, 1),
+            "a scratch mount, output 1"
+        );
     }
 
     #[test]
-    fn result_is_a_copy_onto_scratch() {
+    fn result_is_the_normalize_steps_scratch_mount() {
         let c = convert("http://127.0.0.1:8000");
         let all = ops(&c);
+        let (terminal, _) = &all[all.len() - 1];
         let (last, md) = &all[all.len() - 2];
-        let Some(pb::op::Op::File(f)) = &last.op else {
-            panic!("last op is not a file op")
+        let Some(pb::op::Op::Exec(e)) = &last.op else {
+            panic!("the op before the terminal one is not the normalize exec")
         };
-        assert_eq!(f.actions.len(), 1);
-        assert_eq!(f.actions[0].input, -1, "scratch");
-        let Some(pb::file_action::Action::Copy(cp)) = &f.actions[0].action else {
-            panic!()
-        };
-        assert_eq!((cp.src.as_str(), cp.dest.as_str()), ("/", "/"));
-        assert_eq!(md.description["llb.customname"], "squash onto scratch");
+        assert_eq!(e.meta.as_ref().unwrap().args[1], "normalize");
+        assert_eq!(terminal.inputs[0].index, 1, "the image is the /out mount");
+        assert!(
+            md.description["llb.customname"].starts_with("normalize: squash onto scratch"),
+            "{:?}",
+            md.description
+        );
     }
 
     #[test]

@@ -53,8 +53,9 @@ enum Cmd {
     /// it, give the epoch in the recipe or with --build-arg SOURCE_DATE_EPOCH.
     /// buildctl does not know the image config: write it with --config-out.
     Llb(LlbArgs),
-    /// Clamp times newer than EPOCH and remove build logs and caches in DIR
-    /// (runs inside the build, on the target rootfs).
+    /// Clamp times newer than EPOCH and remove build logs and caches in DIR,
+    /// or in a copy of DIR made in OUT (runs inside the build, on the target
+    /// rootfs).
     Normalize {
         /// Seconds since 1970.
         #[arg(long)]
@@ -62,6 +63,10 @@ enum Cmd {
         /// The base image's rootfs: what it has under /run and /tmp is kept.
         #[arg(long)]
         base: Option<PathBuf>,
+        /// An empty directory: copy DIR here and normalize the copy, leaving
+        /// DIR as it was.
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
@@ -196,17 +201,32 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Cmd::Normalize { epoch, base, dir }) => {
-            match repro_frontend::normalize::normalize(&dir, epoch, base.as_deref())
-                .with_context(|| format!("normalize {}", dir.display()))
-            {
+        Some(Cmd::Normalize {
+            epoch,
+            base,
+            out,
+            dir,
+        }) => {
+            let done = match &out {
+                Some(out) => {
+                    repro_frontend::normalize::normalize_into(&dir, out, epoch, base.as_deref())
+                }
+                None => repro_frontend::normalize::normalize(&dir, epoch, base.as_deref()),
+            };
+            match done.with_context(|| format!("normalize {}", dir.display())) {
                 Ok(report) => {
+                    if out.is_some() {
+                        println!(
+                            "copied {} entries onto scratch ({} hard link(s) kept as links)",
+                            report.copied, report.linked
+                        );
+                    }
                     for path in &report.removed {
                         println!("removed {}", path.display());
                     }
                     println!(
-                        "clamped {} of {} entries to {epoch}; replaced {} hard link(s) by copies",
-                        report.clamped, report.entries, report.unlinked
+                        "clamped {} of {} entries to {epoch}",
+                        report.clamped, report.entries
                     );
                     ExitCode::SUCCESS
                 }

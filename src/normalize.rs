@@ -1,13 +1,18 @@
-//! The normalization pass run inside the build: clamp times, drop build logs and caches.
+//! The normalization pass run inside the build: copy the rootfs onto
+//! scratch, clamp times, drop build logs and caches.
 //!
-//! `repro-frontend normalize --epoch N DIR` runs in an exec whose root is the
-//! frontend's own image and whose `DIR` is the target rootfs, so it needs no
-//! tool from the target image (a distroless or busybox base has no GNU find or
-//! touch) and the engine's per-exec mount stubs (/etc/hosts and friends) are
-//! made in our root, not in the target's. This is the one library module that
-//! touches a filesystem; the gateway never calls it.
+//! `repro-frontend normalize --epoch N --out OUT DIR` runs in an exec whose
+//! root is the frontend's own image, with the target rootfs mounted read-only
+//! at `DIR` and an empty scratch mount at `OUT`. It copies the tree into
+//! `OUT` (one layer, no whiteouts: the squash) and normalizes the copy there,
+//! so nothing in the target is touched in place: no overlay copy-up, which
+//! would also split hard links. It needs no tool from the target image (a
+//! distroless or busybox base has no GNU find or touch), and the engine's
+//! per-exec mount stubs (/etc/hosts and friends) are made in our root, not in
+//! the target's. This is the one library module that touches a filesystem;
+//! the gateway never calls it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -37,8 +42,10 @@ pub struct Report {
     pub removed: Vec<PathBuf>,
     pub clamped: u64,
     pub entries: u64,
-    /// Hard links replaced by copies.
-    pub unlinked: u64,
+    /// Entries copied onto scratch.
+    pub copied: u64,
+    /// Of those, hard links kept as links.
+    pub linked: u64,
 }
 
 /// Normalizes the tree at `root`. `base`, when given, is the base image's
@@ -76,9 +83,203 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
     empty_dev(root, &mut report)?;
     remove_sqlite_shm(root, root, epoch, &mut report)?;
     clamp_pacman_install_dates(root, epoch)?;
-    break_hardlinks(root, &mut HashSet::new(), &mut report)?;
     clamp_tree(root, epoch, &mut report)?;
     Ok(report)
+}
+
+/// Copies the tree at `src` into the empty directory `out`, then normalizes
+/// the copy (see [`normalize`]). `src` is only read.
+pub fn normalize_into(
+    src: &Path,
+    out: &Path,
+    epoch: i64,
+    base: Option<&Path>,
+) -> io::Result<Report> {
+    let mut copier = Copier::default();
+    copier.copy_dir(src, out)?;
+    let mut report = normalize(out, epoch, base)?;
+    report.copied = copier.copied;
+    report.linked = copier.linked;
+    Ok(report)
+}
+
+/// A faithful copy: content, owner, mode (set-id bits too), extended
+/// attributes (file capabilities), times; symlinks, device nodes and fifos as
+/// themselves; hard links as links (the first path in sorted order is the
+/// file). Entries are visited in sorted order so the result never depends on
+/// the order the filesystem lists them.
+#[derive(Default)]
+struct Copier {
+    /// (device, inode) of a multiply-linked file -> its first copy.
+    links: HashMap<(u64, u64), PathBuf>,
+    copied: u64,
+    linked: u64,
+}
+
+impl Copier {
+    fn copy_dir(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
+        let meta = fs::symlink_metadata(src)?;
+        match fs::symlink_metadata(dst) {
+            Ok(m) if m.is_dir() => {}
+            _ => fs::create_dir(dst).map_err(|e| at(dst, e))?,
+        }
+        let mut names: Vec<_> = fs::read_dir(src)
+            .map_err(|e| at(src, e))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            self.copy_entry(&src.join(&name), &dst.join(&name))?;
+        }
+        // Owner, mode and times last: a read-only directory is filled first,
+        // and filling it would move its time.
+        finish(src, dst, &meta)
+    }
+
+    fn copy_entry(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
+        let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
+        self.copied += 1;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            return self.copy_dir(src, dst);
+        }
+        if kind.is_symlink() {
+            let target = fs::read_link(src).map_err(|e| at(src, e))?;
+            std::os::unix::fs::symlink(&target, dst).map_err(|e| at(dst, e))?;
+            std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))
+                .map_err(|e| at(dst, e))?;
+            copy_xattrs(src, dst)?;
+            return set_times(
+                dst,
+                (meta.atime(), meta.atime_nsec()),
+                (meta.mtime(), meta.mtime_nsec()),
+            );
+        }
+        if kind.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = self.links.get(&key) {
+                    fs::hard_link(first, dst).map_err(|e| at(dst, e))?;
+                    self.linked += 1;
+                    return Ok(());
+                }
+                self.links.insert(key, dst.to_path_buf());
+            }
+            fs::copy(src, dst).map_err(|e| at(dst, e))?;
+        } else {
+            // Device nodes, fifos, sockets: made again with the same type and
+            // device number.
+            let c_path = c_path(dst)?;
+            // SAFETY: c_path is a valid NUL-terminated path; mknod reads only it.
+            let rc = unsafe {
+                libc::mknod(
+                    c_path.as_ptr(),
+                    meta.mode() as libc::mode_t,
+                    meta.rdev() as libc::dev_t,
+                )
+            };
+            if rc != 0 {
+                return Err(at(dst, io::Error::last_os_error()));
+            }
+        }
+        finish(src, dst, &meta)
+    }
+}
+
+/// Owner, then mode (chown clears set-id bits), extended attributes, times.
+fn finish(src: &Path, dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).map_err(|e| at(dst, e))?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| at(dst, e))?;
+    copy_xattrs(src, dst)?;
+    set_times(
+        dst,
+        (meta.atime(), meta.atime_nsec()),
+        (meta.mtime(), meta.mtime_nsec()),
+    )
+}
+
+/// Copies every extended attribute the kernel lets us read, not following
+/// links. `trusted.*` (overlayfs' own bookkeeping, root-only) is skipped.
+fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
+    let s = c_path(src)?;
+    let d = c_path(dst)?;
+    // SAFETY: a NULL buffer of size 0 asks for the list's length only.
+    let len = unsafe { libc::llistxattr(s.as_ptr(), std::ptr::null_mut(), 0) };
+    if len < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ENOTSUP) => Ok(()),
+            _ => Err(at(src, err)),
+        };
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    let mut names = vec![0u8; len as usize];
+    // SAFETY: names has the length passed; the kernel writes at most that.
+    let len = unsafe { libc::llistxattr(s.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if len < 0 {
+        return Err(at(src, io::Error::last_os_error()));
+    }
+    names.truncate(len as usize);
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if name.starts_with(b"trusted.") {
+            continue;
+        }
+        let c_name =
+            CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // SAFETY: as above, a length query.
+        let size = unsafe { libc::lgetxattr(s.as_ptr(), c_name.as_ptr(), std::ptr::null_mut(), 0) };
+        if size < 0 {
+            return Err(at(src, io::Error::last_os_error()));
+        }
+        let mut value = vec![0u8; size as usize];
+        // SAFETY: value has the length passed.
+        let size = unsafe {
+            libc::lgetxattr(
+                s.as_ptr(),
+                c_name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if size < 0 {
+            return Err(at(src, io::Error::last_os_error()));
+        }
+        // SAFETY: value holds `size` initialized bytes.
+        let rc = unsafe {
+            libc::lsetxattr(
+                d.as_ptr(),
+                c_name.as_ptr(),
+                value.as_ptr().cast(),
+                size as usize,
+                0,
+            )
+        };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!(
+                    "{}: cannot set extended attribute {}: {err}",
+                    dst.display(),
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// An I/O error that names its path.
+fn at(path: &Path, err: io::Error) -> io::Error {
+    io::Error::new(err.kind(), format!("{}: {err}", path.display()))
 }
 
 /// Empties /dev. The runtime mounts its own /dev over it, so nothing there
@@ -167,64 +368,6 @@ fn clamp_pacman_install_dates(root: &Path, epoch: i64) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Replaces every hard link after the first (in path order) with a copy.
-/// Docker 20.10 exports hard links as separate files and newer engines keep
-/// them; with none left, both write the same tar.
-fn break_hardlinks(
-    dir: &Path,
-    seen: &mut HashSet<(u64, u64)>,
-    report: &mut Report,
-) -> io::Result<()> {
-    let mut children: Vec<PathBuf> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<io::Result<_>>()?;
-    children.sort();
-    let parent_meta = fs::symlink_metadata(dir)?;
-    let mut changed = false;
-    for child in children {
-        let meta = fs::symlink_metadata(&child)?;
-        if meta.is_dir() {
-            break_hardlinks(&child, seen, report)?;
-        } else if meta.is_file() && meta.nlink() > 1 {
-            // The first path of an inode keeps it; later ones get copies.
-            if !seen.insert((meta.dev(), meta.ino())) {
-                copy_over_link(&child, &meta)?;
-                report.unlinked += 1;
-                changed = true;
-            }
-        }
-    }
-    if changed {
-        // Keep the directory's own time as it was.
-        set_times(
-            dir,
-            (parent_meta.atime(), parent_meta.atime_nsec()),
-            (parent_meta.mtime(), parent_meta.mtime_nsec()),
-        )?;
-    }
-    Ok(())
-}
-
-/// Replaces `path` (a hard link) by an independent copy with the same
-/// content, owner, mode and times.
-fn copy_over_link(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.repro-copy"));
-    fs::copy(path, &tmp)?;
-    std::os::unix::fs::lchown(&tmp, Some(meta.uid()), Some(meta.gid()))?;
-    // After chown, which clears set-id bits.
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    set_times(
-        &tmp,
-        (meta.atime(), meta.atime_nsec()),
-        (meta.mtime(), meta.mtime_nsec()),
-    )?;
-    fs::rename(&tmp, path)
 }
 
 /// Removes what the build added below `root/rel` (see [`normalize`]).
@@ -493,39 +636,87 @@ mod tests {
     }
 
     #[test]
-    fn hard_links_become_copies_and_dev_is_emptied() {
+    fn the_copy_onto_scratch_keeps_everything_and_leaves_the_source_alone() {
         let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path();
-        fs::create_dir_all(root.join("usr/bin")).unwrap();
-        fs::create_dir_all(root.join("dev")).unwrap();
-        fs::write(root.join("usr/bin/perl"), "#!perl").unwrap();
-        fs::set_permissions(
-            root.join("usr/bin/perl"),
-            fs::Permissions::from_mode(0o4755),
-        )
-        .unwrap();
-        set_times_nofollow(&root.join("usr/bin/perl"), 1000, true).unwrap();
-        fs::hard_link(root.join("usr/bin/perl"), root.join("usr/bin/perl5")).unwrap();
-        fs::write(root.join("dev/null"), "").unwrap();
-        symlink("/proc/self/fd", root.join("dev/fd")).unwrap();
-        set_times_nofollow(&root.join("usr/bin"), 500, true).unwrap();
+        let src = tmp.path().join("src");
+        let out = tmp.path().join("out");
+        fs::create_dir_all(src.join("usr/bin")).unwrap();
+        fs::create_dir_all(src.join("dev")).unwrap();
+        fs::create_dir_all(src.join("ro")).unwrap();
+        fs::create_dir(&out).unwrap();
+        fs::write(src.join("usr/bin/perl"), "#!perl").unwrap();
+        fs::set_permissions(src.join("usr/bin/perl"), fs::Permissions::from_mode(0o4755)).unwrap();
+        set_times_nofollow(&src.join("usr/bin/perl"), 1000, true).unwrap();
+        fs::hard_link(src.join("usr/bin/perl"), src.join("usr/bin/perl5")).unwrap();
+        symlink("perl", src.join("usr/bin/perl-link")).unwrap();
+        set_times_nofollow(&src.join("usr/bin/perl-link"), 900, true).unwrap();
+        fs::write(src.join("ro/file"), "r").unwrap();
+        fs::set_permissions(src.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+        set_times_nofollow(&src.join("ro"), 800, true).unwrap();
+        let fifo = c_path(&src.join("usr/bin/fifo")).unwrap();
+        // SAFETY: a valid path; makes a fifo.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        set_times_nofollow(&src.join("usr/bin/fifo"), 700, true).unwrap();
+        // A user xattr where the filesystem takes them (tmpfs and ext4 do).
+        let name = CString::new("user.repro").unwrap();
+        let perl = c_path(&src.join("usr/bin/perl")).unwrap();
+        // SAFETY: valid path, name and a 2-byte value.
+        let xattr =
+            unsafe { libc::lsetxattr(perl.as_ptr(), name.as_ptr(), b"ok".as_ptr().cast(), 2, 0) }
+                == 0;
+        fs::write(src.join("dev/null"), "").unwrap();
+        set_times_nofollow(&src.join("usr/bin"), 500, true).unwrap();
+        let before = fs::symlink_metadata(src.join("usr/bin")).unwrap();
 
-        let report = normalize(root, 2000, None).unwrap();
+        let report = normalize_into(&src, &out, 2000, None).unwrap();
 
-        assert_eq!(report.unlinked, 1);
-        let a = fs::symlink_metadata(root.join("usr/bin/perl")).unwrap();
-        let b = fs::symlink_metadata(root.join("usr/bin/perl5")).unwrap();
-        assert_ne!(a.ino(), b.ino());
-        assert_eq!((a.nlink(), b.nlink()), (1, 1));
-        assert_eq!(fs::read(root.join("usr/bin/perl5")).unwrap(), b"#!perl");
-        assert_eq!(b.mode() & 0o7777, 0o4755);
+        assert_eq!(report.linked, 1);
+        let a = fs::symlink_metadata(out.join("usr/bin/perl")).unwrap();
+        let b = fs::symlink_metadata(out.join("usr/bin/perl5")).unwrap();
+        assert_eq!(a.ino(), b.ino(), "hard links stay links");
+        assert_eq!(fs::read(out.join("usr/bin/perl5")).unwrap(), b"#!perl");
+        assert_eq!(b.mode() & 0o7777, 0o4755, "set-id bits survive the copy");
         assert_eq!(b.mtime(), 1000, "the copy keeps the file's time");
         assert_eq!(
-            mtime(&root.join("usr/bin")),
-            500,
-            "and the directory keeps its own"
+            fs::read_link(out.join("usr/bin/perl-link")).unwrap(),
+            Path::new("perl")
         );
-        assert_eq!(fs::read_dir(root.join("dev")).unwrap().count(), 0);
+        assert_eq!(mtime(&out.join("usr/bin/perl-link")), 900);
+        let f = fs::symlink_metadata(out.join("usr/bin/fifo")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&f.file_type()));
+        assert_eq!((f.mode() & 0o7777, f.mtime()), (0o600, 700));
+        assert_eq!(fs::read(out.join("ro/file")).unwrap(), b"r");
+        let ro = fs::symlink_metadata(out.join("ro")).unwrap();
+        assert_eq!((ro.mode() & 0o7777, ro.mtime()), (0o555, 800));
+        assert_eq!(
+            mtime(&out.join("usr/bin")),
+            500,
+            "directories keep their own time"
+        );
+        if xattr {
+            let copy = c_path(&out.join("usr/bin/perl")).unwrap();
+            let mut value = [0u8; 8];
+            // SAFETY: valid path and name; value is 8 bytes long.
+            let n = unsafe {
+                libc::lgetxattr(
+                    copy.as_ptr(),
+                    name.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
+            };
+            assert_eq!(
+                &value[..n.max(0) as usize],
+                b"ok",
+                "extended attributes are copied"
+            );
+        }
+        assert_eq!(fs::read_dir(out.join("dev")).unwrap().count(), 0);
+        // The source is read, never written.
+        assert!(src.join("dev/null").exists());
+        let after = fs::symlink_metadata(src.join("usr/bin")).unwrap();
+        assert_eq!((before.mtime(), before.ino()), (after.mtime(), after.ino()));
+        fs::set_permissions(src.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]

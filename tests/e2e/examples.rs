@@ -87,6 +87,15 @@ fn export_rootfs(example: &str, recipe: &Path, ctx: &Path, args: &[String]) {
     assert!(r.ok, "export of {example}'s rootfs failed:\n{}", r.text);
     let size = dest.metadata().map(|m| m.len()).unwrap_or(0);
     assert!(size > 0, "no tar at {}", dest.display());
+    // Hard links stay links: the base's perl-base has two names for one file.
+    let list = run(Command::new("tar").arg("-tvf").arg(&dest));
+    assert!(
+        list.text
+            .lines()
+            .any(|l| l.starts_with('h') && l.contains("usr/bin/perl")),
+        "{example}: no hard link to usr/bin/perl in the rootfs:\n{}",
+        list.text
+    );
 }
 
 fn inspect(id: &str, format: &str) -> String {
