@@ -5,6 +5,7 @@
 # engine round trips). Prints a table; asserts nothing.
 #   bench/frontend-cost.sh [rounds]   (default 7; median and min-max shown)
 set -euo pipefail
+[[ -x /usr/bin/time ]] || { echo "frontend-cost: needs /usr/bin/time (apt-get install time; scripts/setup.sh installs it)" >&2; exit 1; }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-7}
@@ -50,6 +51,6 @@ for n in 10 500 5000; do
     median=${sorted[$((rounds / 2))]}
     kb=$(($(stat -c %s "$work/def.bin") / 1024))
     printf '| %d | %d | %d | %d-%d | %.1f | %d |\n' "$n" "$providers" "$median" \
-      "${sorted[0]}" "${sorted[$((rounds - 1))]}" "$(echo "$rss / 1024" | bc -l)" "$kb"
+      "${sorted[0]}" "${sorted[$((rounds - 1))]}" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$kb"
   done
 done

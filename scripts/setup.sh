@@ -24,7 +24,7 @@ EXAMPLES=(
 ARCH=amd64
 
 PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount rpm
-  pacman-package-manager makepkg libarchive-tools zstd gnupg)
+  pacman-package-manager makepkg libarchive-tools zstd gnupg time)
 
 : "${REPRO_ENGINES:=20 26}"
 : "${REPRO_ENGINE:=20}"
