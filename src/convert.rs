@@ -6,9 +6,10 @@
 //!    sha256 and gathered into one read-only directory;
 //! 3. one install exec (`dpkg -i` of the whole set) with no network;
 //! 4. the recipe's steps, each with `SOURCE_DATE_EPOCH` set;
-//! 5. the normalize exec: our own static binary, from our own image, run on
-//!    the target mounted at /target (see `normalize.rs`);
-//! 6. a copy of the result onto scratch: one layer, no whiteouts.
+//! 5. the normalize exec: our own static binary, from our own image, reads
+//!    the target mounted read-only at /target and writes the normalized copy
+//!    to a scratch mount at /out (see `normalize.rs`); that mount is the
+//!    result: one layer, no whiteouts.
 
 use std::collections::BTreeMap;
 

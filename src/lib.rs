@@ -1,3 +1,24 @@
+//! repro-frontend: a BuildKit gateway frontend that turns a recipe (a base
+//! image pinned by digest, a SHA256SUMS lockfile, build steps) into a
+//! reproducible image.
+//!
+//! The pipeline, one stage per module, pure but for the edges:
+//!
+//! - `yaml` -> `recipe`: the recipe text into a checked model with spans
+//!   (`subst` expands `${NAME}`, `template` renders provider URLs);
+//! - `lockfile`: SHA256SUMS into checked entries; `reference`: image names;
+//! - `convert`: recipe + lockfile -> LLB, built with `llb` (our State and
+//!   content-addressed ops), the config from `image`, the install command
+//!   from `install`, default providers from `sources`, the lock target's
+//!   graph from `lock`;
+//! - `gateway`: the only module that talks to BuildKit (LLBBridge over
+//!   stdio), with `opts` decoding the frontend's options; `local` runs the
+//!   same conversion offline for the `llb` subcommand.
+//!
+//! Two modules run inside the build, in execs of the frontend's own image,
+//! and touch a filesystem: `fetch` (providers tried in order, every blob
+//! checked) and `normalize` (copy onto scratch, clamp times, prune).
+
 pub mod convert;
 pub mod fetch;
 pub mod gateway;
