@@ -351,8 +351,30 @@ impl Bridge {
 }
 
 /// Runs one build as a gateway frontend and returns its outcome to BuildKit.
+/// The daemon's log gets one line with the time from start to the answered
+/// Return and the peak memory (`bench/run` reads it).
 pub async fn run(opts: Result<FrontendOpts, String>) -> Result<()> {
-    run_with(connect().await?, opts).await
+    let started = std::time::Instant::now();
+    let outcome = run_with(connect().await?, opts).await;
+    if outcome.is_ok() {
+        eprintln!(
+            "repro-frontend: returned after {:.1} ms, peak RSS {} KB",
+            started.elapsed().as_secs_f64() * 1000.0,
+            peak_rss_kb()
+        );
+    }
+    outcome
+}
+
+/// The process's peak resident memory in KB (0 if the kernel will not say).
+fn peak_rss_kb() -> i64 {
+    // SAFETY: getrusage fills the struct it is given; zeroed is a valid start.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage struct.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    usage.ru_maxrss
 }
 
 /// A Return that fails the build with the error's message.
