@@ -2,9 +2,12 @@
 //!
 //! The graph, in order:
 //! 1. the base image, by digest;
-//! 2. one HTTP source per lockfile package, verified by BuildKit against its
-//!    sha256 and gathered into one read-only directory;
-//! 3. one install exec (`dpkg -i` of the whole set) with no network;
+//! 2. the lockfile's blobs gathered into one read-only directory: one HTTP
+//!    source per blob, verified by BuildKit against its sha256, when the
+//!    recipe has a single http(s) provider; otherwise fetch execs of our own
+//!    binary that try the providers in order (see `fetch.rs`);
+//! 3. one install exec of the whole set (dpkg, rpm, apk or pacman) with no
+//!    network;
 //! 4. the recipe's steps, each with `SOURCE_DATE_EPOCH` set;
 //! 5. the normalize exec: our own static binary, from our own image, reads
 //!    the target mounted read-only at /target and writes the normalized copy
@@ -180,27 +183,22 @@ pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
         "--base".into(),
         opts.base_ref.clone(),
         "--out".into(),
-        format!("/out/{file}"),
+        format!("{OUT_DIR}/{file}"),
     ];
     argv.extend(packages.install.iter().map(|p| p.value.clone()));
     let names: Vec<&str> = packages.install.iter().map(|p| p.value.as_str()).collect();
-    let outs = root
+    Ok(root
         .with_user("0:0")
         .run(argv)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .network(opts.network)
         .mount(Mount::readonly("/repro", frontend_image(opts)))
-        .mount(Mount::scratch("/out"))
         .name(format!(
             "lock {} with apt in {}",
             names.join(" "),
             opts.base_ref
         ))
-        .build();
-    let Some(out) = outs.mounts.into_iter().next() else {
-        unreachable!("the lock exec has one writable mount")
-    };
-    Ok(out)
+        .build_into(OUT_DIR))
 }
 
 /// Converts an expanded recipe (see [`Recipe::expand`]) and its lockfile.
@@ -263,7 +261,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                 }) {
                 fetch_natively(single, &entries)
             } else {
-                fetch_with_fallback(&providers, &entries, opts)?
+                fetch_with_fallback(&providers, &entries, opts)
             };
             n_packages = packages_only.len();
             let mut names: Vec<&str> = packages_only.iter().map(|e| e.basename()).collect();
@@ -359,7 +357,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         };
     }
 
-    let normalized = frontend_image(opts)
+    let squashed = frontend_image(opts)
         .run(vec![
             FRONTEND_BINARY.into(),
             "normalize".into(),
@@ -374,15 +372,11 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         .network(Network::None)
         .mount(Mount::readonly(BASE_DIR, base))
         .mount(Mount::readonly(TARGET_DIR, steps_root))
-        .mount(Mount::scratch(OUT_DIR))
         .name(format!(
             "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches"
         ))
-        .build();
-    // The scratch mount's snapshot is the image's one layer.
-    let Some(squashed) = normalized.mounts.into_iter().next() else {
-        unreachable!("the normalize exec has one writable mount")
-    };
+        // The scratch mount's snapshot is the image's one layer.
+        .build_into(OUT_DIR);
 
     let comment = format!(
         "{} package(s) from the lockfile and {} step(s) on {}",
@@ -441,11 +435,7 @@ fn fetch_natively(provider: &Template, entries: &[&Entry]) -> State {
 /// of their sha256, so a lockfile change refetches one group, not all; each
 /// group's LLB holds the whole provider list, so the provider that answered
 /// never shows in the LLB of the install step.
-fn fetch_with_fallback(
-    providers: &[Template],
-    entries: &[&Entry],
-    opts: &Opts,
-) -> Result<State, ConvertError> {
+fn fetch_with_fallback(providers: &[Template], entries: &[&Entry], opts: &Opts) -> State {
     let mut groups: BTreeMap<char, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
         groups
@@ -476,10 +466,11 @@ fn fetch_with_fallback(
         )
     });
     let tool = frontend_image(opts);
+    let provider_list: Vec<String> = providers.iter().map(|t| t.as_str().to_string()).collect();
     let mut gather = State::scratch().file();
     for (key, group) in &groups {
         let plan = fetch::Plan {
-            providers: providers.iter().map(|t| t.as_str().to_string()).collect(),
+            providers: provider_list.clone(),
             blobs: group
                 .iter()
                 .map(|e| fetch::Blob {
@@ -505,13 +496,12 @@ fn fetch_with_fallback(
                 "--plan".into(),
                 "/plan/plan.json".into(),
                 "--out".into(),
-                "/out".into(),
+                OUT_DIR.into(),
                 "--context".into(),
                 fetch::CONTEXT_DIR.into(),
             ])
             .network(opts.network)
             .mount(Mount::readonly("/plan", plan_state))
-            .mount(Mount::scratch("/out"))
             .name(format!(
                 "fetch {} package(s) (sha256 {key}…), trying {} provider(s) in order",
                 group.len(),
@@ -520,10 +510,7 @@ fn fetch_with_fallback(
         if let Some(ctx) = &context {
             exec = exec.mount(Mount::readonly(fetch::CONTEXT_DIR, ctx.clone()));
         }
-        let out = exec.build().mounts.into_iter().next();
-        let Some(out) = out else {
-            unreachable!("the fetch exec has one writable mount")
-        };
+        let out = exec.build_into(OUT_DIR);
         gather = gather.copy(
             &out,
             "/",
@@ -534,9 +521,9 @@ fn fetch_with_fallback(
             },
         );
     }
-    Ok(gather
+    gather
         .name(format!("gather {} package(s)", entries.len()))
-        .build())
+        .build()
 }
 
 /// The recipe's providers, after those the `REPRO_PROVIDERS` build arg puts
@@ -546,25 +533,23 @@ fn provider_templates(
     packages: &crate::recipe::Packages,
     opts: &Opts,
 ) -> Result<Vec<Template>, ConvertError> {
+    // Providers that come from outside the recipe: the error names where.
+    let parse_from = |p: &str, from: &str| {
+        Template::parse(p).map_err(|e| ConvertError {
+            file: from.into(),
+            line: 1,
+            col: 1 + e.offset,
+            message: format!("{} in \"{p}\"", e.message),
+        })
+    };
     let mut out = Vec::new();
     for p in &opts.extra_providers {
-        out.push(Template::parse(p).map_err(|e| ConvertError {
-            file: "build arg REPRO_PROVIDERS".into(),
-            line: 1,
-            col: 1 + e.offset,
-            message: format!("{} in \"{p}\"", e.message),
-        })?);
+        out.push(parse_from(p, "build arg REPRO_PROVIDERS")?);
     }
-    for p in &opts.default_providers {
-        if !packages.providers.is_empty() {
-            break;
+    if packages.providers.is_empty() {
+        for p in &opts.default_providers {
+            out.push(parse_from(p, "the base image's package sources")?);
         }
-        out.push(Template::parse(p).map_err(|e| ConvertError {
-            file: "the base image's package sources".into(),
-            line: 1,
-            col: 1 + e.offset,
-            message: format!("{} in \"{p}\"", e.message),
-        })?);
     }
     for p in &packages.providers {
         out.push(Template::parse(&p.value).map_err(|e| ConvertError {

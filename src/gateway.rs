@@ -3,8 +3,9 @@
 //! BuildKit starts the frontend image's entrypoint with stdin/stdout joined as
 //! one gRPC connection (cleartext HTTP/2). The flow is: Ping (caps) -> read
 //! the recipe from the `dockerfile` local -> resolve the base image -> read the
-//! lockfile from the `context` local -> convert -> fetch every blob (so a bad
-//! one is reported by name before anything is installed) -> solve -> Return.
+//! lockfile from the `context` local -> read the base's os-release and package
+//! sources when the recipe leaves them out -> convert -> solve (lazily: the
+//! engine builds when it exports) -> Return.
 //! Every failure goes back through Return as a gRPC status, so the user reads
 //! it in the `docker build` output.
 
@@ -147,21 +148,18 @@ impl Bridge {
     }
 
     /// Reads a file of a solved ref; `None` if it does not exist.
+    /// A refused read is tried once more (see the Docker 20.10 note in `build`).
     async fn read_optional(&mut self, reference: &str, path: &str) -> Result<Option<Vec<u8>>> {
-        let first = self.read_file(reference, path).await;
-        let result = match first {
-            Err(s)
-                if !(s.message().contains("no such file") || s.code() == tonic::Code::NotFound) =>
-            {
-                self.read_file(reference, path).await
-            }
+        let missing = |s: &tonic::Status| {
+            s.message().contains("no such file") || s.code() == tonic::Code::NotFound
+        };
+        let result = match self.read_file(reference, path).await {
+            Err(s) if !missing(&s) => self.read_file(reference, path).await,
             other => other,
         };
         match result {
             Ok(data) => Ok(Some(data)),
-            Err(s) if s.message().contains("no such file") || s.code() == tonic::Code::NotFound => {
-                Ok(None)
-            }
+            Err(s) if missing(&s) => Ok(None),
             Err(s) => Err(anyhow!("cannot read {path}: {}", s.message())),
         }
     }
@@ -173,18 +171,24 @@ impl Bridge {
             .map_err(|s| anyhow!("cannot read the base image: {}", s.message()))
     }
 
-    /// The package tool the base image's os-release names.
-    async fn base_installer(&mut self, id: &str) -> Result<Option<Installer>> {
+    /// The base image's os-release file, if it has one.
+    async fn os_release(&mut self, id: &str) -> Result<Option<String>> {
         for path in ["/etc/os-release", "/usr/lib/os-release"] {
             if let Some(t) = self.read_optional(id, path).await? {
-                return Ok(Installer::from_os_release(&String::from_utf8_lossy(&t)));
+                return Ok(Some(String::from_utf8_lossy(&t).into_owned()));
             }
         }
         Ok(None)
     }
 
-    /// The base image's own package sources, as provider templates.
-    async fn default_providers(&mut self, id: &str, platform: &Platform) -> Result<Vec<String>> {
+    /// The base image's own package sources, as provider templates; yum's
+    /// `$releasever` is os-release's `VERSION_ID`.
+    async fn default_providers(
+        &mut self,
+        id: &str,
+        platform: &Platform,
+        releasever: &str,
+    ) -> Result<Vec<String>> {
         if !self.api_caps.contains(CAP_READ_DIR) {
             bail!(
                 "the recipe has no providers, and this BuildKit lacks the frontend cap \"{CAP_READ_DIR}\" needed to read the base image's package sources; add packages.providers"
@@ -207,15 +211,7 @@ impl Bridge {
         if let Some(t) = self.read_optional(id, "/etc/apk/repositories").await? {
             roots.extend(sources::apk_repositories(&text(t)));
         }
-        // yum/dnf, with $releasever from os-release and $basearch from the platform
-        let releasever = match self.read_optional(id, "/etc/os-release").await? {
-            Some(t) => text(t)
-                .lines()
-                .find_map(|l| l.strip_prefix("VERSION_ID="))
-                .map(|v| v.trim_matches('"').to_string())
-                .unwrap_or_default(),
-            None => String::new(),
-        };
+        // yum/dnf, with $basearch from the platform
         let basearch = match platform.architecture.as_str() {
             "amd64" => "x86_64",
             "arm64" => "aarch64",
@@ -224,7 +220,7 @@ impl Bridge {
         };
         for (name, t) in self.read_dir_files(id, "/etc/yum.repos.d").await? {
             if name.ends_with(".repo") {
-                roots.extend(sources::yum_repos(&text(t), &releasever, basearch));
+                roots.extend(sources::yum_repos(&text(t), releasever, basearch));
             }
         }
         // pacman
@@ -395,24 +391,57 @@ const SUBREQUEST_DESCRIBE: &str = "frontend.subrequests.describe";
 const SUBREQUEST_TARGETS: &str = "frontend.targets";
 const SUBREQUEST_VERSION: &str = "1.0.0";
 
-/// The targets a recipe has: the image (default) and the lockfile.
-pub const TARGETS: &[(&str, bool, &str)] = &[
-    (
-        "image",
-        true,
-        "build the image from the recipe and its lockfile",
-    ),
-    (
-        "lock",
-        false,
-        "write the lockfile for packages.install (use with --output type=local)",
-    ),
-    (
-        "packages",
-        false,
-        "fetch and verify the lockfile's package blobs only (use with --output type=local)",
-    ),
-];
+/// The targets a recipe has (`--target`); the first is the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Image,
+    Lock,
+    Packages,
+}
+
+impl Target {
+    pub const ALL: [Target; 3] = [Target::Image, Target::Lock, Target::Packages];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Image => "image",
+            Target::Lock => "lock",
+            Target::Packages => "packages",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Target::Image => "build the image from the recipe and its lockfile",
+            Target::Lock => {
+                "write the lockfile for packages.install (use with --output type=local)"
+            }
+            Target::Packages => {
+                "fetch and verify the lockfile's package blobs only (use with --output type=local)"
+            }
+        }
+    }
+
+    /// The `target` opt: empty is the default.
+    pub fn from_opt(opt: Option<&str>) -> Result<Target> {
+        match opt.unwrap_or("") {
+            "" => Ok(Target::Image),
+            name => Target::ALL
+                .into_iter()
+                .find(|t| t.name() == name)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "unknown target \"{name}\" (targets: {})",
+                        Target::ALL
+                            .iter()
+                            .map(|t| format!("{}: {}", t.name(), t.description()))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )
+                }),
+        }
+    }
+}
 
 /// The metadata answering a subrequest, or an error for an unknown one.
 pub fn subrequest(id: &str) -> Result<std::collections::HashMap<String, Vec<u8>>> {
@@ -439,26 +468,27 @@ pub fn subrequest(id: &str) -> Result<std::collections::HashMap<String, Vec<u8>>
             meta.insert("result.json".into(), serde_json::to_vec_pretty(&list)?);
         }
         SUBREQUEST_TARGETS => {
-            let targets: Vec<serde_json::Value> = TARGETS
-                .iter()
-                .map(|(name, default, description)| {
-                    let mut t = serde_json::json!({"name": name, "description": description});
-                    if *default {
-                        t["default"] = serde_json::Value::Bool(true);
+            let targets: Vec<serde_json::Value> = Target::ALL
+                .into_iter()
+                .map(|t| {
+                    let mut j =
+                        serde_json::json!({"name": t.name(), "description": t.description()});
+                    if t == Target::Image {
+                        j["default"] = serde_json::Value::Bool(true);
                     }
-                    t
+                    j
                 })
                 .collect();
             let list = serde_json::json!({"targets": targets, "sources": []});
             meta.insert("result.json".into(), serde_json::to_vec_pretty(&list)?);
             let mut txt = String::from("TARGET\tDESCRIPTION\n");
-            for (name, default, description) in TARGETS {
-                let name = if *default {
-                    format!("{name} (default)")
+            for t in Target::ALL {
+                let name = if t == Target::Image {
+                    format!("{} (default)", t.name())
                 } else {
-                    name.to_string()
+                    t.name().to_string()
                 };
-                txt.push_str(&format!("{name}\t{description}\n"));
+                txt.push_str(&format!("{name}\t{}\n", t.description()));
             }
             meta.insert("result.txt".into(), txt.into_bytes());
         }
@@ -517,19 +547,7 @@ async fn build(
     ] {
         bridge.require_api(cap, what)?;
     }
-    let (lock_target, packages_target) = match opts.target.as_deref() {
-        None | Some("") | Some("image") => (false, false),
-        Some("lock") => (true, false),
-        Some("packages") => (false, true),
-        Some(other) => bail!(
-            "unknown target \"{other}\" (targets: {})",
-            TARGETS
-                .iter()
-                .map(|(n, _, d)| format!("{n}: {d}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    };
+    let target = Target::from_opt(opts.target.as_deref())?;
 
     let text = bridge
         .read_local(
@@ -645,7 +663,7 @@ async fn build(
         network: opts.network,
         installer: None,
     };
-    if lock_target {
+    if target == Target::Lock {
         let state = convert::lock_llb(&recipe, &convert_opts)?;
         check_llb_caps(&bridge.llb_caps, &state)?;
         // The index moves on: always resolve again.
@@ -716,12 +734,15 @@ async fn build(
             Some(format!("read the package setup of {base_ref}")),
         );
         let id = bridge.solve_base(base_state).await?;
+        let os_release = bridge.os_release(&id).await;
         if p.installer.is_none() {
             // Docker 20.10 sometimes refuses to read a file of an image that
             // another build is using ("invalid request ... for build"): then
             // the lockfile's package kind decides.
-            let from_os_release: Option<Installer> =
-                bridge.base_installer(&id).await.unwrap_or_default();
+            let from_os_release = match &os_release {
+                Ok(Some(text)) => Installer::from_os_release(text),
+                _ => None,
+            };
             installer = from_os_release.or_else(|| installer_of_packages(&lock));
             if installer.is_none() {
                 bail!(
@@ -733,9 +754,17 @@ async fn build(
             }
         }
         if p.providers.is_empty() {
-            default_providers = bridge.default_providers(&id, &platform).await?;
-            if default_providers.is_empty() && convert::extra_providers(&opts.build_args).is_empty()
-            {
+            let releasever = match &os_release {
+                Ok(text) => text
+                    .as_deref()
+                    .and_then(|t| crate::install::os_release_field(t, "VERSION_ID"))
+                    .unwrap_or_default(),
+                Err(e) => bail!("{e:#}"),
+            };
+            default_providers = bridge
+                .default_providers(&id, &platform, &releasever)
+                .await?;
+            if default_providers.is_empty() && convert_opts.extra_providers.is_empty() {
                 bail!(
                     "{}:{}:{}: packages has no providers, and the base image has no apt or apk sources to take them from; add packages.providers (URL templates such as \"http://<mirror>/debian/{{{{.Name}}}}\")",
                     recipe.file,
@@ -750,7 +779,7 @@ async fn build(
     convert_opts.installer = installer;
     let converted = convert::to_llb(&recipe, &lock, &convert_opts)?;
     // The packages target returns the gathered blobs, not an image.
-    let (state, config) = if packages_target {
+    let (state, config) = if target == Target::Packages {
         let Some(blobs) = converted.packages else {
             bail!(
                 "{}: the packages target needs packages in the recipe and the lockfile",
@@ -813,6 +842,28 @@ fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use crate::local::has_digest;
+
+    #[test]
+    fn targets_parse_by_name_and_an_unknown_one_lists_them_all() {
+        use super::Target;
+        assert_eq!(Target::from_opt(None).unwrap(), Target::Image);
+        assert_eq!(Target::from_opt(Some("")).unwrap(), Target::Image);
+        assert_eq!(Target::from_opt(Some("image")).unwrap(), Target::Image);
+        assert_eq!(Target::from_opt(Some("lock")).unwrap(), Target::Lock);
+        assert_eq!(
+            Target::from_opt(Some("packages")).unwrap(),
+            Target::Packages
+        );
+        let err = Target::from_opt(Some("nope")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("unknown target \"nope\" (targets: image: build the image"),
+            "{err}"
+        );
+        assert!(
+            err.contains("; lock: ") && err.contains("; packages: "),
+            "{err}"
+        );
+    }
 
     #[test]
     fn digests_are_recognised() {

@@ -40,17 +40,9 @@ impl Installer {
     /// Reads `ID` and `ID_LIKE` from an os-release file.
     pub fn from_os_release(text: &str) -> Option<Installer> {
         let mut ids = Vec::new();
-        for line in text.lines() {
-            let Some((k, v)) = line.split_once('=') else {
-                continue;
-            };
-            if k == "ID" || k == "ID_LIKE" {
-                ids.extend(
-                    v.trim()
-                        .trim_matches('"')
-                        .split_whitespace()
-                        .map(str::to_string),
-                );
+        for key in ["ID", "ID_LIKE"] {
+            if let Some(v) = os_release_field(text, key) {
+                ids.extend(v.split_whitespace().map(str::to_string));
             }
         }
         ids.iter().find_map(|id| match id.as_str() {
@@ -129,6 +121,14 @@ impl Installer {
             _ => &[],
         }
     }
+}
+
+/// The value of `key` in an os-release file, unquoted.
+pub fn os_release_field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k == key).then(|| v.trim().trim_matches('"').to_string())
+    })
 }
 
 impl fmt::Display for Installer {

@@ -7,17 +7,18 @@
 //! - `yaml` -> `recipe`: the recipe text into a checked model with spans
 //!   (`subst` expands `${NAME}`, `template` renders provider URLs);
 //! - `lockfile`: SHA256SUMS into checked entries; `reference`: image names;
-//! - `convert`: recipe + lockfile -> LLB, built with `llb` (our State and
-//!   content-addressed ops), the config from `image`, the install command
-//!   from `install`, default providers from `sources`, the lock target's
-//!   graph from `lock`;
+//! - `convert`: recipe + lockfile -> LLB (the image, and the lock target's
+//!   graph), built with `llb` (our State and content-addressed ops), the
+//!   config from `image`, the install command from `install`, default
+//!   providers from `sources`;
 //! - `gateway`: the only module that talks to BuildKit (LLBBridge over
 //!   stdio), with `opts` decoding the frontend's options; `local` runs the
 //!   same conversion offline for the `llb` subcommand.
 //!
-//! Two modules run inside the build, in execs of the frontend's own image,
+//! Three modules run inside the build, in execs of the frontend's own image,
 //! and touch a filesystem: `fetch` (providers tried in order, every blob
-//! checked) and `normalize` (copy onto scratch, clamp times, prune).
+//! checked), `normalize` (copy onto scratch, clamp times, prune) and `lock`
+//! (apt's answer into a SHA256SUMS).
 
 pub mod convert;
 pub mod fetch;

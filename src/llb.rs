@@ -281,14 +281,6 @@ impl Mount {
             readonly: false,
         }
     }
-
-    /// `source` mounted writable at `dest`; what the exec leaves there is an output.
-    pub fn writable(dest: &str, source: State) -> Mount {
-        Mount {
-            readonly: false,
-            ..Mount::readonly(dest, source)
-        }
-    }
 }
 
 /// An exec to run on a state; build it with [`State::run`].
@@ -331,6 +323,18 @@ impl Exec {
     }
 
     /// mirrors client/llb/exec.go ExecOp.Marshal
+    /// Mounts an empty directory at `dest`, builds the exec, and returns what
+    /// the exec left in that directory (a fresh snapshot: one layer).
+    pub fn build_into(self, dest: &str) -> State {
+        let mut outs = self.mount(Mount::scratch(dest)).build();
+        // Writable mounts come back in the order they were added, and the
+        // scratch mount was added last.
+        let Some(out) = outs.mounts.pop() else {
+            unreachable!("a scratch mount is writable, so it has an output")
+        };
+        out
+    }
+
     pub fn build(self) -> ExecOutputs {
         let mut inputs = Inputs::default();
         let mut input_of =
