@@ -338,7 +338,11 @@ fn describe_error(e: ureq::Error) -> String {
 /// Copies `src` into `dest` through a temporary file, and keeps it only if
 /// its sha256 is the expected one.
 fn verified_copy(mut src: impl Read, dest: &Path, sha256: &str) -> Result<(), String> {
-    let tmp: PathBuf = dest.with_extension("partial");
+    // The whole name plus a suffix: `x.pkg.tar.zst` and `x.pkg.tar.xz`,
+    // fetched by two threads at once, must not share a temporary file.
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    let tmp: PathBuf = dest.with_file_name(name);
     let result = (|| -> Result<String, String> {
         let mut f =
             fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;

@@ -55,12 +55,12 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
     let mut report = Report::default();
     let newer = |m: &fs::Metadata| newer_than(m.mtime(), m.mtime_nsec(), epoch);
     for rel in CACHES {
-        remove_if(root, &root.join(rel), &mut report, |_| true)?;
+        remove(root, &root.join(rel), &mut report)?;
     }
     for rel in LOG_DIRS {
         walk_files(&root.join(rel), &mut |path, meta| {
-            if meta.is_file() && newer_than(meta.mtime(), meta.mtime_nsec(), epoch) {
-                remove_if(root, path, &mut report, |_| true)?;
+            if meta.is_file() && newer(meta) {
+                remove(root, path, &mut report)?;
             }
             Ok(())
         })?;
@@ -72,7 +72,7 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
                     .file_name()
                     .is_some_and(|n| n.as_bytes().ends_with(b"-old"))
             {
-                remove_if(root, path, &mut report, |_| true)?;
+                remove(root, path, &mut report)?;
             }
             Ok(())
         })?;
@@ -81,7 +81,7 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
         prune_added(root, Path::new(rel), base, &newer, &mut report)?;
     }
     empty_dev(root, &mut report)?;
-    remove_sqlite_shm(root, root, epoch, &mut report)?;
+    remove_sqlite_shm(root, epoch, &mut report)?;
     clamp_pacman_install_dates(root, epoch)?;
     clamp_tree(root, epoch, &mut report)?;
     Ok(report)
@@ -96,7 +96,8 @@ pub fn normalize_into(
     base: Option<&Path>,
 ) -> io::Result<Report> {
     let mut copier = Copier::default();
-    copier.copy_dir(src, out)?;
+    let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
+    copier.copy_dir(src, out, &meta)?;
     let mut report = normalize(out, epoch, base)?;
     report.copied = copier.copied;
     report.linked = copier.linked;
@@ -117,23 +118,20 @@ struct Copier {
 }
 
 impl Copier {
-    fn copy_dir(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
-        let meta = fs::symlink_metadata(src)?;
+    fn copy_dir(&mut self, src: &Path, dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
         match fs::symlink_metadata(dst) {
             Ok(m) if m.is_dir() => {}
             _ => fs::create_dir(dst).map_err(|e| at(dst, e))?,
         }
-        let mut names: Vec<_> = fs::read_dir(src)
-            .map_err(|e| at(src, e))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()?;
-        names.sort();
-        for name in names {
-            self.copy_entry(&src.join(&name), &dst.join(&name))?;
+        for child in sorted_children(src)? {
+            if let Some(name) = child.file_name() {
+                let target = dst.join(name);
+                self.copy_entry(&child, &target)?;
+            }
         }
         // Owner, mode and times last: a read-only directory is filled first,
         // and filling it would move its time.
-        finish(src, dst, &meta)
+        finish(src, dst, meta)
     }
 
     fn copy_entry(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
@@ -141,19 +139,12 @@ impl Copier {
         self.copied += 1;
         let kind = meta.file_type();
         if kind.is_dir() {
-            return self.copy_dir(src, dst);
+            return self.copy_dir(src, dst, &meta);
         }
         if kind.is_symlink() {
             let target = fs::read_link(src).map_err(|e| at(src, e))?;
             std::os::unix::fs::symlink(&target, dst).map_err(|e| at(dst, e))?;
-            std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))
-                .map_err(|e| at(dst, e))?;
-            copy_xattrs(src, dst)?;
-            return set_times(
-                dst,
-                (meta.atime(), meta.atime_nsec()),
-                (meta.mtime(), meta.mtime_nsec()),
-            );
+            return finish(src, dst, &meta);
         }
         if kind.is_file() {
             if meta.nlink() > 1 {
@@ -186,11 +177,14 @@ impl Copier {
     }
 }
 
-/// Owner, then mode (chown clears set-id bits), extended attributes, times.
+/// Owner, then mode (chown clears set-id bits; a symlink has none),
+/// extended attributes, times.
 fn finish(src: &Path, dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
     std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).map_err(|e| at(dst, e))?;
-    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .map_err(|e| at(dst, e))?;
+    if !meta.file_type().is_symlink() {
+        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(|e| at(dst, e))?;
+    }
     copy_xattrs(src, dst)?;
     set_times(
         dst,
@@ -292,12 +286,8 @@ fn empty_dev(root: &Path, report: &mut Report) -> io::Result<()> {
         Ok(m) if m.is_dir() => {}
         _ => return Ok(()),
     }
-    let mut children: Vec<PathBuf> = fs::read_dir(&dev)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<io::Result<_>>()?;
-    children.sort();
-    for child in children {
-        remove_if(root, &child, report, |_| true)?;
+    for child in sorted_children(&dev)? {
+        remove(root, &child, report)?;
     }
     Ok(())
 }
@@ -305,39 +295,30 @@ fn empty_dev(root: &Path, report: &mut Report) -> io::Result<()> {
 /// Removes SQLite shared-memory files (`<db>-shm`) the build wrote: an index
 /// of the write-ahead log that SQLite rebuilds on open, holding whatever was
 /// in memory (rpm's database leaves one behind).
-fn remove_sqlite_shm(root: &Path, dir: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
-    let mut children: Vec<PathBuf> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<io::Result<_>>()?;
-    children.sort();
-    for child in children {
-        let meta = fs::symlink_metadata(&child)?;
-        if meta.is_dir() {
-            remove_sqlite_shm(root, &child, epoch, report)?;
-        } else if meta.is_file()
+fn remove_sqlite_shm(root: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
+    walk_files(root, &mut |path, meta| {
+        if meta.is_file()
             && newer_than(meta.mtime(), meta.mtime_nsec(), epoch)
-            && let Some(db) = child
+            && let Some(db) = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix("-shm"))
-            && child.with_file_name(db).is_file()
+            && path.with_file_name(db).is_file()
         {
-            remove_if(root, &child, report, |_| true)?;
+            remove(root, path, report)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// pacman records when it installed each package (`%INSTALLDATE%` in
 /// `/var/lib/pacman/local/*/desc`); dates after the epoch become the epoch.
 fn clamp_pacman_install_dates(root: &Path, epoch: i64) -> io::Result<()> {
     let local = root.join("var/lib/pacman/local");
-    let Ok(entries) = fs::read_dir(&local) else {
+    if !local.is_dir() {
         return Ok(());
-    };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    dirs.sort();
-    for dir in dirs {
+    }
+    for dir in sorted_children(&local)? {
         let desc = dir.join("desc");
         let Ok(meta) = fs::symlink_metadata(&desc) else {
             continue;
@@ -384,11 +365,7 @@ fn prune_added(
         Ok(m) if m.is_dir() => {}
         _ => return Ok(()),
     }
-    let mut children: Vec<PathBuf> = fs::read_dir(&dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<io::Result<_>>()?;
-    children.sort();
-    for child in children {
+    for child in sorted_children(&dir)? {
         let Some(name) = child.file_name() else {
             continue;
         };
@@ -399,7 +376,7 @@ fn prune_added(
             None => !newer(&meta),
         };
         if !in_base {
-            remove_if(root, &child, report, |_| true)?;
+            remove(root, &child, report)?;
         } else if meta.is_dir() {
             prune_added(root, &child_rel, base, newer, report)?;
         }
@@ -407,20 +384,14 @@ fn prune_added(
     Ok(())
 }
 
-fn remove_if(
-    root: &Path,
-    path: &Path,
-    report: &mut Report,
-    pred: impl Fn(&fs::Metadata) -> bool,
-) -> io::Result<()> {
+/// Removes `path` (a whole tree if it is a directory), if it exists, and
+/// reports it as `/<path below root>`.
+fn remove(root: &Path, path: &Path, report: &mut Report) -> io::Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    if !pred(&meta) {
-        return Ok(());
-    }
     if meta.is_dir() {
         fs::remove_dir_all(path)?;
     } else {
@@ -432,13 +403,24 @@ fn remove_if(
     Ok(())
 }
 
+/// The paths of a directory's entries, sorted, so nothing depends on the
+/// order the filesystem lists them.
+fn sorted_children(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut children: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| at(dir, e))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    children.sort();
+    Ok(children)
+}
+
 /// Calls `f` on every non-directory entry below `dir` (not following links).
 fn walk_files(
     dir: &Path,
     f: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<()>,
 ) -> io::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
+    let paths = match sorted_children(dir) {
+        Ok(p) => p,
         Err(e)
             if matches!(
                 e.kind(),
@@ -449,10 +431,6 @@ fn walk_files(
         }
         Err(e) => return Err(e),
     };
-    let mut paths: Vec<PathBuf> = entries
-        .map(|e| e.map(|e| e.path()))
-        .collect::<io::Result<_>>()?;
-    paths.sort();
     for path in paths {
         let meta = fs::symlink_metadata(&path)?;
         if meta.is_dir() {
@@ -469,11 +447,7 @@ fn walk_files(
 fn clamp_tree(path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_dir() {
-        let mut children: Vec<PathBuf> = fs::read_dir(path)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<io::Result<_>>()?;
-        children.sort();
-        for child in children {
+        for child in sorted_children(path)? {
             clamp_tree(&child, epoch, report)?;
         }
     }
@@ -519,8 +493,7 @@ fn set_times_nofollow(path: &Path, epoch: i64, set_mtime: bool) -> io::Result<()
 }
 
 fn utimensat(path: &Path, times: [libc::timespec; 2]) -> io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c_path = c_path(path)?;
     // SAFETY: c_path is a valid NUL-terminated string and `times` has the two
     // entries utimensat reads; AT_SYMLINK_NOFOLLOW makes it act on links themselves.
     let rc = unsafe {
@@ -532,11 +505,7 @@ fn utimensat(path: &Path, times: [libc::timespec; 2]) -> io::Result<()> {
         )
     };
     if rc != 0 {
-        let err = io::Error::last_os_error();
-        return Err(io::Error::new(
-            err.kind(),
-            format!("{}: {err}", path.display()),
-        ));
+        return Err(at(path, io::Error::last_os_error()));
     }
     Ok(())
 }

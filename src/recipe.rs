@@ -444,13 +444,7 @@ impl<'a> Decoder<'a> {
                 "install" => {
                     install = self.string_list(v, "packages.install")?;
                     for i in &install {
-                        if i.value.trim().is_empty()
-                            || i.value.starts_with('-')
-                            || i.value.contains(char::is_whitespace)
-                        {
-                            return self
-                                .err(i.span, format!("\"{}\" is not a package name", i.value));
-                        }
+                        self.package_name(i)?;
                     }
                 }
                 "allow-stale-lock" => {
@@ -481,6 +475,18 @@ impl<'a> Decoder<'a> {
             install,
             allow_stale_lock,
         })
+    }
+
+    /// A name for `packages.install`: it goes to apt's argv, so no option
+    /// (`-...`) and no whitespace.
+    fn package_name(&self, i: &Spanned<String>) -> Result<(), RecipeError> {
+        if i.value.trim().is_empty()
+            || i.value.starts_with('-')
+            || i.value.contains(char::is_whitespace)
+        {
+            return self.err(i.span, format!("\"{}\" is not a package name", i.value));
+        }
+        Ok(())
     }
 
     fn template(&self, s: &Spanned<String>) -> Result<Template, RecipeError> {
@@ -721,16 +727,22 @@ impl Recipe {
         let mut out = self.clone();
         out.base = ex(&self.base)?;
         if let Some(p) = &self.packages {
+            let decoder = Decoder { file: &self.file };
             let providers = ex_list(&p.providers)?;
             for pr in &providers {
-                Decoder { file: &self.file }.template(pr)?;
+                decoder.template(pr)?;
+            }
+            // Checked again once build args are in: `${PKG}` could be `-o...`.
+            let install = ex_list(&p.install)?;
+            for i in &install {
+                decoder.package_name(i)?;
             }
             out.packages = Some(Packages {
                 sums: ex_list(&p.sums)?,
                 providers,
                 installer: p.installer.clone(),
                 signatures: p.signatures,
-                install: ex_list(&p.install)?,
+                install,
                 allow_stale_lock: p.allow_stale_lock,
             });
         }
@@ -926,6 +938,25 @@ image:
         build.insert("NOPE".to_string(), "1".to_string());
         let e = r.arg_values(&build, &pre).unwrap_err();
         assert!(e.message.contains("\"NOPE\" is not declared"), "{e}");
+    }
+
+    #[test]
+    fn a_package_name_from_a_build_arg_is_checked_after_expansion() {
+        let text = "args:\n  PKG: hello\nbase: img@sha256:1\npackages:\n  install: [\"${PKG}\"]\n  sums: SHA256SUMS\n";
+        let r = parse("repro.yaml", text).unwrap();
+        let mut build = BTreeMap::new();
+        build.insert(
+            "PKG".to_string(),
+            "-oDebug::pkgProblemResolver=1".to_string(),
+        );
+        let vals = r.arg_values(&build, &BTreeMap::new()).unwrap();
+        let e = r.expand(&vals).unwrap_err();
+        assert_eq!((e.span.line, e.span.col), (5, 13));
+        assert!(
+            e.message
+                .contains("\"-oDebug::pkgProblemResolver=1\" is not a package name"),
+            "{e}"
+        );
     }
 
     #[test]
