@@ -11,6 +11,8 @@ HARNESS_DIR="$REPO_ROOT/target/harness"
 DOCKER=/usr/bin/docker
 DOCKERD=/usr/sbin/dockerd
 export DOCKER_BUILDKIT=1
+# Debian's python3 (the package pool), not a pyenv shim that may come first.
+PYTHON=/usr/bin/python3
 
 REGISTRY=127.0.0.1:5000
 BASE_REPO="$REGISTRY/repro/debian"
@@ -52,6 +54,17 @@ run_logged() {
     tail -n 40 "$log" | sed 's/^/    /' >&2
     exit "$rc"
   fi
+}
+
+# free_port <first> [last]: the first port on 127.0.0.1 from <first> that no
+# one listens on (last: <first> + 99).
+free_port() {
+  local port="$1" last="${2:-$(($1 + 99))}"
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    port=$((port + 1))
+    ((port <= last)) || die "no free port in $1-$last"
+  done
+  echo "$port"
 }
 
 # Seconds since the given epoch value (from `date +%s`).

@@ -11,9 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PIDFILE="$HARNESS_DIR/pool-server.pid"
 URLFILE="$HARNESS_DIR/pool.url"
 LOG="$HARNESS_DIR/pool-server.log"
-PYTHON=/usr/bin/python3 # not a pyenv shim that may come first in PATH
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 serving() {
   pid_alive "$PIDFILE" pool.py && [[ -s "$URLFILE" ]] &&
@@ -28,11 +26,8 @@ start() {
   stop >/dev/null
   [[ -x "$PYTHON" ]] || die "$PYTHON not found (run scripts/setup.sh)"
   [[ -d "$POOL_DIR" ]] || die "$POOL_DIR does not exist (run scripts/setup.sh)"
-  local port=8765 i
-  while port_in_use "$port"; do
-    port=$((port + 1))
-    ((port < 8865)) || die "no free port in 8765-8864"
-  done
+  local port i
+  port=$(free_port 8765)
   setsid nohup "$PYTHON" "$SCRIPTS_DIR/pool.py" "$POOL_DIR" "$port" \
     </dev/null >>"$LOG" 2>&1 9>&- &
   echo $! >"$PIDFILE"

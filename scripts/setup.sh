@@ -381,7 +381,7 @@ tool_base() {
 # and a base image that carries rpm: the Debian base plus Debian's rpm.
 RPM_SPEC_NAME=repro-hello
 phase_rpm() {
-  local t dir="$HARNESS_DIR/rpm" rpmfile name sum
+  local t dir="$HARNESS_DIR/rpm" rpmfile name
   t=$(date +%s)
   mkdir -p "$dir" "$POOL_DIR/rpm/noarch" "$LOCK_DIR/rpm"
   name="rpm/noarch/$RPM_SPEC_NAME-1.0-1.noarch.rpm"
@@ -413,10 +413,16 @@ SPEC
     [[ -s "$rpmfile" ]] || die "rpmbuild did not produce $rpmfile"
     cp "$rpmfile" "$POOL_DIR/$name"
   fi
-  sum="$(sha256_of "$POOL_DIR/$name")"
-  printf '%s  %s\n' "$sum" "$name" >"$LOCK_DIR/rpm/SHA256SUMS-amd64"
-  tool_base rpm "apt-get update -qq && apt-get install -y -qq --no-install-recommends rpm && rm -rf /var/lib/apt/lists/*"
-  say "rpm: package $name, base image $(cat "$HARNESS_DIR/base-rpm.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
+  fixture_done rpm "$name" "$t" \
+    "apt-get update -qq && apt-get install -y -qq --no-install-recommends rpm && rm -rf /var/lib/apt/lists/*"
+}
+
+# fixture_done <tool> <pool name> <start time> <install command>: the
+# fixture's one-line lockfile and its base image (see tool_base).
+fixture_done() {
+  printf '%s  %s\n' "$(sha256_of "$POOL_DIR/$2")" "$2" >"$LOCK_DIR/$1/SHA256SUMS-amd64"
+  tool_base "$1" "$4"
+  say "$1: package $2, base image $(cat "$HARNESS_DIR/base-$1.ref") ($TOOL_BASE_HOW, $(since "$3")s)"
 }
 
 # ---------------------------------------------------- pacman test fixtures
@@ -425,7 +431,7 @@ SPEC
 # the /etc/mtab link Arch images have (pacman reads it to check free space).
 PKG_BUILD_USER=repro-build
 phase_pacman() {
-  local t dir="$HARNESS_DIR/pacman" name sum
+  local t dir="$HARNESS_DIR/pacman" name
   t=$(date +%s)
   name="pacman/repro-hello-1.0-1-any.pkg.tar.zst"
   mkdir -p "$dir" "$POOL_DIR/pacman" "$LOCK_DIR/pacman"
@@ -450,10 +456,8 @@ PKGBUILD
     [[ -s "$dir/build/repro-hello-1.0-1-any.pkg.tar.zst" ]] || die "makepkg did not produce the package"
     cp "$dir/build/repro-hello-1.0-1-any.pkg.tar.zst" "$POOL_DIR/$name"
   fi
-  sum="$(sha256_of "$POOL_DIR/$name")"
-  printf '%s  %s\n' "$sum" "$name" >"$LOCK_DIR/pacman/SHA256SUMS-amd64"
-  tool_base pacman "apt-get update -qq && apt-get install -y -qq --no-install-recommends pacman-package-manager && rm -rf /var/lib/apt/lists/* && mkdir -p /var/lib/pacman && ln -sf ../proc/self/mounts /etc/mtab"
-  say "pacman: package $name, base image $(cat "$HARNESS_DIR/base-pacman.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
+  fixture_done pacman "$name" "$t" \
+    "apt-get update -qq && apt-get install -y -qq --no-install-recommends pacman-package-manager && rm -rf /var/lib/apt/lists/* && mkdir -p /var/lib/pacman && ln -sf ../proc/self/mounts /etc/mtab"
   phase_pacman_signed "$name"
 }
 

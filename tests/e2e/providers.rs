@@ -56,17 +56,23 @@ fn build_hello(
     }
 }
 
-/// The image a build with the healthy pool as the only provider gives.
+/// The image a build with the healthy pool as the only provider gives; built
+/// once per test run (five tests compare against it).
 fn clean_id() -> String {
-    let pool = PoolServer::start(harness().pool_dir());
-    let ctx = example_context("hello");
-    let (r, id) = docker_build(
-        &repo().join("examples/hello/repro.yaml"),
-        ctx.path(),
-        &example_args(&pool),
-    );
-    assert!(r.ok, "{}", r.text);
-    id.expect("image id")
+    static CLEAN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CLEAN
+        .get_or_init(|| {
+            let pool = PoolServer::start(harness().pool_dir());
+            let ctx = example_context("hello");
+            let (r, id) = docker_build(
+                &repo().join("examples/hello/repro.yaml"),
+                ctx.path(),
+                &example_args(&pool),
+            );
+            assert!(r.ok, "{}", r.text);
+            id.expect("image id")
+        })
+        .clone()
 }
 
 #[test]

@@ -84,11 +84,6 @@ fn serve(
     );
     hits.lock().expect("lock").push(path.clone());
     let fault = faults.lock().expect("lock").get(&path).copied();
-    if fault == Some(Fault::Hang) {
-        // Hold the connection open until the client gives up.
-        std::thread::sleep(std::time::Duration::from_secs(120));
-        return;
-    }
     let file = dir.join(path.trim_start_matches('/'));
     let mut out = stream;
     let body = match (fault, std::fs::read(&file)) {
@@ -102,7 +97,11 @@ fn serve(
             let _ = out.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
-        (Some(Fault::Hang), _) => return,
+        (Some(Fault::Hang), _) => {
+            // Hold the connection open until the client gives up.
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            return;
+        }
         (Some(Fault::WrongBytes), Ok(mut bytes)) => {
             if let Some(b) = bytes.first_mut() {
                 *b ^= 0xff;
