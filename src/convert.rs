@@ -27,6 +27,8 @@ use crate::template::Template;
 /// Where the packages are mounted during the install step. Under /tmp, which
 /// normalization empties, so the mount point leaves no trace.
 pub const PACKAGES_DIR: &str = "/tmp/repro-packages";
+/// Where the frontend image is mounted in the install step (under /tmp too).
+pub const TOOL_DIR: &str = "/tmp/repro-tool";
 /// Where the target rootfs is mounted in the normalize exec.
 pub const TARGET_DIR: &str = "/target";
 /// Where the base image is mounted (read-only) in the normalize exec.
@@ -264,9 +266,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                 fetch_with_fallback(&providers, &entries, opts)
             };
             n_packages = packages_only.len();
-            let mut names: Vec<&str> = packages_only.iter().map(|e| e.basename()).collect();
-            names.sort_unstable();
-            root = install(&root, blobs.clone(), installer, &names);
+            root = install(&root, blobs.clone(), installer, n_packages, opts);
             gathered = Some(blobs);
         }
     }
@@ -577,20 +577,31 @@ fn frontend_image(opts: &Opts) -> State {
     )
 }
 
-/// Installs the gathered packages with the distro's tool, offline.
-fn install(root: &State, blobs: State, installer: Installer, names: &[&str]) -> State {
-    let files: Vec<String> = names
-        .iter()
-        .map(|n| format!("{PACKAGES_DIR}/{n}"))
-        .collect();
+/// Installs the gathered packages with the distro's tool, offline. The exec
+/// runs our own binary (mounted from the frontend image under /tmp, which
+/// normalization empties), which runs the tool and summarises its failures
+/// (see `install_step.rs`); the argv stays short whatever the package count.
+fn install(
+    root: &State,
+    blobs: State,
+    installer: Installer,
+    n_packages: usize,
+    opts: &Opts,
+) -> State {
     let mut exec = root
         .with_user("0:0")
-        .run(installer.command(&files))
+        .run(vec![
+            format!("{TOOL_DIR}{FRONTEND_BINARY}"),
+            "install".into(),
+            "--tool".into(),
+            installer.name().into(),
+            PACKAGES_DIR.into(),
+        ])
         .network(Network::None)
         .mount(Mount::readonly(PACKAGES_DIR, blobs))
+        .mount(Mount::readonly(TOOL_DIR, frontend_image(opts)))
         .name(format!(
-            "install {} package(s) with {installer} (no network)",
-            names.len()
+            "install {n_packages} package(s) with {installer} (no network)"
         ));
     for (k, v) in installer.env() {
         exec = exec.env(k, v);
@@ -772,24 +783,41 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
     }
 
     #[test]
-    fn install_runs_dpkg_offline_with_packages_read_only() {
+    fn install_runs_our_binary_offline_with_packages_read_only() {
         let c = convert("http://127.0.0.1:8000");
         let (install, name) = execs(&c)
             .into_iter()
-            .find(|(e, _)| e.meta.as_ref().unwrap().args[0] == "dpkg")
+            .find(|(e, _)| {
+                e.meta
+                    .as_ref()
+                    .unwrap()
+                    .args
+                    .get(1)
+                    .is_some_and(|a| a == "install")
+            })
             .unwrap();
         let meta = install.meta.unwrap();
+        // A short argv whatever the package count: the error line BuildKit
+        // prints when the step fails quotes it.
         assert_eq!(
             meta.args,
             [
+                "/tmp/repro-tool/repro-frontend",
+                "install",
+                "--tool",
                 "dpkg",
-                "--install",
-                "--force-confold",
-                "--force-unsafe-io",
-                "/tmp/repro-packages/hello_2.10-3_amd64.deb",
-                "/tmp/repro-packages/libx1_1.0_amd64.deb"
+                "/tmp/repro-packages",
             ]
         );
+        for env in [
+            "SOURCE_DATE_EPOCH=1700000000",
+            "DEBIAN_FRONTEND=noninteractive",
+            "DEBCONF_NONINTERACTIVE_SEEN=true",
+        ] {
+            assert!(meta.env.contains(&env.to_string()), "{env}: {:?}", meta.env);
+        }
+        let tool = install.mounts.iter().find(|m| m.dest == TOOL_DIR).unwrap();
+        assert!(tool.readonly);
         assert!(
             meta.env
                 .contains(&"SOURCE_DATE_EPOCH=1700000000".to_string())

@@ -1363,7 +1363,12 @@ mod bridge_tests {
             .iter()
             .find_map(|o| match &o.op {
                 Some(bollard_buildkit_proto::pb::op::Op::Exec(e))
-                    if e.meta.as_ref().unwrap().args[0] == "apk" =>
+                    if e.meta
+                        .as_ref()
+                        .unwrap()
+                        .args
+                        .get(1)
+                        .is_some_and(|a| a == "install") =>
                 {
                     Some(e.clone())
                 }
@@ -1373,11 +1378,11 @@ mod bridge_tests {
         assert_eq!(
             install.meta.unwrap().args,
             [
+                "/tmp/repro-tool/repro-frontend",
+                "install",
+                "--tool",
                 "apk",
-                "add",
-                "--no-network",
-                "--no-cache",
-                "/tmp/repro-packages/bash-5.1.16-r2.apk"
+                "/tmp/repro-packages"
             ]
         );
     }

@@ -78,46 +78,14 @@ impl Installer {
         }
     }
 
-    /// The install command for `files` (absolute paths, sorted). The network
-    /// is off in this step; every file was verified against the lockfile.
-    pub fn command(self, files: &[String]) -> Vec<String> {
-        let mut argv: Vec<String> = match self {
-            // unsafe-io: no fsync per file; the engine commits the snapshot
-            // when the step ends, and a crash mid-step discards it anyway.
-            Installer::Dpkg => vec![
-                "dpkg".into(),
-                "--install".into(),
-                "--force-confold".into(),
-                "--force-unsafe-io".into(),
-            ],
-            // rpm checks digests always and signatures when the base has
-            // keys: `_pkgverify_level signature` is set only then.
-            Installer::Rpm => vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                "if rpm -q gpg-pubkey >/dev/null 2>&1; then level=signature; else level=digest; fi; \
-                 exec rpm --install --replacepkgs --define \"_pkgverify_level $level\" \"$@\""
-                    .into(),
-                "rpm-install".into(),
-            ],
-            // apk checks signatures against /etc/apk/keys (no --allow-untrusted).
-            Installer::Apk => vec!["apk".into(), "add".into(), "--no-network".into(), "--no-cache".into()],
-            // pacman verifies a package's .sig when one lies beside it.
-            Installer::Pacman => vec![
-                "pacman".into(),
-                "--upgrade".into(),
-                "--noconfirm".into(),
-                "--noprogressbar".into(),
-            ],
-        };
-        argv.extend(files.iter().cloned());
-        argv
-    }
-
     /// Extra environment for the install step.
     pub fn env(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Installer::Dpkg => &[("DEBIAN_FRONTEND", "noninteractive")],
+            // debconf asks nothing and answers with the packages' defaults.
+            Installer::Dpkg => &[
+                ("DEBIAN_FRONTEND", "noninteractive"),
+                ("DEBCONF_NONINTERACTIVE_SEEN", "true"),
+            ],
             _ => &[],
         }
     }
@@ -184,36 +152,13 @@ mod tests {
     }
 
     #[test]
-    fn commands_install_the_given_files_offline() {
-        let files = vec!["/p/a.apk".to_string(), "/p/b.apk".to_string()];
-        assert_eq!(
-            Installer::Apk.command(&files),
-            [
-                "apk",
-                "add",
-                "--no-network",
-                "--no-cache",
-                "/p/a.apk",
-                "/p/b.apk"
-            ]
-        );
-        assert!(
-            !Installer::Apk
-                .command(&files)
-                .iter()
-                .any(|a| a == "--allow-untrusted")
-        );
-        let rpm = Installer::Rpm.command(&["/p/x.rpm".to_string()]);
-        assert_eq!(&rpm[..2], ["/bin/sh", "-c"]);
-        assert!(rpm[2].contains("rpm --install --replacepkgs"));
-        assert_eq!(rpm.last().unwrap(), "/p/x.rpm");
-        assert_eq!(
-            Installer::Pacman.command(&[]),
-            ["pacman", "--upgrade", "--noconfirm", "--noprogressbar"]
-        );
+    fn dpkg_runs_with_debconf_quiet() {
         assert_eq!(
             Installer::Dpkg.env(),
-            [("DEBIAN_FRONTEND", "noninteractive")]
+            [
+                ("DEBIAN_FRONTEND", "noninteractive"),
+                ("DEBCONF_NONINTERACTIVE_SEEN", "true")
+            ]
         );
         assert_eq!(Installer::from_name("rpm"), Some(Installer::Rpm));
     }

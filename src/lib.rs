@@ -25,6 +25,8 @@ pub mod fetch;
 pub mod gateway;
 pub mod image;
 pub mod install;
+pub mod install_step;
+pub mod keystore;
 pub mod llb;
 pub mod local;
 pub mod lock;

@@ -53,6 +53,14 @@ enum Cmd {
     /// it, give the epoch in the recipe or with --build-arg SOURCE_DATE_EPOCH.
     /// buildctl does not know the image config: write it with --config-out.
     Llb(LlbArgs),
+    /// Install the package files in DIR with the distro's tool (run by the
+    /// install step inside the build, in the target rootfs).
+    Install {
+        /// dpkg, rpm, apk or pacman.
+        #[arg(long)]
+        tool: String,
+        dir: PathBuf,
+    },
     /// Clamp times newer than EPOCH and remove build logs and caches in DIR,
     /// or in a copy of DIR made in OUT (runs inside the build, on the target
     /// rootfs).
@@ -194,6 +202,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Cmd::Install { tool, dir }) => {
+            let Some(tool) = repro_frontend::install::Installer::from_name(&tool) else {
+                println!("repro-frontend: unknown install tool {tool:?}");
+                return ExitCode::FAILURE;
+            };
+            match repro_frontend::install_step::run(tool, &dir, std::path::Path::new("/")) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    println!("repro-frontend: install: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Cmd::Llb(args)) => match llb(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -223,6 +245,18 @@ fn main() -> ExitCode {
                     }
                     for path in &report.removed {
                         println!("removed {}", path.display());
+                    }
+                    for path in &report.keystores {
+                        println!(
+                            "clamped the entry dates of Java keystore {} to {epoch}",
+                            path.display()
+                        );
+                    }
+                    for (path, why) in &report.skipped {
+                        println!(
+                            "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
+                            path.display()
+                        );
                     }
                     println!(
                         "clamped {} of {} entries to {epoch}",

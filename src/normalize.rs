@@ -46,6 +46,10 @@ pub struct Report {
     pub copied: u64,
     /// Of those, hard links kept as links.
     pub linked: u64,
+    /// Java keystores whose entry dates were clamped.
+    pub keystores: Vec<PathBuf>,
+    /// Keystores left as they were, and why.
+    pub skipped: Vec<(PathBuf, String)>,
 }
 
 /// Normalizes the tree at `root`. `base`, when given, is the base image's
@@ -83,7 +87,7 @@ pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Rep
     empty_dev(root, &mut report)?;
     remove_sqlite_shm(root, epoch, &mut report)?;
     clamp_pacman_install_dates(root, epoch)?;
-    clamp_tree(root, epoch, &mut report)?;
+    clamp_tree(root, root, epoch, &mut report)?;
     Ok(report)
 }
 
@@ -444,21 +448,50 @@ fn walk_files(
 
 /// Sets atime and mtime of everything newer than `epoch` to `epoch`,
 /// children before their directory, never following a symlink.
-fn clamp_tree(path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
+fn clamp_tree(root: &Path, path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_dir() {
         for child in sorted_children(path)? {
-            clamp_tree(&child, epoch, report)?;
+            clamp_tree(root, &child, epoch, report)?;
         }
     }
     report.entries += 1;
     let newer = newer_than(meta.mtime(), meta.mtime_nsec(), epoch);
+    if newer && meta.is_file() && may_be_keystore(path) {
+        clamp_keystore(root, path, epoch, report)?;
+    }
     let atime_newer = newer_than(meta.atime(), meta.atime_nsec(), epoch);
     if newer || atime_newer {
         set_times_nofollow(path, epoch, newer)?;
         if newer {
             report.clamped += 1;
         }
+    }
+    Ok(())
+}
+
+/// Java keystores by their usual names: `cacerts` (the JDK's and
+/// ca-certificates-java's) and `*.jks`, `*.keystore`.
+fn may_be_keystore(path: &Path) -> bool {
+    let name = path.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
+    name == b"cacerts" || name.ends_with(b".jks") || name.ends_with(b".keystore")
+}
+
+/// Clamps the entry dates of a JKS keystore the build wrote (see
+/// `keystore.rs`); content is rewritten in place, so hard links stay.
+fn clamp_keystore(root: &Path, path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
+    let data = fs::read(path).map_err(|e| at(path, e))?;
+    if !crate::keystore::is_jks(&data) {
+        return Ok(());
+    }
+    let shown = Path::new("/").join(path.strip_prefix(root).unwrap_or(path));
+    match crate::keystore::clamp_dates(&data, epoch, crate::keystore::DEFAULT_PASSWORD) {
+        Ok(Some(bytes)) => {
+            fs::write(path, bytes).map_err(|e| at(path, e))?;
+            report.keystores.push(shown);
+        }
+        Ok(None) => {}
+        Err(e) => report.skipped.push((shown, e.to_string())),
     }
     Ok(())
 }
@@ -722,6 +755,34 @@ mod tests {
         let text = fs::read_to_string(d.join("desc")).unwrap();
         assert!(text.contains("%INSTALLDATE%\n1750000000\n"), "{text}");
         assert!(text.contains("%BUILDDATE%\n1700000000\n"), "{text}");
+    }
+
+    // ca-certificates-java stamps each cacerts entry with the install time.
+    #[test]
+    fn java_keystores_the_build_wrote_get_their_entry_dates_clamped() {
+        use crate::keystore::tests::keystore;
+        let epoch = 1_700_000_000;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("etc/ssl/certs/java");
+        fs::create_dir_all(&dir).unwrap();
+        let cacerts = dir.join("cacerts");
+        fs::write(&cacerts, keystore(&[1_795_990_410_983], false, "changeit")).unwrap();
+        // A keystore with another password is reported, not touched.
+        let other = keystore(&[1_795_990_410_983], false, "s3cret");
+        fs::write(dir.join("app.jks"), &other).unwrap();
+        let report = normalize(root.path(), epoch, None).unwrap();
+        assert_eq!(
+            fs::read(&cacerts).unwrap(),
+            keystore(&[epoch * 1000], false, "changeit")
+        );
+        assert_eq!(mtime(&cacerts), epoch);
+        assert_eq!(
+            report.keystores,
+            [PathBuf::from("/etc/ssl/certs/java/cacerts")]
+        );
+        assert_eq!(fs::read(dir.join("app.jks")).unwrap(), other);
+        assert_eq!(report.skipped.len(), 1);
+        assert!(report.skipped[0].1.contains("password"));
     }
 
     #[test]
