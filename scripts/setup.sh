@@ -342,6 +342,43 @@ phase_locks() {
   done
 }
 
+# ------------------------------------------------------------------ corpus
+# Real package sets users install (tests/corpus/<set>/repro.yaml): each is
+# locked by the frontend's own lock target through the running engine,
+# against the base image's mirror, and its blobs go to the pool from the
+# mirror root the examples' apt output named (lock/hello/mirror).
+phase_corpus() {
+  local t dir set recipe stamp lock mirror n name hex
+  t=$(date +%s)
+  mirror="$(head -n 1 "$LOCK_DIR/hello/mirror")"
+  [[ "$mirror" == http* ]] || die "corpus: no mirror root in $LOCK_DIR/hello/mirror"
+  for dir in "$REPO_ROOT"/tests/corpus/*/; do
+    set="$(basename "$dir")"
+    recipe="$dir/repro.yaml"
+    lock="$LOCK_DIR/corpus-$set/SHA256SUMS-$ARCH"
+    stamp="$(printf 'format=1\nbase=%s\nrecipe=%s\n' "$BASE_REF" "$(sha256_of "$recipe")")"
+    if [[ -f "$LOCK_DIR/corpus-$set/.stamp" && "$(cat "$LOCK_DIR/corpus-$set/.stamp")" == "$stamp" ]] &&
+      lock_verified "$lock"; then
+      continue
+    fi
+    mkdir -p "$LOCK_DIR/corpus-$set"
+    rm -f "$LOCK_DIR/corpus-$set/.stamp" "$lock"
+    DOCKER_BUILDKIT=1 run_logged "lock-corpus-$set" "$DOCKER" build --progress=plain \
+      --target lock --output "type=local,dest=$LOCK_DIR/corpus-$set" \
+      --build-arg "BASE=$BASE_REF" -f "$recipe" "$dir"
+    [[ -s "$lock" ]] || die "corpus $set: the lock target wrote no $lock"
+    FETCHED=0
+    while read -r hex name; do
+      fetch_blob "$mirror$name" "$name" "$hex" >>"$LOG_DIR/fetch-corpus-$set.log"
+    done < <(grep -v '^#' "$lock")
+    lock_verified "$lock" || die "corpus $set: pool verification failed after download"
+    printf '%s\n' "$stamp" >"$LOCK_DIR/corpus-$set/.stamp"
+    n=$(grep -vc '^#' "$lock")
+    say "corpus $set: locked $n packages, $FETCHED downloaded"
+  done
+  say "corpus: $(find "$REPO_ROOT"/tests/corpus -name repro.yaml | wc -l) sets locked, pool verified ($(since "$t")s)"
+}
+
 # --------------------------------------------------------------------- env
 # Files tool_base copies to /tmp in the image before the RUN command.
 tool_base_files=()
@@ -532,6 +569,7 @@ phase_base
 BASE_REF="$(cat "$HARNESS_DIR/base.ref")"
 phase_frontend
 phase_locks
+phase_corpus
 phase_rpm
 phase_pacman
 phase_env
