@@ -1,6 +1,6 @@
 //! The same recipe gives the same root filesystem and config on Docker 20.10 and 26.
 //!
-//! Each engine's run of `examples.rs` leaves `<example>.tar` (the
+//! Each engine's run of `examples.rs` and `corpus.rs` leaves `<example>.tar` (the
 //! `--output type=tar` export) in target/harness/out/<engine>/. This test
 //! compares them byte for byte. It needs both runs first, so it is ignored by
 //! default and `scripts/test.sh` runs it last with `--ignored`.
@@ -14,7 +14,14 @@ use crate::support::{harness, run};
 #[ignore = "needs the example exports of both engines; scripts/test.sh runs it after both"]
 fn rootfs_and_config_are_identical_across_engines() {
     let out = Path::new(harness().get("HARNESS_DIR")).join("out");
-    for example in ["hello", "gcc"] {
+    let corpus = super::corpus::SETS
+        .iter()
+        .map(|(set, _, _)| format!("corpus-{set}"));
+    let names: Vec<String> = ["hello".to_string(), "gcc".to_string()]
+        .into_iter()
+        .chain(corpus)
+        .collect();
+    for example in &names {
         let a = out.join("20").join(format!("{example}.tar"));
         let b = out.join("26").join(format!("{example}.tar"));
         let read = |p: &Path| {

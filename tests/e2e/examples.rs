@@ -9,14 +9,21 @@ use crate::support::{docker_build, example_context, harness, pool::PoolServer, r
 /// Builds an example twice with --no-cache and returns the image ID after
 /// checking both builds gave the same one.
 fn build_twice(example: &str) -> (String, PoolServer) {
-    let h = harness();
-    let pool = PoolServer::start(h.pool_dir());
+    let pool = PoolServer::start(harness().pool_dir());
     let ctx = example_context(example);
     let recipe = repo().join("examples").join(example).join("repro.yaml");
-    let args = example_args(&pool);
-    let (first, id1) = docker_build(&recipe, ctx.path(), &args);
+    let id = build_twice_in(example, &recipe, ctx.path(), &example_args(&pool));
+    (id, pool)
+}
+
+/// Builds `recipe` in `ctx` twice with `args` (which hold --no-cache),
+/// checks both builds gave the same image ID, and leaves the rootfs export
+/// and the config as `<name>.tar` and `<name>.config.json` for the
+/// cross-engine check.
+pub fn build_twice_in(example: &str, recipe: &Path, ctx: &Path, args: &[String]) -> String {
+    let (first, id1) = docker_build(recipe, ctx, args);
     assert!(first.ok, "first build of {example} failed:\n{}", first.text);
-    let (second, id2) = docker_build(&recipe, ctx.path(), &args);
+    let (second, id2) = docker_build(recipe, ctx, args);
     assert!(
         second.ok,
         "second build of {example} failed:\n{}",
@@ -27,9 +34,9 @@ fn build_twice(example: &str) -> (String, PoolServer) {
         id1, id2,
         "two --no-cache builds of {example} gave different images"
     );
-    export_rootfs(example, &recipe, ctx.path(), &args);
+    export_rootfs(example, recipe, ctx, args);
     save_config(example, &id1);
-    (id1, pool)
+    id1
 }
 
 /// Writes the image's config JSON, as the engine stored it, to

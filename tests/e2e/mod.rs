@@ -1,10 +1,11 @@
 //! End-to-end: `docker build -f <recipe> <context>` through a real engine.
 
 mod clients;
+pub mod corpus;
 mod cross_engine;
 mod distros;
 mod errors;
-mod examples;
+pub mod examples;
 mod image;
 mod lock;
 mod providers;

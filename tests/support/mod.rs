@@ -172,18 +172,40 @@ fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<St
     (r, id)
 }
 
+/// A copy of a corpus set's folder (tests/corpus/<set>) with the lockfile
+/// setup.sh made for it with the lock target.
+pub fn corpus_context(set: &str) -> tempfile::TempDir {
+    let h = harness();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = repo().join("tests").join("corpus").join(set);
+    copy_files(&src, dir.path());
+    let lock = Path::new(h.get("LOCK_DIR"))
+        .join(format!("corpus-{set}"))
+        .join("SHA256SUMS-amd64");
+    std::fs::copy(&lock, dir.path().join("SHA256SUMS-amd64")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/setup.sh locks every corpus set)",
+            lock.display()
+        )
+    });
+    dir
+}
+
+fn copy_files(src: &Path, dest: &Path) {
+    for entry in std::fs::read_dir(src).expect("read folder") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+        }
+    }
+}
+
 /// A copy of an example's folder with the lockfile the harness computed for
 /// its base image (mirrors drop old versions, so it is made at test time).
 pub fn example_context(example: &str) -> tempfile::TempDir {
     let h = harness();
     let dir = tempfile::tempdir().expect("temp dir");
-    let src = repo().join("examples").join(example);
-    for entry in std::fs::read_dir(&src).expect("read example") {
-        let entry = entry.expect("entry");
-        if entry.file_type().expect("type").is_file() {
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
-        }
-    }
+    copy_files(&repo().join("examples").join(example), dir.path());
     std::fs::copy(h.lockfile(example), dir.path().join("SHA256SUMS-amd64")).expect("copy lockfile");
     dir
 }
