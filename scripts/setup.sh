@@ -538,6 +538,15 @@ phase_pacman_signed() {
   say "pacman (signed): base image $(cat "$HARNESS_DIR/base-pacman-signed.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
 }
 
+# A Debian base without apt-get (as some slim images are): its install step
+# falls back to dpkg alone, and the tests check what that can and cannot do.
+phase_noapt() {
+  local t
+  t=$(date +%s)
+  tool_base noapt "rm -f /usr/bin/apt-get"
+  say "no-apt base: $(cat "$HARNESS_DIR/base-noapt.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
+}
+
 phase_env() {
   cat >"$HARNESS_DIR/env.tmp" <<ENV
 DOCKER=$DOCKER
@@ -545,6 +554,7 @@ BASE_REF=$BASE_REF
 RPM_BASE_REF=$(cat "$HARNESS_DIR/base-rpm.ref")
 PACMAN_BASE_REF=$(cat "$HARNESS_DIR/base-pacman.ref")
 PACMAN_SIGNED_BASE_REF=$(cat "$HARNESS_DIR/base-pacman-signed.ref")
+NOAPT_BASE_REF=$(cat "$HARNESS_DIR/base-noapt.ref")
 FRONTEND_IMAGE=$FRONTEND_IMAGE
 POOL_DIR=$POOL_DIR
 LOCK_DIR=$LOCK_DIR
@@ -572,5 +582,6 @@ phase_locks
 phase_corpus
 phase_rpm
 phase_pacman
+phase_noapt
 phase_env
 say "done in $(since "$T0")s"

@@ -381,6 +381,17 @@ fn hint(plan: &Plan, lines: &[String]) -> Option<String> {
                 .into(),
         );
     }
+    // Offline, "not installable" means "not among the files given".
+    if lines.iter().any(|l| {
+        l.contains("but it is not installable") || l.contains("but it is not going to be installed")
+    }) {
+        return Some(
+            "repro-frontend: the lockfile lacks a package (or the version) that the ones above depend on; \
+             make it again with the lock target (docker build --target lock --output type=local,dest=. ...) \
+             so it holds the whole dependency closure"
+                .into(),
+        );
+    }
     None
 }
 
@@ -510,6 +521,8 @@ mod tests {
         let got = summary(&apt);
         assert_eq!(got.len(), 3);
         assert!(got[1].contains("python3 : Depends: python3.11"));
+        let p = plan(Installer::Dpkg, &s(&["/p/a.deb"]), DebTools::Apt, false);
+        assert!(hint(&p, &apt).unwrap().contains("--target lock"));
     }
 
     #[test]

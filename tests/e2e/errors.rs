@@ -144,3 +144,113 @@ fn an_undeclared_build_arg_is_an_error() {
         "{text}"
     );
 }
+
+/// The python corpus set's context, with `edit` applied to its lockfile.
+fn python_with_lockfile(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let ctx = crate::support::corpus_context("python");
+    let path = ctx.path().join("SHA256SUMS-amd64");
+    let lock = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, edit(&lock)).unwrap();
+    ctx
+}
+
+/// The last line the engine prints for a failed exec quotes its argv
+/// ("executor failed running [...]" on 20.10, "process ... did not complete
+/// successfully" later).
+fn failed_process_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| {
+            l.contains("did not complete successfully") || l.contains("executor failed running")
+        })
+        .unwrap_or_else(|| panic!("no failed-process line:\n{text}"))
+}
+
+#[test]
+fn an_install_failure_names_the_package_and_apts_reason_last() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    // A lockfile missing one package of the closure (edited by hand).
+    let ctx = python_with_lockfile(|lock| {
+        lock.lines()
+            .filter(|l| !l.contains("/python3.11-minimal_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let (r, id) = docker_build(
+        &repo().join("tests/corpus/python/repro.yaml"),
+        ctx.path(),
+        &example_args(&pool),
+    );
+    assert!(!r.ok && id.is_none(), "the build should fail:\n{}", r.text);
+    let summary = r
+        .text
+        .find("repro-frontend: apt-get (offline) failed")
+        .unwrap_or_else(|| panic!("no failure summary:\n{}", r.text));
+    let tail = &r.text[summary..];
+    assert!(
+        tail.contains("python3-minimal : PreDepends: python3.11-minimal")
+            && tail.contains("E: ")
+            && tail.contains("--target lock"),
+        "the summary lacks the package, apt's reason or the remedy:\n{tail}"
+    );
+    // The argv in BuildKit's own error line stays short.
+    let line = failed_process_line(&r.text);
+    assert!(line.len() < 300, "long error line: {line}");
+    assert!(
+        line.contains("repro-frontend install --tool dpkg"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_base_without_apt_installs_with_dpkg_and_says_what_pre_depends_need() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let base = format!("BASE={}", h.get("NOAPT_BASE_REF"));
+    let mut args = example_args(&pool);
+    let i = args.iter().position(|a| a.starts_with("BASE=")).unwrap();
+    args[i] = base;
+    // hello has no Pre-Depends: dpkg alone installs it. (The lockfiles were
+    // made for the harness's base, hence allow-stale-lock.)
+    let ctx = example_context("hello");
+    let recipe = ctx.path().join("repro.yaml");
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(
+        &recipe,
+        text.replace(
+            "  install: [hello]\n",
+            "  install: [hello]\n  allow-stale-lock: true\n",
+        ),
+    )
+    .unwrap();
+    let (r, id) = docker_build(&recipe, ctx.path(), &args);
+    assert!(r.ok, "hello on a base without apt:\n{}", r.text);
+    let _guard = super::ImageGuard(id.clone());
+    assert!(
+        r.text.contains("with dpkg") && r.text.contains("installing 1 verified file(s) with dpkg"),
+        "{}",
+        r.text
+    );
+    let out = run(h.docker().args(["run", "--rm", id.as_deref().unwrap()]));
+    assert_eq!(out.text.trim(), "Hello, world!", "{}", out.text);
+
+    // python3's Pre-Depends chain needs apt: the error says so.
+    let ctx = python_with_lockfile(str::to_string);
+    let recipe = ctx.path().join("repro.yaml");
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(
+        &recipe,
+        text.replace("  sums:", "  allow-stale-lock: true\n  sums:"),
+    )
+    .unwrap();
+    let (r, id) = docker_build(&recipe, ctx.path(), &args);
+    assert!(!r.ok && id.is_none(), "the build should fail:\n{}", r.text);
+    assert!(
+        r.text.contains("pre-dependency problem")
+            && r.text.contains("this base image has no apt-get")
+            && r.text.contains("use a base image that has apt"),
+        "{}",
+        r.text
+    );
+}
