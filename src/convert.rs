@@ -266,7 +266,8 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
                 fetch_with_fallback(&providers, &entries, opts)
             };
             n_packages = packages_only.len();
-            root = install(&root, blobs.clone(), installer, n_packages, opts);
+            let asked: Vec<&str> = packages.install.iter().map(|p| p.value.as_str()).collect();
+            root = install(&root, blobs.clone(), installer, n_packages, &asked, opts);
             gathered = Some(blobs);
         }
     }
@@ -586,17 +587,24 @@ fn install(
     blobs: State,
     installer: Installer,
     n_packages: usize,
+    asked: &[&str],
     opts: &Opts,
 ) -> State {
+    let mut argv: Vec<String> = vec![
+        format!("{TOOL_DIR}{FRONTEND_BINARY}"),
+        "install".into(),
+        "--tool".into(),
+        installer.name().into(),
+    ];
+    // What the recipe asked for stays marked manual; apt marks the rest of
+    // the closure automatic, as a plain `apt-get install` would.
+    for name in asked {
+        argv.push(format!("--manual={name}"));
+    }
+    argv.push(PACKAGES_DIR.into());
     let mut exec = root
         .with_user("0:0")
-        .run(vec![
-            format!("{TOOL_DIR}{FRONTEND_BINARY}"),
-            "install".into(),
-            "--tool".into(),
-            installer.name().into(),
-            PACKAGES_DIR.into(),
-        ])
+        .run(argv)
         .network(Network::None)
         .mount(Mount::readonly(PACKAGES_DIR, blobs))
         .mount(Mount::readonly(TOOL_DIR, frontend_image(opts)))

@@ -177,7 +177,7 @@ fn find_program(root: &Path, name: &str) -> bool {
 
 /// Runs the install step in the rootfs at `root` (`/` in the build). Returns
 /// Ok(false) when the tool failed, after printing the summary.
-pub fn run(tool: Installer, packages: &Path, root: &Path) -> io::Result<bool> {
+pub fn run(tool: Installer, packages: &Path, manual: &[String], root: &Path) -> io::Result<bool> {
     let files = package_files(tool, packages)?;
     if files.is_empty() {
         println!(
@@ -216,6 +216,13 @@ pub fn run(tool: Installer, packages: &Path, root: &Path) -> io::Result<bool> {
         fs::create_dir_all(lists.join("partial")).map_err(|e| at(&lists, e))?;
     }
     let outcome = run_logged(&plan);
+    let marked = match &outcome {
+        Ok((Some(0), _)) => match auto_marks(&plan, &files, manual) {
+            Some(marks) => run_marks(&marks),
+            None => Ok(true),
+        },
+        _ => Ok(true),
+    };
     // Cleanup happens whatever the tool did, so a failed step leaves no
     // policy behind in a snapshot someone might inspect.
     if let Some(policy) = policy {
@@ -226,7 +233,7 @@ pub fn run(tool: Installer, packages: &Path, root: &Path) -> io::Result<bool> {
     }
     let (status, lines) = outcome?;
     if status == Some(0) {
-        return Ok(true);
+        return marked;
     }
     let code = status.map_or("a signal".to_string(), |c| format!("exit code {c}"));
     let mut out = io::stdout().lock();
@@ -271,6 +278,72 @@ impl Policy {
             None => Ok(()),
         }
     }
+}
+
+/// With apt and a list of what the recipe asked for: `apt-mark auto` for
+/// every other package installed, so `apt-mark showmanual` lists what was
+/// asked and `apt autoremove` knows the rest is a dependency. None when
+/// there is nothing to mark or the recipe listed no names.
+pub fn auto_marks(plan: &Plan, files: &[String], manual: &[String]) -> Option<Plan> {
+    if plan.program != "apt-get" || manual.is_empty() {
+        return None;
+    }
+    // `name=version`, `name/release` and `name:arch` all name `name`.
+    let asked: Vec<&str> = manual
+        .iter()
+        .map(|m| m.split(['=', '/', ':']).next().unwrap_or(m))
+        .collect();
+    let mut auto: Vec<String> = files
+        .iter()
+        .filter_map(|f| deb_package_name(f))
+        .filter(|n| !asked.contains(&n.as_str()))
+        .collect();
+    auto.sort();
+    auto.dedup();
+    if auto.is_empty() {
+        return None;
+    }
+    let mut args: Vec<String> = [
+        "auto",
+        "-o",
+        "Dir::Etc::SourceList=/dev/null",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        "Dir::Cache::pkgcache=",
+        "-o",
+        "Dir::Cache::srcpkgcache=",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push("-o".into());
+    args.push(format!("Dir::State::Lists=/{APT_LISTS_DIR}"));
+    args.extend(auto);
+    Some(Plan {
+        program: "apt-mark".into(),
+        args,
+        how: "apt-mark".into(),
+        ordered: true,
+    })
+}
+
+/// The package name of a Debian pool file: `name_version_arch.deb`.
+fn deb_package_name(path: &str) -> Option<String> {
+    let base = path.rsplit('/').next()?;
+    let (name, _) = base.strip_suffix(".deb")?.split_once('_')?;
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+fn run_marks(marks: &Plan) -> io::Result<bool> {
+    let (status, lines) = run_logged(marks)?;
+    if status == Some(0) {
+        return Ok(true);
+    }
+    println!("repro-frontend: apt-mark failed marking the dependencies automatic:");
+    for line in summary(&lines) {
+        println!("  {line}");
+    }
+    Ok(false)
 }
 
 /// Runs the plan with its output passed through, line by line, and kept for
@@ -544,6 +617,41 @@ mod tests {
         let got = package_files(Installer::Dpkg, dir.path()).unwrap();
         let names: Vec<&str> = got.iter().map(|p| p.rsplit('/').next().unwrap()).collect();
         assert_eq!(names, ["a.deb", "b.deb"]);
+    }
+
+    #[test]
+    fn what_the_recipe_did_not_ask_for_is_marked_automatic() {
+        let files = s(&[
+            "/p/libpython3.11-minimal_3.11.2-6+deb12u8_amd64.deb",
+            "/p/python3-yaml_6.0-3+b2_amd64.deb",
+            "/p/python3_3.11.2-1+b1_amd64.deb",
+        ]);
+        let apt = plan(Installer::Dpkg, &files, DebTools::Apt, false);
+        let marks = auto_marks(
+            &apt,
+            &files,
+            &s(&["python3:amd64", "python3-yaml=6.0-3+b2"]),
+        )
+        .unwrap();
+        assert_eq!(marks.program, "apt-mark");
+        assert_eq!(marks.args[0], "auto");
+        assert!(
+            marks
+                .args
+                .contains(&"Dir::State::Lists=/tmp/repro-apt-lists".to_string())
+        );
+        assert_eq!(marks.args.last().unwrap(), "libpython3.11-minimal");
+        assert!(
+            !marks
+                .args
+                .iter()
+                .any(|a| a == "python3" || a == "python3-yaml")
+        );
+        // No names from the recipe, or no apt: nothing to mark.
+        assert_eq!(auto_marks(&apt, &files, &[]), None);
+        let dpkg = plan(Installer::Dpkg, &files, DebTools::DpkgOnly, false);
+        assert_eq!(auto_marks(&dpkg, &files, &s(&["python3"])), None);
+        assert_eq!(deb_package_name("/p/odd.deb"), None);
     }
 
     #[test]

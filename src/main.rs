@@ -59,6 +59,10 @@ enum Cmd {
         /// dpkg, rpm, apk or pacman.
         #[arg(long)]
         tool: String,
+        /// A package the recipe asked for (packages.install); with apt, the
+        /// others installed are marked automatic.
+        #[arg(long)]
+        manual: Vec<String>,
         dir: PathBuf,
     },
     /// Clamp times newer than EPOCH and remove build logs and caches in DIR,
@@ -202,12 +206,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Cmd::Install { tool, dir }) => {
+        Some(Cmd::Install { tool, manual, dir }) => {
             let Some(tool) = repro_frontend::install::Installer::from_name(&tool) else {
                 println!("repro-frontend: unknown install tool {tool:?}");
                 return ExitCode::FAILURE;
             };
-            match repro_frontend::install_step::run(tool, &dir, std::path::Path::new("/")) {
+            match repro_frontend::install_step::run(tool, &dir, &manual, std::path::Path::new("/"))
+            {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
