@@ -845,6 +845,35 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
     }
 
     #[test]
+    fn the_names_the_recipe_asked_for_reach_the_install_step() {
+        let text = RECIPE.replace(
+            "  sums: SHA256SUMS-amd64\n",
+            "  install: [hello]\n  sums: SHA256SUMS-amd64\n  allow-stale-lock: true\n",
+        );
+        let r = recipe::parse("repro.yaml", &text).unwrap();
+        let mut build = BTreeMap::new();
+        build.insert("MIRROR".to_string(), "http://127.0.0.1:8000".to_string());
+        let args = r.arg_values(&build, &BTreeMap::new()).unwrap();
+        let r = r.expand(&args).unwrap();
+        let lock = lockfile::parse_named("SHA256SUMS-amd64", SUMS).unwrap();
+        let c = to_llb(&r, &lock, &opts(args)).unwrap();
+        let (install, _) = execs(&c)
+            .into_iter()
+            .find(|(e, _)| {
+                e.meta
+                    .as_ref()
+                    .unwrap()
+                    .args
+                    .get(1)
+                    .is_some_and(|a| a == "install")
+            })
+            .unwrap();
+        let argv = install.meta.unwrap().args;
+        assert_eq!(argv[4], "--manual=hello");
+        assert_eq!(argv.last().unwrap(), PACKAGES_DIR);
+    }
+
+    #[test]
     fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
         let c = convert("http://127.0.0.1:8000");
         let all = execs(&c);

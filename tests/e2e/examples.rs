@@ -12,15 +12,20 @@ fn build_twice(example: &str) -> (String, PoolServer) {
     let pool = PoolServer::start(harness().pool_dir());
     let ctx = example_context(example);
     let recipe = repo().join("examples").join(example).join("repro.yaml");
-    let id = build_twice_in(example, &recipe, ctx.path(), &example_args(&pool));
+    let (id, _) = build_twice_in(example, &recipe, ctx.path(), &example_args(&pool));
     (id, pool)
 }
 
 /// Builds `recipe` in `ctx` twice with `args` (which hold --no-cache),
 /// checks both builds gave the same image ID, and leaves the rootfs export
 /// and the config as `<name>.tar` and `<name>.config.json` for the
-/// cross-engine check.
-pub fn build_twice_in(example: &str, recipe: &Path, ctx: &Path, args: &[String]) -> String {
+/// cross-engine check. Returns the image ID and the first build's output.
+pub fn build_twice_in(
+    example: &str,
+    recipe: &Path,
+    ctx: &Path,
+    args: &[String],
+) -> (String, String) {
     let (first, id1) = docker_build(recipe, ctx, args);
     assert!(first.ok, "first build of {example} failed:\n{}", first.text);
     let (second, id2) = docker_build(recipe, ctx, args);
@@ -36,7 +41,7 @@ pub fn build_twice_in(example: &str, recipe: &Path, ctx: &Path, args: &[String])
     );
     export_rootfs(example, recipe, ctx, args);
     save_config(example, &id1);
-    id1
+    (id1, first.text)
 }
 
 /// Writes the image's config JSON, as the engine stored it, to
