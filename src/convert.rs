@@ -726,7 +726,11 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
     }
 
     fn convert(mirror: &str) -> Converted {
-        let r = recipe::parse("repro.yaml", RECIPE).unwrap();
+        convert_text(RECIPE, mirror)
+    }
+
+    fn convert_text(text: &str, mirror: &str) -> Converted {
+        let r = recipe::parse("repro.yaml", text).unwrap();
         let mut build = BTreeMap::new();
         build.insert("MIRROR".to_string(), mirror.to_string());
         let args = r.arg_values(&build, &BTreeMap::new()).unwrap();
@@ -850,13 +854,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             "  sums: SHA256SUMS-amd64\n",
             "  install: [hello]\n  sums: SHA256SUMS-amd64\n  allow-stale-lock: true\n",
         );
-        let r = recipe::parse("repro.yaml", &text).unwrap();
-        let mut build = BTreeMap::new();
-        build.insert("MIRROR".to_string(), "http://127.0.0.1:8000".to_string());
-        let args = r.arg_values(&build, &BTreeMap::new()).unwrap();
-        let r = r.expand(&args).unwrap();
-        let lock = lockfile::parse_named("SHA256SUMS-amd64", SUMS).unwrap();
-        let c = to_llb(&r, &lock, &opts(args)).unwrap();
+        let c = convert_text(&text, "http://127.0.0.1:8000");
         let (install, _) = execs(&c)
             .into_iter()
             .find(|(e, _)| {
