@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use anyhow::{Context as _, Result, anyhow, bail};
 use bollard_buildkit_proto::google::rpc::Status;
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
-    PingRequest, ReadDirRequest, ReadFileRequest, ResolveImageConfigRequest, Result as GwResult,
-    ReturnRequest, SolveRequest, llb_bridge_client::LlbBridgeClient, result,
+    CacheOptionsEntry, PingRequest, ReadDirRequest, ReadFileRequest, ResolveImageConfigRequest,
+    Result as GwResult, ReturnRequest, SolveRequest, llb_bridge_client::LlbBridgeClient, result,
 };
 use bollard_buildkit_proto::pb;
 use hyper_util::rt::TokioIo;
@@ -46,6 +46,9 @@ pub struct Bridge {
     llb_caps: BTreeSet<String>,
     api_caps: BTreeSet<String>,
     worker_platform: Option<Platform>,
+    /// The client's cache imports, handed to every solve: BuildKit looks in
+    /// an imported cache only for the solves that name it.
+    cache_imports: Vec<CacheOptionsEntry>,
 }
 
 /// Connects to BuildKit over this process's stdin and stdout and pings it.
@@ -100,6 +103,7 @@ where
         api_caps: enabled(&pong.frontend_api_caps),
         client,
         worker_platform,
+        cache_imports: Vec::new(),
     })
 }
 
@@ -122,6 +126,7 @@ impl Bridge {
                 definition: Some(def),
                 allow_result_return: true,
                 allow_result_array_ref: self.api_caps.contains(CAP_PROTO_REF_ARRAY),
+                cache_imports: self.cache_imports.clone(),
                 ..Default::default()
             })
             .await?
@@ -525,7 +530,17 @@ pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, String>) ->
         return Ok(());
     }
     let outcome = match opts {
-        Ok(opts) => build(&mut bridge, &opts).await,
+        Ok(opts) => {
+            bridge.cache_imports = opts
+                .cache_imports
+                .iter()
+                .map(|c| CacheOptionsEntry {
+                    r#type: c.kind.clone(),
+                    attrs: c.attrs.clone().into_iter().collect(),
+                })
+                .collect();
+            build(&mut bridge, &opts).await
+        }
         Err(e) => Err(anyhow!(e)),
     };
     if let Err(e) = &outcome {
@@ -910,6 +925,8 @@ mod fake {
         pub refs: HashMap<String, String>,
         pub returned: Option<ReturnRequest>,
         pub solved: Vec<pb::Definition>,
+        /// The cache imports of each solve, in order.
+        pub cache_imports: Vec<Vec<CacheOptionsEntry>>,
     }
 
     #[derive(Clone, Default)]
@@ -948,7 +965,9 @@ mod fake {
             &self,
             req: Request<SolveRequest>,
         ) -> Result<Response<SolveResponse>, Status> {
-            let def = req.into_inner().definition.unwrap_or_default();
+            let req = req.into_inner();
+            let imports = req.cache_imports;
+            let def = req.definition.unwrap_or_default();
             let text: String = def
                 .def
                 .iter()
@@ -961,6 +980,7 @@ mod fake {
                 return Err(Status::unknown(msg.clone()));
             }
             st.solved.push(def);
+            st.cache_imports.push(imports);
             let id = format!("ref-{}", st.solved.len());
             let local = if text.contains("local://dockerfile") {
                 "dockerfile"
@@ -1437,6 +1457,23 @@ mod bridge_tests {
         )
         .await;
         assert!(error_of(&ret).contains("unsupported subrequest \"frontend.lint\""));
+    }
+
+    // An imported cache (buildctl --import-cache, buildx --cache-from) was
+    // never consulted: the solves did not carry it, so every op ran again.
+    #[tokio::test]
+    async fn every_solve_carries_the_clients_cache_imports() {
+        let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
+        let imports = r#"[{"Type":"registry","Attrs":{"ref":"127.0.0.1:5000/cache:hello"}}]"#;
+        let ret = build(fake.clone(), vec![SOURCE, ("cache-imports", imports)]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let st = fake.0.lock().unwrap();
+        assert!(st.cache_imports.len() >= 2, "{}", st.cache_imports.len());
+        for imports in &st.cache_imports {
+            assert_eq!(imports.len(), 1);
+            assert_eq!(imports[0].r#type, "registry");
+            assert_eq!(imports[0].attrs["ref"], "127.0.0.1:5000/cache:hello");
+        }
     }
 
     #[tokio::test]

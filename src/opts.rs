@@ -36,6 +36,38 @@ pub struct FrontendOpts {
     pub network: Network,
     /// `requestid`: a subrequest (`frontend.targets`, ...) instead of a build.
     pub request_id: Option<String>,
+    /// Caches to import (`cache-imports`, and the older `cache-from`), as
+    /// (type, attributes): handed to every solve, since BuildKit consults
+    /// only the imports a solve request carries.
+    pub cache_imports: Vec<CacheImport>,
+}
+
+/// One cache source (`buildctl --import-cache`, `buildx --cache-from`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct CacheImport {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Attrs", default)]
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// `cache-imports` (a JSON list of `{"Type", "Attrs"}` as BuildKit's client
+/// writes it) and `cache-from` (registry references, comma-separated).
+fn cache_imports(raw: &BTreeMap<String, String>) -> Result<Vec<CacheImport>, String> {
+    let mut out: Vec<CacheImport> = match raw.get("cache-imports").filter(|v| !v.is_empty()) {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| format!("invalid cache-imports option {json:?}: {e}"))?,
+        None => Vec::new(),
+    };
+    if let Some(refs) = raw.get("cache-from") {
+        for r in refs.split(',').filter(|r| !r.is_empty()) {
+            out.push(CacheImport {
+                kind: "registry".into(),
+                attrs: BTreeMap::from([("ref".to_string(), r.to_string())]),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Recipe name when the client names none.
@@ -105,6 +137,7 @@ pub fn parse(
         session_id,
         no_cache: raw.contains_key("no-cache"),
         request_id: get("requestid"),
+        cache_imports: cache_imports(raw)?,
         network: match raw.get("force-network-mode").map(String::as_str) {
             None | Some("") | Some("default") | Some("sandbox") => Network::Sandbox,
             Some("host") => Network::Host,
@@ -159,6 +192,30 @@ impl Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_imports_come_from_both_spellings() {
+        let mut raw = BTreeMap::new();
+        raw.insert(
+            "cache-imports".to_string(),
+            r#"[{"Type":"registry","Attrs":{"ref":"127.0.0.1:5000/c:hello","mode":"max"}},{"Type":"local","Attrs":{"src":"/c"}}]"#.to_string(),
+        );
+        raw.insert(
+            "cache-from".to_string(),
+            "r.example/a,r.example/b".to_string(),
+        );
+        let o = parse(&raw, None).unwrap();
+        let kinds: Vec<&str> = o.cache_imports.iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(kinds, ["registry", "local", "registry", "registry"]);
+        assert_eq!(o.cache_imports[0].attrs["ref"], "127.0.0.1:5000/c:hello");
+        assert_eq!(o.cache_imports[3].attrs["ref"], "r.example/b");
+        raw.insert("cache-imports".to_string(), "{not json".to_string());
+        assert!(
+            parse(&raw, None)
+                .unwrap_err()
+                .contains("invalid cache-imports")
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
