@@ -550,3 +550,6 @@ engine_env() {
     printf 'DOCKER=%s\nDOCKER_CONFIG=%s\nENGINE=26\nBUILD=buildx build\n' "$E26_DOCKER" "$E26_CONFIG"
   fi
 }
+
+# shellcheck source=scripts/buildkit.sh
+source "$SCRIPTS_DIR/buildkit.sh"

@@ -46,6 +46,7 @@ elif ((purge)); then
   say "images: docker is not running, images (if any) left in place"
 fi
 
+e3_stop
 stop_pidfile "$HARNESS_DIR/registry.pid" docker-registry registry 15
 for e in "${ENGINES[@]}"; do
   engine_stop "$e"

@@ -3,7 +3,9 @@
 #   1. every cargo test, end-to-end through Docker 20.10 (`docker build`);
 #   2. the end-to-end tests again through Docker 26.1 (`docker buildx build`,
 #      frontend image built from frontend.Dockerfile);
-#   3. the cross-engine check: each example's rootfs tar is byte-identical.
+#   3. the engine-3 tests through standalone BuildKit and buildctl;
+#   4. the cross-engine checks: each example's rootfs tar is byte-identical
+#      on all three, and Docker 26.1's image ID is engine 3's config digest.
 # Leaves Docker 20.10 running. Extra arguments go to every `cargo test`
 # (e.g. scripts/test.sh -- --nocapture). REPRO_ENGINES="20" skips engine 26.
 set -euo pipefail
@@ -50,7 +52,14 @@ if [[ " $engines " == *" 26 "* ]]; then
     cargo test --test tests e2e::targets -- --ignored
   prune 26
   "$SCRIPTS_DIR/engine.sh" use 20
-  step "both engines: cargo test --test tests cross_engine -- --ignored" \
+fi
+# Engine 3 runs beside whichever dockerd is up; one build at a time (a
+# faulty blob's fetch would be shared by concurrent builds of the same one).
+step "engine 3: cargo test --test tests engine3 -- --ignored" env RUST_TEST_THREADS=1 \
+  cargo test --test tests engine3 -- --ignored
+e3_ctl prune --all >/dev/null 2>&1 || true
+if [[ " $engines " == *" 26 "* ]]; then
+  step "all engines: cargo test --test tests cross_engine -- --ignored" \
     cargo test --test tests cross_engine -- --ignored
 fi
 exit "$rc"

@@ -3,7 +3,8 @@
 //! Each engine's run of `examples.rs` and `corpus.rs` leaves `<example>.tar` (the
 //! `--output type=tar` export) in target/harness/out/<engine>/. This test
 //! compares them byte for byte. It needs both runs first, so it is ignored by
-//! default and `scripts/test.sh` runs it last with `--ignored`.
+//! default and `scripts/test.sh` runs it last with `--ignored`; the
+//! three-way check adds engine 3's exports (`engine3.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -71,6 +72,42 @@ fn rootfs_and_config_are_identical_across_engines() {
             diff_ids_26,
             serde_json::json!([digest]),
             "{example}: engine 26's layer is not the exported rootfs"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the example exports of all three engines; scripts/test.sh runs it last"]
+fn rootfs_is_identical_on_three_engines_and_26_ids_are_3_config_digests() {
+    let out = Path::new(harness().get("HARNESS_DIR")).join("out");
+    for example in ["hello", "gcc"] {
+        let read = |e: &str, suffix: &str| {
+            let p = out.join(e).join(format!("{example}{suffix}"));
+            std::fs::read(&p).unwrap_or_else(|err| {
+                panic!(
+                    "{}: {err} (run the suite on every engine first)",
+                    p.display()
+                )
+            })
+        };
+        let rootfs_3 = read("3", ".tar");
+        assert!(
+            rootfs_3 == read("20", ".tar") && rootfs_3 == read("26", ".tar"),
+            "{example}: engine 3's rootfs tar differs from Docker's"
+        );
+        // Docker 26.1's image ID is the sha256 of its config, and BuildKit
+        // v0.26.3's OCI output has the same config.
+        let id_26 = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(read(
+                "26",
+                ".config.json"
+            )))
+        );
+        let config_3 = String::from_utf8(read("3", ".config-digest")).unwrap();
+        assert_eq!(
+            id_26, config_3,
+            "{example}: Docker 26.1's image ID is not engine 3's config digest"
         );
     }
 }

@@ -4,6 +4,7 @@ mod clients;
 pub mod corpus;
 mod cross_engine;
 mod distros;
+mod engine3;
 mod errors;
 pub mod examples;
 mod image;
