@@ -6,7 +6,7 @@
 //! runs in the image.
 
 use super::{ImageGuard, example_args, examples::build_twice_in};
-use crate::support::{corpus_context, harness, pool::PoolServer, repo, run};
+use crate::support::{corpus_context, docker_run, harness, pool::PoolServer, repo};
 
 /// The sets, each with a shell command run in its image and a text its
 /// output must hold.
@@ -66,9 +66,7 @@ fn check_set(set: &str) -> String {
         &example_args(&pool),
     );
     let _guard = ImageGuard(Some(id.clone()));
-    let out = run(h
-        .docker()
-        .args(["run", "--rm", "--entrypoint", "sh", &id, "-c", command]));
+    let out = docker_run(&["--entrypoint", "sh", &id, "-c", command]);
     assert!(
         out.ok,
         "{set}: `{command}` failed in the image:\n{}",
@@ -80,15 +78,13 @@ fn check_set(set: &str) -> String {
         out.text
     );
     // The build's policy-rc.d and the install step's scratch are gone.
-    let out = run(h.docker().args([
-        "run",
-        "--rm",
+    let out = docker_run(&[
         "--entrypoint",
         "sh",
         &id,
         "-c",
         "ls -A /tmp /var/lib/apt/lists; test ! -e /usr/sbin/policy-rc.d && echo no-policy",
-    ]));
+    ]);
     assert!(out.ok, "{}", out.text);
     assert!(
         !out.text.contains("repro-") && out.text.contains("no-policy"),

@@ -131,6 +131,22 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// `docker run --rm <args>` whose output the caller checks. Docker 26.1
+/// once returned success with no output at all for a container that prints
+/// at once and exits (an attach race, seen in CI on a fast `date`), so an
+/// empty successful run is tried again, up to three times.
+pub fn docker_run(args: &[&str]) -> Run {
+    let mut last = None;
+    for _ in 0..3 {
+        let r = run(harness().docker().arg("run").arg("--rm").args(args));
+        if !r.ok || !r.text.trim().is_empty() {
+            return r;
+        }
+        last = Some(r);
+    }
+    last.expect("three runs")
+}
+
 /// Builds that serve faulty blobs run alone. BuildKit merges in-flight
 /// vertices with the same cache key across builds, and an HTTP source with a
 /// checksum is keyed by that checksum: a concurrent build fetching the same
