@@ -566,8 +566,18 @@ phase_engine3() {
   e3_build
   e3_start
   E3_FRONTEND_REF="$(e3_push_image "$DOCKER" "$FRONTEND_IMAGE" "$E3_FRONTEND_REPO")"
-  image="$(e3_dockerfile_frontend_image "$DOCKER")"
-  E3_DOCKERFILE_REF="$(e3_push_image "$DOCKER" "$image" "$E3_DOCKERFILE_REPO")"
+  # The Dockerfile frontend image is made once per binary: docker import
+  # stamps each import with the time, so a new one would be a new digest.
+  local stamp="$E3_DIR/dockerfile-frontend.ref" sum
+  sum="$(sha256sum "$E3_BIN/dockerfile-frontend" | cut -d' ' -f1)"
+  if [[ -s "$stamp" && "$(head -n 1 "$stamp")" == "$sum" ]] &&
+    registry_has_manifest "${E3_DOCKERFILE_REPO#"$REGISTRY"/}" "$(sed -n '2s/^.*@//p' "$stamp")"; then
+    E3_DOCKERFILE_REF="$(sed -n 2p "$stamp")"
+  else
+    image="$(e3_dockerfile_frontend_image "$DOCKER")"
+    E3_DOCKERFILE_REF="$(e3_push_image "$DOCKER" "$image" "$E3_DOCKERFILE_REPO")"
+    printf '%s\n%s\n' "$sum" "$E3_DOCKERFILE_REF" >"$stamp"
+  fi
   say "engine 3: frontend $E3_FRONTEND_REF, Dockerfile frontend $E3_DOCKERFILE_REF ($(since "$t")s)"
 }
 

@@ -1,0 +1,346 @@
+//! Engine 3: standalone BuildKit v0.26.3, driven with `buildctl build
+//! --frontend gateway.v0` as its users run it, the frontend image pulled
+//! from the local registry. buildkitd runs beside dockerd (setup.sh starts
+//! it), so these tests do not depend on which Docker Engine is up; they are
+//! ignored by default and `scripts/test.sh` runs them after the two Docker
+//! engines (`cargo test --test tests engine3 -- --ignored`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::support::pool::{Fault, PoolServer};
+use crate::support::{Run, example_context, harness, run};
+
+/// Where this engine's exports go for the cross-engine check.
+pub fn out_dir() -> PathBuf {
+    Path::new(harness().get("HARNESS_DIR"))
+        .join("out")
+        .join("3")
+}
+
+/// A `buildctl build` of `recipe` (its folder is the `dockerfile` local)
+/// with `ctx` as the context, the harness's base and `mirror`, and `extra`
+/// buildctl arguments.
+fn buildctl(recipe: &Path, ctx: &Path, mirror: &str, extra: &[&str]) -> Run {
+    let h = harness();
+    let third_party = h.get("E3_MISSING");
+    assert!(third_party.is_empty(), "{third_party}");
+    let mut cmd = Command::new(h.get("BUILDCTL"));
+    cmd.args(["--addr", h.get("E3_ADDR"), "build", "--progress=plain"])
+        .args(["--frontend", "gateway.v0", "--opt"])
+        .arg(format!("source={}", h.get("E3_FRONTEND_REF")))
+        .arg("--local")
+        .arg(format!("context={}", ctx.display()))
+        .arg("--local")
+        .arg(format!(
+            "dockerfile={}",
+            recipe.parent().expect("recipe folder").display()
+        ))
+        .arg("--opt")
+        .arg(format!(
+            "filename={}",
+            recipe.file_name().expect("recipe name").to_string_lossy()
+        ))
+        .arg("--opt")
+        .arg(format!("build-arg:BASE={}", h.base_ref()))
+        .arg("--opt")
+        .arg(format!("build-arg:MIRROR={mirror}"))
+        .args(extra);
+    run(&mut cmd)
+}
+
+/// The digests buildctl's `--metadata-file` reports.
+fn metadata(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("metadata file")).expect("metadata JSON")
+}
+
+/// Builds an example with `--output type=oci` and `--no-cache`; returns
+/// (manifest digest, config digest).
+fn oci_build(example: &str, pool: &PoolServer) -> (String, String) {
+    let ctx = example_context(example);
+    let dir = tempfile::tempdir().unwrap();
+    let meta = dir.path().join("meta.json");
+    let oci = dir.path().join("image.tar");
+    let r = buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &[
+            "--no-cache",
+            "--output",
+            &format!("type=oci,dest={}", oci.display()),
+            "--metadata-file",
+            &meta.display().to_string(),
+        ],
+    );
+    assert!(r.ok, "{example} on engine 3:\n{}", r.text);
+    let m = metadata(&meta);
+    let digest = m["containerimage.digest"].as_str().unwrap_or_default();
+    let config = m["containerimage.config.digest"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        digest.starts_with("sha256:") && config.starts_with("sha256:"),
+        "no digests in the metadata: {m}"
+    );
+    (digest.to_string(), config.to_string())
+}
+
+fn examples_reproduce(example: &str) {
+    let pool = PoolServer::start(harness().pool_dir());
+    let (m1, c1) = oci_build(example, &pool);
+    let (m2, c2) = oci_build(example, &pool);
+    assert_eq!(m1, m2, "{example}: two --no-cache builds, two manifests");
+    assert_eq!(c1, c2);
+    // The rootfs and the config digest, for the three-way check.
+    let out = out_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(format!("{example}.config-digest")), &c1).unwrap();
+    let ctx = example_context(example);
+    let dest = out.join(format!("{example}.tar"));
+    let r = buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &["--output", &format!("type=tar,dest={}", dest.display())],
+    );
+    assert!(r.ok, "{}", r.text);
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_hello_reproduces_as_oci() {
+    examples_reproduce("hello");
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_gcc_reproduces_as_oci() {
+    examples_reproduce("gcc");
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_lock_target_writes_the_harness_lockfile() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("hello");
+    let dest = tempfile::tempdir().unwrap();
+    let r = buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &[
+            "--opt",
+            "target=lock",
+            "--output",
+            &format!("type=local,dest={}", dest.path().display()),
+        ],
+    );
+    assert!(r.ok, "{}", r.text);
+    let written = std::fs::read_to_string(dest.path().join("SHA256SUMS-amd64")).unwrap();
+    let harness_lock = std::fs::read_to_string(h.lockfile("hello")).unwrap();
+    assert_eq!(written, harness_lock);
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_packages_target_writes_the_verified_blobs() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("gcc");
+    let dest = tempfile::tempdir().unwrap();
+    let r = buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &[
+            "--opt",
+            "target=packages",
+            "--output",
+            &format!("type=local,dest={}", dest.path().display()),
+        ],
+    );
+    assert!(r.ok, "{}", r.text);
+    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
+    for (sum, name) in lock
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once("  "))
+    {
+        let base = name.rsplit('/').next().unwrap();
+        let bytes = std::fs::read(dest.path().join(base))
+            .unwrap_or_else(|e| panic!("{base} not written: {e}"));
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), sum, "{base}");
+    }
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_a_blob_with_wrong_bytes_fails_naming_it() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("hello");
+    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
+    let (sum, name) = lock
+        .lines()
+        .find(|l| l.contains("/hello_"))
+        .and_then(|l| l.split_once("  "))
+        .expect("hello in the lockfile");
+    pool.fault(name, Fault::WrongBytes);
+    let r = buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &["--no-cache"],
+    );
+    assert!(!r.ok, "the build should fail:\n{}", r.text);
+    for needle in [name.to_string(), format!("sha256:{sum}")] {
+        assert!(r.text.contains(&needle), "no {needle:?} in:\n{}", r.text);
+    }
+    assert!(!r.text.contains("installing"), "{}", r.text);
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_a_recipe_error_reaches_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("repro.yaml");
+    std::fs::write(
+        &recipe,
+        format!("base: {}\nsteps:\n  - rnu: echo hi\n", harness().base_ref()),
+    )
+    .unwrap();
+    let r = buildctl(&recipe, dir.path(), "http://127.0.0.1:9", &[]);
+    assert!(!r.ok, "{}", r.text);
+    assert!(
+        r.text.contains("repro.yaml:3:5: unknown step kind \"rnu\""),
+        "{}",
+        r.text
+    );
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_platform_opt_builds_for_amd64() {
+    let pool = PoolServer::start(harness().pool_dir());
+    let ctx = example_context("hello");
+    let dir = tempfile::tempdir().unwrap();
+    let oci = dir.path().join("image");
+    let r = buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &[
+            "--opt",
+            "platform=linux/amd64",
+            "--output",
+            &format!("type=oci,dest={},tar=false", oci.display()),
+        ],
+    );
+    assert!(r.ok, "{}", r.text);
+    // The config blob the index points at names the platform.
+    let blob = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        let bytes = std::fs::read(oci.join("blobs/sha256").join(hex)).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    let config = blob(manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(config["architecture"], "amd64", "{config}");
+    assert_eq!(config["os"], "linux", "{config}");
+}
+
+/// The build's step lines that ran (not CACHED), by progress name.
+fn ran_steps(text: &str) -> Vec<String> {
+    let mut names: std::collections::BTreeMap<String, String> = Default::default();
+    let mut cached = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some((id, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if !id.starts_with('#') {
+            continue;
+        }
+        if rest == "CACHED" {
+            cached.insert(id.to_string());
+        } else if !names.contains_key(id)
+            && !rest.starts_with("DONE")
+            && !rest.starts_with("sha256:")
+            && !rest.starts_with(|c: char| c.is_ascii_digit())
+        {
+            names.insert(id.to_string(), rest.to_string());
+        }
+    }
+    names
+        .into_iter()
+        .filter(|(id, _)| !cached.contains(id))
+        .map(|(_, n)| n)
+        .collect()
+}
+
+// Ephemeral CI builders share work through an exported cache: after the
+// builder's state is wiped, a build importing it must run nothing again.
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_a_registry_cache_brings_every_step_back() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("hello");
+    let cache = format!(
+        "{}/repro/cache:hello-{}",
+        h.get("REGISTRY"),
+        std::process::id()
+    );
+    let build = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join("meta.json");
+        let oci = dir.path().join("image.tar");
+        let mut args = vec![
+            "--output".to_string(),
+            format!("type=oci,dest={}", oci.display()),
+            "--metadata-file".to_string(),
+            meta.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = buildctl(&ctx.path().join("repro.yaml"), ctx.path(), &pool.url, &args);
+        assert!(r.ok, "{}", r.text);
+        let digest = metadata(&meta)["containerimage.digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (r.text, digest)
+    };
+    let (_, first) = build(&[
+        "--no-cache",
+        "--export-cache",
+        &format!("type=registry,ref={cache},mode=max"),
+    ]);
+    let prune =
+        run(Command::new(h.get("BUILDCTL")).args(["--addr", h.get("E3_ADDR"), "prune", "--all"]));
+    assert!(prune.ok, "{}", prune.text);
+    let hits_before = pool.hits().len();
+    let (text, second) = build(&["--import-cache", &format!("type=registry,ref={cache}")]);
+    assert_eq!(first, second, "the imported build gave another image");
+    let ran: Vec<String> = ran_steps(&text)
+        .into_iter()
+        .filter(|n| {
+            n.starts_with("install ")
+                || n.starts_with("run ")
+                || n.starts_with("normalize")
+                || n.starts_with("gather ")
+        })
+        .collect();
+    assert!(ran.is_empty(), "steps ran again: {ran:?}\n{text}");
+    assert_eq!(
+        pool.hits().len(),
+        hits_before,
+        "blobs were fetched again: {:?}",
+        pool.hits()
+    );
+}
