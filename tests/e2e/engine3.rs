@@ -11,7 +11,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::support::pool::{Fault, PoolServer};
-use crate::support::{Run, example_context, harness, run};
+use crate::support::{Run, example_context, harness, lock_entry, run};
 
 /// Where this engine's exports go for the cross-engine check.
 pub fn out_dir() -> PathBuf {
@@ -121,12 +121,11 @@ fn engine3_gcc_reproduces_as_oci() {
     examples_reproduce("gcc");
 }
 
-#[test]
-#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
-fn engine3_lock_target_writes_the_harness_lockfile() {
-    let h = harness();
-    let pool = PoolServer::start(h.pool_dir());
-    let ctx = example_context("hello");
+/// Runs `--opt target=<target>` on an example with `--output type=local`;
+/// returns the example's context and the output folder.
+fn target_build(example: &str, target: &str) -> (tempfile::TempDir, tempfile::TempDir) {
+    let pool = PoolServer::start(harness().pool_dir());
+    let ctx = example_context(example);
     let dest = tempfile::tempdir().unwrap();
     let r = buildctl(
         &ctx.path().join("repro.yaml"),
@@ -134,36 +133,28 @@ fn engine3_lock_target_writes_the_harness_lockfile() {
         &pool.url,
         &[
             "--opt",
-            "target=lock",
+            &format!("target={target}"),
             "--output",
             &format!("type=local,dest={}", dest.path().display()),
         ],
     );
     assert!(r.ok, "{}", r.text);
+    (ctx, dest)
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_lock_target_writes_the_harness_lockfile() {
+    let (_ctx, dest) = target_build("hello", "lock");
     let written = std::fs::read_to_string(dest.path().join("SHA256SUMS-amd64")).unwrap();
-    let harness_lock = std::fs::read_to_string(h.lockfile("hello")).unwrap();
+    let harness_lock = std::fs::read_to_string(harness().lockfile("hello")).unwrap();
     assert_eq!(written, harness_lock);
 }
 
 #[test]
 #[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
 fn engine3_packages_target_writes_the_verified_blobs() {
-    let h = harness();
-    let pool = PoolServer::start(h.pool_dir());
-    let ctx = example_context("gcc");
-    let dest = tempfile::tempdir().unwrap();
-    let r = buildctl(
-        &ctx.path().join("repro.yaml"),
-        ctx.path(),
-        &pool.url,
-        &[
-            "--opt",
-            "target=packages",
-            "--output",
-            &format!("type=local,dest={}", dest.path().display()),
-        ],
-    );
-    assert!(r.ok, "{}", r.text);
+    let (ctx, dest) = target_build("gcc", "packages");
     let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
     for (sum, name) in lock
         .lines()
@@ -180,16 +171,10 @@ fn engine3_packages_target_writes_the_verified_blobs() {
 #[test]
 #[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
 fn engine3_a_blob_with_wrong_bytes_fails_naming_it() {
-    let h = harness();
-    let pool = PoolServer::start(h.pool_dir());
+    let pool = PoolServer::start(harness().pool_dir());
     let ctx = example_context("hello");
-    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
-    let (sum, name) = lock
-        .lines()
-        .find(|l| l.contains("/hello_"))
-        .and_then(|l| l.split_once("  "))
-        .expect("hello in the lockfile");
-    pool.fault(name, Fault::WrongBytes);
+    let (sum, name) = lock_entry(ctx.path(), "/hello_");
+    pool.fault(&name, Fault::WrongBytes);
     let r = buildctl(
         &ctx.path().join("repro.yaml"),
         ctx.path(),
@@ -197,7 +182,7 @@ fn engine3_a_blob_with_wrong_bytes_fails_naming_it() {
         &["--no-cache"],
     );
     assert!(!r.ok, "the build should fail:\n{}", r.text);
-    for needle in [name.to_string(), format!("sha256:{sum}")] {
+    for needle in [name.clone(), format!("sha256:{sum}")] {
         assert!(r.text.contains(&needle), "no {needle:?} in:\n{}", r.text);
     }
     assert!(!r.text.contains("installing"), "{}", r.text);

@@ -4,8 +4,8 @@ use sha2::{Digest, Sha256};
 
 use super::example_args;
 use crate::support::{
-    docker_build, docker_build_alone, example_context, harness, pool::Fault, pool::PoolServer,
-    repo, run,
+    docker_build, docker_build_alone, example_context, harness, lock_entry, pool::Fault,
+    pool::PoolServer, repo, run,
 };
 
 #[test]
@@ -13,12 +13,8 @@ fn a_blob_with_wrong_bytes_fails_before_anything_is_installed() {
     let h = harness();
     let pool = PoolServer::start(h.pool_dir());
     let ctx = example_context("hello");
-    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
-    let (sum, name) = lock
-        .lines()
-        .find(|l| l.contains("/hello_"))
-        .and_then(|l| l.split_once("  "))
-        .expect("hello in the lockfile");
+    let (sum, name) = lock_entry(ctx.path(), "/hello_");
+    let name = name.as_str();
     pool.fault(name, Fault::WrongBytes);
     let mut served = std::fs::read(h.pool_dir().join(name)).unwrap();
     served[0] ^= 0xff;

@@ -188,6 +188,18 @@ fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<St
     (r, id)
 }
 
+/// The (sha256, name) of the first entry of the context's lockfile whose
+/// name contains `needle`.
+pub fn lock_entry(ctx: &Path, needle: &str) -> (String, String) {
+    let lock = std::fs::read_to_string(ctx.join("SHA256SUMS-amd64")).expect("lockfile");
+    lock.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split_once("  "))
+        .map(|(s, n)| (s.to_string(), n.to_string()))
+        .unwrap_or_else(|| panic!("no {needle} in the lockfile"))
+}
+
 /// A copy of a corpus set's folder (tests/corpus/<set>) with the lockfile
 /// setup.sh made for it with the lock target.
 pub fn corpus_context(set: &str) -> tempfile::TempDir {
