@@ -129,7 +129,7 @@ TOML
   echo $! >"$E3_PIDFILE"
   for ((i = 0; i < 300; i++)); do
     e3_up && break
-    if ! pid_alive "$E3_PIDFILE" buildkitd; then
+    if pid_gone "$E3_PIDFILE"; then
       tail -n 30 "$E3_LOG" | sed 's/^/    /' >&2
       die "buildkitd exited during start-up (log: $E3_LOG)"
     fi

@@ -72,6 +72,17 @@ since() { echo $(($(date +%s) - $1)); }
 
 # pid_alive <pidfile> [comm-substring]: true if the pidfile names a live
 # process (and, if given, its command line contains the substring).
+# pid_gone <pidfile>: the process the pidfile names has exited. Start-up
+# loops use this rather than pid_alive's name check: while a freshly
+# started process execs (setsid, then nohup, then the daemon), its
+# /proc/<pid>/cmdline can read empty for a moment.
+pid_gone() {
+  local pid
+  pid="$(cat "$1" 2>/dev/null)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  [[ ! -d "/proc/$pid" ]] || grep -q '^State:.*(zombie)' "/proc/$pid/status" 2>/dev/null
+}
+
 pid_alive() {
   local pidfile="$1" want="${2:-}" pid
   [[ -s "$pidfile" ]] || return 1
@@ -382,7 +393,7 @@ engine_start() {
   for ((i = 0; i < 300; i++)); do
     v="$(server_version)"
     [[ -n "$v" ]] && break
-    if ! pid_alive "$pidfile" dockerd; then
+    if pid_gone "$pidfile"; then
       tail -n 30 "$log" | sed 's/^/    /' >&2
       die "dockerd $e exited during start-up (log: $log)"
     fi

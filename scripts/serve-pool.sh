@@ -34,7 +34,7 @@ start() {
   local url="http://127.0.0.1:$port"
   for ((i = 0; i < 100; i++)); do
     curl -fsS -o /dev/null --max-time 2 "$url/" 2>/dev/null && break
-    pid_alive "$PIDFILE" pool.py || {
+    ! pid_gone "$PIDFILE" || {
       tail -n 20 "$LOG" | sed 's/^/    /' >&2
       die "pool server exited during start-up (log: $LOG)"
     }

@@ -126,7 +126,7 @@ YAML
   echo $! >"$pidfile"
   for ((i = 0; i < 300; i++)); do
     registry_up && break
-    if ! pid_alive "$pidfile" docker-registry; then
+    if pid_gone "$pidfile"; then
       tail -n 30 "$log" | sed 's/^/    /' >&2
       die "docker-registry exited during start-up (log: $log)"
     fi
