@@ -273,12 +273,14 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
+        // `get`, not slicing: the text comes from a registry, and a byte
+        // range may fall inside a multi-byte character.
         _ if rest.len() == 6
             && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
+            && rest.get(3..4) == Some(":") =>
         {
-            let oh: i64 = rest[1..3].parse().ok()?;
-            let om: i64 = rest[4..6].parse().ok()?;
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
             sign * (oh * 3600 + om * 60)
         }
@@ -317,6 +319,12 @@ mod tests {
             "2023-13-14T22:13:20Z",
             "2023-11-14T22:13:20",
             "2023-11-14T22:13:20.Z",
+            // A multi-byte character where the offset's colon goes panicked
+            // the frontend (a base config comes from a registry).
+            "2023-01-01T00:00:00+00é0",
+            "2023-01-01T00:00:00é0:00",
+            "2023-01-01T00:00:00+é:00",
+            "2023-01-01T00:00:00-00:é",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
