@@ -31,21 +31,61 @@ pub const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
 const POLICY_RC_D_TEXT: &str =
     "#!/bin/sh\n# repro-frontend: no service starts during the install step\nexit 101\n";
 
-/// apt's view of the package indexes during the install: an empty folder, so
-/// lists the base image carries (with their mirror's versions) are never
-/// consulted and nothing is written to /var/lib/apt/lists.
+/// apt's view of the package indexes during the install: an empty folder
+/// (see `apt_offline_options`), removed when the step ends.
 pub const APT_LISTS_DIR: &str = "tmp/repro-apt-lists";
 
-/// How the step installs: the program, its arguments, and a short name for
-/// messages.
+/// How the step installs: the program and its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub program: String,
     pub args: Vec<String>,
-    /// "apt-get (offline)", "dpkg", ...
-    pub how: String,
-    /// Whether the tool orders by Pre-Depends itself (false for bare dpkg).
-    pub ordered: bool,
+}
+
+impl Plan {
+    fn new(program: &str, args: Vec<String>) -> Plan {
+        Plan {
+            program: program.into(),
+            args,
+        }
+    }
+
+    /// apt, which orders the install by Pre-Depends; bare dpkg does not.
+    pub fn uses_apt(&self) -> bool {
+        self.program.starts_with("apt")
+    }
+
+    /// A short name for messages: "apt-get (offline)", "dpkg", ...
+    pub fn how(&self) -> String {
+        if self.uses_apt() {
+            format!("{} (offline)", self.program)
+        } else {
+            self.program.clone()
+        }
+    }
+}
+
+/// The options that keep apt to the files at hand: no sources, an empty
+/// lists folder (lists the base image carries, with their mirror's
+/// versions, are never consulted and nothing is written to
+/// /var/lib/apt/lists), no binary caches, and the files read by root (the
+/// _apt user may not be able to read the mount).
+fn apt_offline_options() -> Vec<String> {
+    [
+        "Dir::Etc::SourceList=/dev/null",
+        "Dir::Etc::SourceParts=/dev/null",
+        &format!("Dir::State::Lists=/{APT_LISTS_DIR}"),
+        "Dir::Cache::pkgcache=",
+        "Dir::Cache::srcpkgcache=",
+        "APT::Sandbox::User=root",
+    ]
+    .iter()
+    .flat_map(|o| ["-o".to_string(), o.to_string()])
+    .collect()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
 }
 
 /// What a Debian-family base has for installing local .deb files.
@@ -57,30 +97,18 @@ pub enum DebTools {
 
 /// The command for `files` (absolute paths, sorted) with `tool`.
 pub fn plan(tool: Installer, files: &[String], deb_tools: DebTools, rpm_keys: bool) -> Plan {
-    let (program, mut args, how, ordered): (&str, Vec<String>, &str, bool) = match tool {
-        Installer::Dpkg if deb_tools == DebTools::Apt => (
-            "apt-get",
-            [
+    let mut plan = match tool {
+        Installer::Dpkg if deb_tools == DebTools::Apt => {
+            let mut args = strings(&[
                 "install",
                 "--yes",
                 "--no-install-recommends",
                 // Never remove what the base has to make room: the lockfile
                 // says what to add, nothing else.
                 "--no-remove",
-                "-o",
-                "Dir::Etc::SourceList=/dev/null",
-                "-o",
-                "Dir::Etc::SourceParts=/dev/null",
-                "-o",
-                &format!("Dir::State::Lists=/{APT_LISTS_DIR}"),
-                "-o",
-                "Dir::Cache::pkgcache=",
-                "-o",
-                "Dir::Cache::srcpkgcache=",
-                // The files are read where they lie, by root (the _apt user
-                // may not be able to read the mount).
-                "-o",
-                "APT::Sandbox::User=root",
+            ]);
+            args.extend(apt_offline_options());
+            args.extend(strings(&[
                 "-o",
                 "Dpkg::Use-Pty=0",
                 "-o",
@@ -89,61 +117,36 @@ pub fn plan(tool: Installer, files: &[String], deb_tools: DebTools, rpm_keys: bo
                 // the step ends, and a crash mid-step discards it anyway.
                 "-o",
                 "Dpkg::Options::=--force-unsafe-io",
-            ]
-            .map(String::from)
-            .to_vec(),
-            "apt-get (offline)",
-            true,
-        ),
-        Installer::Dpkg => (
+            ]));
+            Plan::new("apt-get", args)
+        }
+        Installer::Dpkg => Plan::new(
             "dpkg",
-            ["--install", "--force-confold", "--force-unsafe-io"]
-                .map(String::from)
-                .to_vec(),
-            "dpkg",
-            false,
+            strings(&["--install", "--force-confold", "--force-unsafe-io"]),
         ),
         // rpm checks digests always and signatures when the base has keys.
-        Installer::Rpm => (
-            "rpm",
-            vec![
-                "--install".into(),
-                "--replacepkgs".into(),
-                "--define".into(),
-                format!(
-                    "_pkgverify_level {}",
-                    if rpm_keys { "signature" } else { "digest" }
-                ),
-            ],
-            "rpm",
-            true,
-        ),
+        Installer::Rpm => {
+            let level = if rpm_keys { "signature" } else { "digest" };
+            Plan::new(
+                "rpm",
+                strings(&[
+                    "--install",
+                    "--replacepkgs",
+                    "--define",
+                    &format!("_pkgverify_level {level}"),
+                ]),
+            )
+        }
         // apk checks signatures against /etc/apk/keys (no --allow-untrusted).
-        Installer::Apk => (
-            "apk",
-            ["add", "--no-network", "--no-cache"]
-                .map(String::from)
-                .to_vec(),
-            "apk",
-            true,
-        ),
+        Installer::Apk => Plan::new("apk", strings(&["add", "--no-network", "--no-cache"])),
         // pacman verifies a package's .sig when one lies beside it.
-        Installer::Pacman => (
+        Installer::Pacman => Plan::new(
             "pacman",
-            ["--upgrade", "--noconfirm", "--noprogressbar"]
-                .map(String::from)
-                .to_vec(),
-            "pacman",
-            true,
+            strings(&["--upgrade", "--noconfirm", "--noprogressbar"]),
         ),
     };
-    args.extend(files.iter().cloned());
-    Plan {
-        program: program.into(),
-        args,
-        how: how.into(),
-        ordered,
-    }
+    plan.args.extend(files.iter().cloned());
+    plan
 }
 
 /// The package files in `dir` that `tool` installs, as sorted absolute paths.
@@ -203,7 +206,7 @@ pub fn run(tool: Installer, packages: &Path, manual: &[String], root: &Path) -> 
     println!(
         "repro-frontend: installing {} verified file(s) with {}",
         files.len(),
-        plan.how
+        plan.how()
     );
 
     let policy = if tool == Installer::Dpkg {
@@ -212,7 +215,7 @@ pub fn run(tool: Installer, packages: &Path, manual: &[String], root: &Path) -> 
         None
     };
     let lists = root.join(APT_LISTS_DIR);
-    if tool == Installer::Dpkg && deb_tools == DebTools::Apt {
+    if plan.uses_apt() {
         fs::create_dir_all(lists.join("partial")).map_err(|e| at(&lists, e))?;
     }
     let outcome = run_logged(&plan);
@@ -235,23 +238,36 @@ pub fn run(tool: Installer, packages: &Path, manual: &[String], root: &Path) -> 
     if status == Some(0) {
         return marked;
     }
-    let code = status.map_or("a signal".to_string(), |c| format!("exit code {c}"));
+    report_failure(
+        &format!(
+            "{} failed ({}) installing the lockfile's {} package(s)",
+            plan.how(),
+            exit_status(status),
+            files.len()
+        ),
+        &lines,
+        hint(&plan, &lines),
+    )?;
+    Ok(false)
+}
+
+fn exit_status(status: Option<i32>) -> String {
+    status.map_or("a signal".to_string(), |c| format!("exit code {c}"))
+}
+
+/// The step's last lines when a tool failed: what failed, the lines of its
+/// output that say why, and what to do when the cause is known.
+fn report_failure(what: &str, lines: &[String], hint: Option<String>) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out)?;
-    writeln!(
-        out,
-        "repro-frontend: {} failed ({code}) installing the lockfile's {} package(s):",
-        plan.how,
-        files.len()
-    )?;
-    for line in summary(&lines) {
+    writeln!(out, "repro-frontend: {what}:")?;
+    for line in summary(lines) {
         writeln!(out, "  {line}")?;
     }
-    if let Some(hint) = hint(&plan, &lines) {
+    if let Some(hint) = hint {
         writeln!(out, "{hint}")?;
     }
-    out.flush()?;
-    Ok(false)
+    out.flush()
 }
 
 /// The `policy-rc.d` of the step: written when the base has none, removed
@@ -285,7 +301,7 @@ impl Policy {
 /// asked and `apt autoremove` knows the rest is a dependency. None when
 /// there is nothing to mark or the recipe listed no names.
 pub fn auto_marks(plan: &Plan, files: &[String], manual: &[String]) -> Option<Plan> {
-    if plan.program != "apt-get" || manual.is_empty() {
+    if !plan.uses_apt() || manual.is_empty() {
         return None;
     }
     // `name=version`, `name/release` and `name:arch` all name `name`.
@@ -303,28 +319,10 @@ pub fn auto_marks(plan: &Plan, files: &[String], manual: &[String]) -> Option<Pl
     if auto.is_empty() {
         return None;
     }
-    let mut args: Vec<String> = [
-        "auto",
-        "-o",
-        "Dir::Etc::SourceList=/dev/null",
-        "-o",
-        "Dir::Etc::SourceParts=/dev/null",
-        "-o",
-        "Dir::Cache::pkgcache=",
-        "-o",
-        "Dir::Cache::srcpkgcache=",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push("-o".into());
-    args.push(format!("Dir::State::Lists=/{APT_LISTS_DIR}"));
+    let mut args = vec!["auto".to_string()];
+    args.extend(apt_offline_options());
     args.extend(auto);
-    Some(Plan {
-        program: "apt-mark".into(),
-        args,
-        how: "apt-mark".into(),
-        ordered: true,
-    })
+    Some(Plan::new("apt-mark", args))
 }
 
 /// The package name of a Debian pool file: `name_version_arch.deb`.
@@ -339,10 +337,14 @@ fn run_marks(marks: &Plan) -> io::Result<bool> {
     if status == Some(0) {
         return Ok(true);
     }
-    println!("repro-frontend: apt-mark failed marking the dependencies automatic:");
-    for line in summary(&lines) {
-        println!("  {line}");
-    }
+    report_failure(
+        &format!(
+            "apt-mark failed ({}) marking the dependencies automatic",
+            exit_status(status)
+        ),
+        &lines,
+        None,
+    )?;
     Ok(false)
 }
 
@@ -358,30 +360,11 @@ fn run_logged(plan: &Plan) -> io::Result<(Option<i32>, Vec<String>)> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", plan.program)))?;
     let (tx, rx) = mpsc::channel::<String>();
     let mut readers = Vec::new();
-    for pipe in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        readers.push(std::thread::spawn(move || {
-            for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
-                if tx
-                    .send(String::from_utf8_lossy(&line).into_owned())
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        }));
+    if let Some(pipe) = child.stdout.take() {
+        readers.push(forward_lines(pipe, tx.clone()));
+    }
+    if let Some(pipe) = child.stderr.take() {
+        readers.push(forward_lines(pipe, tx.clone()));
     }
     drop(tx);
     let mut lines = Vec::new();
@@ -396,6 +379,23 @@ fn run_logged(plan: &Plan) -> io::Result<(Option<i32>, Vec<String>)> {
     }
     let status = child.wait()?;
     Ok((status.code(), lines))
+}
+
+/// Sends each line read from `pipe` to `tx`, on a thread of its own.
+fn forward_lines<R: io::Read + Send + 'static>(
+    pipe: R,
+    tx: mpsc::Sender<String>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
+            if tx
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    })
 }
 
 /// The lines of a failed tool's output that say what went wrong: apt's
@@ -446,7 +446,7 @@ pub fn summary(lines: &[String]) -> Vec<String> {
 /// What to do about it, when the cause is one we know.
 fn hint(plan: &Plan, lines: &[String]) -> Option<String> {
     let pre_depends = lines.iter().any(|l| l.contains("pre-dependency problem"));
-    if pre_depends && !plan.ordered {
+    if pre_depends && !plan.uses_apt() {
         return Some(
             "repro-frontend: this base image has no apt-get, and dpkg alone unpacks the files in name order, \
              so a package whose Pre-Depends sort after it is refused; use a base image that has apt \
@@ -489,7 +489,8 @@ mod tests {
             false,
         );
         assert_eq!(p.program, "apt-get");
-        assert!(p.ordered);
+        assert!(p.uses_apt());
+        assert_eq!(p.how(), "apt-get (offline)");
         let joined = p.args.join(" ");
         for want in [
             "install --yes --no-install-recommends --no-remove",
@@ -514,7 +515,8 @@ mod tests {
             false,
         );
         assert_eq!(p.program, "dpkg");
-        assert!(!p.ordered);
+        assert!(!p.uses_apt());
+        assert_eq!(p.how(), "dpkg");
         assert_eq!(
             p.args,
             [

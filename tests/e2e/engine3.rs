@@ -56,49 +56,57 @@ fn metadata(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("metadata file")).expect("metadata JSON")
 }
 
-/// Builds an example with `--output type=oci` and `--no-cache`; returns
-/// (manifest digest, config digest).
-fn oci_build(example: &str, pool: &PoolServer) -> (String, String) {
-    let ctx = example_context(example);
+/// What an OCI build reported.
+struct OciBuild {
+    /// The build output (plain progress).
+    text: String,
+    manifest: String,
+    config: String,
+}
+
+/// Builds the example context `ctx` with `--output type=oci` and `extra`
+/// buildctl arguments; the digests come from `--metadata-file`.
+fn oci_build(ctx: &Path, pool: &PoolServer, extra: &[&str]) -> OciBuild {
     let dir = tempfile::tempdir().unwrap();
     let meta = dir.path().join("meta.json");
-    let oci = dir.path().join("image.tar");
-    let r = buildctl(
-        &ctx.path().join("repro.yaml"),
-        ctx.path(),
-        &pool.url,
-        &[
-            "--no-cache",
-            "--output",
-            &format!("type=oci,dest={}", oci.display()),
-            "--metadata-file",
-            &meta.display().to_string(),
-        ],
-    );
-    assert!(r.ok, "{example} on engine 3:\n{}", r.text);
+    let output = format!("type=oci,dest={}", dir.path().join("image.tar").display());
+    let meta_arg = meta.display().to_string();
+    let mut args = vec!["--output", &output, "--metadata-file", &meta_arg];
+    args.extend_from_slice(extra);
+    let r = buildctl(&ctx.join("repro.yaml"), ctx, &pool.url, &args);
+    assert!(r.ok, "{} on engine 3:\n{}", ctx.display(), r.text);
     let m = metadata(&meta);
-    let digest = m["containerimage.digest"].as_str().unwrap_or_default();
-    let config = m["containerimage.config.digest"]
-        .as_str()
-        .unwrap_or_default();
+    let digest = |key: &str| m[key].as_str().unwrap_or_default().to_string();
+    let (manifest, config) = (
+        digest("containerimage.digest"),
+        digest("containerimage.config.digest"),
+    );
     assert!(
-        digest.starts_with("sha256:") && config.starts_with("sha256:"),
+        manifest.starts_with("sha256:") && config.starts_with("sha256:"),
         "no digests in the metadata: {m}"
     );
-    (digest.to_string(), config.to_string())
+    OciBuild {
+        text: r.text,
+        manifest,
+        config,
+    }
 }
 
 fn examples_reproduce(example: &str) {
     let pool = PoolServer::start(harness().pool_dir());
-    let (m1, c1) = oci_build(example, &pool);
-    let (m2, c2) = oci_build(example, &pool);
-    assert_eq!(m1, m2, "{example}: two --no-cache builds, two manifests");
-    assert_eq!(c1, c2);
+    let ctx = example_context(example);
+    let first = oci_build(ctx.path(), &pool, &["--no-cache"]);
+    let second = oci_build(ctx.path(), &pool, &["--no-cache"]);
+    assert_eq!(
+        first.manifest, second.manifest,
+        "{example}: two --no-cache builds, two manifests"
+    );
+    assert_eq!(first.config, second.config);
+    let c1 = first.config;
     // The rootfs and the config digest, for the three-way check.
     let out = out_dir();
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join(format!("{example}.config-digest")), &c1).unwrap();
-    let ctx = example_context(example);
     let dest = out.join(format!("{example}.tar"));
     let r = buildctl(
         &ctx.path().join("repro.yaml"),
@@ -281,37 +289,23 @@ fn engine3_a_registry_cache_brings_every_step_back() {
         h.get("REGISTRY"),
         std::process::id()
     );
-    let build = |extra: &[&str]| {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = dir.path().join("meta.json");
-        let oci = dir.path().join("image.tar");
-        let mut args = vec![
-            "--output".to_string(),
-            format!("type=oci,dest={}", oci.display()),
-            "--metadata-file".to_string(),
-            meta.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let r = buildctl(&ctx.path().join("repro.yaml"), ctx.path(), &pool.url, &args);
-        assert!(r.ok, "{}", r.text);
-        let digest = metadata(&meta)["containerimage.digest"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        (r.text, digest)
-    };
-    let (_, first) = build(&[
-        "--no-cache",
-        "--export-cache",
-        &format!("type=registry,ref={cache},mode=max"),
-    ]);
+    let export = format!("type=registry,ref={cache},mode=max");
+    let first = oci_build(
+        ctx.path(),
+        &pool,
+        &["--no-cache", "--export-cache", &export],
+    );
     let prune =
         run(Command::new(h.get("BUILDCTL")).args(["--addr", h.get("E3_ADDR"), "prune", "--all"]));
     assert!(prune.ok, "{}", prune.text);
     let hits_before = pool.hits().len();
-    let (text, second) = build(&["--import-cache", &format!("type=registry,ref={cache}")]);
-    assert_eq!(first, second, "the imported build gave another image");
+    let import = format!("type=registry,ref={cache}");
+    let second = oci_build(ctx.path(), &pool, &["--import-cache", &import]);
+    assert_eq!(
+        first.manifest, second.manifest,
+        "the imported build gave another image"
+    );
+    let text = second.text;
     let ran: Vec<String> = ran_steps(&text)
         .into_iter()
         .filter(|n| {
