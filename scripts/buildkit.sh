@@ -45,23 +45,10 @@ e3_built() {
 
 # e3_fetch_go: Go 1.24 from trixie, unpacked under engine3/go (cached).
 e3_fetch_go() {
-  local p v deb debs="$E3_DIR/go-debs" tmp="$E3_DIR/go.tmp"
   [[ -x "$E3_GOROOT/bin/go" ]] && return 0
-  e26_apt_setup
-  e26_apt_opts
-  run_logged engine3-apt-update apt-get "${E26_APT_OPTS[@]}" update
-  for p in "${E3_GO_PACKAGES[@]}"; do
-    v="$(e26_candidate "$p")"
-    [[ -n "$v" && "$v" != "(none)" ]] || die "$E26_SUITE has no package $p (see $LOG_DIR/engine3-apt-update.log)"
-  done
-  rm -rf "$debs" "$tmp"
-  mkdir -p "$debs" "$tmp"
-  run_logged engine3-go-download env --chdir="$debs" apt-get "${E26_APT_OPTS[@]}" download "${E3_GO_PACKAGES[@]}"
-  for deb in "$debs"/*.deb; do
-    dpkg-deb -x "$deb" "$tmp"
-  done
-  rm -rf "$E3_DIR/go" "$debs"
-  mv "$tmp" "$E3_DIR/go"
+  trixie_unpack engine3-go "$E3_DIR/go.tmp" "${E3_GO_PACKAGES[@]}"
+  rm -rf "$E3_DIR/go"
+  mv "$E3_DIR/go.tmp" "$E3_DIR/go"
   [[ -x "$E3_GOROOT/bin/go" ]] || die "the unpacked Go packages have no $E3_GOROOT/bin/go"
 }
 
@@ -100,7 +87,7 @@ e3_up() { [[ -S "$E3_SOCK" ]] && e3_ctl debug workers >/dev/null 2>&1; }
 
 # e3_start: buildkitd beside dockerd (idempotent).
 e3_start() {
-  local t cfg="$E3_DIR/buildkitd.toml" i
+  local t cfg="$E3_DIR/buildkitd.toml"
   t=$(date +%s)
   if pid_alive "$E3_PIDFILE" buildkitd && e3_up; then
     say "engine 3: buildkitd already running (pid $(cat "$E3_PIDFILE"))"
@@ -127,15 +114,7 @@ TOML
   setsid nohup env PATH="/usr/sbin:/usr/bin:/sbin:/bin" "$E3_BIN/buildkitd" --config "$cfg" \
     </dev/null >>"$E3_LOG" 2>&1 9>&- &
   echo $! >"$E3_PIDFILE"
-  for ((i = 0; i < 300; i++)); do
-    e3_up && break
-    if pid_gone "$E3_PIDFILE"; then
-      tail -n 30 "$E3_LOG" | sed 's/^/    /' >&2
-      die "buildkitd exited during start-up (log: $E3_LOG)"
-    fi
-    sleep 0.1
-  done
-  e3_up || die "buildkitd did not answer on $E3_ADDR within 30s (log: $E3_LOG)"
+  await_start 30 "$E3_PIDFILE" "$E3_LOG" buildkitd e3_up
   say "engine 3: started buildkitd v0.26.3 on $E3_ADDR, pid $(cat "$E3_PIDFILE") ($(since "$t")s)"
 }
 

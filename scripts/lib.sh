@@ -83,6 +83,24 @@ pid_gone() {
   [[ ! -d "/proc/$pid" ]] || grep -q '^State:.*(zombie)' "/proc/$pid/status" 2>/dev/null
 }
 
+# await_start <seconds> <pidfile> <log> <name> <probe...>: waits until the
+# probe command succeeds; dies with the log's tail when the process exits
+# first or the time runs out.
+await_start() {
+  local secs=$1 pidfile=$2 log=$3 name=$4 i
+  shift 4
+  for ((i = 0; i < secs * 10; i++)); do
+    "$@" && return 0
+    pid_gone "$pidfile" && break
+    sleep 0.1
+  done
+  tail -n 30 "$log" | sed 's/^/    /' >&2
+  if pid_gone "$pidfile"; then
+    die "$name exited during start-up (log: $log)"
+  fi
+  die "$name did not answer within ${secs}s (log: $log)"
+}
+
 pid_alive() {
   local pidfile="$1" want="${2:-}" pid
   [[ -s "$pidfile" ]] || return 1
@@ -301,35 +319,48 @@ e26_candidate() {
   apt-cache "${E26_APT_OPTS[@]}" policy "$1" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }'
 }
 
+# trixie_unpack <name> <dir> <package...>: the packages' current trixie
+# versions, downloaded with the private apt state and unpacked (not
+# installed) into <dir> (replaced), with "<package> <version>" lines in
+# <dir>/.debs. Logs are <name>-apt-update and <name>-download.
+trixie_unpack() {
+  local name=$1 dir=$2 p v deb debs="$E26_DIR/$1-debs"
+  shift 2
+  e26_apt_setup
+  e26_apt_opts
+  run_logged "$name-apt-update" apt-get "${E26_APT_OPTS[@]}" update
+  for p in "$@"; do
+    v="$(e26_candidate "$p")"
+    [[ -n "$v" && "$v" != "(none)" ]] || die "$E26_SUITE has no package $p (see $LOG_DIR/$name-apt-update.log)"
+  done
+  rm -rf "$debs" "$dir"
+  mkdir -p "$debs" "$dir"
+  run_logged "$name-download" env --chdir="$debs" apt-get "${E26_APT_OPTS[@]}" download "$@"
+  for deb in "$debs"/*.deb; do
+    dpkg-deb -x "$deb" "$dir"
+    # shellcheck disable=SC2016 # dpkg's format, not the shell's
+    dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb" >>"$dir/.debs"
+  done
+  rm -rf "$debs" "$E26_DIR/apt/cache/archives"
+}
+
 # e26_fetch: make sure engine 26's files are unpacked (cached after the
 # first run; no network then).
 e26_fetch() {
-  local t p v deb debs="$E26_DIR/debs" tmp="$E26_ROOT.tmp"
+  local t p v tmp="$E26_ROOT.tmp"
   t=$(date +%s)
   if [[ -x "$E26_DOCKERD" ]]; then
     say "engine 26 files: present (cached)"
   else
     need_root "fetching engine 26"
     [[ -x "$E26_RUNC" ]] || die "$E26_RUNC not found (package runc; engine 26 uses bookworm's runc)"
-    e26_apt_setup
-    e26_apt_opts
-    run_logged engine26-apt-update apt-get "${E26_APT_OPTS[@]}" update
-    for p in "${E26_PACKAGES[@]}"; do
-      v="$(e26_candidate "$p")"
-      [[ -n "$v" && "$v" != "(none)" ]] || die "$E26_SUITE has no package $p (see $LOG_DIR/engine26-apt-update.log)"
+    trixie_unpack engine26 "$tmp" "${E26_PACKAGES[@]}"
+    while read -r p v; do
       case "$p:$v" in
         docker.io:26.1.* | docker-cli:26.1.* | docker-buildx:0.13.* | containerd:*) ;;
         *) die "$E26_SUITE's $p is $v; expected docker.io and docker-cli 26.1, docker-buildx 0.13" ;;
       esac
-    done
-    rm -rf "$debs" "$tmp"
-    mkdir -p "$debs" "$tmp"
-    run_logged engine26-download env --chdir="$debs" apt-get "${E26_APT_OPTS[@]}" download "${E26_PACKAGES[@]}"
-    for deb in "$debs"/*.deb; do
-      dpkg-deb -x "$deb" "$tmp"
-      # shellcheck disable=SC2016 # dpkg's format, not the shell's
-      dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb" >>"$tmp/.debs"
-    done
+    done <"$tmp/.debs"
     # docker.io's docker-init points at trixie's tini-static, not unpacked:
     # drop the dangling link so bookworm's /usr/bin/docker-init is found.
     [[ -e "$tmp/usr/bin/docker-init" ]] || rm -f "$tmp/usr/bin/docker-init"
@@ -341,7 +372,6 @@ e26_fetch() {
       die "trixie's dockerd does not run here: $("$tmp/usr/sbin/dockerd" --version 2>&1 | head -n 1)"
     rm -rf "$E26_ROOT"
     mv "$tmp" "$E26_ROOT"
-    rm -rf "$debs" "$E26_DIR/apt/cache/archives"
     say "engine 26 files: $(paste -sd, "$E26_ROOT/.debs" | sed 's/,/, /g') from $E26_SUITE ($(since "$t")s)"
   fi
   # The CLI finds buildx in its config dir's cli-plugins folder.
@@ -363,6 +393,8 @@ dockerd_cmd() { # <engine> <pidfile>: the command line that starts it
       --exec-root "$E26_EXEC_ROOT" --host "unix://$DOCKER_SOCK")
   fi
 }
+
+dockerd_answers() { [[ -n "$(server_version)" ]]; }
 
 # engine_start <engine>: start that engine's dockerd (no other daemon may
 # answer on the socket) and wait until it answers with its version.
@@ -390,19 +422,8 @@ engine_start() {
     done
     [[ -s "$pidfile" ]] || echo "$starter" >"$pidfile"
   fi
-  for ((i = 0; i < 300; i++)); do
-    v="$(server_version)"
-    [[ -n "$v" ]] && break
-    if pid_gone "$pidfile"; then
-      tail -n 30 "$log" | sed 's/^/    /' >&2
-      die "dockerd $e exited during start-up (log: $log)"
-    fi
-    sleep 0.2
-  done
-  if [[ -z "$v" ]]; then
-    tail -n 30 "$log" | sed 's/^/    /' >&2
-    die "dockerd $e did not answer within 60s (log: $log)"
-  fi
+  await_start 60 "$pidfile" "$log" "dockerd $e" dockerd_answers
+  v="$(server_version)"
   [[ "$(engine_of_version "$v")" == "$e" ]] ||
     die "started engine $e but Docker $v answers on $DOCKER_SOCK (log: $log)"
   say "engine $e: started Docker $v, pid $(cat "$pidfile") ($(since "$t")s)"

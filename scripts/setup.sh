@@ -95,7 +95,7 @@ phase_dockerd() {
 # ----------------------------------------------------------------- registry
 phase_registry() {
   local t pidfile="$HARNESS_DIR/registry.pid" log="$HARNESS_DIR/registry.log"
-  local cfg="$HARNESS_DIR/registry.yml" code i
+  local cfg="$HARNESS_DIR/registry.yml" code
   t=$(date +%s)
   if registry_up; then
     say "registry: already answering on http://$REGISTRY/v2/"
@@ -124,15 +124,7 @@ YAML
   printf '\n==== %s setup.sh starts docker-registry\n' "$(date -u +%FT%TZ)" >>"$log"
   setsid nohup docker-registry serve "$cfg" </dev/null >>"$log" 2>&1 9>&- &
   echo $! >"$pidfile"
-  for ((i = 0; i < 300; i++)); do
-    registry_up && break
-    if pid_gone "$pidfile"; then
-      tail -n 30 "$log" | sed 's/^/    /' >&2
-      die "docker-registry exited during start-up (log: $log)"
-    fi
-    sleep 0.1
-  done
-  registry_up || die "registry did not answer on http://$REGISTRY/v2/ within 30s (log: $log)"
+  await_start 30 "$pidfile" "$log" docker-registry registry_up
   say "registry: started on $REGISTRY, pid $(cat "$pidfile") ($(since "$t")s)"
 }
 
