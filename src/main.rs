@@ -125,15 +125,17 @@ fn llb(a: LlbArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--build-arg {kv:?} is not NAME=VALUE"))?;
         build_args.insert(k.to_string(), v.to_string());
     }
-    let converted = repro_frontend::local::convert(&repro_frontend::local::LocalBuild {
-        recipe: a.recipe.clone(),
-        context: a.context.clone(),
-        build_args,
-        platform: repro_frontend::opts::parse_platform(&a.platform).map_err(anyhow::Error::msg)?,
-        base_config: a.base_config.clone(),
-        frontend_image: a.frontend_image.clone(),
-        resolve_mode: repro_frontend::llb::ResolveMode::Default,
-    })?;
+    let converted =
+        repro_frontend::frontend::local::convert(&repro_frontend::frontend::local::LocalBuild {
+            recipe: a.recipe.clone(),
+            context: a.context.clone(),
+            build_args,
+            platform: repro_frontend::frontend::opts::parse_platform(&a.platform)
+                .map_err(anyhow::Error::msg)?,
+            base_config: a.base_config.clone(),
+            frontend_image: a.frontend_image.clone(),
+            resolve_mode: repro_frontend::llb::ResolveMode::Default,
+        })?;
     if let Some(path) = &a.config_out {
         std::fs::write(path, &converted.config)
             .with_context(|| format!("write {}", path.display()))?;
@@ -161,7 +163,7 @@ fn fetch(
     out: &std::path::Path,
     context: &std::path::Path,
 ) -> anyhow::Result<bool> {
-    use repro_frontend::fetch;
+    use repro_frontend::step::fetch;
     let text = std::fs::read(plan).with_context(|| format!("read {}", plan.display()))?;
     let plan: fetch::Plan =
         serde_json::from_slice(&text).with_context(|| format!("parse {}", plan.display()))?;
@@ -188,7 +190,7 @@ fn main() -> ExitCode {
             base,
             out,
             packages,
-        }) => match repro_frontend::lock::run_apt(&base, &packages, &out) {
+        }) => match repro_frontend::step::lock::run_apt(&base, &packages, &out) {
             Ok(n) => {
                 println!("locked {n} package file(s) in {}", out.display());
                 ExitCode::SUCCESS
@@ -207,11 +209,11 @@ fn main() -> ExitCode {
             }
         },
         Some(Cmd::Install { tool, manual, dir }) => {
-            let Some(tool) = repro_frontend::install::Installer::from_name(&tool) else {
+            let Some(tool) = repro_frontend::distro::install::Installer::from_name(&tool) else {
                 println!("repro-frontend: unknown install tool {tool:?}");
                 return ExitCode::FAILURE;
             };
-            match repro_frontend::install_step::run(tool, &dir, &manual, std::path::Path::new("/"))
+            match repro_frontend::step::install::run(tool, &dir, &manual, std::path::Path::new("/"))
             {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
@@ -235,10 +237,13 @@ fn main() -> ExitCode {
             dir,
         }) => {
             let done = match &out {
-                Some(out) => {
-                    repro_frontend::normalize::normalize_into(&dir, out, epoch, base.as_deref())
-                }
-                None => repro_frontend::normalize::normalize(&dir, epoch, base.as_deref()),
+                Some(out) => repro_frontend::step::normalize::normalize_into(
+                    &dir,
+                    out,
+                    epoch,
+                    base.as_deref(),
+                ),
+                None => repro_frontend::step::normalize::normalize(&dir, epoch, base.as_deref()),
             };
             match done.with_context(|| format!("normalize {}", dir.display())) {
                 Ok(report) => {
@@ -289,8 +294,8 @@ fn gateway() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let opts = repro_frontend::opts::from_env(std::env::vars());
-    let code = match runtime.block_on(repro_frontend::gateway::run(opts)) {
+    let opts = repro_frontend::frontend::opts::from_env(std::env::vars());
+    let code = match runtime.block_on(repro_frontend::frontend::bridge::run(opts)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("repro-frontend: {e:#}");

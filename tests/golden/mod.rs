@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use bollard_buildkit_proto::pb;
 use prost::Message;
 use repro_frontend::convert::{self, Platform};
+use repro_frontend::frontend::local::{self, LocalBuild};
 use repro_frontend::llb::ResolveMode;
-use repro_frontend::local::{self, LocalBuild};
 
 use crate::support::repo;
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::template::{Template, basename};
+use crate::recipe::template::{Template, basename};
 
 /// Where the build context is mounted for `context://` providers.
 pub const CONTEXT_DIR: &str = "/context";

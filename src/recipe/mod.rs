@@ -5,12 +5,16 @@
 //! Build args are expanded afterwards by [`Recipe::expand`], which keeps the
 //! spans so that an undeclared `${NAME}` can be pointed at too.
 
+pub mod args;
+pub mod reference;
+pub mod template;
+pub mod yaml;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::subst;
-use crate::template::Template;
-use crate::yaml::{self, Node, Span};
+use crate::recipe::template::Template;
+use yaml::{Node, Span};
 
 /// A value and where it was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +54,7 @@ pub struct Packages {
     /// URL templates, tried in order.
     pub providers: Vec<Spanned<String>>,
     /// The package tool, when not the one the base image's os-release implies.
-    pub installer: Option<Spanned<crate::install::Installer>>,
+    pub installer: Option<Spanned<crate::distro::install::Installer>>,
     /// Fetch the lockfile's `.sig` files beside their packages, so the tool
     /// verifies them (pacman).
     pub signatures: bool,
@@ -374,7 +378,7 @@ impl<'a> Decoder<'a> {
         let mut out = Vec::new();
         for (k, v) in self.map(node, "args")? {
             let name = key_text(k);
-            if !subst::is_arg_name(name) {
+            if !args::is_arg_name(name) {
                 return self.err(k.span(), format!("\"{name}\" is not a valid arg name (letters, digits and _, not starting with a digit)"));
             }
             if PREDEFINED_ARGS.contains(&name) {
@@ -430,7 +434,7 @@ impl<'a> Decoder<'a> {
                 }
                 "installer" => {
                     let s = self.non_empty(v, "packages.installer")?;
-                    match crate::install::Installer::from_name(&s.value) {
+                    match crate::distro::install::Installer::from_name(&s.value) {
                         Some(i) => installer = Some(Spanned::new(i, s.span)),
                         None => {
                             return self.err(
@@ -674,7 +678,7 @@ impl Recipe {
         for decl in &self.args {
             // Defaults may use args declared before them and the predefined ones.
             let lookup = |n: &str| values.get(n).cloned();
-            let default = subst::expand(&decl.default, &lookup).map_err(|e| RecipeError {
+            let default = args::expand(&decl.default, &lookup).map_err(|e| RecipeError {
                 file: self.file.clone(),
                 span: decl.span,
                 message: format!("in the default of {}: {}", decl.name, e.message),
@@ -710,7 +714,7 @@ impl Recipe {
         let lookup = |n: &str| args.get(n).map(str::to_string);
         let file = self.file.clone();
         let ex = |s: &Spanned<String>| -> Result<Spanned<String>, RecipeError> {
-            subst::expand(&s.value, &lookup)
+            args::expand(&s.value, &lookup)
                 .map(|v| Spanned::new(v, s.span))
                 .map_err(|e| RecipeError {
                     file: file.clone(),

@@ -481,11 +481,12 @@ fn may_be_keystore(path: &Path) -> bool {
 /// `keystore.rs`); content is rewritten in place, so hard links stay.
 fn clamp_keystore(root: &Path, path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
     let data = fs::read(path).map_err(|e| at(path, e))?;
-    if !crate::keystore::is_jks(&data) {
+    if !crate::step::keystore::is_jks(&data) {
         return Ok(());
     }
     let shown = Path::new("/").join(path.strip_prefix(root).unwrap_or(path));
-    match crate::keystore::clamp_dates(&data, epoch, crate::keystore::DEFAULT_PASSWORD) {
+    match crate::step::keystore::clamp_dates(&data, epoch, crate::step::keystore::DEFAULT_PASSWORD)
+    {
         Ok(Some(bytes)) => {
             fs::write(path, bytes).map_err(|e| at(path, e))?;
             report.keystores.push(shown);
@@ -760,7 +761,7 @@ mod tests {
     // ca-certificates-java stamps each cacerts entry with the install time.
     #[test]
     fn java_keystores_the_build_wrote_get_their_entry_dates_clamped() {
-        use crate::keystore::tests::keystore;
+        use crate::step::keystore::tests::keystore;
         let epoch = 1_700_000_000;
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("etc/ssl/certs/java");

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use crate::install::Installer;
+use crate::distro::install::Installer;
 
 /// Debian's hook that `invoke-rc.d` asks before starting a service; exit
 /// status 101 means "action forbidden".

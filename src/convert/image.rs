@@ -293,7 +293,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::recipe::Spanned;
-    use crate::yaml::Span;
+    use crate::recipe::yaml::Span;
 
     fn sp(s: &str) -> Spanned<String> {
         Spanned::new(s.to_string(), Span::default())

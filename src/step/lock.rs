@@ -133,7 +133,7 @@ pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result
 
     let mut roots = Vec::new();
     if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
-        roots.extend(crate::sources::apt_one_line(&t));
+        roots.extend(crate::distro::sources::apt_one_line(&t));
     }
     let mut names: Vec<std::path::PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -144,8 +144,8 @@ pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result
             continue;
         };
         match p.extension().and_then(|e| e.to_str()) {
-            Some("list") => roots.extend(crate::sources::apt_one_line(&t)),
-            Some("sources") => roots.extend(crate::sources::apt_deb822(&t)),
+            Some("list") => roots.extend(crate::distro::sources::apt_one_line(&t)),
+            Some("sources") => roots.extend(crate::distro::sources::apt_deb822(&t)),
             _ => {}
         }
     }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::template::basename;
+use crate::recipe::template::basename;
 
 /// One blob the lockfile pins.
 #[derive(Clone, Debug, PartialEq, Eq)]

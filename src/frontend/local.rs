@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
+use crate::convert::image::BaseConfig;
 use crate::convert::{self, Converted, Platform};
-use crate::image::BaseConfig;
 use crate::llb::{LocalOpts, ResolveMode};
-use crate::{lockfile, recipe, reference};
+use crate::recipe::reference;
+use crate::{lockfile, recipe};
 
 /// Options of an offline conversion; they mirror the gateway's opts.
 #[derive(Clone, Debug)]

@@ -14,15 +14,17 @@
 //!    to a scratch mount at /out (see `normalize.rs`); that mount is the
 //!    result: one layer, no whiteouts.
 
+pub mod image;
+
 use std::collections::BTreeMap;
 
-use crate::fetch;
-use crate::image::{self, BaseConfig, Provenance};
-use crate::install::Installer;
+use crate::distro::install::Installer;
 use crate::llb::{self, CopyOpts, LocalOpts, Mount, Network, Owner, ResolveMode, State};
 use crate::lockfile::{Entry, Lockfile};
+use crate::recipe::template::Template;
 use crate::recipe::{ArgValues, Command, Recipe, Spanned, Step};
-use crate::template::Template;
+use crate::step::fetch;
+use image::{BaseConfig, Provenance};
 
 /// Where the packages are mounted during the install step. Under /tmp, which
 /// normalization empties, so the mount point leaves no trace.
@@ -177,7 +179,7 @@ pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
             "the lock target needs packages.install (the package names to resolve)",
         ));
     }
-    let file = crate::template::basename(&packages.sums[0].value).to_string();
+    let file = crate::recipe::template::basename(&packages.sums[0].value).to_string();
     let (_, root) = base_states(opts);
     let mut argv: Vec<String> = vec![
         format!("/repro{FRONTEND_BINARY}"),

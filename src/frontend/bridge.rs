@@ -22,15 +22,15 @@ use bollard_buildkit_proto::pb;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::convert::image::BaseConfig;
 use crate::convert::{self, Platform};
-use crate::image::BaseConfig;
-use crate::install::Installer;
+use crate::distro::install::Installer;
+use crate::distro::sources;
+use crate::frontend::opts::FrontendOpts;
 use crate::llb::{self, LocalOpts, ResolveMode, State};
 use crate::lockfile;
-use crate::opts::FrontendOpts;
 use crate::recipe;
-use crate::reference;
-use crate::sources;
+use crate::recipe::reference;
 
 /// Frontend API caps we rely on.
 const CAP_SOLVE_BASE: &str = "solve.base";
@@ -599,7 +599,7 @@ async fn build(
             recipe.base.span.col
         )
     })?;
-    let pinned = crate::local::has_digest(&base_text);
+    let pinned = crate::frontend::local::has_digest(&base_text);
     let (mut digest, config_bytes) = bridge
         .resolve_image(&base_text, &platform, opts.resolve_mode, opts)
         .await?;
@@ -726,7 +726,7 @@ async fn build(
         && !p.allow_stale_lock
     {
         let install: Vec<String> = p.install.iter().map(|i| i.value.clone()).collect();
-        if let Some(why) = crate::lock::staleness(text, &base_ref, &install) {
+        if let Some(why) = crate::step::lock::staleness(text, &base_ref, &install) {
             bail!(
                 "{path} is stale: {why}; re-run the lock target (docker build --target lock --output type=local,dest=<folder> -f {} <context>), or set packages.allow-stale-lock: true",
                 recipe.file
@@ -772,7 +772,7 @@ async fn build(
             let releasever = match &os_release {
                 Ok(text) => text
                     .as_deref()
-                    .and_then(|t| crate::install::os_release_field(t, "VERSION_ID"))
+                    .and_then(|t| crate::distro::install::os_release_field(t, "VERSION_ID"))
                     .unwrap_or_default(),
                 Err(e) => bail!("{e:#}"),
             };
@@ -856,7 +856,7 @@ fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::local::has_digest;
+    use crate::frontend::local::has_digest;
 
     #[test]
     fn targets_parse_by_name_and_an_unknown_one_lists_them_all() {
@@ -909,7 +909,7 @@ mod fake {
     use tonic::{Request, Response, Status};
 
     use super::{connect_io, result, run_with};
-    use crate::opts;
+    use crate::frontend::opts;
 
     pub const BASE: &str = "127.0.0.1:5000/repro/debian@sha256:4608019fc9f45c56ec80a55881d4dc90a637271afb41bc2aa7df7d218aacdf56";
     pub const DIGEST: &str =

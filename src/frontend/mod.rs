@@ -1,0 +1,10 @@
+//! The frontend's edge: everything that talks to BuildKit or reads the
+//! user's files. May do I/O.
+//!
+//! - `bridge`: the LLBBridge client over stdio, one build per process;
+//! - `opts`: the options BuildKit hands over, decoded (pure);
+//! - `local`: the `llb` subcommand's side, reading local files.
+
+pub mod bridge;
+pub mod local;
+pub mod opts;

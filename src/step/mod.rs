@@ -1,0 +1,15 @@
+//! What runs inside the build, in execs of the frontend's own image or of
+//! the target rootfs: these modules read and write files and run the
+//! distro's tools. May do I/O; nothing outside `main.rs` calls them at
+//! conversion time.
+//!
+//! - `fetch`: providers tried in order, every blob checked;
+//! - `install`: the distro's tool on the verified package files, offline;
+//! - `normalize`: copy onto scratch, clamp times, prune (with `keystore`);
+//! - `lock`: apt's answer turned into a SHA256SUMS.
+
+pub mod fetch;
+pub mod install;
+pub mod keystore;
+pub mod lock;
+pub mod normalize;
