@@ -1,0 +1,818 @@
+//! A seeded mutation fuzzer that runs on the stable toolchain: every parser
+//! that reads user or registry input must answer with an error, never a panic.
+//!
+//! I/O: reads the seed files once (the repo's recipes, lockfiles and base
+//! config) and writes a crashing input under `target/tmp/fuzz-crashes/`;
+//! the loop itself does none (the fetch target parses the plan, it fetches
+//! nothing).
+//!
+//! `cargo test --test fuzz` runs a short pass per target (the default, for
+//! CI). Environment: `REPRO_FUZZ_ITERS` (inputs per target),
+//! `REPRO_FUZZ_TARGET` (one name, or several comma-separated),
+//! `REPRO_FUZZ_SEED` (the run is deterministic by it), `REPRO_FUZZ_REPLAY`
+//! (a saved input: run it once, with the panic shown). Positional arguments
+//! filter the targets by name like libtest's, so `cargo test -- golden`
+//! skips this binary's work.
+
+use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use repro_frontend::convert::image::{self, BaseConfig, Provenance};
+use repro_frontend::convert::{self, Platform};
+use repro_frontend::frontend::{local, opts};
+use repro_frontend::llb::{LocalOpts, Network, ResolveMode};
+use repro_frontend::lockfile::{self, Lockfile};
+use repro_frontend::recipe::template::{Template, basename};
+use repro_frontend::recipe::{self, ImageSettings, args, reference};
+use repro_frontend::step::fetch::{self, Attempt, Outcome, Plan};
+
+/// Inputs per target when `REPRO_FUZZ_ITERS` is unset: a few seconds each
+/// in a debug build.
+const DEFAULT_ITERS: u64 = 20_000;
+/// Mutated inputs are capped so one input never dominates a run.
+const MAX_LEN: usize = 64 * 1024;
+
+/// One fuzz target: its seeds and the code under test.
+struct Target {
+    name: &'static str,
+    seeds: fn(&Repo) -> Vec<Vec<u8>>,
+    run: fn(&[u8]),
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        name: "recipe",
+        seeds: recipe_seeds,
+        run: run_recipe,
+    },
+    Target {
+        name: "lockfile",
+        seeds: lockfile_seeds,
+        run: run_lockfile,
+    },
+    Target {
+        name: "base",
+        seeds: base_seeds,
+        run: run_base,
+    },
+    Target {
+        name: "opts",
+        seeds: opts_seeds,
+        run: run_opts,
+    },
+    Target {
+        name: "plan",
+        seeds: plan_seeds,
+        run: run_plan,
+    },
+];
+
+// ---- the targets ----------------------------------------------------------
+
+/// Build args and lockfile lines ride in YAML comments, so mutations reach
+/// them too: `#arg NAME=VALUE` and `#sum <lockfile line>`.
+fn run_recipe(input: &[u8]) {
+    let text = String::from_utf8_lossy(input);
+    let mut build_args = BTreeMap::new();
+    let mut sums = String::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.strip_prefix("#arg ").and_then(|a| a.split_once('=')) {
+            build_args.insert(k.to_string(), v.to_string());
+        } else if let Some(l) = line.strip_prefix("#sum ") {
+            sums.push_str(l);
+            sums.push('\n');
+        }
+    }
+    // The pieces the decoder calls on single strings, on every line as it is.
+    let lookup = |n: &str| n.len().is_multiple_of(2).then(|| format!("${{{n}}}é"));
+    for line in text.lines() {
+        let _ = reference::normalize(line.trim());
+        let _ = Template::parse(line).map(|t| t.render("pool/a/é.deb", "00"));
+        let _ = args::expand(line, &lookup);
+    }
+    let Ok(parsed) = recipe::parse("repro.yaml", &text) else {
+        return;
+    };
+    let platform = Platform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    };
+    let Ok(args) = parsed.arg_values(&build_args, &platform.target_args()) else {
+        return;
+    };
+    let Ok(r) = parsed.expand(&args) else {
+        return;
+    };
+    // What the gateway and the `llb` subcommand do next, minus their I/O.
+    let Ok(base_ref) = reference::normalize(&r.base.value) else {
+        return;
+    };
+    let _ = local::has_digest(&base_ref);
+    let base = BaseConfig::parse(BASE_CONFIG.as_bytes()).unwrap_or_default();
+    let epoch = convert::choose_epoch(
+        build_args.get("SOURCE_DATE_EPOCH").map(String::as_str),
+        &r,
+        base.created,
+    )
+    .unwrap_or(0);
+    let lock = lockfile::parse_named("SHA256SUMS-amd64", &sums).unwrap_or_default();
+    let opts = convert::Opts {
+        base_ref,
+        base,
+        epoch,
+        args,
+        platform,
+        frontend_image: "docker.io/library/repro-frontend:v0".into(),
+        resolve_mode: ResolveMode::Default,
+        context_name: "context".into(),
+        context: LocalOpts::default(),
+        base_note: None,
+        extra_providers: convert::extra_providers(&build_args),
+        default_providers: Vec::new(),
+        network: Network::Sandbox,
+        installer: None,
+    };
+    if let Ok(c) = convert::to_llb(&r, &lock, &opts) {
+        let _ = c.state.marshal();
+        let _ = c.packages.map(|p| p.marshal());
+    }
+    if let Ok(s) = convert::lock_llb(&r, &opts) {
+        let _ = s.marshal();
+    }
+}
+
+/// Two lockfiles split at the first NUL byte (or the whole input twice).
+fn run_lockfile(input: &[u8]) {
+    let (a, b) = match input.iter().position(|&c| c == 0) {
+        Some(i) => (&input[..i], &input[i + 1..]),
+        None => (input, input),
+    };
+    let a = String::from_utf8_lossy(a);
+    let b = String::from_utf8_lossy(b);
+    let parsed: Vec<Lockfile> = [("SHA256SUMS-a", &a), ("SHA256SUMS-b", &b)]
+        .into_iter()
+        .filter_map(|(name, text)| lockfile::parse_named(name, text).ok())
+        .collect();
+    for l in &parsed {
+        for e in l.packages() {
+            let _ = (e.basename(), e.digest(), e.short_digest());
+        }
+    }
+    if let Ok(merged) = Lockfile::merge(parsed) {
+        for e in &merged.entries {
+            let _ = (lockfile::role(&e.name), e.short_digest());
+        }
+    }
+}
+
+/// A base config in both accepted shapes, then the output config built on it.
+fn run_base(input: &[u8]) {
+    let _ = image::parse_rfc3339(&String::from_utf8_lossy(input));
+    let parsed = [
+        BaseConfig::parse(input).ok(),
+        local::read_base_config(input).ok(),
+    ];
+    for base in parsed.into_iter().flatten() {
+        let _ = base.env();
+        let prov = Provenance {
+            epoch: base.created.unwrap_or(0),
+            architecture: base.architecture.clone().unwrap_or_default(),
+            os: base.os.clone().unwrap_or_default(),
+            variant: base.variant.clone(),
+            comment: "fuzz".into(),
+        };
+        let _ = image::config(&base, &ImageSettings::default(), &prov);
+    }
+}
+
+/// One environment entry per line: `BUILDKIT_FRONTEND_OPT_<n>=key=value`
+/// for a line `key=value`, or the line as it is when it names a variable
+/// itself (`BUILDKIT_SESSION_ID=...`).
+fn run_opts(input: &[u8]) {
+    let text = String::from_utf8_lossy(input);
+    let vars: Vec<(String, String)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match line.split_once('=') {
+            Some((k, v)) if k.starts_with("BUILDKIT_") => (k.to_string(), v.to_string()),
+            _ => (format!("BUILDKIT_FRONTEND_OPT_{i}"), line.to_string()),
+        })
+        .collect();
+    for (_, v) in &vars {
+        let _ = opts::parse_platform(v);
+    }
+    if let Ok(o) = opts::from_env(vars) {
+        if let Some(p) = &o.platform {
+            let _ = (p.to_string_form(), p.target_args());
+        }
+        let _ = convert::extra_providers(&o.build_args);
+    }
+}
+
+/// The fetch step's plan as `repro-frontend fetch` reads it, everything it
+/// works out before the network (templates, locations, file names), and the
+/// report; the input's text also goes to the registry challenge parser.
+fn run_plan(input: &[u8]) {
+    let _ = fetch::bearer_token_url(&String::from_utf8_lossy(input));
+    let Ok(plan) = serde_json::from_slice::<Plan>(input) else {
+        return;
+    };
+    let templates: Vec<Template> = plan
+        .providers
+        .iter()
+        .filter_map(|p| Template::parse(p).ok())
+        .collect();
+    let mut outcomes = Vec::new();
+    for blob in &plan.blobs {
+        let _ = Path::new("/out").join(basename(&blob.name));
+        let attempts = templates
+            .iter()
+            .map(|t| Attempt {
+                from: t.as_str().to_string(),
+                failure: fetch::locate(t, &blob.name, &blob.sha256)
+                    .map(|l| l.shown().to_string())
+                    .err(),
+            })
+            .collect();
+        outcomes.push(Outcome {
+            blob: blob.clone(),
+            attempts,
+        });
+    }
+    let _ = fetch::report(&outcomes);
+}
+
+// ---- seeds ----------------------------------------------------------------
+
+/// The base config the golden tests use, read once.
+static BASE_CONFIG: &str = include_str!("data/recipes/base-config.json");
+
+/// The repo's real inputs, by kind.
+struct Repo {
+    /// (path, text) of every repro.yaml.
+    recipes: Vec<(PathBuf, Vec<u8>)>,
+    /// (path, text) of every SHA256SUMS*.
+    lockfiles: Vec<(PathBuf, Vec<u8>)>,
+    /// Every other file under the seed folders (error.txt, ops.txt, ...).
+    other: Vec<Vec<u8>>,
+}
+
+impl Repo {
+    fn load() -> Repo {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["tests/data/recipes", "tests/corpus", "examples"] {
+            walk(&root.join(dir), &mut files);
+        }
+        files.sort();
+        let mut repo = Repo {
+            recipes: Vec::new(),
+            lockfiles: Vec::new(),
+            other: Vec::new(),
+        };
+        for path in files {
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name == "repro.yaml" {
+                repo.recipes.push((path, bytes));
+            } else if name.starts_with("SHA256SUMS") {
+                repo.lockfiles.push((path, bytes));
+            } else {
+                repo.other.push(bytes);
+            }
+        }
+        repo
+    }
+
+    fn all(&self) -> impl Iterator<Item = &[u8]> {
+        self.recipes
+            .iter()
+            .chain(&self.lockfiles)
+            .map(|(_, b)| b.as_slice())
+            .chain(self.other.iter().map(Vec::as_slice))
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Each recipe as it is, and with its folder's build args and lockfiles
+/// folded into comments.
+fn recipe_seeds(repo: &Repo) -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for (path, text) in &repo.recipes {
+        seeds.push(text.clone());
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut extra = text.clone();
+        if let Ok(args) = std::fs::read_to_string(dir.join("build-args")) {
+            for l in args.lines() {
+                extra.extend_from_slice(format!("\n#arg {l}").as_bytes());
+            }
+        }
+        extra.extend_from_slice(b"\n#arg SOURCE_DATE_EPOCH=1700000000\n#arg REPRO_PROVIDERS=oci://127.0.0.1:5000/pool context://pool/{{.Basename}}\n");
+        for (lpath, ltext) in &repo.lockfiles {
+            if lpath.parent() == Some(dir) {
+                for l in String::from_utf8_lossy(ltext).lines() {
+                    extra.extend_from_slice(format!("#sum {l}\n").as_bytes());
+                }
+            }
+        }
+        seeds.push(extra);
+    }
+    seeds
+}
+
+/// Each lockfile alone, and each pair of lockfiles of one folder.
+fn lockfile_seeds(repo: &Repo) -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = repo.lockfiles.iter().map(|(_, t)| t.clone()).collect();
+    for (pa, a) in &repo.lockfiles {
+        for (pb, b) in &repo.lockfiles {
+            if pa != pb && pa.parent() == pb.parent() {
+                seeds.push([a.as_slice(), b"\0", b.as_slice()].concat());
+            }
+        }
+    }
+    seeds
+}
+
+fn base_seeds(_: &Repo) -> Vec<Vec<u8>> {
+    let oci = BASE_CONFIG.as_bytes().to_vec();
+    let inspect = br#"[{"Id":"sha256:00","Created":"2023-11-15T00:13:20.123456789+02:00","Architecture":"arm64","Os":"linux","Config":{"Env":["PATH=/usr/bin","LANG=C.UTF-8","EMPTY"],"WorkingDir":"/srv","Cmd":["bash"],"Labels":{"a":"b"},"ExposedPorts":{"80/tcp":{}}}}]"#;
+    let object = br#"{"Config":{"Env":["A=1"]},"Created":"2016-12-31T23:59:60Z","Architecture":"amd64","Os":"linux"}"#;
+    let times = br#"{"created":"1970-01-01 00:00:00-00:00","architecture":"riscv64","os":"linux","variant":"v8","config":{"Env":[1,"X"],"Volumes":{"/data":{}}}}"#;
+    vec![
+        oci,
+        inspect.to_vec(),
+        object.to_vec(),
+        times.to_vec(),
+        b"2023-01-01T00:00:00+00:00".to_vec(),
+    ]
+}
+
+fn opts_seeds(_: &Repo) -> Vec<Vec<u8>> {
+    [
+        "filename=repro.yaml\ndockerfilekey=dockerfile\ncontextkey=context\nBUILDKIT_SESSION_ID=s1\n",
+        "platform=linux/arm64/v8\nimage-resolve-mode=pull\nbuild-arg:MIRROR=http://<mirror>/debian\nbuild-arg:SOURCE_DATE_EPOCH=42\ntarget=lock\n",
+        "cache-imports=[{\"Type\":\"registry\",\"Attrs\":{\"ref\":\"127.0.0.1:5000/cache\"}},{\"Type\":\"local\"}]\ncache-from=a,b,,c\nno-cache\n",
+        "force-network-mode=host\nrequestid=frontend.targets\nsource=docker.io/library/repro-frontend:v0\nbuild-arg:REPRO_PROVIDERS=oci://127.0.0.1:5000/pool,context://pool/{{.Name}}\n",
+        "platform=linux/amd64,linux/arm64\nimage-resolve-mode=local\nforce-network-mode=none\n",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
+/// Plans as the frontend writes them: the blobs of each lockfile under the
+/// provider kinds, plus registry challenges for the token parser.
+fn plan_seeds(repo: &Repo) -> Vec<Vec<u8>> {
+    let providers = vec![
+        "http://<mirror>/debian/{{.Name}}".to_string(),
+        "oci://127.0.0.1:5000/repro/pool".to_string(),
+        "context://pool/{{ .Basename }}".to_string(),
+        "https://<mirror>/by-hash/{{.SHA256}}".to_string(),
+    ];
+    let mut seeds = Vec::new();
+    for (_, text) in &repo.lockfiles {
+        let Ok(lock) = lockfile::parse(&String::from_utf8_lossy(text)) else {
+            continue;
+        };
+        let plan = Plan {
+            providers: providers.clone(),
+            blobs: lock
+                .entries
+                .iter()
+                .take(8)
+                .map(|e| fetch::Blob {
+                    name: e.name.clone(),
+                    sha256: e.sha256.clone(),
+                })
+                .collect(),
+        };
+        if let Ok(json) = serde_json::to_vec(&plan) {
+            seeds.push(json);
+        }
+    }
+    seeds.push(
+        br#"Bearer realm="https://auth.example/token",service="registry",scope="repository:repro/pool:pull""#
+            .to_vec(),
+    );
+    seeds
+}
+
+// ---- mutation -------------------------------------------------------------
+
+/// SplitMix64: small, and the same sequence for the same seed everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// Strings that parsers of this kind tend to trip on.
+const INTERESTING: &[&str] = &[
+    "é",
+    "€",
+    "𝄞",
+    "\u{301}",
+    "\u{200b}",
+    "\u{feff}",
+    "\u{10ffff}",
+    "${",
+    "}",
+    "${A}",
+    "${TARGETARCH}",
+    "${SOURCE_DATE_EPOCH}",
+    "$$",
+    "$",
+    "{{",
+    "}}",
+    "{{.Name}}",
+    "{{.Basename}}",
+    "{{.SHA256}}",
+    "{{ .Nope }}",
+    "99999999999999999999999999999999",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "18446744073709551616",
+    "-1",
+    "0",
+    "1e400",
+    "\0",
+    "\r",
+    "\n",
+    "\r\n",
+    "\t",
+    " ",
+    ":",
+    ": ",
+    "- ",
+    "-",
+    "[",
+    "]",
+    "{",
+    "\"",
+    "'",
+    "#",
+    "*",
+    "&a ",
+    "*a",
+    "!!str ",
+    "|",
+    ">",
+    "? ",
+    ",",
+    ".",
+    "..",
+    "/",
+    "//",
+    "\\",
+    "\\u00e9",
+    "\\ud800",
+    "%",
+    "@",
+    "@sha256:",
+    "sha256:",
+    "=",
+    "==",
+    "build-arg:",
+    "BUILDKIT_FRONTEND_OPT_",
+    "BUILDKIT_SESSION_ID=",
+    "oci://",
+    "context://",
+    "http://",
+    "https://",
+    "/ipfs/",
+    ".sig",
+    "null",
+    "~",
+    "true",
+    "T",
+    "Z",
+    "+",
+    "60",
+    "24:00",
+    "0000",
+    "  ",
+    "  *",
+    "\n#arg ",
+    "\n#sum ",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+];
+
+/// Byte values that are not UTF-8 on their own.
+const RAW_BYTES: &[u8] = &[0x80, 0xbf, 0xc3, 0xe2, 0xf0, 0xff, 0x00, 0x7f];
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], pool: &[&[u8]]) -> Vec<u8> {
+    let mut data = seeds[rng.below(seeds.len())].clone();
+    let rounds = 1 + rng.below(6);
+    for _ in 0..rounds {
+        let len = data.len();
+        let pos = rng.below(len + 1);
+        match rng.below(13) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                data[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                data[i] = RAW_BYTES[rng.below(RAW_BYTES.len())];
+            }
+            2 | 3 => {
+                let s = INTERESTING[rng.below(INTERESTING.len())];
+                data.splice(pos..pos, s.bytes());
+            }
+            4 => {
+                // At the start of a line, where YAML and the line formats
+                // decide what a line is.
+                let at = data[..pos]
+                    .iter()
+                    .rposition(|&c| c == b'\n')
+                    .map_or(0, |i| i + 1);
+                let s = INTERESTING[rng.below(INTERESTING.len())];
+                data.splice(at..at, s.bytes());
+            }
+            5 if len > 0 => {
+                let end = (pos + 1 + rng.below(64)).min(len);
+                data.drain(pos.min(len - 1)..end);
+            }
+            6 if len > 0 => {
+                let start = rng.below(len);
+                let end = (start + 1 + rng.below(256)).min(len);
+                let chunk = data[start..end].to_vec();
+                data.splice(pos..pos, chunk);
+            }
+            7 => {
+                let other = pool[rng.below(pool.len())];
+                let cut = rng.below(other.len() + 1);
+                data.truncate(pos);
+                data.extend_from_slice(&other[cut..]);
+            }
+            8 => data.truncate(pos),
+            9 => {
+                let digits: Vec<u8> = (0..1 + rng.below(40))
+                    .map(|_| b'0' + rng.below(10) as u8)
+                    .collect();
+                data.splice(pos..pos, digits);
+            }
+            10 => {
+                let s = INTERESTING[rng.below(INTERESTING.len())];
+                let times = 1 + rng.below(300);
+                data.splice(pos..pos, s.repeat(times).into_bytes());
+            }
+            11 => {
+                // Swap two lines.
+                let mut lines: Vec<Vec<u8>> =
+                    data.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect();
+                if lines.len() > 1 {
+                    let a = rng.below(lines.len());
+                    let b = rng.below(lines.len());
+                    lines.swap(a, b);
+                    data = lines.join(&b'\n');
+                }
+            }
+            _ => {
+                // Overwrite at a random place with an interesting string.
+                let s = INTERESTING[rng.below(INTERESTING.len())].as_bytes();
+                let end = (pos + s.len()).min(len);
+                data.splice(pos..end, s.iter().copied());
+            }
+        }
+        data.truncate(MAX_LEN);
+    }
+    data
+}
+
+// ---- the driver -----------------------------------------------------------
+
+/// The last panic's message and place, filled by the hook while fuzzing.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+fn quiet_hook() {
+    panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut slot) = LAST_PANIC.lock() {
+            *slot = Some(format!("{place}: {msg}"));
+        }
+    }));
+}
+
+/// FNV-1a, to name a crash file by its content.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn save_crash(target: &str, input: &[u8]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-crashes");
+    let path = dir.join(format!("{target}-{:016x}.bin", fnv(input)));
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, input)) {
+        eprintln!("fuzz: cannot save the crash to {}: {e}", path.display());
+    }
+    path
+}
+
+struct Report {
+    inputs: u64,
+    elapsed: Duration,
+    slowest: Duration,
+    crash: Option<(PathBuf, String)>,
+}
+
+fn fuzz(target: &Target, repo: &Repo, iters: u64, seed: u64) -> Report {
+    let pool: Vec<&[u8]> = repo.all().collect();
+    let mut seeds = (target.seeds)(repo);
+    if seeds.is_empty() {
+        seeds.push(Vec::new());
+    }
+    let mut rng = Rng(seed ^ fnv(target.name.as_bytes()));
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut done = 0;
+    // The seeds themselves first, then mutants.
+    let mut queue = seeds.clone().into_iter();
+    while done < iters {
+        let input = queue
+            .next()
+            .unwrap_or_else(|| mutate(&mut rng, &seeds, &pool));
+        let t0 = Instant::now();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| (target.run)(&input)));
+        slowest = slowest.max(t0.elapsed());
+        done += 1;
+        if result.is_err() {
+            let msg = LAST_PANIC
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .unwrap_or_default();
+            return Report {
+                inputs: done,
+                elapsed: start.elapsed(),
+                slowest,
+                crash: Some((save_crash(target.name, &input), msg)),
+            };
+        }
+        if done % 100_000 == 0 {
+            eprintln!(
+                "fuzz {}: {done} inputs, {:.1?}",
+                target.name,
+                start.elapsed()
+            );
+        }
+    }
+    Report {
+        inputs: done,
+        elapsed: start.elapsed(),
+        slowest,
+        crash: None,
+    }
+}
+
+fn env_number(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let chosen = std::env::var("REPRO_FUZZ_TARGET").ok();
+    let selected: Vec<&Target> = TARGETS
+        .iter()
+        .filter(|t| {
+            let name = format!("fuzz::{}", t.name);
+            filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+        })
+        .filter(|t| {
+            chosen
+                .as_deref()
+                .is_none_or(|c| c.split(',').any(|c| c.trim() == t.name))
+        })
+        .collect();
+    if args.iter().any(|a| a == "--list") {
+        for t in &selected {
+            println!("fuzz::{}: test", t.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    // Only ignored tests were asked for; this binary has none.
+    if args.iter().any(|a| a == "--ignored") {
+        println!("test result: ok. 0 passed; 0 failed; 0 ignored");
+        return ExitCode::SUCCESS;
+    }
+    if let Some(c) = &chosen
+        && selected.is_empty()
+    {
+        let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
+        eprintln!("fuzz: no target {c:?} (targets: {})", names.join(", "));
+        return ExitCode::FAILURE;
+    }
+    if let Ok(path) = std::env::var("REPRO_FUZZ_REPLAY") {
+        let input = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("fuzz: cannot read {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for t in &selected {
+            println!("replay {path} on {}", t.name);
+            (t.run)(&input);
+        }
+        println!("test result: ok. {} passed; 0 failed", selected.len());
+        return ExitCode::SUCCESS;
+    }
+    let (iters, seed) = match (
+        env_number("REPRO_FUZZ_ITERS", DEFAULT_ITERS),
+        env_number("REPRO_FUZZ_SEED", 1),
+    ) {
+        (Ok(i), Ok(s)) => (i, s),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("fuzz: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let repo = Repo::load();
+    println!(
+        "\nrunning {} fuzz target(s), {iters} inputs each, seed {seed}",
+        selected.len()
+    );
+    quiet_hook();
+    let mut failed = 0;
+    for t in &selected {
+        let r = fuzz(t, &repo, iters, seed);
+        match &r.crash {
+            None => println!(
+                "test fuzz::{} ... ok ({} inputs in {:.2?}, slowest input {:.2?})",
+                t.name, r.inputs, r.elapsed, r.slowest
+            ),
+            Some((path, msg)) => {
+                failed += 1;
+                println!(
+                    "test fuzz::{} ... FAILED after {} inputs: panicked at {msg}\n  input saved to {}\n  replay: REPRO_FUZZ_TARGET={} REPRO_FUZZ_REPLAY={} cargo test --test fuzz",
+                    t.name,
+                    r.inputs,
+                    path.display(),
+                    t.name,
+                    path.display()
+                );
+            }
+        }
+    }
+    let _ = panic::take_hook();
+    let passed = selected.len() - failed;
+    if failed == 0 {
+        println!("\ntest result: ok. {passed} passed; 0 failed");
+        ExitCode::SUCCESS
+    } else {
+        println!("\ntest result: FAILED. {passed} passed; {failed} failed");
+        ExitCode::FAILURE
+    }
+}
