@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use repro_frontend::convert::image::{self, BaseConfig, Provenance};
 use repro_frontend::convert::{self, Platform};
+use repro_frontend::distro::install::{self, Installer};
+use repro_frontend::distro::sources;
 use repro_frontend::frontend::{local, opts};
 use repro_frontend::llb::{LocalOpts, Network, ResolveMode};
 use repro_frontend::lockfile::{self, Lockfile};
@@ -68,6 +70,11 @@ const TARGETS: &[Target] = &[
         name: "plan",
         seeds: plan_seeds,
         run: run_plan,
+    },
+    Target {
+        name: "sources",
+        seeds: sources_seeds,
+        run: run_sources,
     },
 ];
 
@@ -247,6 +254,22 @@ fn run_plan(input: &[u8]) {
     let _ = fetch::report(&outcomes);
 }
 
+/// Files read from the base image: os-release picks the package tool, the
+/// package sources give the default providers.
+fn run_sources(input: &[u8]) {
+    let text = String::from_utf8_lossy(input);
+    let _ = Installer::from_os_release(&text);
+    let releasever = install::os_release_field(&text, "VERSION_ID").unwrap_or_default();
+    let mut roots = sources::apt_one_line(&text);
+    roots.extend(sources::apt_deb822(&text));
+    roots.extend(sources::apk_repositories(&text));
+    roots.extend(sources::yum_repos(&text, &releasever, "x86_64"));
+    roots.extend(sources::pacman_mirrorlist(&text));
+    for t in sources::templates(&roots) {
+        let _ = Template::parse(&t).map(|t| t.render("pool/main/h/hello/hello.deb", "00"));
+    }
+}
+
 // ---- seeds ----------------------------------------------------------------
 
 /// The base config the golden tests use, read once.
@@ -415,6 +438,23 @@ fn plan_seeds(repo: &Repo) -> Vec<Vec<u8>> {
             .to_vec(),
     );
     seeds
+}
+
+fn sources_seeds(_: &Repo) -> Vec<Vec<u8>> {
+    [
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nID_LIKE=\"\"\n",
+        "ID=fedora\nVERSION_ID=40\nID_LIKE='rhel centos'\n",
+        "ID=alpine\nVERSION_ID=3.20.0\n",
+        "ID=arch\nID_LIKE=archlinux\n",
+        "deb [arch=amd64 signed-by=/usr/share/keyrings/k.gpg] http://<mirror>/debian bookworm main # comment\ndeb-src http://<mirror>/debian bookworm main\n",
+        "Types: deb deb-src\nURIs: http://<mirror>/debian https://<mirror>/debian-security/\nSuites: bookworm\nEnabled: yes\n\nTypes: deb\nURIs: http://<mirror>/other\nEnabled: no\n",
+        "https://<mirror>/alpine/v3.20/main\n@edge https://<mirror>/alpine/edge/community\n",
+        "[fedora]\nname=Fedora $releasever\nbaseurl=http://<mirror>/fedora/$releasever/Everything/$basearch/os/\nenabled=1\n[updates]\nenabled=0\nbaseurl=http://<mirror>/updates/\n",
+        "## Worldwide\nServer = https://<mirror>/archlinux/$repo/os/$arch\n#Server = http://<mirror>/$repo\n",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
 }
 
 // ---- mutation -------------------------------------------------------------
