@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use bollard_buildkit_proto::google::rpc::Status;
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
     CacheOptionsEntry, PingRequest, ReadDirRequest, ReadFileRequest, ResolveImageConfigRequest,
     Result as GwResult, ReturnRequest, SolveRequest, llb_bridge_client::LlbBridgeClient, result,
@@ -26,6 +25,7 @@ use crate::convert::image::BaseConfig;
 use crate::convert::{self, Platform};
 use crate::distro::install::Installer;
 use crate::distro::sources;
+use crate::frontend::errors::{self, ReadFile};
 use crate::frontend::opts::FrontendOpts;
 use crate::llb::{self, LocalOpts, ResolveMode, State};
 use crate::lockfile;
@@ -49,6 +49,8 @@ pub struct Bridge {
     /// The client's cache imports, handed to every solve: BuildKit looks in
     /// an imported cache only for the solves that name it.
     cache_imports: Vec<CacheOptionsEntry>,
+    /// The files read from the client so far, for errors that point into them.
+    read: Vec<ReadFile>,
 }
 
 /// Connects to BuildKit over this process's stdin and stdout and pings it.
@@ -104,6 +106,7 @@ where
         client,
         worker_platform,
         cache_imports: Vec::new(),
+        read: Vec::new(),
     })
 }
 
@@ -283,7 +286,18 @@ impl Bridge {
             Some(display.to_string()),
         );
         let id = self.solve(state.marshal()).await?;
-        self.read_file(&id, path).await
+        let data = self.read_file(&id, path).await?;
+        self.read.push(ReadFile {
+            name: path.to_string(),
+            data: data.clone(),
+            language: if local == opts.dockerfile_key {
+                "yaml"
+            } else {
+                ""
+            }
+            .to_string(),
+        });
+        Ok(data)
     }
 
     async fn resolve_image(
@@ -341,7 +355,10 @@ impl Bridge {
                     error: None,
                 }
             }
-            Err(e) => failure(&e),
+            Err(e) => ReturnRequest {
+                result: None,
+                error: Some(errors::status(&e, &self.read)),
+            },
         };
         self.client
             .r#return(req)
@@ -382,12 +399,7 @@ fn peak_rss_kb() -> i64 {
 fn failure(e: &anyhow::Error) -> ReturnRequest {
     ReturnRequest {
         result: None,
-        error: Some(Status {
-            // UNKNOWN: BuildKit shows the message as is.
-            code: 2,
-            message: format!("{e:#}"),
-            details: Vec::new(),
-        }),
+        error: Some(errors::status(e, &[])),
     }
 }
 

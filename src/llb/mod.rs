@@ -14,6 +14,10 @@ use bollard_buildkit_proto::pb;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+pub mod sourcemap;
+
+pub use sourcemap::{Location, SourceFile};
+
 /// BuildKit's `pb.Empty`: no input (scratch) / no output.
 const EMPTY: i64 = -1;
 
@@ -74,6 +78,8 @@ pub struct Vertex {
     inputs: Vec<Output>,
     description: BTreeMap<String, String>,
     caps: BTreeSet<Cap>,
+    /// The source lines this op came from (not part of its bytes).
+    locations: Vec<Location>,
 }
 
 impl Vertex {
@@ -83,6 +89,7 @@ impl Vertex {
         inputs: Vec<Output>,
         name: Option<String>,
         mut caps: BTreeSet<Cap>,
+        locations: Vec<Location>,
     ) -> Arc<Vertex> {
         op.inputs = inputs
             .iter()
@@ -106,6 +113,7 @@ impl Vertex {
             inputs,
             description,
             caps,
+            locations,
         })
     }
 
@@ -176,7 +184,7 @@ fn source(
         ..Default::default()
     };
     State::from_output(Output {
-        vertex: Vertex::new(op, Vec::new(), name, caps),
+        vertex: Vertex::new(op, Vec::new(), name, caps, Vec::new()),
         index: 0,
     })
 }
@@ -292,6 +300,7 @@ pub struct Exec {
     network: Network,
     mounts: Vec<Mount>,
     name: Option<String>,
+    locations: Vec<Location>,
 }
 
 /// The outputs of an exec: its root, then each writable mount in `mounts` order.
@@ -319,6 +328,12 @@ impl Exec {
 
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The source lines this op comes from (see [`sourcemap`]).
+    pub fn at(mut self, location: Option<Location>) -> Self {
+        self.locations.extend(location);
         self
     }
 
@@ -397,7 +412,7 @@ impl Exec {
             })),
             ..Default::default()
         };
-        let vertex = Vertex::new(op, inputs.list, self.name.clone(), caps);
+        let vertex = Vertex::new(op, inputs.list, self.name.clone(), caps, self.locations);
         let root = State {
             output: Some(Output {
                 vertex: vertex.clone(),
@@ -502,6 +517,7 @@ pub struct FileOpBuilder {
     base: State,
     actions: Vec<Action>,
     name: Option<String>,
+    locations: Vec<Location>,
 }
 
 impl FileOpBuilder {
@@ -539,6 +555,12 @@ impl FileOpBuilder {
 
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The source lines this op comes from (see [`sourcemap`]).
+    pub fn at(mut self, location: Option<Location>) -> Self {
+        self.locations.extend(location);
         self
     }
 
@@ -638,7 +660,13 @@ impl FileOpBuilder {
             op: Some(pb::op::Op::File(pb::FileOp { actions })),
             ..Default::default()
         };
-        let vertex = Vertex::new(op, inputs.list, self.name, BTreeSet::from([CAP_FILE_BASE]));
+        let vertex = Vertex::new(
+            op,
+            inputs.list,
+            self.name,
+            BTreeSet::from([CAP_FILE_BASE]),
+            self.locations,
+        );
         State {
             output: Some(Output { vertex, index: 0 }),
             ..self.base
@@ -719,6 +747,33 @@ impl State {
             network: Network::Sandbox,
             mounts: Vec::new(),
             name: None,
+            locations: Vec::new(),
+        }
+    }
+
+    /// This state's op, marked as coming from `location` (for ops made by a
+    /// plain function, such as sources). The op's bytes and digest stay.
+    pub fn at(&self, location: Option<Location>) -> State {
+        let (Some(out), Some(location)) = (&self.output, location) else {
+            return self.clone();
+        };
+        let v = &out.vertex;
+        let mut locations = v.locations.clone();
+        locations.push(location);
+        let vertex = Arc::new(Vertex {
+            bytes: v.bytes.clone(),
+            digest: v.digest.clone(),
+            inputs: v.inputs.clone(),
+            description: v.description.clone(),
+            caps: v.caps.clone(),
+            locations,
+        });
+        State {
+            output: Some(Output {
+                vertex,
+                index: out.index,
+            }),
+            ..self.clone()
         }
     }
 
@@ -728,6 +783,7 @@ impl State {
             base: self.clone(),
             actions: Vec::new(),
             name: None,
+            locations: Vec::new(),
         }
     }
 
@@ -750,8 +806,10 @@ impl State {
     pub fn marshal_with(&self, c: Constraints) -> pb::Definition {
         let mut def = Vec::new();
         let mut metadata = BTreeMap::new();
+        let mut located: Vec<(String, Vec<Location>)> = Vec::new();
         walk(self.output.as_ref(), &mut BTreeSet::new(), &mut |v| {
             def.push(v.bytes.clone());
+            located.push((v.digest.clone(), v.locations.clone()));
             let mut caps: BTreeMap<String, bool> =
                 v.caps.iter().map(|c| (c.to_string(), true)).collect();
             if c.ignore_cache {
@@ -777,10 +835,11 @@ impl State {
             };
             def.push(terminal.encode_to_vec());
         }
+        let source = sourcemap::collect(located.iter().map(|(d, l)| (d.as_str(), l.as_slice())));
         pb::Definition {
             def,
             metadata,
-            source: None,
+            source,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct ArgDecl {
 /// The `packages:` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packages {
+    /// Where `packages:` is in the recipe.
+    pub span: Span,
     /// Paths of the SHA256SUMS files in the build context (merged).
     pub sums: Vec<Spanned<String>>,
     /// URL templates, tried in order.
@@ -109,6 +111,8 @@ pub struct ImageSettings {
 pub struct Recipe {
     /// The file name errors are reported against.
     pub file: String,
+    /// The recipe as written, for the source map BuildKit shows errors with.
+    pub text: String,
     pub args: Vec<ArgDecl>,
     pub base: Spanned<String>,
     /// Lets `base` be a tag without a digest (experiments only; warned about).
@@ -307,6 +311,7 @@ impl<'a> Decoder<'a> {
         )?;
         let mut recipe = Recipe {
             file: self.file.to_string(),
+            text: String::new(),
             args: Vec::new(),
             base: Spanned::new(String::new(), root.span()),
             allow_unpinned_base: false,
@@ -347,7 +352,12 @@ impl<'a> Decoder<'a> {
                         }
                     }
                 }
-                "packages" => recipe.packages = Some(self.packages(v)?),
+                "packages" => {
+                    recipe.packages = Some(Packages {
+                        span: k.span(),
+                        ..self.packages(v)?
+                    })
+                }
                 "steps" => recipe.steps = self.steps(v)?,
                 "image" => recipe.image = self.image(v)?,
                 _ => {}
@@ -472,6 +482,7 @@ impl<'a> Decoder<'a> {
         // No providers: the frontend derives them from the base image's own
         // package sources.
         Ok(Packages {
+            span: node.span(),
             sums,
             providers,
             installer,
@@ -650,7 +661,29 @@ pub fn parse(file: &str, text: &str) -> Result<Recipe, RecipeError> {
         span: e.span,
         message: format!("invalid YAML: {}", e.message),
     })?;
-    Decoder { file }.recipe(&root)
+    let mut recipe = Decoder { file }.recipe(&root)?;
+    recipe.text = text.to_string();
+    Ok(recipe)
+}
+
+/// The lines (1-based, inclusive) of the item that starts at `span`: its own
+/// line and every following line indented deeper than the item's column,
+/// without trailing blank or comment lines. Block-style YAML puts an item's
+/// continuation (a `run: |` script, a mapping's keys) there.
+pub fn item_lines(text: &str, span: Span) -> (usize, usize) {
+    let start = span.line.max(1);
+    let mut end = start;
+    for (i, line) in text.lines().enumerate().skip(start) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if line.len() - trimmed.len() < span.col {
+            break;
+        }
+        end = i + 1;
+    }
+    (start, end)
 }
 
 /// The values of all args a recipe can see, after build args are applied.
@@ -742,6 +775,7 @@ impl Recipe {
                 decoder.package_name(i)?;
             }
             out.packages = Some(Packages {
+                span: p.span,
                 sums: ex_list(&p.sums)?,
                 providers,
                 installer: p.installer.clone(),
@@ -969,5 +1003,22 @@ image:
         let e = r.expand(&ArgValues::default()).unwrap_err();
         assert_eq!((e.span.line, e.span.col), (1, 11));
         assert!(e.message.contains("undeclared arg \"NOPE\""));
+    }
+
+    #[test]
+    fn an_item_spans_its_deeper_indented_lines() {
+        let text = "steps:\n  - run: |\n      a\n\n      b\n  # c\n  - copy:\n      src: x\n      dest: /x\nimage: {}\n";
+        let r = parse(
+            "repro.yaml",
+            &format!("base: a@sha256:{}\n{text}", "1".repeat(64)),
+        )
+        .unwrap();
+        let spans: Vec<(usize, usize)> = r
+            .steps
+            .iter()
+            .map(|s| item_lines(&r.text, s.span))
+            .collect();
+        assert_eq!(spans, [(3, 6), (8, 10)]);
+        assert_eq!(item_lines(&r.text, r.base.span), (1, 1));
     }
 }
