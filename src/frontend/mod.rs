@@ -3,8 +3,10 @@
 //!
 //! - `bridge`: the LLBBridge client over stdio, one build per process;
 //! - `opts`: the options BuildKit hands over, decoded (pure);
+//! - `inputs`: one input pipeline for both (recipe, base image, lockfiles);
 //! - `local`: the `llb` subcommand's side, reading local files.
 
 pub mod bridge;
+pub mod inputs;
 pub mod local;
 pub mod opts;
