@@ -613,6 +613,9 @@ pub(super) mod fake {
         pub solved: Vec<pb::Definition>,
         /// The cache imports of each solve, in order.
         pub cache_imports: Vec<Vec<CacheOptionsEntry>>,
+        /// When set, every reference resolves to this config (and to its
+        /// own digest, or DIGEST for a tag).
+        pub image_config: Option<Vec<u8>>,
     }
 
     #[derive(Clone, Default)]
@@ -630,6 +633,14 @@ pub(super) mod fake {
         ) -> Result<Response<ResolveImageConfigResponse>, Status> {
             let req = req.into_inner();
             let r = req.r#ref;
+            if let Some(config) = self.0.lock().unwrap().image_config.clone() {
+                let digest = r.split_once('@').map_or(DIGEST, |(_, d)| d).to_string();
+                return Ok(Response::new(ResolveImageConfigResponse {
+                    digest,
+                    config,
+                    r#ref: r,
+                }));
+            }
             if !r.starts_with("127.0.0.1:5000/repro/debian") {
                 return Err(Status::not_found(format!("{r}: not found")));
             }

@@ -696,3 +696,301 @@ pub fn oci_config(bytes: &[u8]) -> Result<Vec<u8>> {
     };
     Ok(serde_json::to_vec(&oci)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use prost::Message;
+
+    use super::super::bridge::fake::{build, error_of, with_files};
+    use crate::convert::Platform;
+    use crate::frontend::local::{self, LocalBuild};
+    use crate::llb::ResolveMode;
+
+    fn data() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    }
+
+    /// The golden cases: tests/data/recipes/<case>/ (not negative/).
+    fn golden_cases() -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(data().join("recipes"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("repro.yaml").is_file())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn build_args(case: &Path) -> Vec<(String, String)> {
+        std::fs::read_to_string(case.join("build-args"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The case's files, by name (recipe, lockfiles, copied sources).
+    fn case_files(case: &Path) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = std::fs::read_dir(case)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.path().is_file())
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    const OS_RELEASE: &str = "etc/os-release";
+
+    /// The Definition bytes the gateway solved for the image and the config
+    /// it returned, through the fake bridge.
+    fn through_gateway(case: &Path, args: &[(String, String)]) -> (Vec<u8>, Vec<u8>) {
+        let os_release =
+            std::fs::read_to_string(data().join("base-root").join(OS_RELEASE)).unwrap();
+        let mut files: Vec<(String, String)> = case_files(case)
+            .into_iter()
+            .map(|(name, text)| match name.as_str() {
+                "repro.yaml" => ("dockerfile/repro.yaml".to_string(), text),
+                _ => (format!("context/{name}"), text),
+            })
+            .collect();
+        // The fake serves the base image's files under "context".
+        files.push((format!("context//{OS_RELEASE}"), os_release));
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let fake = with_files(&refs);
+        fake.0.lock().unwrap().image_config =
+            Some(std::fs::read(data().join("recipes/base-config.json")).unwrap());
+        let opts: Vec<(String, String)> = [("source".to_string(), "repro-frontend:v0".to_string())]
+            .into_iter()
+            .chain(
+                args.iter()
+                    .map(|(k, v)| (format!("build-arg:{k}"), v.clone())),
+            )
+            .collect();
+        let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ret = runtime.block_on(build(fake.clone(), opts));
+        assert!(
+            ret.error.is_none(),
+            "{}: {}",
+            case.display(),
+            error_of(&ret)
+        );
+        let config = ret.result.unwrap().metadata["containerimage.config"].clone();
+        let def = fake
+            .0
+            .lock()
+            .unwrap()
+            .solved
+            .last()
+            .unwrap()
+            .encode_to_vec();
+        (def, config)
+    }
+
+    /// The same through the `llb` subcommand's side, from a folder holding
+    /// the same files.
+    fn through_llb(case: &Path, args: &[(String, String)]) -> (Vec<u8>, Vec<u8>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let context = tmp.path().join("context");
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(&context).unwrap();
+        for (name, text) in case_files(case) {
+            std::fs::write(context.join(name), text).unwrap();
+        }
+        std::fs::copy(
+            data().join("base-root").join(OS_RELEASE),
+            root.join(OS_RELEASE),
+        )
+        .unwrap();
+        let config = tmp.path().join("base-config.json");
+        std::fs::copy(data().join("recipes/base-config.json"), &config).unwrap();
+        let b = LocalBuild {
+            recipe: context.join("repro.yaml"),
+            context: context.clone(),
+            build_args: args.iter().cloned().collect(),
+            platform: Platform {
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None,
+            },
+            base_config: Some(config),
+            base_root: Some(root),
+            frontend_image: "repro-frontend:v0".into(),
+            resolve_mode: ResolveMode::Default,
+        };
+        let (def, config) =
+            local::definition(&b, false).unwrap_or_else(|e| panic!("{}: {e:#}", case.display()));
+        (def.encode_to_vec(), config.expect("an image config"))
+    }
+
+    #[test]
+    fn llb_and_the_gateway_give_the_same_definition_for_every_golden_case() {
+        let cases = golden_cases();
+        assert!(cases.len() >= 7, "{cases:?}");
+        for case in cases {
+            let args = build_args(&case);
+            let (gw_def, gw_config) = through_gateway(&case, &args);
+            let (llb_def, llb_config) = through_llb(&case, &args);
+            assert!(
+                gw_def == llb_def,
+                "{}: the Definitions differ",
+                case.display()
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&gw_config),
+                String::from_utf8_lossy(&llb_config),
+                "{}",
+                case.display()
+            );
+        }
+    }
+
+    // The comparison above must be able to fail: a different build arg on
+    // one side gives other bytes.
+    #[test]
+    fn the_comparison_sees_a_different_build_arg() {
+        let case = data().join("recipes/minimal");
+        let (gw_def, gw_config) = through_gateway(&case, &[]);
+        let other = [("SOURCE_DATE_EPOCH".to_string(), "86400".to_string())];
+        let (llb_def, llb_config) = through_llb(&case, &other);
+        assert!(gw_def != llb_def);
+        assert_ne!(gw_config, llb_config);
+    }
+
+    const BASE: &str =
+        "debian@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const DEB: &str = "pool/main/h/hello/hello_2.10-3_amd64.deb";
+
+    /// A context folder with these files; the recipe is `repro.yaml`.
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = tmp.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        tmp
+    }
+
+    fn local_build(ctx: &Path, base_root: Option<PathBuf>) -> LocalBuild {
+        LocalBuild {
+            recipe: ctx.join("repro.yaml"),
+            context: ctx.to_path_buf(),
+            build_args: [("SOURCE_DATE_EPOCH".to_string(), "0".to_string())].into(),
+            platform: Platform {
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None,
+            },
+            base_config: None,
+            base_root,
+            frontend_image: "repro-frontend:v0".into(),
+            resolve_mode: ResolveMode::Default,
+        }
+    }
+
+    // `llb` had no default providers: a recipe without them failed there
+    // and built through the gateway.
+    #[test]
+    fn without_providers_llb_reads_the_base_roots_sources_or_asks_for_them() {
+        let sums = format!("{}  {DEB}\n", "a".repeat(64));
+        let recipe = format!("base: {BASE}\npackages:\n  sums: SHA256SUMS\n");
+        let ctx = folder(&[("repro.yaml", &recipe), ("SHA256SUMS", &sums)]);
+        let err = local::prepare(&local_build(ctx.path(), None)).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("repro.yaml:3:9: packages has no providers")
+                && format!("{err:#}").contains("pass --base-root"),
+            "{err:#}"
+        );
+        // os-release as Debian has it: a relative link into /usr/lib; the
+        // sources list behind an absolute link, read inside the root.
+        let root = folder(&[
+            ("usr/lib/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+            ("srv/sources", "deb http://m.example/debian bookworm main\n"),
+        ]);
+        std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
+        std::os::unix::fs::symlink("../usr/lib/os-release", root.path().join("etc/os-release"))
+            .unwrap();
+        std::os::unix::fs::symlink("/srv/sources", root.path().join("etc/apt/sources.list"))
+            .unwrap();
+        let p = local::prepare(&local_build(ctx.path(), Some(root.path().into()))).unwrap();
+        assert_eq!(
+            p.opts.installer,
+            Some(crate::distro::install::Installer::Dpkg)
+        );
+        assert_eq!(
+            p.opts.default_providers,
+            ["http://m.example/debian/{{.Name}}"]
+        );
+    }
+
+    // `llb` always assumed dpkg: an apk base got a dpkg install step.
+    #[test]
+    fn the_installer_follows_the_base_root_then_the_lockfiles_kinds() {
+        let sums = format!("{}  v3.16/main/x86_64/bash-5.1.16-r2.apk\n", "a".repeat(64));
+        let recipe = format!(
+            "base: {BASE}\npackages:\n  sums: SHA256SUMS\n  providers: [\"http://m/{{{{.Name}}}}\"]\n"
+        );
+        let ctx = folder(&[("repro.yaml", &recipe), ("SHA256SUMS", &sums)]);
+        let p = local::prepare(&local_build(ctx.path(), None)).unwrap();
+        assert_eq!(
+            p.opts.installer,
+            Some(crate::distro::install::Installer::Apk)
+        );
+        let root = folder(&[("etc/os-release", "ID=alpine\n")]);
+        let p = local::prepare(&local_build(ctx.path(), Some(root.path().into()))).unwrap();
+        assert_eq!(
+            p.opts.installer,
+            Some(crate::distro::install::Installer::Apk)
+        );
+    }
+
+    // The gateway checked only the first sums file for staleness.
+    #[test]
+    fn every_lockfile_with_the_lock_targets_header_is_checked_for_staleness() {
+        let line = format!("{}  {DEB}\n", "a".repeat(64));
+        let base = crate::recipe::reference::normalize(BASE).unwrap();
+        let fresh = format!("# base: {base}\n# packages: hello\n{line}");
+        let other = format!("# base: {base}\n# packages: gcc\n{line}");
+        let recipe = format!(
+            "base: {BASE}\npackages:\n  install: [hello]\n  sums: [A, B]\n  providers: [\"http://m/{{{{.Name}}}}\"]\n"
+        );
+        // Hand-made (no header) and fresh: built.
+        let ctx = folder(&[("repro.yaml", &recipe), ("A", &line), ("B", &fresh)]);
+        local::prepare(&local_build(ctx.path(), None)).unwrap();
+        // The second one was made for other packages: stale.
+        let ctx = folder(&[("repro.yaml", &recipe), ("A", &fresh), ("B", &other)]);
+        let err = local::prepare(&local_build(ctx.path(), None)).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("B is stale: it was made for packages [gcc]"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn links_in_the_base_root_stay_inside_it() {
+        let root = folder(&[("etc/x", "x")]);
+        std::os::unix::fs::symlink("/../../../etc", root.path().join("up")).unwrap();
+        std::os::unix::fs::symlink("loop", root.path().join("loop")).unwrap();
+        assert_eq!(
+            super::in_root(root.path(), "/up/x"),
+            Some(root.path().join("etc/x"))
+        );
+        assert_eq!(super::in_root(root.path(), "/loop/x"), None);
+    }
+}
