@@ -240,50 +240,53 @@ fn main() -> ExitCode {
             base,
             out,
             dir,
-        }) => {
-            let done = match &out {
-                Some(out) => repro_frontend::step::normalize::normalize_into(
-                    &dir,
-                    out,
-                    epoch,
-                    base.as_deref(),
-                ),
-                None => repro_frontend::step::normalize::normalize(&dir, epoch, base.as_deref()),
-            };
-            match done.with_context(|| format!("normalize {}", dir.display())) {
-                Ok(report) => {
-                    if out.is_some() {
-                        println!(
-                            "copied {} entries onto scratch ({} hard link(s) kept as links)",
-                            report.copied, report.linked
-                        );
-                    }
-                    for path in &report.removed {
-                        println!("removed {}", path.display());
-                    }
-                    for path in &report.keystores {
-                        println!(
-                            "clamped the entry dates of Java keystore {} to {epoch}",
-                            path.display()
-                        );
-                    }
-                    for (path, why) in &report.skipped {
-                        println!(
-                            "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
-                            path.display()
-                        );
-                    }
-                    println!(
-                        "clamped {} of {} entries to {epoch}",
-                        report.clamped, report.entries
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("repro-frontend: {e:#}");
-                    ExitCode::FAILURE
-                }
+        }) => normalize(epoch, base.as_deref(), out.as_deref(), &dir),
+    }
+}
+
+/// Runs the normalize step and prints what it did.
+fn normalize(
+    epoch: i64,
+    base: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+    dir: &std::path::Path,
+) -> ExitCode {
+    let done = match out {
+        Some(out) => repro_frontend::step::normalize::normalize_into(dir, out, epoch, base),
+        None => repro_frontend::step::normalize::normalize(dir, epoch, base),
+    };
+    match done.with_context(|| format!("normalize {}", dir.display())) {
+        Ok(report) => {
+            if out.is_some() {
+                println!(
+                    "copied {} entries onto scratch ({} hard link(s) kept as links)",
+                    report.copied, report.linked
+                );
             }
+            for path in &report.removed {
+                println!("removed {}", path.display());
+            }
+            for path in &report.keystores {
+                println!(
+                    "clamped the entry dates of Java keystore {} to {epoch}",
+                    path.display()
+                );
+            }
+            for (path, why) in &report.skipped {
+                println!(
+                    "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
+                    path.display()
+                );
+            }
+            println!(
+                "clamped {} of {} entries to {epoch}",
+                report.clamped, report.entries
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
