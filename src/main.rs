@@ -51,6 +51,9 @@ enum Cmd {
     /// and its `created` time as the default epoch) from --base-config, the
     /// output of `docker image inspect <base>` or an OCI image config. Without
     /// it, give the epoch in the recipe or with --build-arg SOURCE_DATE_EPOCH.
+    /// The base image's os-release and package sources come from --base-root;
+    /// without it the package tool follows the lockfile's package kinds and
+    /// the recipe must list its providers.
     /// buildctl does not know the image config: write it with --config-out.
     Llb(LlbArgs),
     /// Install the package files in DIR with the distro's tool (run by the
@@ -100,6 +103,11 @@ struct LlbArgs {
     /// The base image's config: `docker image inspect` output or an OCI config.
     #[arg(long, value_name = "FILE")]
     base_config: Option<PathBuf>,
+    /// The base image's root filesystem, unpacked (`docker export` into a
+    /// folder): its os-release picks the package tool, and its package
+    /// sources are the providers of a recipe that lists none.
+    #[arg(long, value_name = "DIR")]
+    base_root: Option<PathBuf>,
     /// The frontend image that runs the normalize step inside the build.
     #[arg(long, default_value = "repro-frontend:v0")]
     frontend_image: String,
@@ -125,26 +133,23 @@ fn llb(a: LlbArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--build-arg {kv:?} is not NAME=VALUE"))?;
         build_args.insert(k.to_string(), v.to_string());
     }
-    let converted =
-        repro_frontend::frontend::local::convert(&repro_frontend::frontend::local::LocalBuild {
+    let (def, config) = repro_frontend::frontend::local::definition(
+        &repro_frontend::frontend::local::LocalBuild {
             recipe: a.recipe.clone(),
             context: a.context.clone(),
             build_args,
             platform: repro_frontend::frontend::opts::parse_platform(&a.platform)
                 .map_err(anyhow::Error::msg)?,
             base_config: a.base_config.clone(),
+            base_root: a.base_root.clone(),
             frontend_image: a.frontend_image.clone(),
             resolve_mode: repro_frontend::llb::ResolveMode::Default,
-        })?;
-    if let Some(path) = &a.config_out {
-        std::fs::write(path, &converted.config)
-            .with_context(|| format!("write {}", path.display()))?;
+        },
+        a.no_cache,
+    )?;
+    if let (Some(path), Some(config)) = (&a.config_out, &config) {
+        std::fs::write(path, config).with_context(|| format!("write {}", path.display()))?;
     }
-    let def = converted
-        .state
-        .marshal_with(repro_frontend::llb::Constraints {
-            ignore_cache: a.no_cache,
-        });
     let mut out = std::io::stdout().lock();
     if a.dump {
         for line in repro_frontend::llb::describe(&def) {
@@ -235,50 +240,53 @@ fn main() -> ExitCode {
             base,
             out,
             dir,
-        }) => {
-            let done = match &out {
-                Some(out) => repro_frontend::step::normalize::normalize_into(
-                    &dir,
-                    out,
-                    epoch,
-                    base.as_deref(),
-                ),
-                None => repro_frontend::step::normalize::normalize(&dir, epoch, base.as_deref()),
-            };
-            match done.with_context(|| format!("normalize {}", dir.display())) {
-                Ok(report) => {
-                    if out.is_some() {
-                        println!(
-                            "copied {} entries onto scratch ({} hard link(s) kept as links)",
-                            report.copied, report.linked
-                        );
-                    }
-                    for path in &report.removed {
-                        println!("removed {}", path.display());
-                    }
-                    for path in &report.keystores {
-                        println!(
-                            "clamped the entry dates of Java keystore {} to {epoch}",
-                            path.display()
-                        );
-                    }
-                    for (path, why) in &report.skipped {
-                        println!(
-                            "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
-                            path.display()
-                        );
-                    }
-                    println!(
-                        "clamped {} of {} entries to {epoch}",
-                        report.clamped, report.entries
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("repro-frontend: {e:#}");
-                    ExitCode::FAILURE
-                }
+        }) => normalize(epoch, base.as_deref(), out.as_deref(), &dir),
+    }
+}
+
+/// Runs the normalize step and prints what it did.
+fn normalize(
+    epoch: i64,
+    base: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+    dir: &std::path::Path,
+) -> ExitCode {
+    let done = match out {
+        Some(out) => repro_frontend::step::normalize::normalize_into(dir, out, epoch, base),
+        None => repro_frontend::step::normalize::normalize(dir, epoch, base),
+    };
+    match done.with_context(|| format!("normalize {}", dir.display())) {
+        Ok(report) => {
+            if out.is_some() {
+                println!(
+                    "copied {} entries onto scratch ({} hard link(s) kept as links)",
+                    report.copied, report.linked
+                );
             }
+            for path in &report.removed {
+                println!("removed {}", path.display());
+            }
+            for path in &report.keystores {
+                println!(
+                    "clamped the entry dates of Java keystore {} to {epoch}",
+                    path.display()
+                );
+            }
+            for (path, why) in &report.skipped {
+                println!(
+                    "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
+                    path.display()
+                );
+            }
+            println!(
+                "clamped {} of {} entries to {epoch}",
+                report.clamped, report.entries
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -4,9 +4,11 @@
 //! - `bridge`: the LLBBridge client over stdio, one build per process;
 //! - `errors`: failures as a gRPC status with the recipe lines (pure);
 //! - `opts`: the options BuildKit hands over, decoded (pure);
+//! - `inputs`: one input pipeline for both (recipe, base image, lockfiles);
 //! - `local`: the `llb` subcommand's side, reading local files.
 
 pub mod bridge;
 pub mod errors;
+pub mod inputs;
 pub mod local;
 pub mod opts;

@@ -16,8 +16,20 @@ fn llb(args: &[&str]) -> std::process::Output {
         .expect("run repro-frontend llb")
 }
 
+/// `BASE=<the base the hello lockfile was made for>`: the lockfile's header
+/// names it, and `llb` refuses a lockfile made for another base.
+fn hello_base_arg() -> String {
+    let sums = std::fs::read_to_string(repo().join("examples/hello/SHA256SUMS-amd64")).unwrap();
+    let base = sums
+        .lines()
+        .find_map(|l| l.strip_prefix("# base: "))
+        .expect("the hello lockfile names its base");
+    format!("BASE={}", base.trim())
+}
+
 #[test]
 fn llb_prints_a_definition_of_the_hello_example() {
+    let base = hello_base_arg();
     let out = llb(&[
         "examples/hello/repro.yaml",
         "--context",
@@ -26,6 +38,8 @@ fn llb_prints_a_definition_of_the_hello_example() {
         "tests/data/recipes/base-config.json",
         "--build-arg",
         "MIRROR=http://127.0.0.1:1/debian",
+        "--build-arg",
+        &base,
     ]);
     assert!(
         out.status.success(),
@@ -99,10 +113,13 @@ fn llb_prints_a_definition_of_the_hello_example() {
 fn llb_writes_the_image_config_and_dumps_ops() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.json");
+    let base = hello_base_arg();
     let out = llb(&[
         "examples/hello/repro.yaml",
         "--context",
         "examples/hello",
+        "--build-arg",
+        &base,
         "--build-arg",
         "SOURCE_DATE_EPOCH=86400",
         "--config-out",
@@ -135,6 +152,26 @@ fn llb_reports_recipe_errors_with_their_place() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("repro.yaml:5:5: unknown step kind \"rnu\""),
+        "{err}"
+    );
+}
+
+// `llb` accepted a lockfile made for another base; the gateway refused it.
+#[test]
+fn llb_refuses_a_stale_lockfile_as_the_gateway_does() {
+    let out = llb(&[
+        "examples/hello/repro.yaml",
+        "--context",
+        "examples/hello",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=86400",
+        "--dump",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SHA256SUMS-amd64 is stale: it was made for base ")
+            && err.contains("re-run the lock target"),
         "{err}"
     );
 }

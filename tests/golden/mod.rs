@@ -33,6 +33,8 @@ fn convert_case(dir: &Path) -> Result<convert::Converted, String> {
             variant: None,
         },
         base_config: Some(repo().join("tests/data/recipes/base-config.json")),
+        // The cases' base is Debian: its os-release names dpkg.
+        base_root: Some(repo().join("tests/data/base-root")),
         frontend_image: "repro-frontend:v0".into(),
         resolve_mode: ResolveMode::Default,
     })
