@@ -11,7 +11,10 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::support::pool::{Fault, PoolServer};
-use crate::support::{Run, example_context, harness, lock_entry, run};
+use crate::support::{
+    FAILING_STEP_LINES, Run, example_context, failing_step_recipe, harness, lock_entry,
+    marked_lines, run,
+};
 
 /// Where this engine's exports go for the cross-engine check.
 pub fn out_dir() -> PathBuf {
@@ -213,6 +216,20 @@ fn engine3_a_recipe_error_reaches_the_user() {
         "{}",
         r.text
     );
+    assert_eq!(marked_lines(&r.text), ["  - rnu: echo hi"], "{}", r.text);
+}
+
+/// Issue 12: buildctl prints the recipe lines of a failing `run` step.
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_a_failing_step_shows_its_recipe_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("repro.yaml");
+    std::fs::write(&recipe, failing_step_recipe(harness().base_ref())).unwrap();
+    let r = buildctl(&recipe, dir.path(), "http://127.0.0.1:9", &[]);
+    assert!(!r.ok, "{}", r.text);
+    assert!(r.text.contains("exit code: 3"), "{}", r.text);
+    assert_eq!(marked_lines(&r.text), FAILING_STEP_LINES, "{}", r.text);
 }
 
 #[test]

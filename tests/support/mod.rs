@@ -237,3 +237,22 @@ pub fn example_context(example: &str) -> tempfile::TempDir {
     std::fs::copy(h.lockfile(example), dir.path().join("SHA256SUMS-amd64")).expect("copy lockfile");
     dir
 }
+
+/// The lines BuildKit's clients mark with `>>>` in a source snippet (the
+/// text after the marker), in order.
+pub fn marked_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.split_once(" | >>> ").map(|(_, rest)| rest))
+        .collect()
+}
+
+/// A recipe whose second `run` step (lines 6-8) fails with exit code 3. It
+/// declares BASE and MIRROR, which the engine-3 helper always passes.
+pub fn failing_step_recipe(base: &str) -> String {
+    format!(
+        "# syntax=repro-frontend:v0\nargs: {{BASE: \"{base}\", MIRROR: \"\"}}\nbase: ${{BASE}}\nsteps:\n  - run: echo one\n  - run: |\n      echo two\n      exit 3\n  - run: echo three\n"
+    )
+}
+
+/// The recipe lines [`failing_step_recipe`]'s failing step is written on.
+pub const FAILING_STEP_LINES: [&str; 3] = ["  - run: |", "      echo two", "      exit 3"];
