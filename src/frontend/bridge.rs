@@ -726,7 +726,7 @@ async fn build(
         && !p.allow_stale_lock
     {
         let install: Vec<String> = p.install.iter().map(|i| i.value.clone()).collect();
-        if let Some(why) = crate::step::lock::staleness(text, &base_ref, &install) {
+        if let Some(why) = crate::lockfile::staleness(text, &base_ref, &install) {
             bail!(
                 "{path} is stale: {why}; re-run the lock target (docker build --target lock --output type=local,dest=<folder> -f {} <context>), or set packages.allow-stale-lock: true",
                 recipe.file
