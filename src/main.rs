@@ -241,7 +241,7 @@ fn fetch(
     let text = std::fs::read(plan).with_context(|| format!("read {}", plan.display()))?;
     let plan: fetch::Plan =
         serde_json::from_slice(&text).with_context(|| format!("parse {}", plan.display()))?;
-    let outcomes = fetch::fetch(&plan, out, context, fetch::Timeouts::default(), 8)?;
+    let outcomes = fetch::fetch(&plan, out, context, fetch::Limits::default(), 8)?;
     let (lines, failure) = fetch::report(&outcomes);
     for line in lines {
         println!("{line}");

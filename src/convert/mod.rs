@@ -479,6 +479,7 @@ fn fetch_with_fallback(providers: &[Template], entries: &[&Entry], opts: &Opts) 
                 .map(|e| fetch::Blob {
                     name: e.name.clone(),
                     sha256: e.sha256.clone(),
+                    size: e.size,
                 })
                 .collect(),
         };
