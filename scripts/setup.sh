@@ -234,9 +234,14 @@ urldecode() { printf '%b' "${1//%/\\x}"; }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# The count of a lockfile's entries, as the frontend reads them.
+lock_count() { # <lockfile>
+  "$STATIC_BIN" lockfile entries "$1" | wc -l
+}
+
 lock_verified() { # <lockfile>
   [[ -s "$1" ]] || return 1
-  (cd "$POOL_DIR" && grep -v '^#' "$1" | sha256sum --check --status --strict -) 2>/dev/null
+  (cd "$POOL_DIR" && "$STATIC_BIN" lockfile entries "$1" | sha256sum --check --status --strict -) 2>/dev/null
 }
 
 print_uris() { # <out> <pkgs...>
@@ -271,9 +276,9 @@ phase_lock_one() { # <example> <packages>
   t=$(date +%s)
   lock="$dir/SHA256SUMS-$ARCH"
   uris="$LOG_DIR/print-uris-$ex.txt"
-  stamp="$(printf 'format=2\nbase=%s\npackages=%s\narch=%s\n' "$BASE_REF" "$pkgs" "$ARCH")"
+  stamp="$(printf 'format=3\nbase=%s\npackages=%s\narch=%s\n' "$BASE_REF" "$pkgs" "$ARCH")"
   if [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$stamp" ]] && lock_verified "$lock"; then
-    say "lock $ex: $(grep -vc '^#' "$lock") packages, pool verified (cached)"
+    say "lock $ex: $(lock_count "$lock") packages, pool verified (cached)"
     return
   fi
   mkdir -p "$dir" "$POOL_DIR"
@@ -302,18 +307,14 @@ phase_lock_one() { # <example> <packages>
   done <"$uris"
   ((${#entries[@]} > 0)) || die "lock $ex: apt printed no package URIs (see $uris)"
 
-  # The header the lock target writes (src/lock.rs), so builds see a
+  # The file the lock target writes, header and sizes included, by the
+  # frontend's own library (built by phase_frontend), so builds see a
   # lockfile made for this base and these packages.
-  {
-    echo "# Made by repro-frontend's lock target; re-run it rather than edit this file."
-    echo "# base: $BASE_REF"
-    # shellcheck disable=SC2086 # $pkgs is a word list on purpose
-    echo "# packages: $(printf '%s\n' $pkgs | LC_ALL=C sort | paste -sd' ')"
-    echo "# index: apt's Packages files (each SHA256 as the signed index lists it; nothing was downloaded to hash it)"
-    printf '%s\n' "${entries[@]}" | LC_ALL=C sort -u | awk '{print $2 "  " $1}'
-  } >"$lock.tmp"
-  mv -f "$lock.tmp" "$lock"
   printf '%s\n' "${prefixes[@]}" | sort -u >"$dir/mirror"
+  # shellcheck disable=SC2086 # $pkgs is a word list on purpose
+  "$STATIC_BIN" lockfile from-apt --base "$BASE_REF" --roots "$dir/mirror" $pkgs \
+    <"$uris" >"$lock.tmp" || die "lock $ex: repro-frontend lockfile from-apt failed on $uris"
+  mv -f "$lock.tmp" "$lock"
 
   local e
   FETCHED=0
@@ -323,7 +324,7 @@ phase_lock_one() { # <example> <packages>
   done
   lock_verified "$lock" || die "lock $ex: pool verification failed after download"
   printf '%s\n' "$stamp" >"$dir/.stamp"
-  n=$(grep -vc '^#' "$lock")
+  n=$(lock_count "$lock")
   say "lock $ex: $n packages, $FETCHED downloaded, pool verified ($(since "$t")s)"
 }
 
@@ -348,7 +349,7 @@ phase_corpus() {
     set="$(basename "$dir")"
     recipe="$dir/repro.yaml"
     lock="$LOCK_DIR/corpus-$set/SHA256SUMS-$ARCH"
-    stamp="$(printf 'format=1\nbase=%s\nrecipe=%s\n' "$BASE_REF" "$(sha256_of "$recipe")")"
+    stamp="$(printf 'format=2\nbase=%s\nrecipe=%s\n' "$BASE_REF" "$(sha256_of "$recipe")")"
     if [[ -f "$LOCK_DIR/corpus-$set/.stamp" && "$(cat "$LOCK_DIR/corpus-$set/.stamp")" == "$stamp" ]] &&
       lock_verified "$lock"; then
       continue
@@ -362,10 +363,10 @@ phase_corpus() {
     FETCHED=0
     while read -r hex name; do
       fetch_blob "$mirror$name" "$name" "$hex" >>"$LOG_DIR/fetch-corpus-$set.log"
-    done < <(grep -v '^#' "$lock")
+    done < <("$STATIC_BIN" lockfile entries "$lock")
     lock_verified "$lock" || die "corpus $set: pool verification failed after download"
     printf '%s\n' "$stamp" >"$LOCK_DIR/corpus-$set/.stamp"
-    n=$(grep -vc '^#' "$lock")
+    n=$(lock_count "$lock")
     say "corpus $set: locked $n packages, $FETCHED downloaded"
   done
   say "corpus: $(find "$REPO_ROOT"/tests/corpus -name repro.yaml | wc -l) sets locked, pool verified ($(since "$t")s)"

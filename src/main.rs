@@ -30,6 +30,10 @@ enum Cmd {
         /// Package names.
         packages: Vec<String>,
     },
+    /// Write or read lockfiles with the library the lock target uses (for
+    /// scripts: the test harness writes its lockfiles with it).
+    #[command(subcommand)]
+    Lockfile(LockfileCmd),
     /// Fetch the blobs of a plan, trying providers in order, keeping only
     /// bytes that match their sha256 (runs inside the build).
     Fetch {
@@ -85,6 +89,76 @@ enum Cmd {
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum LockfileCmd {
+    /// Turn `apt-get install --print-uris -o Acquire::ForceHash=SHA256`
+    /// output (stdin) into the lockfile the lock target would write (stdout).
+    FromApt {
+        /// The pinned base image, recorded in the header.
+        #[arg(long)]
+        base: String,
+        /// A file of archive roots, one URL per line (`#` comments and blank
+        /// lines skipped): names are the URLs' paths below them.
+        #[arg(long, value_name = "FILE")]
+        roots: PathBuf,
+        /// The package names asked for, recorded in the header.
+        packages: Vec<String>,
+    },
+    /// Check lockfiles, merged as a build merges them, and print one
+    /// `<sha256>  <name>` line per entry (no comments, no sizes).
+    Entries {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Runs a `lockfile` subcommand, writing to stdout.
+fn lockfile(cmd: LockfileCmd) -> anyhow::Result<()> {
+    use repro_frontend::lockfile;
+    use std::io::{Read as _, Write as _};
+
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        LockfileCmd::FromApt {
+            base,
+            roots,
+            packages,
+        } => {
+            let roots: Vec<String> = std::fs::read_to_string(&roots)
+                .with_context(|| format!("read {}", roots.display()))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect();
+            let mut uris = String::new();
+            std::io::stdin()
+                .read_to_string(&mut uris)
+                .context("read apt's output from stdin")?;
+            let pins = lockfile::apt::from_apt_print_uris(&uris, &roots)?;
+            anyhow::ensure!(
+                !pins.is_empty(),
+                "apt's output on stdin names no package file"
+            );
+            let header = lockfile::Header::new(&base, &packages);
+            out.write_all(lockfile::render(&header, &pins).as_bytes())?;
+        }
+        LockfileCmd::Entries { files } => {
+            let mut locks = Vec::new();
+            for f in &files {
+                let text =
+                    std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
+                locks.push(lockfile::parse_named(&f.display().to_string(), &text)?);
+            }
+            for e in lockfile::Lockfile::merge(locks)?.entries {
+                writeln!(out, "{}  {}", e.sha256, e.name)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -172,7 +246,7 @@ fn fetch(
     let text = std::fs::read(plan).with_context(|| format!("read {}", plan.display()))?;
     let plan: fetch::Plan =
         serde_json::from_slice(&text).with_context(|| format!("parse {}", plan.display()))?;
-    let outcomes = fetch::fetch(&plan, out, context, fetch::Timeouts::default(), 8)?;
+    let outcomes = fetch::fetch(&plan, out, context, fetch::Limits::default(), 8)?;
     let (lines, failure) = fetch::report(&outcomes);
     for line in lines {
         println!("{line}");
@@ -228,6 +302,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Cmd::Lockfile(cmd)) => match lockfile(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("repro-frontend: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Cmd::Llb(args)) => match llb(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -181,6 +181,7 @@ fn fetch_with_fallback(
                 .map(|e| fetch::Blob {
                     name: e.name.clone(),
                     sha256: e.sha256.clone(),
+                    size: e.size,
                 })
                 .collect(),
         };

@@ -293,10 +293,10 @@ fn check_stale(recipe: &Recipe, base_ref: &str, lockfiles: &[(String, String)]) 
     }
     let install: Vec<String> = p.install.iter().map(|i| i.value.clone()).collect();
     for (path, text) in lockfiles {
-        if crate::step::lock::Header::parse(text).is_none() {
+        if crate::lockfile::Header::parse(text).is_none() {
             continue;
         }
-        if let Some(why) = crate::step::lock::staleness(text, base_ref, &install) {
+        if let Some(why) = crate::lockfile::staleness(text, base_ref, &install) {
             bail!(
                 "{path} is stale: {why}; re-run the lock target (docker build --target lock --output type=local,dest=<folder> -f {} <context>), or set packages.allow-stale-lock: true",
                 recipe.file

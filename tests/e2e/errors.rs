@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use super::example_args;
 use crate::support::{
     FAILING_STEP_LINES, docker_build, docker_build_alone, example_context, failing_step_recipe,
-    harness, lock_entry, marked_lines, pool::Fault, pool::PoolServer, repo, run,
+    harness, lock_entries, lock_entry, marked_lines, pool::Fault, pool::PoolServer, repo, run,
 };
 
 #[test]
@@ -50,11 +50,9 @@ fn a_missing_blob_names_the_package_and_the_url() {
     let h = harness();
     let pool = PoolServer::start(h.pool_dir());
     let ctx = example_context("hello");
-    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
-    let name = lock
-        .lines()
-        .find_map(|l| l.split_once("  ").map(|(_, n)| n.to_string()))
-        .expect("an entry");
+    let name = lock_entries(&ctx.path().join("SHA256SUMS-amd64"))
+        .swap_remove(0)
+        .name;
     pool.fault(&name, Fault::NotFound);
     let (r, id) = docker_build_alone(
         &repo().join("examples/hello/repro.yaml"),

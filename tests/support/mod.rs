@@ -188,15 +188,22 @@ fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<St
     (r, id)
 }
 
+/// A lockfile's entries, read by the frontend's own parser.
+pub fn lock_entries(path: &Path) -> Vec<repro_frontend::lockfile::Entry> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    repro_frontend::lockfile::parse_named(&path.display().to_string(), &text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .entries
+}
+
 /// The (sha256, name) of the first entry of the context's lockfile whose
 /// name contains `needle`.
 pub fn lock_entry(ctx: &Path, needle: &str) -> (String, String) {
-    let lock = std::fs::read_to_string(ctx.join("SHA256SUMS-amd64")).expect("lockfile");
-    lock.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.contains(needle))
-        .and_then(|l| l.split_once("  "))
-        .map(|(s, n)| (s.to_string(), n.to_string()))
+    lock_entries(&ctx.join("SHA256SUMS-amd64"))
+        .into_iter()
+        .find(|e| e.name.contains(needle))
+        .map(|e| (e.sha256, e.name))
         .unwrap_or_else(|| panic!("no {needle} in the lockfile"))
 }
 
