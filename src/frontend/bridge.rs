@@ -680,9 +680,9 @@ async fn build(
     };
     if target == Target::Lock {
         let state = convert::lock_llb(&recipe, &convert_opts)?;
-        check_llb_caps(&bridge.llb_caps, &state)?;
         // The index moves on: always resolve again.
         let def = state.marshal_with(llb::Constraints { ignore_cache: true });
+        check_llb_caps(&bridge.llb_caps, &def)?;
         let id = bridge
             .solve(def.clone())
             .await
@@ -805,8 +805,6 @@ async fn build(
     } else {
         (converted.state, Some(converted.config))
     };
-    check_llb_caps(&bridge.llb_caps, &state)?;
-
     let constraints = llb::Constraints {
         ignore_cache: opts.no_cache,
     };
@@ -818,6 +816,7 @@ async fn build(
     }
 
     let def = state.marshal_with(constraints);
+    check_llb_caps(&bridge.llb_caps, &def)?;
     let id = bridge
         .solve(def.clone())
         .await
@@ -838,10 +837,14 @@ fn installer_of_packages(lock: &lockfile::Lockfile) -> Option<Installer> {
     found
 }
 
-fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
-    let missing: Vec<&str> = state
-        .caps()
-        .into_iter()
+/// Checks the caps of what is sent: those its ops and metadata use (decoded
+/// from the Definition) and those its metadata declares.
+fn check_llb_caps(have: &BTreeSet<String>, def: &pb::Definition) -> Result<()> {
+    let mut needed = llb::caps::declared(def);
+    needed.extend(llb::caps::required(def)?.into_iter().map(str::to_string));
+    let missing: Vec<&str> = needed
+        .iter()
+        .map(String::as_str)
         .filter(|c| !have.contains(*c))
         .collect();
     if missing.is_empty() {
