@@ -209,23 +209,12 @@ phase_base() {
 
 # ----------------------------------------------------------- frontend image
 phase_frontend() {
-  local t bin
+  local t
   t=$(date +%s)
-  command -v cargo >/dev/null || die "cargo not found in PATH"
-  (
-    cd "$REPO_ROOT"
-    export RUSTFLAGS='-C target-feature=+crt-static'
-    run_logged cargo-static \
-      cargo build --release --target x86_64-unknown-linux-gnu --target-dir "$REPO_ROOT/target/static"
-  )
-  bin="$STATIC_BIN"
-  [[ -x "$bin" ]] || die "cargo did not produce $bin"
-  if ldd "$bin" 2>&1 | grep -q '=>'; then
-    die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
-  fi
+  static_bin_build
   # Into the running engine's store (engine.sh imports it into the other
   # engine's store when switching).
-  frontend_install "$REPRO_ENGINE" "$bin"
+  frontend_install "$REPRO_ENGINE" "$STATIC_BIN"
   say "frontend image: $FRONTEND_IMAGE = ${FRONTEND_ID:0:19} in engine $REPRO_ENGINE ($(since "$t")s)"
 }
 
