@@ -89,6 +89,75 @@ enum Cmd {
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
+    /// Print the archive roots of apt's `deb` sources under ROOT, read in
+    /// apt's order (etc/apt/sources.list, then etc/apt/sources.list.d/*.list
+    /// and *.sources by name): the first one, or all with --all. Fails when
+    /// there is none.
+    Sources {
+        /// The filesystem root whose etc/apt is read.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Only sources that serve this suite (e.g. bookworm).
+        #[arg(long)]
+        suite: Option<String>,
+        /// Print every root, one a line, not only the first.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// apt's source files under `root`, as (name, text) in apt's reading order.
+fn apt_source_files(root: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    let etc = root.join("etc/apt");
+    let mut files = Vec::new();
+    let list = etc.join("sources.list");
+    if list.is_file() {
+        let text =
+            std::fs::read_to_string(&list).with_context(|| format!("read {}", list.display()))?;
+        files.push(("sources.list".to_string(), text));
+    }
+    let dir = etc.join("sources.list.d");
+    let mut names = Vec::new();
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
+            let entry = entry.with_context(|| format!("read {}", dir.display()))?;
+            if let Some(name) = entry.file_name().to_str()
+                && (name.ends_with(".list") || name.ends_with(".sources"))
+                && entry.path().is_file()
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        files.push((format!("sources.list.d/{name}"), text));
+    }
+    Ok(files)
+}
+
+/// The `sources` subcommand: the roots to print.
+fn apt_sources(
+    root: &std::path::Path,
+    suite: Option<&str>,
+    all: bool,
+) -> anyhow::Result<Vec<String>> {
+    let files = apt_source_files(root)?;
+    let mut roots = repro_frontend::distro::sources::apt_roots(&files, suite);
+    if roots.is_empty() {
+        let suite = suite.map(|s| format!(" for suite {s}")).unwrap_or_default();
+        anyhow::bail!(
+            "no http(s) deb source{suite} in {}/etc/apt/sources.list or sources.list.d/",
+            root.display().to_string().trim_end_matches('/')
+        );
+    }
+    if !all {
+        roots.truncate(1);
+    }
+    Ok(roots)
 }
 
 #[derive(Subcommand)]
@@ -309,6 +378,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Cmd::Sources { root, suite, all }) => {
+            match apt_sources(&root, suite.as_deref(), all) {
+                Ok(roots) => {
+                    for r in roots {
+                        println!("{r}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("repro-frontend: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Cmd::Llb(args)) => match llb(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -381,4 +381,61 @@ mod tests {
         assert!(text.find("\"architecture\"").unwrap() < text.find("\"config\"").unwrap());
         assert_eq!(bytes, config(&base, &settings, &prov));
     }
+
+    /// Pins the config bytes (and so the image IDs): key order, separators,
+    /// what is kept from the base and where each setting lands.
+    #[test]
+    fn config_bytes_are_pinned() {
+        let base = BaseConfig::parse(
+            br#"{"architecture":"amd64","os":"linux","created":"2024-01-02T03:04:05Z",
+                "config":{"Env":["PATH=/usr/bin","A=1"],"Cmd":["bash"],"Labels":{"z":"1"},
+                "Volumes":{"/data":{}},"OnBuild":null,"Healthcheck":{"Test":["NONE"]}}}"#,
+        )
+        .unwrap();
+        let settings = ImageSettings {
+            entrypoint: Some(vec![sp("/usr/bin/hello")]),
+            cmd: Some(vec![sp("--help")]),
+            env: vec![("A".into(), sp("2")), ("B".into(), sp("x y"))],
+            workdir: Some(sp("/w")),
+            user: Some(sp("1000:1000")),
+            labels: vec![("b".into(), sp("2")), ("a".into(), sp("1"))],
+            expose: vec![sp("80"), sp("53/udp")],
+            volumes: vec![sp("/cache")],
+            stop_signal: Some(sp("SIGTERM")),
+        };
+        let prov = Provenance {
+            epoch: 1_700_000_000,
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            variant: Some("v8".into()),
+            comment: "one layer".into(),
+        };
+        const EXPECTED: &str = concat!(
+            r#"{"architecture":"arm64","#,
+            r#""config":{"#,
+            r#""Cmd":["--help"],"#,
+            r#""Entrypoint":["/usr/bin/hello"],"#,
+            r#""Env":["PATH=/usr/bin","A=2","B=x y"],"#,
+            r#""ExposedPorts":{"53/udp":{},"80/tcp":{}},"#,
+            r#""Healthcheck":{"Test":["NONE"]},"#,
+            r#""Labels":{"a":"1","b":"2","z":"1"},"#,
+            r#""OnBuild":null,"#,
+            r#""StopSignal":"SIGTERM","#,
+            r#""User":"1000:1000","#,
+            r#""Volumes":{"/cache":{},"/data":{}},"#,
+            r#""WorkingDir":"/w"},"#,
+            r#""created":"2023-11-14T22:13:20Z","#,
+            r#""history":[{"comment":"one layer","created":"2023-11-14T22:13:20Z","created_by":"repro-frontend"}],"#,
+            r#""os":"linux","#,
+            r#""rootfs":{"diff_ids":[],"type":"layers"},"#,
+            r#""variant":"v8"}"#,
+        );
+        let got = config(&base, &settings, &prov);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            EXPECTED,
+            "the image config bytes changed: image IDs would change"
+        );
+        assert_eq!(got, EXPECTED.as_bytes());
+    }
 }

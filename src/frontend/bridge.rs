@@ -510,14 +510,9 @@ async fn build(
     let req = request(opts, bridge.worker_platform.clone())?;
     let prepared = inputs::prepare(&mut inputs::Gateway::new(bridge, opts), &req).await?;
     let out = prepared.convert()?;
-    check_llb_caps(&bridge.llb_caps, &out.state)?;
-    if opts.no_cache && !out.always_fresh && !bridge.llb_caps.contains(llb::CAP_META_IGNORE_CACHE) {
-        bail!(
-            "this BuildKit lacks the LLB cap {} needed for --no-cache",
-            llb::CAP_META_IGNORE_CACHE
-        );
-    }
+    // The caps are read off what is sent, `--no-cache`'s metadata included.
     let def = out.definition(opts.no_cache);
+    check_llb_caps(&bridge.llb_caps, &def)?;
     let id = bridge
         .solve(def.clone())
         .await
@@ -547,10 +542,14 @@ fn request(opts: &FrontendOpts, worker: Option<Platform>) -> Result<inputs::Requ
     })
 }
 
-fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
-    let missing: Vec<&str> = state
-        .caps()
-        .into_iter()
+/// Checks the caps of what is sent: those its ops and metadata use (decoded
+/// from the Definition) and those its metadata declares.
+fn check_llb_caps(have: &BTreeSet<String>, def: &pb::Definition) -> Result<()> {
+    let mut needed = llb::caps::declared(def);
+    needed.extend(llb::caps::required(def)?.into_iter().map(str::to_string));
+    let missing: Vec<&str> = needed
+        .iter()
+        .map(String::as_str)
         .filter(|c| !have.contains(*c))
         .collect();
     if missing.is_empty() {

@@ -14,6 +14,7 @@ use bollard_buildkit_proto::pb;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+pub mod caps;
 pub mod sourcemap;
 
 pub use sourcemap::{Location, SourceFile};
@@ -787,15 +788,6 @@ impl State {
         }
     }
 
-    /// The caps every op reachable from this state needs.
-    pub fn caps(&self) -> BTreeSet<Cap> {
-        let mut caps = BTreeSet::new();
-        walk(self.output.as_ref(), &mut BTreeSet::new(), &mut |v| {
-            caps.extend(v.caps.iter().copied())
-        });
-        caps
-    }
-
     /// Marshals the graph that ends in this state into a Definition: ops in
     /// dependency order, each once, then the terminal op that names the result.
     pub fn marshal(&self) -> pb::Definition {
@@ -976,7 +968,7 @@ mod tests {
         let md = &def.metadata[&digest_of(&def.def[3])];
         assert_eq!(md.description["llb.customname"], "install");
         assert!(md.caps.contains_key(CAP_EXEC_META_NETWORK));
-        let caps = sample().caps();
+        let caps = caps::required(&def).unwrap();
         for c in [
             CAP_SOURCE_HTTP_CHECKSUM,
             CAP_SOURCE_IMAGE_RESOLVE_MODE,

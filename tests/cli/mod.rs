@@ -258,3 +258,53 @@ fn lockfile_from_apt_writes_what_the_lock_target_writes_and_entries_reads_it() {
         "{err}"
     );
 }
+
+/// `repro-frontend sources`, which scripts/lib.sh asks for the host's mirror.
+#[test]
+fn sources_prints_the_deb_roots_of_a_suite_in_apt_order() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc/apt");
+    std::fs::create_dir_all(etc.join("sources.list.d")).unwrap();
+    std::fs::write(
+        etc.join("sources.list"),
+        "deb http://sec.example/debian-security bookworm-security main\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("sources.list.d/b.list"),
+        "deb http://b.example/debian bookworm main\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("sources.list.d/a.sources"),
+        "Types: deb\nURIs: http://a.example/debian/\nSuites: bookworm\n",
+    )
+    .unwrap();
+    let sources = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_repro-frontend"))
+            .arg("sources")
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .output()
+            .expect("run repro-frontend sources")
+    };
+    let first = sources(&["--suite", "bookworm"]);
+    assert!(first.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "http://a.example/debian\n"
+    );
+    let all = sources(&["--suite", "bookworm", "--all"]);
+    assert_eq!(
+        String::from_utf8_lossy(&all.stdout),
+        "http://a.example/debian\nhttp://b.example/debian\n"
+    );
+    let none = sources(&["--suite", "sid"]);
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no http(s) deb source for suite sid"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+}
