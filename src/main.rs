@@ -106,46 +106,13 @@ enum Cmd {
     },
 }
 
-/// apt's source files under `root`, as (name, text) in apt's reading order.
-fn apt_source_files(root: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
-    let etc = root.join("etc/apt");
-    let mut files = Vec::new();
-    let list = etc.join("sources.list");
-    if list.is_file() {
-        let text =
-            std::fs::read_to_string(&list).with_context(|| format!("read {}", list.display()))?;
-        files.push(("sources.list".to_string(), text));
-    }
-    let dir = etc.join("sources.list.d");
-    let mut names = Vec::new();
-    if dir.is_dir() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
-            let entry = entry.with_context(|| format!("read {}", dir.display()))?;
-            if let Some(name) = entry.file_name().to_str()
-                && (name.ends_with(".list") || name.ends_with(".sources"))
-                && entry.path().is_file()
-            {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        files.push((format!("sources.list.d/{name}"), text));
-    }
-    Ok(files)
-}
-
 /// The `sources` subcommand: the roots to print.
 fn apt_sources(
     root: &std::path::Path,
     suite: Option<&str>,
     all: bool,
 ) -> anyhow::Result<Vec<String>> {
-    let files = apt_source_files(root)?;
+    let files = repro_frontend::step::lock::apt_source_files(root).map_err(anyhow::Error::msg)?;
     let mut roots = repro_frontend::distro::sources::apt_roots(&files, suite);
     if roots.is_empty() {
         let suite = suite.map(|s| format!(" for suite {s}")).unwrap_or_default();

@@ -417,17 +417,14 @@ async fn default_providers<I: Inputs>(
     releasever: &str,
 ) -> Result<Vec<String>> {
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    let mut roots = Vec::new();
+    let mut apt = Vec::new();
     if let Some(t) = src.base_file("/etc/apt/sources.list").await? {
-        roots.extend(sources::apt_one_line(&text(t)));
+        apt.push(("sources.list".to_string(), text(t)));
     }
     for (name, t) in src.base_dir("/etc/apt/sources.list.d").await? {
-        if name.ends_with(".list") {
-            roots.extend(sources::apt_one_line(&text(t)));
-        } else if name.ends_with(".sources") {
-            roots.extend(sources::apt_deb822(&text(t)));
-        }
+        apt.push((name, text(t)));
     }
+    let mut roots = sources::apt_roots(&apt, None);
     if let Some(t) = src.base_file("/etc/apk/repositories").await? {
         roots.extend(sources::apk_repositories(&text(t)));
     }

@@ -33,7 +33,7 @@ pub fn normalize(reference: &str) -> Result<String, RefError> {
         let Some((algo, hex)) = d.split_once(':') else {
             return Err(bad("digest must look like sha256:<hex>"));
         };
-        if algo != "sha256" || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if algo != "sha256" || !crate::digest::is_sha256_hex(hex) {
             return Err(bad("digest must be sha256: followed by 64 hex digits"));
         }
     }
@@ -85,7 +85,7 @@ pub fn normalize(reference: &str) -> Result<String, RefError> {
 pub fn has_digest(reference: &str) -> bool {
     reference
         .rsplit_once("@sha256:")
-        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .is_some_and(|(_, hex)| crate::digest::is_sha256_hex(hex))
 }
 
 #[cfg(test)]

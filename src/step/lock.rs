@@ -10,6 +10,8 @@
 //! which later builds check for staleness. This module only runs apt and
 //! writes the file: it does I/O because it runs inside the build.
 
+use std::path::Path;
+
 use crate::lockfile::{self, Header, apt::from_apt_print_uris};
 
 /// Runs inside the base image (the `lock` subcommand): reads apt's sources,
@@ -18,24 +20,8 @@ use crate::lockfile::{self, Header, apt::from_apt_print_uris};
 pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result<usize, String> {
     use std::process::Command;
 
-    let mut roots = Vec::new();
-    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
-        roots.extend(crate::distro::sources::apt_one_line(&t));
-    }
-    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    names.sort();
-    for p in names {
-        let Ok(t) = std::fs::read_to_string(&p) else {
-            continue;
-        };
-        match p.extension().and_then(|e| e.to_str()) {
-            Some("list") => roots.extend(crate::distro::sources::apt_one_line(&t)),
-            Some("sources") => roots.extend(crate::distro::sources::apt_deb822(&t)),
-            _ => {}
-        }
-    }
+    let files = apt_source_files(Path::new("/"))?;
+    let roots = crate::distro::sources::apt_roots(&files, None);
     if roots.is_empty() {
         return Err(
             "the base image has no apt sources (is it Debian or Ubuntu? only apt can lock so far)"
@@ -79,4 +65,38 @@ pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result
     std::fs::write(out, lockfile::render(&header, &pins))
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(pins.len())
+}
+/// apt's source files under `root`, as (name, text) in apt's reading order.
+pub fn apt_source_files(root: &Path) -> Result<Vec<(String, String)>, String> {
+    let etc = root.join("etc/apt");
+    let mut files = Vec::new();
+    let list = etc.join("sources.list");
+    if list.is_file() {
+        let text = std::fs::read_to_string(&list)
+            .map_err(|e| format!("cannot read {}: {e}", list.display()))?;
+        files.push(("sources.list".to_string(), text));
+    }
+    let dir = etc.join("sources.list.d");
+    let mut names = Vec::new();
+    if dir.is_dir() {
+        for entry in
+            std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        {
+            let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+            if let Some(name) = entry.file_name().to_str()
+                && (name.ends_with(".list") || name.ends_with(".sources"))
+                && entry.path().is_file()
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        files.push((format!("sources.list.d/{name}"), text));
+    }
+    Ok(files)
 }
