@@ -148,28 +148,7 @@ fn fetch_with_fallback(
             .or_default()
             .push(e);
     }
-    // Paths the context:// providers read, so only they are sent.
-    let mut context_paths = Vec::new();
-    for e in entries {
-        for p in providers {
-            if let Ok(fetch::Location::Context { path, .. }) = fetch::locate(p, &e.name, &e.sha256)
-            {
-                context_paths.push(path);
-            }
-        }
-    }
-    context_paths.sort();
-    context_paths.dedup();
-    let context = (!context_paths.is_empty()).then(|| {
-        llb::local(
-            &opts.context_name,
-            &LocalOpts {
-                include_patterns: context_paths,
-                ..opts.context.clone()
-            },
-            Some("load package blobs from the build context".into()),
-        )
-    });
+    let context = blob_context(providers, entries, opts);
     let tool = frontend_image(opts);
     let provider_list: Vec<String> = providers.iter().map(|t| t.as_str().to_string()).collect();
     let mut gather = State::scratch().file();
@@ -231,6 +210,33 @@ fn fetch_with_fallback(
         .name(format!("gather {} package(s)", entries.len()))
         .at(at.clone())
         .build()
+}
+
+/// The build context, when context:// providers read blobs from it: only
+/// the paths they read are sent.
+fn blob_context(providers: &[Template], entries: &[&Entry], opts: &Opts) -> Option<State> {
+    // Paths the context:// providers read, so only they are sent.
+    let mut context_paths = Vec::new();
+    for e in entries {
+        for p in providers {
+            if let Ok(fetch::Location::Context { path, .. }) = fetch::locate(p, &e.name, &e.sha256)
+            {
+                context_paths.push(path);
+            }
+        }
+    }
+    context_paths.sort();
+    context_paths.dedup();
+    (!context_paths.is_empty()).then(|| {
+        llb::local(
+            &opts.context_name,
+            &LocalOpts {
+                include_patterns: context_paths,
+                ..opts.context.clone()
+            },
+            Some("load package blobs from the build context".into()),
+        )
+    })
 }
 
 /// The recipe's providers, after those the `REPRO_PROVIDERS` build arg puts

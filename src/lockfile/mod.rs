@@ -254,37 +254,58 @@ pub fn parse_named(file: &str, text: &str) -> Result<Lockfile, LockError> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let sum_ok = line.get(..64).is_some_and(is_sha256_hex)
-            && !line.as_bytes().get(64).is_some_and(u8::is_ascii_hexdigit);
-        if !sum_ok {
+        rules.add(entry(file, line_no, line)?)?;
+    }
+    apply_sizes(&mut rules, file, sizes)?;
+    Ok(rules.out)
+}
+
+/// One `<sha256>  <name>` line.
+fn entry(file: &str, line_no: usize, line: &str) -> Result<Entry, LockError> {
+    let err = |col: usize, message: String| LockError {
+        file: file.to_string(),
+        line: line_no,
+        col,
+        message,
+    };
+    let sum_ok = line.get(..64).is_some_and(is_sha256_hex)
+        && !line.as_bytes().get(64).is_some_and(u8::is_ascii_hexdigit);
+    if !sum_ok {
+        return Err(err(
+            1,
+            format!(
+                "expected a 64-digit hex sha256 at the start of the line, found {:?}",
+                line.split_whitespace().next().unwrap_or("")
+            ),
+        ));
+    }
+    let rest = &line[64..];
+    let name = match rest.as_bytes() {
+        [b' ', b' ' | b'*', ..] => &rest[2..],
+        _ => {
             return Err(err(
-                1,
-                format!(
-                    "expected a 64-digit hex sha256 at the start of the line, found {:?}",
-                    line.split_whitespace().next().unwrap_or("")
-                ),
+                65,
+                "expected two spaces (or a space and '*') between the sha256 and the name".into(),
             ));
         }
-        let rest = &line[64..];
-        let name = match rest.as_bytes() {
-            [b' ', b' ' | b'*', ..] => &rest[2..],
-            _ => {
-                return Err(err(
-                    65,
-                    "expected two spaces (or a space and '*') between the sha256 and the name"
-                        .into(),
-                ));
-            }
-        };
-        check_name(name).map_err(|m| err(NAME_COL, m))?;
-        rules.add(Entry {
-            sha256: line[..64].to_ascii_lowercase(),
-            name: name.to_string(),
-            size: None,
-            file: file.to_string(),
-            line: line_no,
-        })?;
-    }
+    };
+    check_name(name).map_err(|m| err(NAME_COL, m))?;
+    Ok(Entry {
+        sha256: line[..64].to_ascii_lowercase(),
+        name: name.to_string(),
+        size: None,
+        file: file.to_string(),
+        line: line_no,
+    })
+}
+
+/// Size lines, applied once every entry is in: each must name an entry, and
+/// agree with any earlier size line for it.
+fn apply_sizes(
+    rules: &mut Rules,
+    file: &str,
+    sizes: Vec<(usize, usize, u64, &str)>,
+) -> Result<(), LockError> {
     for (line, col, size, name) in sizes {
         let err = |message: String| LockError {
             file: file.to_string(),
@@ -306,7 +327,7 @@ pub fn parse_named(file: &str, text: &str) -> Result<Lockfile, LockError> {
             _ => e.size = Some(size),
         }
     }
-    Ok(rules.out)
+    Ok(())
 }
 
 /// `<spaces><digits> <name>` after the size prefix; `None` if it is not that.
