@@ -251,6 +251,20 @@ fn an_install_failure_names_the_package_and_apts_reason_last() {
         line.contains("repro-frontend install --tool dpkg"),
         "{line}"
     );
+    // Issue 12: buildx shows the recipe's packages section with the error.
+    if h.engine() == "26" {
+        let marked = marked_lines(&r.text);
+        assert_eq!(
+            marked.first().copied(),
+            Some("packages:"),
+            "{marked:?}:\n{}",
+            r.text
+        );
+        assert!(
+            marked.contains(&"  install: [python3, python3-yaml]"),
+            "{marked:?}"
+        );
+    }
 }
 
 #[test]
