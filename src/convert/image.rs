@@ -198,17 +198,9 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
     serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
+/// The civil date of a day count since 1970-01-01 (Howard Hinnant's
+/// algorithm): kept by hand so that any i64 epoch formats, where the date
+/// crate stops at year 9999.
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -234,59 +226,23 @@ pub fn format_rfc3339(secs: i64) -> String {
     )
 }
 
-/// Parses an RFC 3339 time to whole seconds (fractions are dropped).
+/// Parses an RFC 3339 time to whole seconds (fractions are dropped), as
+/// Docker and registries write `created` (`2023-01-01T00:00:00.123456789Z`,
+/// `+02:00` offsets). The `time` crate does the parsing; `None` for anything
+/// that is not a real RFC 3339 time (`2023-02-30`, `+24:00`, trailing text).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    // RFC 3339 lets the date and the time be split by a space; `time` takes
+    // any byte there, so keep to the three separators the frontend took
+    // before.
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return None;
-        }
-        rest = &frac[n..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        // `get`, not slicing: the text comes from a registry, and a byte
-        // range may fall inside a multi-byte character.
-        _ if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && rest.get(3..4) == Some(":") =>
-        {
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset)
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    // `time` reads a leap second (`23:59:60`, at the end of a month only) as
+    // the last nanosecond before it; count it as the next whole second, as
+    // the frontend always did.
+    let leap = s.get(17..19) == Some("60");
+    Some(t.unix_timestamp() + i64::from(leap))
 }
 
 #[cfg(test)]
@@ -313,6 +269,17 @@ mod tests {
             Some(1_700_000_000)
         );
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400));
+        // The separators and spellings taken before the date crate came in.
+        assert_eq!(parse_rfc3339("2023-11-14t22:13:20z"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("2023-11-14 22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T14:13:20.999999999999-08:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59.5Z"), Some(-1));
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00Z"), Some(-62_167_219_200));
+        // A leap second counts as the next second, as it always did.
+        assert_eq!(parse_rfc3339("2016-12-31T23:59:60Z"), Some(1_483_228_800));
         for bad in [
             "",
             "2023-11-14",
@@ -325,8 +292,37 @@ mod tests {
             "2023-01-01T00:00:00é0:00",
             "2023-01-01T00:00:00+é:00",
             "2023-01-01T00:00:00-00:é",
+            // Not real times: the hand-written parser took these.
+            "2023-02-30T00:00:00Z",
+            "2023-01-01T00:00:00+24:00",
+            "2023-01-01T00:00:00+00:60",
+            "2023-01-01T00:00:00+-1:00",
+            "2023-01-01T12:00:60Z",
+            "2023-01-01X00:00:00Z",
+            "2023-01-01T00:00:00Z ",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_reads_what_format_writes() {
+        // Days from year 0 to 9999 (every 37th), at a time that moves
+        // through the day, with and without a fraction and an offset.
+        let first = -62_167_219_200_i64;
+        let last = 253_402_300_799_i64;
+        let mut secs = first;
+        while secs <= last {
+            let text = format_rfc3339(secs);
+            assert_eq!(parse_rfc3339(&text), Some(secs), "{text}");
+            let frac = text.replace('Z', ".987654321Z");
+            assert_eq!(parse_rfc3339(&frac), Some(secs), "{frac}");
+            if secs + 5400 <= last {
+                // The same instant written 01:30 ahead of UTC.
+                let ahead = format_rfc3339(secs + 5400).replace('Z', "+01:30");
+                assert_eq!(parse_rfc3339(&ahead), Some(secs), "{ahead}");
+            }
+            secs += 37 * 86_400 + 3_607;
         }
     }
 
