@@ -90,6 +90,34 @@ pub struct Provenance {
 /// Builds the config JSON for a single-layer image.
 pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) -> Vec<u8> {
     let mut cfg = base.config.clone();
+    apply_commands(&mut cfg, settings);
+    apply_scalars(&mut cfg, base, settings);
+    apply_sets(&mut cfg, settings);
+    let created = format_rfc3339(prov.epoch);
+    let mut top = Map::new();
+    top.insert(
+        "architecture".into(),
+        Value::String(prov.architecture.clone()),
+    );
+    top.insert("os".into(), Value::String(prov.os.clone()));
+    if let Some(v) = &prov.variant {
+        top.insert("variant".into(), Value::String(v.clone()));
+    }
+    top.insert("config".into(), Value::Object(cfg));
+    top.insert("created".into(), Value::String(created.clone()));
+    // Exactly one history entry for the one layer, so the exporter has no
+    // layer without history to invent a (wall-clock) entry for.
+    top.insert(
+        "history".into(),
+        json!([{ "created": created, "created_by": "repro-frontend", "comment": prov.comment }]),
+    );
+    top.insert("rootfs".into(), json!({ "type": "layers", "diff_ids": [] }));
+    // A map of strings to JSON values always serializes.
+    serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
+}
+
+/// `entrypoint` and `cmd`, as a Dockerfile sets them.
+fn apply_commands(cfg: &mut Map<String, Value>, settings: &ImageSettings) {
     let strings = |items: &[crate::recipe::Spanned<String>]| -> Value {
         Value::Array(
             items
@@ -108,6 +136,10 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
     if let Some(cmd) = &settings.cmd {
         cfg.insert("Cmd".into(), strings(cmd));
     }
+}
+
+/// `env` (merged into the base's), `workdir`, `user`, `stop-signal`.
+fn apply_scalars(cfg: &mut Map<String, Value>, base: &BaseConfig, settings: &ImageSettings) {
     if !settings.env.is_empty() {
         let mut env = base.env();
         for (k, v) in &settings.env {
@@ -134,6 +166,10 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
     if let Some(s) = &settings.stop_signal {
         cfg.insert("StopSignal".into(), Value::String(s.value.clone()));
     }
+}
+
+/// `expose`, `volumes` and `labels`, added to what the base has.
+fn apply_sets(cfg: &mut Map<String, Value>, settings: &ImageSettings) {
     let mut merge_set = |key: &str, items: Vec<String>| {
         if items.is_empty() {
             return;
@@ -175,27 +211,6 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
         }
         cfg.insert("Labels".into(), Value::Object(labels));
     }
-    let created = format_rfc3339(prov.epoch);
-    let mut top = Map::new();
-    top.insert(
-        "architecture".into(),
-        Value::String(prov.architecture.clone()),
-    );
-    top.insert("os".into(), Value::String(prov.os.clone()));
-    if let Some(v) = &prov.variant {
-        top.insert("variant".into(), Value::String(v.clone()));
-    }
-    top.insert("config".into(), Value::Object(cfg));
-    top.insert("created".into(), Value::String(created.clone()));
-    // Exactly one history entry for the one layer, so the exporter has no
-    // layer without history to invent a (wall-clock) entry for.
-    top.insert(
-        "history".into(),
-        json!([{ "created": created, "created_by": "repro-frontend", "comment": prov.comment }]),
-    );
-    top.insert("rootfs".into(), json!({ "type": "layers", "diff_ids": [] }));
-    // A map of strings to JSON values always serializes.
-    serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
 }
 
 /// The civil date of a day count since 1970-01-01 (Howard Hinnant's
