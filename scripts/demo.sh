@@ -2,15 +2,18 @@
 # The main job: build an example recipe twice through a real engine, with
 # --no-cache, and show that both builds give the same image digest.
 #   scripts/demo.sh [hello|gcc]
-# Runs scripts/setup.sh first (Docker 20.10, a local registry, a debootstrap
-# base image, the frontend image and a local package pool on 127.0.0.1).
+# Runs as root. Sets up only what it needs first, with scripts/setup.sh's
+# phases: Docker 20.10, a local registry, a debootstrap base image, the
+# frontend image and the example's package pool, served on 127.0.0.1 (no
+# other engine, no test fixtures: scripts/test.sh sets up all of those).
 set -euo pipefail
 
 example=${1:-hello}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [[ -f "$root/examples/$example/repro.yaml" ]] || { echo "demo: no example \"$example\"" >&2; exit 2; }
 
-"$root/scripts/setup.sh"
+REPRO_ENGINES=20 REPRO_ENGINE=20 \
+  "$root/scripts/setup.sh" --only "engine,registry,base,frontend,pool:$example"
 # shellcheck disable=SC1091
 source "$root/target/harness/env"
 "$root/scripts/serve-pool.sh" start >/dev/null

@@ -235,48 +235,27 @@ e26_present() {
   [[ -x "$E26_DOCKERD" && -x "$E26_DOCKER" && -x "$E26_CONFIG/cli-plugins/docker-buildx" ]]
 }
 
+# static_bin_build: build the static frontend binary ($STATIC_BIN), the one
+# the frontend image is made of; cargo does nothing when it is up to date.
+static_bin_build() {
+  command -v cargo >/dev/null || die "cargo not found in PATH"
+  (
+    cd "$REPO_ROOT" || die "cannot enter $REPO_ROOT"
+    export RUSTFLAGS='-C target-feature=+crt-static'
+    run_logged cargo-static \
+      cargo build --release --target x86_64-unknown-linux-gnu --target-dir "$REPO_ROOT/target/static"
+  ) || exit
+  [[ -x "$STATIC_BIN" ]] || die "cargo did not produce $STATIC_BIN"
+  if ldd "$STATIC_BIN" 2>&1 | grep -q '=>'; then
+    die "$STATIC_BIN is dynamically linked: $(ldd "$STATIC_BIN" 2>&1 | tr '\n' ' ')"
+  fi
+}
+
 # The machine's own Debian mirror: the first `deb` source whose suite is
-# bookworm, in apt's reading order (sources.list, then sources.list.d/ by
-# name; one-line *.list and deb822 *.sources files).
+# bookworm, in apt's reading order, as the frontend's own parser of apt
+# sources finds it (src/distro/sources.rs). Run static_bin_build first.
 debian_mirror_uri() {
-  local f uri=""
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
-    [[ -f "$f" && -r "$f" ]] || continue
-    case "$f" in
-      *.list)
-        uri="$(awk '
-          { sub(/#.*/, "") }
-          $1 == "deb" {
-            i = 2
-            if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-            if ($(i + 1) == "bookworm") { print $i; exit }
-          }' "$f")"
-        ;;
-      *.sources)
-        uri="$(awk '
-          function flush() {
-            if (deb && on && uri != "" && suite) { print uri; found = 1; exit }
-            deb = 0; on = 1; uri = ""; suite = 0
-          }
-          BEGIN { on = 1 }
-          /^[ \t]*#/ { next }
-          /^[ \t]*$/ { flush(); next }
-          {
-            key = tolower($1)
-            if (key == "types:") { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
-            else if (key == "uris:") { uri = $2 }
-            else if (key == "suites:") { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
-            else if (key == "enabled:") { on = (tolower($2) != "no") }
-          }
-          END { if (!found) flush() }' "$f")"
-        ;;
-    esac
-    if [[ -n "$uri" ]]; then
-      echo "${uri%/}"
-      return 0
-    fi
-  done
-  return 1
+  "$STATIC_BIN" sources --root / --suite bookworm
 }
 
 # apt options for a private state: only our sources, our lists, our cache,
@@ -299,6 +278,7 @@ e26_apt_opts() {
 
 e26_apt_setup() {
   local mirror a="$E26_DIR/apt" keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  static_bin_build
   mirror="$(debian_mirror_uri)" ||
     die "no 'deb' source for bookworm in /etc/apt/sources.list or /etc/apt/sources.list.d/"
   [[ -r "$keyring" ]] || die "$keyring not found (package debian-archive-keyring)"

@@ -11,6 +11,19 @@
 # All state lives in target/harness/. Idempotent: a second run only rebuilds
 # the frontend image. Quiet by default (VERBOSE=1 streams command output);
 # command logs are kept in target/harness/logs/.
+#
+#   scripts/setup.sh                  every phase (what scripts/test.sh needs)
+#   scripts/setup.sh --only LIST      only the phases in LIST, comma-separated:
+#     engine    the engines' files (REPRO_ENGINES) and the running dockerd
+#     registry  the local registry on 127.0.0.1:5000
+#     base      the debootstrapped base image, pushed and pinned
+#     frontend  the static binary and the frontend image
+#     pool      every example's lockfile and blobs; pool:NAME[+NAME] only those
+#     corpus    the corpus lockfiles and blobs (needs pool:hello's mirror)
+#     rpm, pacman, noapt   the test fixtures of those kinds
+#     engine3   standalone BuildKit (see scripts/buildkit.sh)
+#   Packages (only those the chosen phases need) and target/harness/env are
+#   always done. scripts/demo.sh runs engine,registry,base,frontend,pool:<example>.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -23,8 +36,72 @@ EXAMPLES=(
 )
 ARCH=amd64
 
-PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount rpm
-  pacman-package-manager makepkg libarchive-tools zstd gnupg time)
+# Phases in the order they run (see the header); packages and env always run.
+ALL_PHASES=(engine registry base frontend pool corpus rpm pacman noapt engine3)
+declare -A WANT=()
+POOL_EXAMPLES=()
+usage="usage: $0 [--only PHASE[,PHASE...]] (phases: ${ALL_PHASES[*]}, pool:NAME[+NAME])"
+only=""
+while (($# > 0)); do
+  case "$1" in
+    --only)
+      (($# >= 2)) || die "--only needs a list of phases; $usage"
+      only="$2"
+      shift 2
+      ;;
+    --only=*)
+      only="${1#--only=}"
+      shift
+      ;;
+    -h | --help)
+      echo "$usage"
+      exit 0
+      ;;
+    *) die "unknown argument '$1'; $usage" ;;
+  esac
+  [[ -n "$only" ]] || die "--only needs a list of phases; $usage"
+done
+example_known() { # <name>
+  local spec
+  for spec in "${EXAMPLES[@]}"; do
+    [[ "${spec%%:*}" == "$1" ]] && return 0
+  done
+  return 1
+}
+if [[ -z "$only" ]]; then
+  for p in "${ALL_PHASES[@]}"; do WANT[$p]=1; done
+  for spec in "${EXAMPLES[@]}"; do POOL_EXAMPLES+=("${spec%%:*}"); done
+else
+  IFS=, read -ra chosen <<<"$only"
+  for p in "${chosen[@]}"; do
+    case "$p" in
+      pool:*)
+        WANT[pool]=1
+        IFS=+ read -ra names <<<"${p#pool:}"
+        for n in "${names[@]}"; do
+          example_known "$n" || die "--only: no example '$n' (examples: ${EXAMPLES[*]%%:*})"
+          POOL_EXAMPLES+=("$n")
+        done
+        ;;
+      pool)
+        WANT[pool]=1
+        for spec in "${EXAMPLES[@]}"; do POOL_EXAMPLES+=("${spec%%:*}"); done
+        ;;
+      *)
+        [[ " ${ALL_PHASES[*]} " == *" $p "* ]] || die "--only: unknown phase '$p'; $usage"
+        WANT[$p]=1
+        ;;
+    esac
+  done
+fi
+want() { [[ -n "${WANT[$1]:-}" ]]; }
+
+# What every phase needs, then what only some do.
+PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount)
+! want rpm || PACKAGES+=(rpm)
+! want pacman || PACKAGES+=(pacman-package-manager makepkg libarchive-tools zstd gnupg)
+# /usr/bin/time is for bench/frontend-cost.sh, which runs after a full set-up.
+[[ -n "$only" ]] || PACKAGES+=(time)
 
 : "${REPRO_ENGINES:=20 26}"
 : "${REPRO_ENGINE:=20}"
@@ -209,23 +286,12 @@ phase_base() {
 
 # ----------------------------------------------------------- frontend image
 phase_frontend() {
-  local t bin
+  local t
   t=$(date +%s)
-  command -v cargo >/dev/null || die "cargo not found in PATH"
-  (
-    cd "$REPO_ROOT"
-    export RUSTFLAGS='-C target-feature=+crt-static'
-    run_logged cargo-static \
-      cargo build --release --target x86_64-unknown-linux-gnu --target-dir "$REPO_ROOT/target/static"
-  )
-  bin="$STATIC_BIN"
-  [[ -x "$bin" ]] || die "cargo did not produce $bin"
-  if ldd "$bin" 2>&1 | grep -q '=>'; then
-    die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
-  fi
+  static_bin_build
   # Into the running engine's store (engine.sh imports it into the other
   # engine's store when switching).
-  frontend_install "$REPRO_ENGINE" "$bin"
+  frontend_install "$REPRO_ENGINE" "$STATIC_BIN"
   say "frontend image: $FRONTEND_IMAGE = ${FRONTEND_ID:0:19} in engine $REPRO_ENGINE ($(since "$t")s)"
 }
 
@@ -234,9 +300,14 @@ urldecode() { printf '%b' "${1//%/\\x}"; }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# The count of a lockfile's entries, as the frontend reads them.
+lock_count() { # <lockfile>
+  "$STATIC_BIN" lockfile entries "$1" | wc -l
+}
+
 lock_verified() { # <lockfile>
   [[ -s "$1" ]] || return 1
-  (cd "$POOL_DIR" && grep -v '^#' "$1" | sha256sum --check --status --strict -) 2>/dev/null
+  (cd "$POOL_DIR" && "$STATIC_BIN" lockfile entries "$1" | sha256sum --check --status --strict -) 2>/dev/null
 }
 
 print_uris() { # <out> <pkgs...>
@@ -271,9 +342,9 @@ phase_lock_one() { # <example> <packages>
   t=$(date +%s)
   lock="$dir/SHA256SUMS-$ARCH"
   uris="$LOG_DIR/print-uris-$ex.txt"
-  stamp="$(printf 'format=2\nbase=%s\npackages=%s\narch=%s\n' "$BASE_REF" "$pkgs" "$ARCH")"
+  stamp="$(printf 'format=3\nbase=%s\npackages=%s\narch=%s\n' "$BASE_REF" "$pkgs" "$ARCH")"
   if [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$stamp" ]] && lock_verified "$lock"; then
-    say "lock $ex: $(grep -vc '^#' "$lock") packages, pool verified (cached)"
+    say "lock $ex: $(lock_count "$lock") packages, pool verified (cached)"
     return
   fi
   mkdir -p "$dir" "$POOL_DIR"
@@ -302,18 +373,14 @@ phase_lock_one() { # <example> <packages>
   done <"$uris"
   ((${#entries[@]} > 0)) || die "lock $ex: apt printed no package URIs (see $uris)"
 
-  # The header the lock target writes (src/lock.rs), so builds see a
+  # The file the lock target writes, header and sizes included, by the
+  # frontend's own library (built by phase_frontend), so builds see a
   # lockfile made for this base and these packages.
-  {
-    echo "# Made by repro-frontend's lock target; re-run it rather than edit this file."
-    echo "# base: $BASE_REF"
-    # shellcheck disable=SC2086 # $pkgs is a word list on purpose
-    echo "# packages: $(printf '%s\n' $pkgs | LC_ALL=C sort | paste -sd' ')"
-    echo "# index: apt's Packages files (each SHA256 as the signed index lists it; nothing was downloaded to hash it)"
-    printf '%s\n' "${entries[@]}" | LC_ALL=C sort -u | awk '{print $2 "  " $1}'
-  } >"$lock.tmp"
-  mv -f "$lock.tmp" "$lock"
   printf '%s\n' "${prefixes[@]}" | sort -u >"$dir/mirror"
+  # shellcheck disable=SC2086 # $pkgs is a word list on purpose
+  "$STATIC_BIN" lockfile from-apt --base "$BASE_REF" --roots "$dir/mirror" $pkgs \
+    <"$uris" >"$lock.tmp" || die "lock $ex: repro-frontend lockfile from-apt failed on $uris"
+  mv -f "$lock.tmp" "$lock"
 
   local e
   FETCHED=0
@@ -323,13 +390,14 @@ phase_lock_one() { # <example> <packages>
   done
   lock_verified "$lock" || die "lock $ex: pool verification failed after download"
   printf '%s\n' "$stamp" >"$dir/.stamp"
-  n=$(grep -vc '^#' "$lock")
+  n=$(lock_count "$lock")
   say "lock $ex: $n packages, $FETCHED downloaded, pool verified ($(since "$t")s)"
 }
 
 phase_locks() {
   local spec
   for spec in "${EXAMPLES[@]}"; do
+    [[ " ${POOL_EXAMPLES[*]} " == *" ${spec%%:*} "* ]] || continue
     phase_lock_one "${spec%%:*}" "${spec#*:}"
   done
 }
@@ -348,7 +416,7 @@ phase_corpus() {
     set="$(basename "$dir")"
     recipe="$dir/repro.yaml"
     lock="$LOCK_DIR/corpus-$set/SHA256SUMS-$ARCH"
-    stamp="$(printf 'format=1\nbase=%s\nrecipe=%s\n' "$BASE_REF" "$(sha256_of "$recipe")")"
+    stamp="$(printf 'format=2\nbase=%s\nrecipe=%s\n' "$BASE_REF" "$(sha256_of "$recipe")")"
     if [[ -f "$LOCK_DIR/corpus-$set/.stamp" && "$(cat "$LOCK_DIR/corpus-$set/.stamp")" == "$stamp" ]] &&
       lock_verified "$lock"; then
       continue
@@ -362,10 +430,10 @@ phase_corpus() {
     FETCHED=0
     while read -r hex name; do
       fetch_blob "$mirror$name" "$name" "$hex" >>"$LOG_DIR/fetch-corpus-$set.log"
-    done < <(grep -v '^#' "$lock")
+    done < <("$STATIC_BIN" lockfile entries "$lock")
     lock_verified "$lock" || die "corpus $set: pool verification failed after download"
     printf '%s\n' "$stamp" >"$LOCK_DIR/corpus-$set/.stamp"
-    n=$(grep -vc '^#' "$lock")
+    n=$(lock_count "$lock")
     say "corpus $set: locked $n packages, $FETCHED downloaded"
   done
   say "corpus: $(find "$REPO_ROOT"/tests/corpus -name repro.yaml | wc -l) sets locked, pool verified ($(since "$t")s)"
@@ -573,14 +641,18 @@ phase_engine3() {
   say "engine 3: frontend $E3_FRONTEND_REF, Dockerfile frontend $E3_DOCKERFILE_REF ($(since "$t")s)"
 }
 
+# ref_of <file>: the pinned reference a phase wrote, or nothing when that
+# phase has not run (a partial set-up, see --only).
+ref_of() { cat "$HARNESS_DIR/$1" 2>/dev/null || true; }
+
 phase_env() {
   cat >"$HARNESS_DIR/env.tmp" <<ENV
 DOCKER=$DOCKER
 BASE_REF=$BASE_REF
-RPM_BASE_REF=$(cat "$HARNESS_DIR/base-rpm.ref")
-PACMAN_BASE_REF=$(cat "$HARNESS_DIR/base-pacman.ref")
-PACMAN_SIGNED_BASE_REF=$(cat "$HARNESS_DIR/base-pacman-signed.ref")
-NOAPT_BASE_REF=$(cat "$HARNESS_DIR/base-noapt.ref")
+RPM_BASE_REF=$(ref_of base-rpm.ref)
+PACMAN_BASE_REF=$(ref_of base-pacman.ref)
+PACMAN_SIGNED_BASE_REF=$(ref_of base-pacman-signed.ref)
+NOAPT_BASE_REF=$(ref_of base-noapt.ref)
 BUILDCTL=$E3_BIN/buildctl
 E3_ADDR=$E3_ADDR
 E3_FRONTEND_REF=$E3_FRONTEND_REF
@@ -603,17 +675,25 @@ ENV
 }
 
 phase_packages
-phase_engine_files
-phase_dockerd
-phase_registry
-phase_base
-BASE_REF="$(cat "$HARNESS_DIR/base.ref")"
-phase_frontend
-phase_locks
-phase_corpus
-phase_rpm
-phase_pacman
-phase_noapt
-phase_engine3
+if want engine; then
+  phase_engine_files
+  phase_dockerd
+fi
+! want registry || phase_registry
+! want base || phase_base
+# The pinned base, from this run or an earlier one (a partial set-up).
+BASE_REF="$(ref_of base.ref)"
+if [[ -z "$BASE_REF" ]]; then
+  for p in pool corpus rpm pacman noapt; do
+    ! want "$p" || die "phase $p needs the base image: add the phase base"
+  done
+fi
+! want frontend || phase_frontend
+! want pool || phase_locks
+! want corpus || phase_corpus
+! want rpm || phase_rpm
+! want pacman || phase_pacman
+! want noapt || phase_noapt
+! want engine3 || phase_engine3
 phase_env
-say "done in $(since "$T0")s"
+say "done in $(since "$T0")s${only:+ (phases: $only)}"

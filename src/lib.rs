@@ -7,7 +7,9 @@
 //! - `recipe`: the recipe text into a checked model with spans (with
 //!   `recipe::yaml`, `recipe::args` for `${NAME}`, `recipe::template` for
 //!   provider URLs, `recipe::reference` for image names);
-//! - `lockfile`: SHA256SUMS into checked entries;
+//! - `lockfile`: SHA256SUMS into checked entries (with `lockfile::header`
+//!   for the lock target's header and `lockfile::apt` for apt's answer);
+//! - `digest`: the hex form of a sha256, checked once for every layer;
 //! - `distro`: package tools and package sources per distro;
 //! - `convert`: recipe + lockfile -> LLB (the image, and the lock target's
 //!   graph), built with `llb` (our State and content-addressed ops), and the
@@ -20,6 +22,7 @@
 //! `frontend` do I/O; every other module is pure.
 
 pub mod convert;
+pub mod digest;
 pub mod distro;
 pub mod frontend;
 pub mod llb;

@@ -30,6 +30,10 @@ enum Cmd {
         /// Package names.
         packages: Vec<String>,
     },
+    /// Write or read lockfiles with the library the lock target uses (for
+    /// scripts: the test harness writes its lockfiles with it).
+    #[command(subcommand)]
+    Lockfile(LockfileCmd),
     /// Fetch the blobs of a plan, trying providers in order, keeping only
     /// bytes that match their sha256 (runs inside the build).
     Fetch {
@@ -51,6 +55,9 @@ enum Cmd {
     /// and its `created` time as the default epoch) from --base-config, the
     /// output of `docker image inspect <base>` or an OCI image config. Without
     /// it, give the epoch in the recipe or with --build-arg SOURCE_DATE_EPOCH.
+    /// The base image's os-release and package sources come from --base-root;
+    /// without it the package tool follows the lockfile's package kinds and
+    /// the recipe must list its providers.
     /// buildctl does not know the image config: write it with --config-out.
     Llb(LlbArgs),
     /// Install the package files in DIR with the distro's tool (run by the
@@ -82,6 +89,112 @@ enum Cmd {
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
+    /// Print the archive roots of apt's `deb` sources under ROOT, read in
+    /// apt's order (etc/apt/sources.list, then etc/apt/sources.list.d/*.list
+    /// and *.sources by name): the first one, or all with --all. Fails when
+    /// there is none.
+    Sources {
+        /// The filesystem root whose etc/apt is read.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Only sources that serve this suite (e.g. bookworm).
+        #[arg(long)]
+        suite: Option<String>,
+        /// Print every root, one a line, not only the first.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// The `sources` subcommand: the roots to print.
+fn apt_sources(
+    root: &std::path::Path,
+    suite: Option<&str>,
+    all: bool,
+) -> anyhow::Result<Vec<String>> {
+    let files = repro_frontend::step::lock::apt_source_files(root).map_err(anyhow::Error::msg)?;
+    let mut roots = repro_frontend::distro::sources::apt_roots(&files, suite);
+    if roots.is_empty() {
+        let suite = suite.map(|s| format!(" for suite {s}")).unwrap_or_default();
+        anyhow::bail!(
+            "no http(s) deb source{suite} in {}/etc/apt/sources.list or sources.list.d/",
+            root.display().to_string().trim_end_matches('/')
+        );
+    }
+    if !all {
+        roots.truncate(1);
+    }
+    Ok(roots)
+}
+
+#[derive(Subcommand)]
+enum LockfileCmd {
+    /// Turn `apt-get install --print-uris -o Acquire::ForceHash=SHA256`
+    /// output (stdin) into the lockfile the lock target would write (stdout).
+    FromApt {
+        /// The pinned base image, recorded in the header.
+        #[arg(long)]
+        base: String,
+        /// A file of archive roots, one URL per line (`#` comments and blank
+        /// lines skipped): names are the URLs' paths below them.
+        #[arg(long, value_name = "FILE")]
+        roots: PathBuf,
+        /// The package names asked for, recorded in the header.
+        packages: Vec<String>,
+    },
+    /// Check lockfiles, merged as a build merges them, and print one
+    /// `<sha256>  <name>` line per entry (no comments, no sizes).
+    Entries {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Runs a `lockfile` subcommand, writing to stdout.
+fn lockfile(cmd: LockfileCmd) -> anyhow::Result<()> {
+    use repro_frontend::lockfile;
+    use std::io::{Read as _, Write as _};
+
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        LockfileCmd::FromApt {
+            base,
+            roots,
+            packages,
+        } => {
+            let roots: Vec<String> = std::fs::read_to_string(&roots)
+                .with_context(|| format!("read {}", roots.display()))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect();
+            let mut uris = String::new();
+            std::io::stdin()
+                .read_to_string(&mut uris)
+                .context("read apt's output from stdin")?;
+            let pins = lockfile::apt::from_apt_print_uris(&uris, &roots)?;
+            anyhow::ensure!(
+                !pins.is_empty(),
+                "apt's output on stdin names no package file"
+            );
+            let header = lockfile::Header::new(&base, &packages);
+            out.write_all(lockfile::render(&header, &pins).as_bytes())?;
+        }
+        LockfileCmd::Entries { files } => {
+            let mut locks = Vec::new();
+            for f in &files {
+                let text =
+                    std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
+                locks.push(lockfile::parse_named(&f.display().to_string(), &text)?);
+            }
+            for e in lockfile::Lockfile::merge(locks)?.entries {
+                writeln!(out, "{}  {}", e.sha256, e.name)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -100,6 +213,11 @@ struct LlbArgs {
     /// The base image's config: `docker image inspect` output or an OCI config.
     #[arg(long, value_name = "FILE")]
     base_config: Option<PathBuf>,
+    /// The base image's root filesystem, unpacked (`docker export` into a
+    /// folder): its os-release picks the package tool, and its package
+    /// sources are the providers of a recipe that lists none.
+    #[arg(long, value_name = "DIR")]
+    base_root: Option<PathBuf>,
     /// The frontend image that runs the normalize step inside the build.
     #[arg(long, default_value = "repro-frontend:v0")]
     frontend_image: String,
@@ -125,26 +243,23 @@ fn llb(a: LlbArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--build-arg {kv:?} is not NAME=VALUE"))?;
         build_args.insert(k.to_string(), v.to_string());
     }
-    let converted =
-        repro_frontend::frontend::local::convert(&repro_frontend::frontend::local::LocalBuild {
+    let (def, config) = repro_frontend::frontend::local::definition(
+        &repro_frontend::frontend::local::LocalBuild {
             recipe: a.recipe.clone(),
             context: a.context.clone(),
             build_args,
             platform: repro_frontend::frontend::opts::parse_platform(&a.platform)
                 .map_err(anyhow::Error::msg)?,
             base_config: a.base_config.clone(),
+            base_root: a.base_root.clone(),
             frontend_image: a.frontend_image.clone(),
             resolve_mode: repro_frontend::llb::ResolveMode::Default,
-        })?;
-    if let Some(path) = &a.config_out {
-        std::fs::write(path, &converted.config)
-            .with_context(|| format!("write {}", path.display()))?;
+        },
+        a.no_cache,
+    )?;
+    if let (Some(path), Some(config)) = (&a.config_out, &config) {
+        std::fs::write(path, config).with_context(|| format!("write {}", path.display()))?;
     }
-    let def = converted
-        .state
-        .marshal_with(repro_frontend::llb::Constraints {
-            ignore_cache: a.no_cache,
-        });
     let mut out = std::io::stdout().lock();
     if a.dump {
         for line in repro_frontend::llb::describe(&def) {
@@ -167,7 +282,7 @@ fn fetch(
     let text = std::fs::read(plan).with_context(|| format!("read {}", plan.display()))?;
     let plan: fetch::Plan =
         serde_json::from_slice(&text).with_context(|| format!("parse {}", plan.display()))?;
-    let outcomes = fetch::fetch(&plan, out, context, fetch::Timeouts::default(), 8)?;
+    let outcomes = fetch::fetch(&plan, out, context, fetch::Limits::default(), 8)?;
     let (lines, failure) = fetch::report(&outcomes);
     for line in lines {
         println!("{line}");
@@ -223,6 +338,27 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Cmd::Lockfile(cmd)) => match lockfile(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("repro-frontend: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Cmd::Sources { root, suite, all }) => {
+            match apt_sources(&root, suite.as_deref(), all) {
+                Ok(roots) => {
+                    for r in roots {
+                        println!("{r}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("repro-frontend: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Cmd::Llb(args)) => match llb(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -235,50 +371,53 @@ fn main() -> ExitCode {
             base,
             out,
             dir,
-        }) => {
-            let done = match &out {
-                Some(out) => repro_frontend::step::normalize::normalize_into(
-                    &dir,
-                    out,
-                    epoch,
-                    base.as_deref(),
-                ),
-                None => repro_frontend::step::normalize::normalize(&dir, epoch, base.as_deref()),
-            };
-            match done.with_context(|| format!("normalize {}", dir.display())) {
-                Ok(report) => {
-                    if out.is_some() {
-                        println!(
-                            "copied {} entries onto scratch ({} hard link(s) kept as links)",
-                            report.copied, report.linked
-                        );
-                    }
-                    for path in &report.removed {
-                        println!("removed {}", path.display());
-                    }
-                    for path in &report.keystores {
-                        println!(
-                            "clamped the entry dates of Java keystore {} to {epoch}",
-                            path.display()
-                        );
-                    }
-                    for (path, why) in &report.skipped {
-                        println!(
-                            "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
-                            path.display()
-                        );
-                    }
-                    println!(
-                        "clamped {} of {} entries to {epoch}",
-                        report.clamped, report.entries
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("repro-frontend: {e:#}");
-                    ExitCode::FAILURE
-                }
+        }) => normalize(epoch, base.as_deref(), out.as_deref(), &dir),
+    }
+}
+
+/// Runs the normalize step and prints what it did.
+fn normalize(
+    epoch: i64,
+    base: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+    dir: &std::path::Path,
+) -> ExitCode {
+    let done = match out {
+        Some(out) => repro_frontend::step::normalize::normalize_into(dir, out, epoch, base),
+        None => repro_frontend::step::normalize::normalize(dir, epoch, base),
+    };
+    match done.with_context(|| format!("normalize {}", dir.display())) {
+        Ok(report) => {
+            if out.is_some() {
+                println!(
+                    "copied {} entries onto scratch ({} hard link(s) kept as links)",
+                    report.copied, report.linked
+                );
             }
+            for path in &report.removed {
+                println!("removed {}", path.display());
+            }
+            for path in &report.keystores {
+                println!(
+                    "clamped the entry dates of Java keystore {} to {epoch}",
+                    path.display()
+                );
+            }
+            for (path, why) in &report.skipped {
+                println!(
+                    "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
+                    path.display()
+                );
+            }
+            println!(
+                "clamped {} of {} entries to {epoch}",
+                report.clamped, report.entries
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

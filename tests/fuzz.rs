@@ -119,7 +119,7 @@ fn run_recipe(input: &[u8]) {
     let Ok(base_ref) = reference::normalize(&r.base.value) else {
         return;
     };
-    let _ = local::has_digest(&base_ref);
+    let _ = reference::has_digest(&base_ref);
     let base = BaseConfig::parse(BASE_CONFIG.as_bytes()).unwrap_or_default();
     let epoch = convert::choose_epoch(
         build_args.get("SOURCE_DATE_EPOCH").map(String::as_str),
@@ -426,6 +426,7 @@ fn plan_seeds(repo: &Repo) -> Vec<Vec<u8>> {
                 .map(|e| fetch::Blob {
                     name: e.name.clone(),
                     sha256: e.sha256.clone(),
+                    size: e.size,
                 })
                 .collect(),
         };

@@ -90,6 +90,34 @@ pub struct Provenance {
 /// Builds the config JSON for a single-layer image.
 pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) -> Vec<u8> {
     let mut cfg = base.config.clone();
+    apply_commands(&mut cfg, settings);
+    apply_scalars(&mut cfg, base, settings);
+    apply_sets(&mut cfg, settings);
+    let created = format_rfc3339(prov.epoch);
+    let mut top = Map::new();
+    top.insert(
+        "architecture".into(),
+        Value::String(prov.architecture.clone()),
+    );
+    top.insert("os".into(), Value::String(prov.os.clone()));
+    if let Some(v) = &prov.variant {
+        top.insert("variant".into(), Value::String(v.clone()));
+    }
+    top.insert("config".into(), Value::Object(cfg));
+    top.insert("created".into(), Value::String(created.clone()));
+    // Exactly one history entry for the one layer, so the exporter has no
+    // layer without history to invent a (wall-clock) entry for.
+    top.insert(
+        "history".into(),
+        json!([{ "created": created, "created_by": "repro-frontend", "comment": prov.comment }]),
+    );
+    top.insert("rootfs".into(), json!({ "type": "layers", "diff_ids": [] }));
+    // A map of strings to JSON values always serializes.
+    serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
+}
+
+/// `entrypoint` and `cmd`, as a Dockerfile sets them.
+fn apply_commands(cfg: &mut Map<String, Value>, settings: &ImageSettings) {
     let strings = |items: &[crate::recipe::Spanned<String>]| -> Value {
         Value::Array(
             items
@@ -108,6 +136,10 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
     if let Some(cmd) = &settings.cmd {
         cfg.insert("Cmd".into(), strings(cmd));
     }
+}
+
+/// `env` (merged into the base's), `workdir`, `user`, `stop-signal`.
+fn apply_scalars(cfg: &mut Map<String, Value>, base: &BaseConfig, settings: &ImageSettings) {
     if !settings.env.is_empty() {
         let mut env = base.env();
         for (k, v) in &settings.env {
@@ -134,6 +166,10 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
     if let Some(s) = &settings.stop_signal {
         cfg.insert("StopSignal".into(), Value::String(s.value.clone()));
     }
+}
+
+/// `expose`, `volumes` and `labels`, added to what the base has.
+fn apply_sets(cfg: &mut Map<String, Value>, settings: &ImageSettings) {
     let mut merge_set = |key: &str, items: Vec<String>| {
         if items.is_empty() {
             return;
@@ -175,27 +211,6 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
         }
         cfg.insert("Labels".into(), Value::Object(labels));
     }
-    let created = format_rfc3339(prov.epoch);
-    let mut top = Map::new();
-    top.insert(
-        "architecture".into(),
-        Value::String(prov.architecture.clone()),
-    );
-    top.insert("os".into(), Value::String(prov.os.clone()));
-    if let Some(v) = &prov.variant {
-        top.insert("variant".into(), Value::String(v.clone()));
-    }
-    top.insert("config".into(), Value::Object(cfg));
-    top.insert("created".into(), Value::String(created.clone()));
-    // Exactly one history entry for the one layer, so the exporter has no
-    // layer without history to invent a (wall-clock) entry for.
-    top.insert(
-        "history".into(),
-        json!([{ "created": created, "created_by": "repro-frontend", "comment": prov.comment }]),
-    );
-    top.insert("rootfs".into(), json!({ "type": "layers", "diff_ids": [] }));
-    // A map of strings to JSON values always serializes.
-    serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
 }
 
 /// The civil date of a day count since 1970-01-01 (Howard Hinnant's
@@ -376,5 +391,62 @@ mod tests {
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.find("\"architecture\"").unwrap() < text.find("\"config\"").unwrap());
         assert_eq!(bytes, config(&base, &settings, &prov));
+    }
+
+    /// Pins the config bytes (and so the image IDs): key order, separators,
+    /// what is kept from the base and where each setting lands.
+    #[test]
+    fn config_bytes_are_pinned() {
+        let base = BaseConfig::parse(
+            br#"{"architecture":"amd64","os":"linux","created":"2024-01-02T03:04:05Z",
+                "config":{"Env":["PATH=/usr/bin","A=1"],"Cmd":["bash"],"Labels":{"z":"1"},
+                "Volumes":{"/data":{}},"OnBuild":null,"Healthcheck":{"Test":["NONE"]}}}"#,
+        )
+        .unwrap();
+        let settings = ImageSettings {
+            entrypoint: Some(vec![sp("/usr/bin/hello")]),
+            cmd: Some(vec![sp("--help")]),
+            env: vec![("A".into(), sp("2")), ("B".into(), sp("x y"))],
+            workdir: Some(sp("/w")),
+            user: Some(sp("1000:1000")),
+            labels: vec![("b".into(), sp("2")), ("a".into(), sp("1"))],
+            expose: vec![sp("80"), sp("53/udp")],
+            volumes: vec![sp("/cache")],
+            stop_signal: Some(sp("SIGTERM")),
+        };
+        let prov = Provenance {
+            epoch: 1_700_000_000,
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            variant: Some("v8".into()),
+            comment: "one layer".into(),
+        };
+        const EXPECTED: &str = concat!(
+            r#"{"architecture":"arm64","#,
+            r#""config":{"#,
+            r#""Cmd":["--help"],"#,
+            r#""Entrypoint":["/usr/bin/hello"],"#,
+            r#""Env":["PATH=/usr/bin","A=2","B=x y"],"#,
+            r#""ExposedPorts":{"53/udp":{},"80/tcp":{}},"#,
+            r#""Healthcheck":{"Test":["NONE"]},"#,
+            r#""Labels":{"a":"1","b":"2","z":"1"},"#,
+            r#""OnBuild":null,"#,
+            r#""StopSignal":"SIGTERM","#,
+            r#""User":"1000:1000","#,
+            r#""Volumes":{"/cache":{},"/data":{}},"#,
+            r#""WorkingDir":"/w"},"#,
+            r#""created":"2023-11-14T22:13:20Z","#,
+            r#""history":[{"comment":"one layer","created":"2023-11-14T22:13:20Z","created_by":"repro-frontend"}],"#,
+            r#""os":"linux","#,
+            r#""rootfs":{"diff_ids":[],"type":"layers"},"#,
+            r#""variant":"v8"}"#,
+        );
+        let got = config(&base, &settings, &prov);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            EXPECTED,
+            "the image config bytes changed: image IDs would change"
+        );
+        assert_eq!(got, EXPECTED.as_bytes());
     }
 }

@@ -15,16 +15,18 @@
 //!    result: one layer, no whiteouts.
 
 pub mod image;
+mod packages;
+mod steps;
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::distro::install::Installer;
-use crate::llb::{self, CopyOpts, LocalOpts, Mount, Network, Owner, ResolveMode, State};
-use crate::lockfile::{Entry, Lockfile};
-use crate::recipe::template::Template;
-use crate::recipe::{ArgValues, Command, Recipe, Spanned, Step};
-use crate::step::fetch;
+use crate::llb::{self, LocalOpts, Location, Mount, Network, ResolveMode, SourceFile, State};
+use crate::lockfile::Lockfile;
+use crate::recipe::yaml::Span;
+use crate::recipe::{ArgValues, Recipe, Spanned};
 use image::{BaseConfig, Provenance};
+use packages::Installed;
 
 /// Where the packages are mounted during the install step. Under /tmp, which
 /// normalization empties, so the mount point leaves no trace.
@@ -142,12 +144,12 @@ pub fn choose_epoch(
 
 /// The base image, and a state on it with the base's environment, PATH and
 /// SOURCE_DATE_EPOCH, for execs.
-fn base_states(opts: &Opts) -> (State, State) {
+fn base_states(opts: &Opts, at: Option<Location>) -> (State, State) {
     let mut base_name = format!("base image {}", opts.base_ref);
     if let Some(note) = &opts.base_note {
         base_name.push_str(&format!(" ({note})"));
     }
-    let base = llb::image(&opts.base_ref, opts.resolve_mode, Some(base_name));
+    let base = llb::image(&opts.base_ref, opts.resolve_mode, Some(base_name)).at(at);
     let mut root = base.clone();
     for (k, v) in opts.base.env() {
         root = root.with_env(&k, &v);
@@ -180,7 +182,8 @@ pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
         ));
     }
     let file = crate::recipe::template::basename(&packages.sums[0].value).to_string();
-    let (_, root) = base_states(opts);
+    let at = Locator::new(recipe);
+    let (_, root) = base_states(opts, at.span(recipe.base.span));
     let mut argv: Vec<String> = vec![
         format!("/repro{FRONTEND_BINARY}"),
         "lock".into(),
@@ -202,13 +205,14 @@ pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
             names.join(" "),
             opts.base_ref
         ))
+        .at(at.span(packages.span))
         .build_into(OUT_DIR))
 }
 
 /// Converts an expanded recipe (see [`Recipe::expand`]) and its lockfile.
 pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted, ConvertError> {
-    let (base, mut root) = base_states(opts);
-    let epoch = opts.epoch.to_string();
+    let at = Locator::new(recipe);
+    let (base, mut root) = base_states(opts, at.span(recipe.base.span));
     if let Some(wd) = opts
         .base
         .config
@@ -218,62 +222,15 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     {
         root = root.with_cwd(wd);
     }
-
-    let mut n_packages = 0;
-    let mut gathered = None;
+    let mut installed = Installed {
+        root,
+        blobs: None,
+        count: 0,
+    };
     if let Some(packages) = &recipe.packages {
-        let installer = packages
-            .installer
-            .as_ref()
-            .map(|i| i.value)
-            .or(opts.installer)
-            .unwrap_or(Installer::Dpkg);
-        let packages_only: Vec<&Entry> = lock.packages().collect();
-        for entry in &packages_only {
-            if !installer.accepts(&entry.name) {
-                return Err(ConvertError {
-                    file: entry.file.clone(),
-                    line: entry.line,
-                    col: 67,
-                    message: format!(
-                        "cannot install \"{}\" with {installer}: it installs {} packages (set packages.installer if the base image's tool is another)",
-                        entry.name,
-                        installer.package_kind()
-                    ),
-                });
-            }
-        }
-        // With `signatures: true`, each package's .sig comes along.
-        let mut entries = packages_only.clone();
-        if packages.signatures {
-            for e in &lock.entries {
-                if let Some(pkg) = e.name.strip_suffix(".sig")
-                    && packages_only.iter().any(|p| p.name == pkg)
-                {
-                    entries.push(e);
-                }
-            }
-        }
-        let providers = provider_templates(recipe, packages, opts)?;
-        if !entries.is_empty() {
-            let blobs = if let [single] = providers.as_slice()
-                && entries.iter().all(|e| {
-                    matches!(
-                        fetch::locate(single, &e.name, &e.sha256),
-                        Ok(fetch::Location::Http(_))
-                    )
-                }) {
-                fetch_natively(single, &entries)
-            } else {
-                fetch_with_fallback(&providers, &entries, opts)
-            };
-            n_packages = packages_only.len();
-            let asked: Vec<&str> = packages.install.iter().map(|p| p.value.as_str()).collect();
-            root = install(&root, blobs.clone(), installer, n_packages, &asked, opts);
-            gathered = Some(blobs);
-        }
+        let here = at.span(packages.span);
+        installed = packages::install_packages(recipe, packages, lock, opts, installed.root, here)?;
     }
-
     let mut user = opts
         .base
         .config
@@ -281,109 +238,13 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         .and_then(|v| v.as_str())
         .unwrap_or("")
         .to_string();
-    let mut steps_root = root.clone();
-    if !user.is_empty() {
-        steps_root = steps_root.with_user(&user);
-    }
-    let context = llb::local(
-        &opts.context_name,
-        &LocalOpts {
-            include_patterns: copy_sources(recipe),
-            ..opts.context.clone()
-        },
-        Some("load build context".into()),
-    );
-    for step in &recipe.steps {
-        steps_root = match &step.value {
-            Step::Run(cmd) => {
-                let argv = match cmd {
-                    Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.value.clone()],
-                    Command::Exec(argv) => argv.iter().map(|a| a.value.clone()).collect(),
-                };
-                let mut exec = steps_root
-                    .run(argv)
-                    .network(opts.network)
-                    .name(format!("run {cmd}"));
-                for decl in &recipe.args {
-                    if let Some(v) = opts.args.get(&decl.name) {
-                        exec = exec.env(&decl.name, v);
-                    }
-                }
-                exec.build().root
-            }
-            Step::Copy {
-                src,
-                dest,
-                owner,
-                mode,
-            } => {
-                let (user_opt, group_opt) = match owner {
-                    Some(o) => parse_owner(o).map_err(|m| err_at(&recipe.file, o, &m))?,
-                    None => (None, None),
-                };
-                let dest_path = absolute(steps_root.cwd(), &dest.value);
-                steps_root
-                    .file()
-                    .copy(
-                        &context,
-                        &absolute(None, &src.value),
-                        &dest_path,
-                        CopyOpts {
-                            user: user_opt,
-                            group: group_opt,
-                            mode: mode.as_ref().map(|m| m.value),
-                            dir_contents_only: true,
-                            create_dest_path: true,
-                            allow_wildcard: true,
-                            timestamp: None,
-                        },
-                    )
-                    .name(format!("copy {} {}", src.value, dest_path))
-                    .build()
-            }
-            Step::Env(vars) => vars
-                .iter()
-                .fold(steps_root, |s, (k, v)| s.with_env(k, &v.value)),
-            Step::Workdir(w) => {
-                let path = absolute(steps_root.cwd(), &w.value);
-                steps_root
-                    .file()
-                    .mkdir(&path, 0o755, true, Some(opts.epoch))
-                    .name(format!("workdir {path}"))
-                    .build()
-                    .with_cwd(&path)
-            }
-            Step::User(u) => {
-                user = u.value.clone();
-                steps_root.with_user(&user)
-            }
-        };
-    }
-
-    let squashed = frontend_image(opts)
-        .run(vec![
-            FRONTEND_BINARY.into(),
-            "normalize".into(),
-            "--epoch".into(),
-            epoch.clone(),
-            "--base".into(),
-            BASE_DIR.into(),
-            "--out".into(),
-            OUT_DIR.into(),
-            TARGET_DIR.into(),
-        ])
-        .network(Network::None)
-        .mount(Mount::readonly(BASE_DIR, base))
-        .mount(Mount::readonly(TARGET_DIR, steps_root))
-        .name(format!(
-            "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches"
-        ))
-        // The scratch mount's snapshot is the image's one layer.
-        .build_into(OUT_DIR);
-
+    let built = steps::apply(recipe, opts, installed.root, &mut user, &|s| {
+        at.span(s.span)
+    })?;
+    let squashed = normalize(opts, base, built);
     let comment = format!(
         "{} package(s) from the lockfile and {} step(s) on {}",
-        n_packages,
+        installed.count,
         recipe.steps.len(),
         opts.base_ref
     );
@@ -401,178 +262,68 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     Ok(Converted {
         state: squashed,
         config,
-        packages: gathered,
+        packages: installed.blobs,
     })
 }
 
-/// One BuildKit HTTP source per blob, verified and cached by BuildKit by its
-/// sha256, gathered into one directory: the path when the recipe has a single
-/// http(s) provider, so there is nothing to fall back to.
-fn fetch_natively(provider: &Template, entries: &[&Entry]) -> State {
-    let mut gather = State::scratch().file();
-    for e in entries {
-        let url = provider.render(&e.name, &e.sha256);
-        let blob = llb::http(
-            &url,
-            &e.digest(),
-            e.basename(),
-            Some(0o644),
-            // The URL is in the name because a failed source ends the build
-            // and the engines show that step, not the frontend's message.
-            Some(format!(
-                "fetch {} (sha256:{}) from {url}",
-                e.basename(),
-                e.short_digest()
-            )),
-        );
-        let name = format!("/{}", e.basename());
-        gather = gather.copy(&blob, &name, &name, CopyOpts::default());
-    }
-    gather
-        .name(format!("gather {} package(s)", entries.len()))
-        .build()
+/// The normalize exec: our binary, in the frontend image, copies the built
+/// rootfs onto scratch with times clamped and build litter removed.
+fn normalize(opts: &Opts, base: State, built: State) -> State {
+    let epoch = opts.epoch.to_string();
+    frontend_image(opts)
+        .run(vec![
+            FRONTEND_BINARY.into(),
+            "normalize".into(),
+            "--epoch".into(),
+            epoch.clone(),
+            "--base".into(),
+            BASE_DIR.into(),
+            "--out".into(),
+            OUT_DIR.into(),
+            TARGET_DIR.into(),
+        ])
+        .network(Network::None)
+        .mount(Mount::readonly(BASE_DIR, base))
+        .mount(Mount::readonly(TARGET_DIR, built))
+        .name(format!(
+            "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches"
+        ))
+        // The scratch mount's snapshot is the image's one layer.
+        .build_into(OUT_DIR)
 }
 
-/// Fetch steps run by the frontend's own binary (`fetch.rs`), trying the
-/// providers in order for each blob. Blobs are grouped by the first hex digit
-/// of their sha256, so a lockfile change refetches one group, not all; each
-/// group's LLB holds the whole provider list, so the provider that answered
-/// never shows in the LLB of the install step.
-fn fetch_with_fallback(providers: &[Template], entries: &[&Entry], opts: &Opts) -> State {
-    let mut groups: BTreeMap<char, Vec<&Entry>> = BTreeMap::new();
-    for e in entries {
-        groups
-            .entry(e.sha256.chars().next().unwrap_or('0'))
-            .or_default()
-            .push(e);
-    }
-    // Paths the context:// providers read, so only they are sent.
-    let mut context_paths = Vec::new();
-    for e in entries {
-        for p in providers {
-            if let Ok(fetch::Location::Context { path, .. }) = fetch::locate(p, &e.name, &e.sha256)
-            {
-                context_paths.push(path);
-            }
-        }
-    }
-    context_paths.sort();
-    context_paths.dedup();
-    let context = (!context_paths.is_empty()).then(|| {
-        llb::local(
-            &opts.context_name,
-            &LocalOpts {
-                include_patterns: context_paths,
-                ..opts.context.clone()
-            },
-            Some("load package blobs from the build context".into()),
-        )
-    });
-    let tool = frontend_image(opts);
-    let provider_list: Vec<String> = providers.iter().map(|t| t.as_str().to_string()).collect();
-    let mut gather = State::scratch().file();
-    for (key, group) in &groups {
-        let plan = fetch::Plan {
-            providers: provider_list.clone(),
-            blobs: group
-                .iter()
-                .map(|e| fetch::Blob {
-                    name: e.name.clone(),
-                    sha256: e.sha256.clone(),
-                })
-                .collect(),
-        };
-        // A plan of strings always serializes.
-        let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
-        let plan_state = State::scratch()
-            .file()
-            .mkfile("/plan.json", 0o644, json, Some(0))
-            .name(format!(
-                "plan the fetch of {} package(s) (sha256 {key}…)",
-                group.len()
-            ))
-            .build();
-        let mut exec = tool
-            .run(vec![
-                FRONTEND_BINARY.into(),
-                "fetch".into(),
-                "--plan".into(),
-                "/plan/plan.json".into(),
-                "--out".into(),
-                OUT_DIR.into(),
-                "--context".into(),
-                fetch::CONTEXT_DIR.into(),
-            ])
-            .network(opts.network)
-            .mount(Mount::readonly("/plan", plan_state))
-            .name(format!(
-                "fetch {} package(s) (sha256 {key}…), trying {} provider(s) in order",
-                group.len(),
-                providers.len()
-            ));
-        if let Some(ctx) = &context {
-            exec = exec.mount(Mount::readonly(fetch::CONTEXT_DIR, ctx.clone()));
-        }
-        let out = exec.build_into(OUT_DIR);
-        gather = gather.copy(
-            &out,
-            "/",
-            "/",
-            CopyOpts {
-                dir_contents_only: true,
-                ..Default::default()
-            },
-        );
-    }
-    gather
-        .name(format!("gather {} package(s)", entries.len()))
-        .build()
+/// Source locations in the recipe, for the ops it causes.
+struct Locator {
+    file: Option<Arc<SourceFile>>,
 }
 
-/// The recipe's providers, after those the `REPRO_PROVIDERS` build arg puts
-/// in front, parsed.
-fn provider_templates(
-    recipe: &Recipe,
-    packages: &crate::recipe::Packages,
-    opts: &Opts,
-) -> Result<Vec<Template>, ConvertError> {
-    // Providers that come from outside the recipe: the error names where.
-    let parse_from = |p: &str, from: &str| {
-        Template::parse(p).map_err(|e| ConvertError {
-            file: from.into(),
-            line: 1,
-            col: 1 + e.offset,
-            message: format!("{} in \"{p}\"", e.message),
+impl Locator {
+    fn new(recipe: &Recipe) -> Locator {
+        // A recipe made in code rather than parsed has no text to point into.
+        let file = (!recipe.text.is_empty()).then(|| {
+            Arc::new(SourceFile {
+                filename: recipe.file.clone(),
+                data: recipe.text.as_bytes().to_vec(),
+                language: "yaml".into(),
+            })
+        });
+        Locator { file }
+    }
+
+    /// The lines of the recipe item that starts at `span`.
+    fn span(&self, span: Span) -> Option<Location> {
+        let file = self.file.as_ref()?;
+        let text = std::str::from_utf8(&file.data).ok()?;
+        let (start, end) = crate::recipe::item_lines(text, span);
+        Some(Location {
+            file: file.clone(),
+            start,
+            end,
         })
-    };
-    let mut out = Vec::new();
-    for p in &opts.extra_providers {
-        out.push(parse_from(p, "build arg REPRO_PROVIDERS")?);
     }
-    if packages.providers.is_empty() {
-        for p in &opts.default_providers {
-            out.push(parse_from(p, "the base image's package sources")?);
-        }
-    }
-    for p in &packages.providers {
-        out.push(Template::parse(&p.value).map_err(|e| ConvertError {
-            file: recipe.file.clone(),
-            line: p.span.line,
-            col: p.span.col + e.offset,
-            message: e.message,
-        })?);
-    }
-    if out.is_empty() {
-        return Err(err_at(
-            &recipe.file,
-            &packages.sums[0],
-            "no provider to fetch packages from (add packages.providers or the REPRO_PROVIDERS build arg)",
-        ));
-    }
-    Ok(out)
 }
 
-fn frontend_image(opts: &Opts) -> State {
+pub(crate) fn frontend_image(opts: &Opts) -> State {
     llb::image(
         &opts.frontend_image,
         opts.resolve_mode,
@@ -580,96 +331,7 @@ fn frontend_image(opts: &Opts) -> State {
     )
 }
 
-/// Installs the gathered packages with the distro's tool, offline. The exec
-/// runs our own binary (mounted from the frontend image under /tmp, which
-/// normalization empties), which runs the tool and summarises its failures
-/// (see `install_step.rs`); the argv stays short whatever the package count.
-fn install(
-    root: &State,
-    blobs: State,
-    installer: Installer,
-    n_packages: usize,
-    asked: &[&str],
-    opts: &Opts,
-) -> State {
-    let mut argv: Vec<String> = vec![
-        format!("{TOOL_DIR}{FRONTEND_BINARY}"),
-        "install".into(),
-        "--tool".into(),
-        installer.name().into(),
-    ];
-    // What the recipe asked for stays marked manual; apt marks the rest of
-    // the closure automatic, as a plain `apt-get install` would.
-    for name in asked {
-        argv.push(format!("--manual={name}"));
-    }
-    argv.push(PACKAGES_DIR.into());
-    let mut exec = root
-        .with_user("0:0")
-        .run(argv)
-        .network(Network::None)
-        .mount(Mount::readonly(PACKAGES_DIR, blobs))
-        .mount(Mount::readonly(TOOL_DIR, frontend_image(opts)))
-        .name(format!(
-            "install {n_packages} package(s) with {installer} (no network)"
-        ));
-    for (k, v) in installer.env() {
-        exec = exec.env(k, v);
-    }
-    exec.build().root.with_user("")
-}
-
-/// The context paths the copy steps read, as include patterns, so only they
-/// are sent from the client.
-fn copy_sources(recipe: &Recipe) -> Vec<String> {
-    let mut out: Vec<String> = recipe
-        .steps
-        .iter()
-        .filter_map(|s| match &s.value {
-            Step::Copy { src, .. } => Some(
-                src.value
-                    .trim_start_matches('/')
-                    .trim_start_matches("./")
-                    .to_string(),
-            ),
-            _ => None,
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-fn absolute(cwd: Option<&str>, path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_string()
-    } else {
-        let base = cwd.unwrap_or("/").trim_end_matches('/');
-        format!("{base}/{path}")
-    }
-}
-
-/// `uid[:gid]` with numbers or names.
-fn parse_owner(o: &Spanned<String>) -> Result<(Option<Owner>, Option<Owner>), String> {
-    let one = |s: &str| -> Result<Owner, String> {
-        if s.is_empty() {
-            return Err(format!("owner \"{}\" has an empty user or group", o.value));
-        }
-        Ok(match s.parse::<u32>() {
-            Ok(id) => Owner::Id(id),
-            Err(_) => Owner::Name(s.to_string()),
-        })
-    };
-    match o.value.split_once(':') {
-        Some((u, g)) => Ok((Some(one(u)?), Some(one(g)?))),
-        None => {
-            let u = one(&o.value)?;
-            Ok((Some(u.clone()), Some(u)))
-        }
-    }
-}
-
-fn err_at<T>(file: &str, at: &Spanned<T>, message: &str) -> ConvertError {
+pub(crate) fn err_at<T>(file: &str, at: &Spanned<T>, message: &str) -> ConvertError {
     ConvertError {
         file: file.to_string(),
         line: at.span.line,
@@ -986,5 +648,81 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             "{}",
             e.message
         );
+    }
+
+    /// The recipe lines each named op points at, through the Definition's
+    /// source map.
+    fn lines_by_name(c: &Converted) -> BTreeMap<String, (i32, i32)> {
+        let def = c.state.marshal();
+        let src = def.source.clone().expect("a source map");
+        assert_eq!(src.infos.len(), 1);
+        assert_eq!(src.infos[0].filename, "repro.yaml");
+        assert_eq!(src.infos[0].language, "yaml");
+        assert_eq!(src.infos[0].data, RECIPE.as_bytes());
+        let mut out = BTreeMap::new();
+        for (digest, locs) in &src.locations {
+            let name = def.metadata[digest].description["llb.customname"].clone();
+            let r = &locs.locations[0].ranges[0];
+            out.insert(name, (r.start.unwrap().line, r.end.unwrap().line));
+        }
+        out
+    }
+
+    #[test]
+    fn ops_point_at_the_recipe_lines_they_come_from() {
+        let c = convert("http://127.0.0.1:8000");
+        let lines = lines_by_name(&c);
+        let find = |prefix: &str| {
+            lines
+                .iter()
+                .find(|(n, _)| n.starts_with(prefix))
+                .map(|(_, r)| *r)
+                .unwrap_or_else(|| panic!("no op named {prefix}…: {lines:?}"))
+        };
+        // RECIPE starts with a blank line: base is line 4, packages 5-7,
+        // the run step 9 and the copy step 10.
+        assert_eq!(find("base image "), (4, 4));
+        assert_eq!(find("install "), (5, 7));
+        assert_eq!(find("run hello"), (9, 9));
+        assert_eq!(find("copy hello.c"), (10, 10));
+        assert!(
+            !lines.keys().any(|n| n.starts_with("normalize")),
+            "normalize comes from no recipe line"
+        );
+    }
+
+    #[test]
+    fn a_multi_line_run_step_points_at_all_its_lines() {
+        let text = RECIPE.replace(
+            "  - run: hello > /hello.txt\n",
+            "  - run: |\n      hello > /hello.txt\n\n      true\n  # a comment\n",
+        );
+        let c = convert_text(&text, "http://127.0.0.1:8000");
+        let def = c.state.marshal();
+        let src = def.source.expect("a source map");
+        let run = def
+            .metadata
+            .iter()
+            .find(|(_, m)| m.description["llb.customname"].starts_with("run hello"))
+            .map(|(d, _)| d)
+            .unwrap();
+        let r = &src.locations[run].locations[0].ranges[0];
+        assert_eq!((r.start.unwrap().line, r.end.unwrap().line), (9, 12));
+    }
+
+    #[test]
+    fn the_source_map_leaves_the_op_digests_alone() {
+        let c = convert("http://127.0.0.1:8000");
+        let def = c.state.marshal();
+        let mut r = recipe::parse("repro.yaml", RECIPE).unwrap();
+        r.text.clear();
+        let mut build = BTreeMap::new();
+        build.insert("MIRROR".to_string(), "http://127.0.0.1:8000".to_string());
+        let args = r.arg_values(&build, &BTreeMap::new()).unwrap();
+        let r = r.expand(&args).unwrap();
+        let lock = lockfile::parse_named("SHA256SUMS-amd64", SUMS).unwrap();
+        let bare = to_llb(&r, &lock, &opts(args)).unwrap().state.marshal();
+        assert!(bare.source.is_none());
+        assert_eq!(def.def, bare.def);
     }
 }

@@ -6,8 +6,16 @@
 //! each archive root into a URL template, so no mirror host is written
 //! anywhere but in the base image.
 
-/// Archive roots in apt's one-line format (`deb [opts] URI suite comp...`).
-pub fn apt_one_line(text: &str) -> Vec<String> {
+/// One `deb` source of apt: an archive URI as written and the suites it
+/// serves (the word after the URI on a one-line entry; `Suites:` in deb822).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptSource {
+    pub uri: String,
+    pub suites: Vec<String>,
+}
+
+/// The `deb` sources in apt's one-line format (`deb [opts] URI suite comp...`).
+pub fn apt_one_line_sources(text: &str) -> Vec<AptSource> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -28,19 +36,24 @@ pub fn apt_one_line(text: &str) -> Vec<String> {
             uri = words.next();
         }
         if let Some(u) = uri {
-            push_uri(&mut out, u);
+            out.push(AptSource {
+                uri: u.to_string(),
+                suites: words.next().map(str::to_string).into_iter().collect(),
+            });
         }
     }
     out
 }
 
-/// Archive roots in apt's deb822 format (`Types: deb` stanzas with `URIs:`).
-pub fn apt_deb822(text: &str) -> Vec<String> {
+/// The enabled `deb` sources in apt's deb822 format (`Types: deb` stanzas
+/// with `URIs:`), one per URI.
+pub fn apt_deb822_sources(text: &str) -> Vec<AptSource> {
     let mut out = Vec::new();
     for stanza in text.split("\n\n") {
         let mut types_deb = false;
         let mut enabled = true;
         let mut uris = Vec::new();
+        let mut suites = Vec::new();
         for line in stanza.lines() {
             if line.trim_start().starts_with('#') {
                 continue;
@@ -51,14 +64,60 @@ pub fn apt_deb822(text: &str) -> Vec<String> {
             match key.trim().to_ascii_lowercase().as_str() {
                 "types" => types_deb = value.split_whitespace().any(|t| t == "deb"),
                 "uris" => uris.extend(value.split_whitespace().map(str::to_string)),
+                "suites" => suites.extend(value.split_whitespace().map(str::to_string)),
                 "enabled" => enabled = !value.trim().eq_ignore_ascii_case("no"),
                 _ => {}
             }
         }
         if types_deb && enabled {
-            for u in uris {
-                push_uri(&mut out, &u);
+            out.extend(uris.into_iter().map(|uri| AptSource {
+                uri,
+                suites: suites.clone(),
+            }));
+        }
+    }
+    out
+}
+
+/// Archive roots in apt's one-line format (`deb [opts] URI suite comp...`).
+pub fn apt_one_line(text: &str) -> Vec<String> {
+    roots_of(&apt_one_line_sources(text), None)
+}
+
+/// Archive roots in apt's deb822 format (`Types: deb` stanzas with `URIs:`).
+pub fn apt_deb822(text: &str) -> Vec<String> {
+    roots_of(&apt_deb822_sources(text), None)
+}
+
+/// Archive roots of apt's source files, given as (file name, text) in the
+/// order apt reads them: `sources.list`, then `sources.list.d/` by name.
+/// Names ending in `.list` are one-line files, `.sources` deb822; others are
+/// skipped, as apt skips them. With `suite`, only sources serving it count.
+/// Each root once, first-seen order.
+pub fn apt_roots(files: &[(String, String)], suite: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let sources = if name.ends_with(".list") {
+            apt_one_line_sources(text)
+        } else if name.ends_with(".sources") {
+            apt_deb822_sources(text)
+        } else {
+            continue;
+        };
+        for root in roots_of(&sources, suite) {
+            if !out.contains(&root) {
+                out.push(root);
             }
+        }
+    }
+    out
+}
+
+fn roots_of(sources: &[AptSource], suite: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in sources {
+        if suite.is_none_or(|want| s.suites.iter().any(|have| have == want)) {
+            push_uri(&mut out, &s.uri);
         }
     }
     out
@@ -186,6 +245,69 @@ mod tests {
                 "http://sec.example/debian-security"
             ]
         );
+    }
+
+    #[test]
+    fn sources_keep_their_suites() {
+        let one =
+            "deb [arch=amd64] http://m.example/debian bookworm main\ndeb http://n.example/d\n";
+        assert_eq!(
+            apt_one_line_sources(one),
+            [
+                AptSource {
+                    uri: "http://m.example/debian".into(),
+                    suites: vec!["bookworm".into()],
+                },
+                AptSource {
+                    uri: "http://n.example/d".into(),
+                    suites: vec![],
+                },
+            ]
+        );
+        let deb822 = "Types: deb\nURIs: http://a.example/d http://b.example/d/\nSuites: bookworm bookworm-updates\n";
+        let got = apt_deb822_sources(deb822);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].uri, "http://b.example/d/");
+        assert_eq!(got[1].suites, ["bookworm", "bookworm-updates"]);
+    }
+
+    #[test]
+    fn apt_roots_reads_files_in_the_given_order_and_filters_by_suite() {
+        let files = vec![
+            (
+                "sources.list".to_string(),
+                "deb http://sec.example/debian-security bookworm-security main\n".to_string(),
+            ),
+            (
+                "sources.list.d/debian.sources".to_string(),
+                "Types: deb\nURIs: http://m.example/debian/\nSuites: bookworm bookworm-updates\n\n\
+                 Types: deb\nURIs: http://t.example/debian\nSuites: trixie\n"
+                    .to_string(),
+            ),
+            (
+                "sources.list.d/extra.list".to_string(),
+                "deb http://m.example/debian bookworm main\ndeb http://x.example/d bookworm main\n"
+                    .to_string(),
+            ),
+            (
+                "sources.list.d/notes.txt".to_string(),
+                "deb http://ignored.example/d bookworm main\n".to_string(),
+            ),
+        ];
+        assert_eq!(
+            apt_roots(&files, Some("bookworm")),
+            ["http://m.example/debian", "http://x.example/d"]
+        );
+        assert_eq!(
+            apt_roots(&files, None),
+            [
+                "http://sec.example/debian-security",
+                "http://m.example/debian",
+                "http://t.example/debian",
+                "http://x.example/d",
+            ]
+        );
+        assert!(apt_roots(&files, Some("sid")).is_empty());
     }
 
     #[test]

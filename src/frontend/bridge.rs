@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use bollard_buildkit_proto::google::rpc::Status;
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
     CacheOptionsEntry, PingRequest, ReadDirRequest, ReadFileRequest, ResolveImageConfigRequest,
     Result as GwResult, ReturnRequest, SolveRequest, llb_bridge_client::LlbBridgeClient, result,
@@ -22,15 +21,11 @@ use bollard_buildkit_proto::pb;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::convert::image::BaseConfig;
-use crate::convert::{self, Platform};
-use crate::distro::install::Installer;
-use crate::distro::sources;
+use crate::convert::Platform;
+use crate::frontend::errors::{self, ReadFile};
+use crate::frontend::inputs;
 use crate::frontend::opts::FrontendOpts;
 use crate::llb::{self, LocalOpts, ResolveMode, State};
-use crate::lockfile;
-use crate::recipe;
-use crate::recipe::reference;
 
 /// Frontend API caps we rely on.
 const CAP_SOLVE_BASE: &str = "solve.base";
@@ -49,6 +44,8 @@ pub struct Bridge {
     /// The client's cache imports, handed to every solve: BuildKit looks in
     /// an imported cache only for the solves that name it.
     cache_imports: Vec<CacheOptionsEntry>,
+    /// The files read from the client so far, for errors that point into them.
+    read: Vec<ReadFile>,
 }
 
 /// Connects to BuildKit over this process's stdin and stdout and pings it.
@@ -104,6 +101,7 @@ where
         client,
         worker_platform,
         cache_imports: Vec::new(),
+        read: Vec::new(),
     })
 }
 
@@ -154,7 +152,11 @@ impl Bridge {
 
     /// Reads a file of a solved ref; `None` if it does not exist.
     /// A refused read is tried once more (see the Docker 20.10 note in `build`).
-    async fn read_optional(&mut self, reference: &str, path: &str) -> Result<Option<Vec<u8>>> {
+    pub(super) async fn read_optional(
+        &mut self,
+        reference: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>> {
         let missing = |s: &tonic::Status| {
             s.message().contains("no such file") || s.code() == tonic::Code::NotFound
         };
@@ -170,80 +172,20 @@ impl Bridge {
     }
 
     /// Solves the base image so its files can be read.
-    async fn solve_base(&mut self, base: State) -> Result<String> {
+    pub(super) async fn solve_base(&mut self, base: State) -> Result<String> {
         self.solve(base.marshal())
             .await
             .map_err(|s| anyhow!("cannot read the base image: {}", s.message()))
     }
 
-    /// The base image's os-release file, if it has one.
-    async fn os_release(&mut self, id: &str) -> Result<Option<String>> {
-        for path in ["/etc/os-release", "/usr/lib/os-release"] {
-            if let Some(t) = self.read_optional(id, path).await? {
-                return Ok(Some(String::from_utf8_lossy(&t).into_owned()));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The base image's own package sources, as provider templates; yum's
-    /// `$releasever` is os-release's `VERSION_ID`.
-    async fn default_providers(
-        &mut self,
-        id: &str,
-        platform: &Platform,
-        releasever: &str,
-    ) -> Result<Vec<String>> {
+    /// The names in a directory of a solved ref, in name order; none if the
+    /// directory does not exist or the engine cannot read directories.
+    pub(super) async fn read_dir(&mut self, id: &str, dir: &str) -> Result<Vec<String>> {
         if !self.api_caps.contains(CAP_READ_DIR) {
             bail!(
                 "the recipe has no providers, and this BuildKit lacks the frontend cap \"{CAP_READ_DIR}\" needed to read the base image's package sources; add packages.providers"
             );
         }
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        let mut roots = Vec::new();
-        // apt
-        if let Some(t) = self.read_optional(id, "/etc/apt/sources.list").await? {
-            roots.extend(sources::apt_one_line(&text(t)));
-        }
-        for (name, t) in self.read_dir_files(id, "/etc/apt/sources.list.d").await? {
-            if name.ends_with(".list") {
-                roots.extend(sources::apt_one_line(&text(t)));
-            } else if name.ends_with(".sources") {
-                roots.extend(sources::apt_deb822(&text(t)));
-            }
-        }
-        // apk
-        if let Some(t) = self.read_optional(id, "/etc/apk/repositories").await? {
-            roots.extend(sources::apk_repositories(&text(t)));
-        }
-        // yum/dnf, with $basearch from the platform
-        let basearch = match platform.architecture.as_str() {
-            "amd64" => "x86_64",
-            "arm64" => "aarch64",
-            "386" => "i686",
-            other => other,
-        };
-        for (name, t) in self.read_dir_files(id, "/etc/yum.repos.d").await? {
-            if name.ends_with(".repo") {
-                roots.extend(sources::yum_repos(&text(t), releasever, basearch));
-            }
-        }
-        // pacman
-        if let Some(t) = self.read_optional(id, "/etc/pacman.d/mirrorlist").await? {
-            roots.extend(sources::pacman_mirrorlist(&text(t)));
-        }
-        let mut seen = Vec::new();
-        roots.retain(|r| {
-            let new = !seen.contains(r);
-            seen.push(r.clone());
-            new
-        });
-        Ok(sources::templates(&roots))
-    }
-
-    /// The files of a directory of a solved ref, by name, in name order; none
-    /// if the directory does not exist.
-    async fn read_dir_files(&mut self, id: &str, dir: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let entries = self
             .client
             .read_dir(ReadDirRequest {
@@ -256,17 +198,11 @@ impl Bridge {
             .unwrap_or_default();
         let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
         names.sort();
-        let mut out = Vec::new();
-        for name in names {
-            if let Some(t) = self.read_optional(id, &format!("{dir}/{name}")).await? {
-                out.push((name, t));
-            }
-        }
-        Ok(out)
+        Ok(names)
     }
 
     /// Reads one file from a client local (the recipe or the lockfile).
-    async fn read_local(
+    pub(super) async fn read_local(
         &mut self,
         local: &str,
         path: &str,
@@ -283,10 +219,21 @@ impl Bridge {
             Some(display.to_string()),
         );
         let id = self.solve(state.marshal()).await?;
-        self.read_file(&id, path).await
+        let data = self.read_file(&id, path).await?;
+        self.read.push(ReadFile {
+            name: path.to_string(),
+            data: data.clone(),
+            language: if local == opts.dockerfile_key {
+                "yaml"
+            } else {
+                ""
+            }
+            .to_string(),
+        });
+        Ok(data)
     }
 
-    async fn resolve_image(
+    pub(super) async fn resolve_image(
         &mut self,
         reference: &str,
         platform: &Platform,
@@ -341,7 +288,10 @@ impl Bridge {
                     error: None,
                 }
             }
-            Err(e) => failure(&e),
+            Err(e) => ReturnRequest {
+                result: None,
+                error: Some(errors::status(&e, &self.read)),
+            },
         };
         self.client
             .r#return(req)
@@ -382,12 +332,7 @@ fn peak_rss_kb() -> i64 {
 fn failure(e: &anyhow::Error) -> ReturnRequest {
     ReturnRequest {
         result: None,
-        error: Some(Status {
-            // UNKNOWN: BuildKit shows the message as is.
-            code: 2,
-            message: format!("{e:#}"),
-            details: Vec::new(),
-        }),
+        error: Some(errors::status(e, &[])),
     }
 }
 
@@ -562,286 +507,49 @@ async fn build(
     ] {
         bridge.require_api(cap, what)?;
     }
-    let target = Target::from_opt(opts.target.as_deref())?;
-
-    let text = bridge
-        .read_local(
-            &opts.dockerfile_key,
-            &opts.filename,
-            opts,
-            &format!("load recipe {}", opts.filename),
-        )
-        .await
-        .map_err(|s| anyhow!("cannot read the recipe {}: {}", opts.filename, s.message()))?;
-    let text = String::from_utf8(text)
-        .map_err(|_| anyhow!("{}: the recipe is not UTF-8 text", opts.filename))?;
-    let parsed = recipe::parse(&opts.filename, &text)?;
-
-    let platform = opts
-        .platform
-        .clone()
-        .or_else(|| bridge.worker_platform.clone())
-        .unwrap_or(Platform {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: None,
-        });
-    let predefined = platform.target_args();
-    let args = parsed.arg_values(&opts.build_args, &predefined)?;
-    let recipe = parsed.expand(&args)?;
-
-    // The base image: pinned by digest, or refused with the digest to paste.
-    let base_text = reference::normalize(&recipe.base.value).map_err(|e| {
-        anyhow!(
-            "{}:{}:{}: {e}",
-            recipe.file,
-            recipe.base.span.line,
-            recipe.base.span.col
-        )
-    })?;
-    let pinned = crate::frontend::local::has_digest(&base_text);
-    let (mut digest, config_bytes) = bridge
-        .resolve_image(&base_text, &platform, opts.resolve_mode, opts)
-        .await?;
-    if !pinned && digest.is_empty() {
-        // Docker 20.10 answers from its local image store without a digest
-        // (`image-resolve-mode=local`); ask the registry for the one to paste.
-        if let Ok((d, _)) = bridge
-            .resolve_image(&base_text, &platform, ResolveMode::ForcePull, opts)
-            .await
-        {
-            digest = d;
-        }
-    }
-    let (base_ref, base_note) = if pinned {
-        (base_text.clone(), None)
-    } else if recipe.allow_unpinned_base && digest.is_empty() {
-        (
-            base_text.clone(),
-            Some(format!(
-                "WARNING: \"{base_text}\" is not pinned by digest, so this build is not reproducible"
-            )),
-        )
-    } else if recipe.allow_unpinned_base {
-        (
-            format!("{base_text}@{digest}"),
-            Some(format!(
-                "WARNING: \"{base_text}\" is not pinned by digest, so this build is not reproducible"
-            )),
-        )
-    } else if digest.is_empty() {
-        bail!(
-            "{}:{}:{}: base image \"{base_text}\" is not pinned by digest, and the engine found no digest for it (try `docker inspect --format '{{{{index .RepoDigests 0}}}}' {base_text}`); pin it as name@sha256:<digest>, or set allow-unpinned-base: true for experiments",
-            recipe.file,
-            recipe.base.span.line,
-            recipe.base.span.col
-        );
-    } else {
-        bail!(
-            "{}:{}:{}: base image \"{base_text}\" is not pinned by digest; the engine resolved it to {base_text}@{digest} (paste that into base:, or set allow-unpinned-base: true for experiments)",
-            recipe.file,
-            recipe.base.span.line,
-            recipe.base.span.col
-        );
-    };
-    let base =
-        BaseConfig::parse(&config_bytes).with_context(|| format!("base image {base_ref}"))?;
-
-    let epoch = convert::choose_epoch(
-        opts.build_args.get("SOURCE_DATE_EPOCH").map(String::as_str),
-        &recipe,
-        base.created,
-    )
-    .map_err(|e| anyhow!(e))?;
-
-    let frontend_image = opts.source.as_deref().ok_or_else(|| {
-        anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
-    })?;
-    let frontend_image = reference::normalize(frontend_image)?;
-    let mut convert_opts = convert::Opts {
-        base_ref: base_ref.clone(),
-        base,
-        epoch,
-        args,
-        platform: platform.clone(),
-        frontend_image,
-        resolve_mode: opts.resolve_mode,
-        context_name: opts.context_key.clone(),
-        context: LocalOpts {
-            session_id: opts.session_id.clone(),
-            include_patterns: Vec::new(),
-            shared_key_hint: Some(opts.context_key.clone()),
-        },
-        base_note,
-        extra_providers: convert::extra_providers(&opts.build_args),
-        default_providers: Vec::new(),
-        network: opts.network,
-        installer: None,
-    };
-    if target == Target::Lock {
-        let state = convert::lock_llb(&recipe, &convert_opts)?;
-        check_llb_caps(&bridge.llb_caps, &state)?;
-        // The index moves on: always resolve again.
-        let def = state.marshal_with(llb::Constraints { ignore_cache: true });
-        let id = bridge
-            .solve(def.clone())
-            .await
-            .map_err(|s| anyhow!("{}", s.message()))?;
-        return Ok((id, def, None));
-    }
-
-    let mut locks = Vec::new();
-    let mut first_lock_text: Option<(String, String)> = None;
-    for sums in recipe.packages.iter().flat_map(|p| &p.sums) {
-        let path = sums.value.trim_start_matches("./").to_string();
-        let bytes = bridge
-            .read_local(
-                &opts.context_key,
-                &path,
-                opts,
-                &format!("load lockfile {path}"),
-            )
-            .await
-            .map_err(|s| {
-                anyhow!(
-                    "{}:{}:{}: cannot read the lockfile \"{path}\" from the build context: {}",
-                    recipe.file,
-                    sums.span.line,
-                    sums.span.col,
-                    s.message()
-                )
-            })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| anyhow!("{path}: the lockfile is not UTF-8 text"))?;
-        locks.push(lockfile::parse_named(&path, &text).map_err(|e| anyhow!(e))?);
-        if first_lock_text.is_none() {
-            first_lock_text = Some((path, text));
-        }
-    }
-    let lock = lockfile::Lockfile::merge(locks).map_err(|e| anyhow!(e))?;
-
-    // A lockfile made by the lock target must match the recipe it was made for.
-    if let (Some(p), Some((path, text))) = (&recipe.packages, &first_lock_text)
-        && !p.install.is_empty()
-        && !p.allow_stale_lock
-    {
-        let install: Vec<String> = p.install.iter().map(|i| i.value.clone()).collect();
-        if let Some(why) = crate::step::lock::staleness(text, &base_ref, &install) {
-            bail!(
-                "{path} is stale: {why}; re-run the lock target (docker build --target lock --output type=local,dest=<folder> -f {} <context>), or set packages.allow-stale-lock: true",
-                recipe.file
-            );
-        }
-    }
-
-    // What the base image's files say: its package tool (from os-release)
-    // unless the recipe names one, and its package sources when the recipe
-    // lists no providers.
-    let mut installer = None;
-    let mut default_providers = Vec::new();
-    if let Some(p) = &recipe.packages
-        && lock.packages().next().is_some()
-        && (p.installer.is_none() || p.providers.is_empty())
-    {
-        let base_state = llb::image(
-            &base_ref,
-            opts.resolve_mode,
-            Some(format!("read the package setup of {base_ref}")),
-        );
-        let id = bridge.solve_base(base_state).await?;
-        let os_release = bridge.os_release(&id).await;
-        if p.installer.is_none() {
-            // Docker 20.10 sometimes refuses to read a file of an image that
-            // another build is using ("invalid request ... for build"): then
-            // the lockfile's package kind decides.
-            let from_os_release = match &os_release {
-                Ok(Some(text)) => Installer::from_os_release(text),
-                _ => None,
-            };
-            installer = from_os_release.or_else(|| installer_of_packages(&lock));
-            if installer.is_none() {
-                bail!(
-                    "{}:{}:{}: cannot tell the base image's package tool from its /etc/os-release; set packages.installer (dpkg, rpm, apk or pacman)",
-                    recipe.file,
-                    p.sums[0].span.line,
-                    p.sums[0].span.col
-                );
-            }
-        }
-        if p.providers.is_empty() {
-            let releasever = match &os_release {
-                Ok(text) => text
-                    .as_deref()
-                    .and_then(|t| crate::distro::install::os_release_field(t, "VERSION_ID"))
-                    .unwrap_or_default(),
-                Err(e) => bail!("{e:#}"),
-            };
-            default_providers = bridge
-                .default_providers(&id, &platform, &releasever)
-                .await?;
-            if default_providers.is_empty() && convert_opts.extra_providers.is_empty() {
-                bail!(
-                    "{}:{}:{}: packages has no providers, and the base image has no apt or apk sources to take them from; add packages.providers (URL templates such as \"http://<mirror>/debian/{{{{.Name}}}}\")",
-                    recipe.file,
-                    p.sums[0].span.line,
-                    p.sums[0].span.col
-                );
-            }
-        }
-    }
-
-    convert_opts.default_providers = default_providers;
-    convert_opts.installer = installer;
-    let converted = convert::to_llb(&recipe, &lock, &convert_opts)?;
-    // The packages target returns the gathered blobs, not an image.
-    let (state, config) = if target == Target::Packages {
-        let Some(blobs) = converted.packages else {
-            bail!(
-                "{}: the packages target needs packages in the recipe and the lockfile",
-                opts.filename
-            );
-        };
-        (blobs, None)
-    } else {
-        (converted.state, Some(converted.config))
-    };
-    check_llb_caps(&bridge.llb_caps, &state)?;
-
-    let constraints = llb::Constraints {
-        ignore_cache: opts.no_cache,
-    };
-    if opts.no_cache && !bridge.llb_caps.contains(llb::CAP_META_IGNORE_CACHE) {
-        bail!(
-            "this BuildKit lacks the LLB cap {} needed for --no-cache",
-            llb::CAP_META_IGNORE_CACHE
-        );
-    }
-
-    let def = state.marshal_with(constraints);
+    let req = request(opts, bridge.worker_platform.clone())?;
+    let prepared = inputs::prepare(&mut inputs::Gateway::new(bridge, opts), &req).await?;
+    let out = prepared.convert()?;
+    // The caps are read off what is sent, `--no-cache`'s metadata included.
+    let def = out.definition(opts.no_cache);
+    check_llb_caps(&bridge.llb_caps, &def)?;
     let id = bridge
         .solve(def.clone())
         .await
         .map_err(|s| anyhow!("{}", s.message()))?;
-    Ok((id, def, config))
+    Ok((id, def, out.config))
 }
 
-/// The one tool that installs every package of the lockfile, if there is one.
-fn installer_of_packages(lock: &lockfile::Lockfile) -> Option<Installer> {
-    let mut found = None;
-    for e in lock.packages() {
-        let tool = Installer::ALL.into_iter().find(|i| i.accepts(&e.name))?;
-        if found.is_some_and(|f| f != tool) {
-            return None;
-        }
-        found = Some(tool);
-    }
-    found
+/// What the client asked for, as the input pipeline takes it.
+fn request(opts: &FrontendOpts, worker: Option<Platform>) -> Result<inputs::Request> {
+    let frontend_image = opts.source.clone().ok_or_else(|| {
+        anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
+    })?;
+    Ok(inputs::Request {
+        target: Target::from_opt(opts.target.as_deref())?,
+        filename: opts.filename.clone(),
+        build_args: opts.build_args.clone(),
+        platform: opts.platform.clone().or(worker).unwrap_or(Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        }),
+        frontend_image,
+        resolve_mode: opts.resolve_mode,
+        context_name: opts.context_key.clone(),
+        session_id: opts.session_id.clone(),
+        network: opts.network,
+    })
 }
 
-fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
-    let missing: Vec<&str> = state
-        .caps()
-        .into_iter()
+/// Checks the caps of what is sent: those its ops and metadata use (decoded
+/// from the Definition) and those its metadata declares.
+fn check_llb_caps(have: &BTreeSet<String>, def: &pb::Definition) -> Result<()> {
+    let mut needed = llb::caps::declared(def);
+    needed.extend(llb::caps::required(def)?.into_iter().map(str::to_string));
+    let missing: Vec<&str> = needed
+        .iter()
+        .map(String::as_str)
         .filter(|c| !have.contains(*c))
         .collect();
     if missing.is_empty() {
@@ -856,8 +564,6 @@ fn check_llb_caps(have: &BTreeSet<String>, state: &State) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::frontend::local::has_digest;
-
     #[test]
     fn targets_parse_by_name_and_an_unknown_one_lists_them_all() {
         use super::Target;
@@ -879,21 +585,12 @@ mod tests {
             "{err}"
         );
     }
-
-    #[test]
-    fn digests_are_recognised() {
-        let hex = "a".repeat(64);
-        assert!(has_digest(&format!("127.0.0.1:5000/x/y@sha256:{hex}")));
-        assert!(has_digest(&format!("debian:bookworm@sha256:{hex}")));
-        assert!(!has_digest("debian:bookworm"));
-        assert!(!has_digest("debian@sha256:abc"));
-    }
 }
 
 /// A fake LLBBridge in memory, for the protocol's edge cases; every
 /// user-facing promise is also tested through a real engine in tests/e2e.
 #[cfg(test)]
-mod fake {
+pub(super) mod fake {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
@@ -927,6 +624,9 @@ mod fake {
         pub solved: Vec<pb::Definition>,
         /// The cache imports of each solve, in order.
         pub cache_imports: Vec<Vec<CacheOptionsEntry>>,
+        /// When set, every reference resolves to this config (and to its
+        /// own digest, or DIGEST for a tag).
+        pub image_config: Option<Vec<u8>>,
     }
 
     #[derive(Clone, Default)]
@@ -944,6 +644,14 @@ mod fake {
         ) -> Result<Response<ResolveImageConfigResponse>, Status> {
             let req = req.into_inner();
             let r = req.r#ref;
+            if let Some(config) = self.0.lock().unwrap().image_config.clone() {
+                let digest = r.split_once('@').map_or(DIGEST, |(_, d)| d).to_string();
+                return Ok(Response::new(ResolveImageConfigResponse {
+                    digest,
+                    config,
+                    r#ref: r,
+                }));
+            }
             if !r.starts_with("127.0.0.1:5000/repro/debian") {
                 return Err(Status::not_found(format!("{r}: not found")));
             }

@@ -1,20 +1,23 @@
 //! Offline conversion: the `llb` subcommand's counterpart of the gateway.
 //!
 //! Where the gateway asks the engine (the recipe and lockfile from client
-//! locals, the base image's config), this reads local files: the recipe, the
-//! lockfile under the context directory, and the base config from a file
-//! (`docker image inspect` output or an OCI image config) when given.
+//! locals, the base image's config and files), this reads local files: the
+//! recipe, the lockfiles under the context directory, the base config from a
+//! file (`docker image inspect` output or an OCI image config) and the base
+//! image's unpacked root filesystem, when given. The pipeline behind both is
+//! `inputs::prepare`. May do I/O (reads those files).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result};
+use bollard_buildkit_proto::pb;
 
 use crate::convert::image::BaseConfig;
-use crate::convert::{self, Converted, Platform};
-use crate::llb::{LocalOpts, ResolveMode};
-use crate::recipe::reference;
-use crate::{lockfile, recipe};
+use crate::convert::{Converted, Platform};
+use crate::frontend::bridge::Target;
+use crate::frontend::inputs::{self, LocalFolder, Prepared, Request};
+use crate::llb::{Network, ResolveMode};
 
 /// Options of an offline conversion; they mirror the gateway's opts.
 #[derive(Clone, Debug)]
@@ -25,6 +28,9 @@ pub struct LocalBuild {
     pub platform: Platform,
     /// The base image's config, if known (else the epoch must be given).
     pub base_config: Option<PathBuf>,
+    /// The base image's unpacked root filesystem, if at hand: its os-release
+    /// and package sources are read as the gateway reads them from the image.
+    pub base_root: Option<PathBuf>,
     pub frontend_image: String,
     pub resolve_mode: ResolveMode,
 }
@@ -32,107 +38,51 @@ pub struct LocalBuild {
 /// Reads a base config: an OCI image config, or `docker image inspect` output
 /// (a list of objects with `Config`, `Created`, `Architecture`, `Os`).
 pub fn read_base_config(bytes: &[u8]) -> Result<BaseConfig> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).context("the base config is not JSON")?;
-    let inspect = match &value {
-        serde_json::Value::Array(items) => items.first(),
-        serde_json::Value::Object(o) if o.contains_key("Config") => Some(&value),
-        _ => None,
-    };
-    let oci = match inspect {
-        Some(i) => serde_json::json!({
-            "config": i.get("Config").cloned().unwrap_or_default(),
-            "created": i.get("Created").cloned().unwrap_or_default(),
-            "architecture": i.get("Architecture").cloned().unwrap_or_default(),
-            "os": i.get("Os").cloned().unwrap_or_default(),
-        }),
-        None => value,
-    };
-    Ok(BaseConfig::parse(&serde_json::to_vec(&oci)?)?)
+    Ok(BaseConfig::parse(&inputs::oci_config(bytes)?)?)
 }
 
-/// Converts a recipe from local files.
-pub fn convert(b: &LocalBuild) -> Result<Converted> {
-    let file = b
+/// Reads and checks the inputs through the same pipeline as the gateway.
+pub fn prepare(b: &LocalBuild) -> Result<Prepared> {
+    let filename = b
         .recipe
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "repro.yaml".into());
-    let text = std::fs::read_to_string(&b.recipe)
-        .with_context(|| format!("cannot read {}", b.recipe.display()))?;
-    let parsed = recipe::parse(&file, &text)?;
-    let args = parsed.arg_values(&b.build_args, &b.platform.target_args())?;
-    let r = parsed.expand(&args)?;
-    let base_ref = reference::normalize(&r.base.value)
-        .map_err(|e| anyhow!("{}:{}:{}: {e}", r.file, r.base.span.line, r.base.span.col))?;
-    if !has_digest(&base_ref) && !r.allow_unpinned_base {
-        bail!(
-            "{}:{}:{}: base image \"{base_ref}\" is not pinned by digest (run `docker buildx imagetools inspect {base_ref}` or `docker inspect` to find it, or set allow-unpinned-base: true)",
-            r.file,
-            r.base.span.line,
-            r.base.span.col
-        );
-    }
-    let base = match &b.base_config {
-        Some(p) => read_base_config(
-            &std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
-        )
-        .with_context(|| format!("base config {}", p.display()))?,
-        None => BaseConfig::default(),
+    let req = Request {
+        target: Target::Image,
+        filename,
+        build_args: b.build_args.clone(),
+        platform: b.platform.clone(),
+        frontend_image: b.frontend_image.clone(),
+        resolve_mode: b.resolve_mode,
+        context_name: "context".into(),
+        session_id: None,
+        network: Network::Sandbox,
     };
-    let epoch = convert::choose_epoch(
-        b.build_args.get("SOURCE_DATE_EPOCH").map(String::as_str),
-        &r,
-        base.created,
-    )
-    .map_err(|e| anyhow!("{e} (or pass the base image's config with --base-config)"))?;
-    let lock = read_lockfile(&r, &b.context)?;
-    Ok(convert::to_llb(
-        &r,
-        &lock,
-        &convert::Opts {
-            base_ref,
-            base,
-            epoch,
-            args,
-            platform: b.platform.clone(),
-            frontend_image: reference::normalize(&b.frontend_image)?,
-            resolve_mode: b.resolve_mode,
-            context_name: "context".into(),
-            context: LocalOpts::default(),
-            base_note: None,
-            extra_providers: convert::extra_providers(&b.build_args),
-            default_providers: Vec::new(),
-            network: crate::llb::Network::Sandbox,
-            installer: None,
-        },
-    )?)
+    let mut folder = LocalFolder {
+        recipe: b.recipe.clone(),
+        context: b.context.clone(),
+        base_config: b.base_config.clone(),
+        base_root: b.base_root.clone(),
+    };
+    // The pipeline is async for the gateway's sake; here every read is a
+    // plain file read, so a current-thread runtime just drives it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(inputs::prepare(&mut folder, &req))
 }
 
-/// Reads, parses and merges the recipe's lockfiles from the context directory.
-pub fn read_lockfile(r: &recipe::Recipe, context: &Path) -> Result<lockfile::Lockfile> {
-    let mut locks = Vec::new();
-    for sums in r.packages.iter().flat_map(|p| &p.sums) {
-        let name = sums.value.trim_start_matches("./").to_string();
-        let text = std::fs::read_to_string(context.join(&name)).map_err(|e| {
-            anyhow!(
-                "{}:{}:{}: cannot read the lockfile \"{name}\" from the build context {}: {e}",
-                r.file,
-                sums.span.line,
-                sums.span.col,
-                context.display()
-            )
-        })?;
-        locks.push(lockfile::parse_named(&name, &text).map_err(|e| anyhow!(e))?);
-    }
-    lockfile::Lockfile::merge(locks).map_err(|e| anyhow!(e))
+/// Converts a recipe from local files.
+pub fn convert(b: &LocalBuild) -> Result<Converted> {
+    prepare(b)?.to_llb()
 }
 
-/// `name@sha256:<64 hex>`.
-pub fn has_digest(reference: &str) -> bool {
-    reference
-        .rsplit_once("@sha256:")
-        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+/// The Definition the gateway would solve for these inputs, and the image
+/// config it would return.
+pub fn definition(b: &LocalBuild, no_cache: bool) -> Result<(pb::Definition, Option<Vec<u8>>)> {
+    let out = prepare(b)?.convert()?;
+    Ok((out.definition(no_cache), out.config))
 }
 
 #[cfg(test)]

@@ -2,9 +2,13 @@
 //! user's files. May do I/O.
 //!
 //! - `bridge`: the LLBBridge client over stdio, one build per process;
+//! - `errors`: failures as a gRPC status with the recipe lines (pure);
 //! - `opts`: the options BuildKit hands over, decoded (pure);
+//! - `inputs`: one input pipeline for both (recipe, base image, lockfiles);
 //! - `local`: the `llb` subcommand's side, reading local files.
 
 pub mod bridge;
+pub mod errors;
+pub mod inputs;
 pub mod local;
 pub mod opts;

@@ -1,15 +1,40 @@
-//! The SHA256SUMS lockfile, in the format repro-get reads and writes.
+//! The SHA256SUMS lockfile, in the format repro-get reads and writes, and
+//! the one set of rules that parsing one file and merging several share.
 //!
 //! A line is `<64 hex><space><space or *><name>`; `#` starts a comment line and
 //! blank lines are skipped. Names are distro paths (`pool/main/h/hello/...deb`).
 //! Lines for `.sig` files and `/ipfs/<cid>` lines are kept as auxiliary: they
 //! are never installed. Every name is checked before anything is fetched, so a
 //! name that a shell or a URL could misread never reaches the engine.
+//!
+//! Sizes ride in comments, so repro-get, `sha256sum --check` and every other
+//! reader of the format ignore them: a line
+//!
+//! ```text
+//! # size: <bytes> <name>
+//! ```
+//!
+//! gives the length in bytes of the file `<name>` pins (decimal, no sign). The
+//! lock target writes one per entry, after the entries and sorted like them,
+//! with the size apt's index lists; the fetch step stops reading a download
+//! there. Size lines are optional, a file may have them for some entries and
+//! not others; a size line whose name no entry has, a second size for the
+//! same name that differs, or a malformed one (anything after `# size:` that
+//! is not `<digits> <name>`) is an error at its line. Any other comment is
+//! ignored.
+//!
+//! `header` reads and checks the header the lock target writes; `apt` turns
+//! apt's `--print-uris` answer into entries. Pure: no I/O.
+
+pub mod apt;
+pub mod header;
 
 use std::collections::HashMap;
-use std::fmt;
 
+use crate::digest::is_sha256_hex;
 use crate::recipe::template::basename;
+
+pub use header::{Header, staleness};
 
 /// One blob the lockfile pins.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +42,8 @@ pub struct Entry {
     /// Lowercase hex sha256.
     pub sha256: String,
     pub name: String,
+    /// Its length in bytes, when a `# size:` line gives it.
+    pub size: Option<u64>,
     /// The lockfile it came from (empty if unnamed) and its 1-based line.
     pub file: String,
     pub line: usize,
@@ -36,6 +63,15 @@ impl Entry {
     pub fn short_digest(&self) -> &str {
         &self.sha256[..12]
     }
+
+    /// Where it was read: `file:line`, or `line N` when `from` is the same file.
+    fn place(&self, from: &str) -> String {
+        if self.file == from {
+            format!("line {}", self.line)
+        } else {
+            format!("{}:{}", self.file, self.line)
+        }
+    }
 }
 
 /// What a line of the lockfile is for.
@@ -49,23 +85,29 @@ pub enum Role {
     Ipfs,
 }
 
-/// A parsed lockfile.
+/// A parsed lockfile (or several merged).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lockfile {
     pub entries: Vec<Entry>,
 }
 
-/// A lockfile error, positioned at its line and column.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A lockfile error, positioned at its file (when named), line and column:
+/// `SHA256SUMS-amd64:2:67: message`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{line}:{col}: {message}", file_prefix(.file))]
 pub struct LockError {
+    /// Empty when the text was parsed without a name.
+    pub file: String,
     pub line: usize,
     pub col: usize,
     pub message: String,
 }
 
-impl fmt::Display for LockError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line, self.col, self.message)
+fn file_prefix(file: &str) -> String {
+    if file.is_empty() {
+        String::new()
+    } else {
+        format!("{file}:")
     }
 }
 
@@ -79,6 +121,81 @@ pub fn role(name: &str) -> Role {
     }
 }
 
+/// The column of names on an entry line (after 64 hex digits and 2 separators).
+const NAME_COL: usize = 67;
+
+/// The comment that carries an entry's size.
+const SIZE_PREFIX: &str = "# size:";
+
+/// The rules every entry passes, whether it comes from the next line of one
+/// file or from another file being merged: the same name twice must have the
+/// same digest (and size, when both give one), and two packages must not
+/// share a file name, since they are installed side by side. Name -> index
+/// and package file name -> index: lockfiles run to thousands of lines, so
+/// no linear search per entry.
+#[derive(Default)]
+struct Rules {
+    out: Lockfile,
+    by_name: HashMap<String, usize>,
+    by_file: HashMap<String, usize>,
+}
+
+impl Rules {
+    fn add(&mut self, e: Entry) -> Result<(), LockError> {
+        let err = |message: String| LockError {
+            file: e.file.clone(),
+            line: e.line,
+            col: NAME_COL,
+            message,
+        };
+        if let Some(&i) = self.by_name.get(&e.name) {
+            let prev = &mut self.out.entries[i];
+            if prev.sha256 != e.sha256 {
+                return Err(err(if prev.file == e.file {
+                    format!(
+                        "\"{}\" is listed twice with different sha256 (first at line {})",
+                        e.name, prev.line
+                    )
+                } else {
+                    format!(
+                        "\"{}\" is listed with a different sha256 in {}:{}",
+                        e.name, prev.file, prev.line
+                    )
+                }));
+            }
+            match (prev.size, e.size) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(err(format!(
+                        "\"{}\" has size {b} here and {a} at {}",
+                        e.name,
+                        prev.place(&e.file)
+                    )));
+                }
+                (None, Some(b)) => prev.size = Some(b),
+                _ => {}
+            }
+            return Ok(());
+        }
+        let is_package = role(&e.name) == Role::Package;
+        if is_package && let Some(&i) = self.by_file.get(e.basename()) {
+            let prev = &self.out.entries[i];
+            return Err(err(format!(
+                "\"{}\" has the same file name as \"{}\" ({}); packages are installed side by side, so file names must differ",
+                e.name,
+                prev.name,
+                prev.place(&e.file)
+            )));
+        }
+        self.by_name.insert(e.name.clone(), self.out.entries.len());
+        if is_package {
+            self.by_file
+                .insert(e.basename().to_string(), self.out.entries.len());
+        }
+        self.out.entries.push(e);
+        Ok(())
+    }
+}
+
 impl Lockfile {
     /// The entries to install, in lockfile order.
     pub fn packages(&self) -> impl Iterator<Item = &Entry> {
@@ -86,131 +203,173 @@ impl Lockfile {
             .iter()
             .filter(|e| role(&e.name) == Role::Package)
     }
+
+    /// Merges several lockfiles, as repro-get reads several SHA256SUMS, with
+    /// the rules one file follows: the same name twice must have the same
+    /// digest.
+    pub fn merge(locks: Vec<Lockfile>) -> Result<Lockfile, LockError> {
+        let mut rules = Rules::default();
+        for e in locks.into_iter().flat_map(|l| l.entries) {
+            rules.add(e)?;
+        }
+        Ok(rules.out)
+    }
 }
 
-/// Parses a lockfile's text.
+/// Parses a lockfile's text; errors are `line:col: message`.
 pub fn parse(text: &str) -> Result<Lockfile, LockError> {
-    let mut entries: Vec<Entry> = Vec::new();
-    // Name -> index, and package file name -> index: lockfiles run to
-    // thousands of lines, so no linear search per line.
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut by_file: HashMap<String, usize> = HashMap::new();
-    for (idx, raw) in text.lines().enumerate() {
-        let line_no = idx + 1;
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let err = |col: usize, message: String| LockError {
-            line: line_no,
-            col,
-            message,
-        };
-        let hex_len = line.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
-        if hex_len != 64 {
-            return Err(err(
-                1,
-                format!(
-                    "expected a 64-digit hex sha256 at the start of the line, found {:?}",
-                    line.split_whitespace().next().unwrap_or("")
-                ),
-            ));
-        }
-        let rest = &line[64..];
-        let name = match rest.as_bytes() {
-            [b' ', b' ' | b'*', ..] => &rest[2..],
-            _ => {
-                return Err(err(
-                    65,
-                    "expected two spaces (or a space and '*') between the sha256 and the name"
-                        .into(),
-                ));
-            }
-        };
-        check_name(name).map_err(|m| err(67, m))?;
-        let sha256 = line[..64].to_ascii_lowercase();
-        if let Some(prev) = by_name.get(name).map(|&i| &entries[i]) {
-            if prev.sha256 != sha256 {
-                return Err(err(
-                    67,
-                    format!(
-                        "\"{name}\" is listed twice with different sha256 (first at line {})",
-                        prev.line
-                    ),
-                ));
-            }
-            continue;
-        }
-        let same_file = by_file.get(basename(name)).map(|&i| &entries[i]);
-        if let Some(prev) = same_file.filter(|_| role(name) == Role::Package) {
-            return Err(err(
-                67,
-                format!(
-                    "\"{name}\" has the same file name as \"{}\" (line {}); packages are installed side by side, so file names must differ",
-                    prev.name, prev.line
-                ),
-            ));
-        }
-        by_name.insert(name.to_string(), entries.len());
-        if role(name) == Role::Package {
-            by_file.insert(basename(name).to_string(), entries.len());
-        }
-        entries.push(Entry {
-            sha256,
-            name: name.to_string(),
-            file: String::new(),
-            line: line_no,
-        });
-    }
-    Ok(Lockfile { entries })
+    parse_named("", text)
 }
 
 /// Parses a lockfile and records its name in every entry; errors are
 /// `file:line:col: message`.
-pub fn parse_named(file: &str, text: &str) -> Result<Lockfile, String> {
-    let mut lock = parse(text).map_err(|e| format!("{file}:{e}"))?;
-    for e in &mut lock.entries {
-        e.file = file.to_string();
+pub fn parse_named(file: &str, text: &str) -> Result<Lockfile, LockError> {
+    let mut rules = Rules::default();
+    // (line, column of the name, size, name): applied once every entry is in.
+    let mut sizes: Vec<(usize, usize, u64, &str)> = Vec::new();
+    for (idx, raw) in text.lines().enumerate() {
+        let line_no = idx + 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let err = |col: usize, message: String| LockError {
+            file: file.to_string(),
+            line: line_no,
+            col,
+            message,
+        };
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(SIZE_PREFIX) {
+            let (size, name) = parse_size(rest).ok_or_else(|| {
+                err(
+                    1,
+                    format!(
+                        "malformed size line {trimmed:?}: expected \"{SIZE_PREFIX} <bytes> <name>\""
+                    ),
+                )
+            })?;
+            // `name` is a slice of `line`, so the difference is its offset.
+            let col = name.as_ptr() as usize - line.as_ptr() as usize + 1;
+            sizes.push((line_no, col, size, name));
+            continue;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        rules.add(entry(file, line_no, line)?)?;
     }
-    Ok(lock)
+    apply_sizes(&mut rules, file, sizes)?;
+    Ok(rules.out)
 }
 
-impl Lockfile {
-    /// Merges several lockfiles, as repro-get reads several SHA256SUMS: the
-    /// same name twice must have the same digest.
-    pub fn merge(locks: Vec<Lockfile>) -> Result<Lockfile, String> {
-        let mut out = Lockfile::default();
-        let mut by_name: HashMap<String, usize> = HashMap::new();
-        let mut by_file: HashMap<String, usize> = HashMap::new();
-        for lock in locks {
-            for e in lock.entries {
-                if let Some(prev) = by_name.get(&e.name).map(|&i| &out.entries[i]) {
-                    if prev.sha256 != e.sha256 {
-                        return Err(format!(
-                            "{}:{}:67: \"{}\" is listed with a different sha256 in {}:{}",
-                            e.file, e.line, e.name, prev.file, prev.line
-                        ));
-                    }
-                    continue;
-                }
-                if role(&e.name) == Role::Package
-                    && let Some(prev) = by_file.get(e.basename()).map(|&i| &out.entries[i])
-                {
-                    return Err(format!(
-                        "{}:{}:67: \"{}\" has the same file name as \"{}\" ({}:{}); packages are installed side by side, so file names must differ",
-                        e.file, e.line, e.name, prev.name, prev.file, prev.line
-                    ));
-                }
-                by_name.insert(e.name.clone(), out.entries.len());
-                if role(&e.name) == Role::Package {
-                    by_file.insert(e.basename().to_string(), out.entries.len());
-                }
-                out.entries.push(e);
-            }
-        }
-        Ok(out)
+/// One `<sha256>  <name>` line.
+fn entry(file: &str, line_no: usize, line: &str) -> Result<Entry, LockError> {
+    let err = |col: usize, message: String| LockError {
+        file: file.to_string(),
+        line: line_no,
+        col,
+        message,
+    };
+    let sum_ok = line.get(..64).is_some_and(is_sha256_hex)
+        && !line.as_bytes().get(64).is_some_and(u8::is_ascii_hexdigit);
+    if !sum_ok {
+        return Err(err(
+            1,
+            format!(
+                "expected a 64-digit hex sha256 at the start of the line, found {:?}",
+                line.split_whitespace().next().unwrap_or("")
+            ),
+        ));
     }
+    let rest = &line[64..];
+    let name = match rest.as_bytes() {
+        [b' ', b' ' | b'*', ..] => &rest[2..],
+        _ => {
+            return Err(err(
+                65,
+                "expected two spaces (or a space and '*') between the sha256 and the name".into(),
+            ));
+        }
+    };
+    check_name(name).map_err(|m| err(NAME_COL, m))?;
+    Ok(Entry {
+        sha256: line[..64].to_ascii_lowercase(),
+        name: name.to_string(),
+        size: None,
+        file: file.to_string(),
+        line: line_no,
+    })
+}
+
+/// Size lines, applied once every entry is in: each must name an entry, and
+/// agree with any earlier size line for it.
+fn apply_sizes(
+    rules: &mut Rules,
+    file: &str,
+    sizes: Vec<(usize, usize, u64, &str)>,
+) -> Result<(), LockError> {
+    for (line, col, size, name) in sizes {
+        let err = |message: String| LockError {
+            file: file.to_string(),
+            line,
+            col,
+            message,
+        };
+        let i = *rules
+            .by_name
+            .get(name)
+            .ok_or_else(|| err(format!("size line for \"{name}\", which no entry names")))?;
+        let e = &mut rules.out.entries[i];
+        match e.size {
+            Some(prev) if prev != size => {
+                return Err(err(format!(
+                    "\"{name}\" has size {size} here and {prev} on an earlier size line"
+                )));
+            }
+            _ => e.size = Some(size),
+        }
+    }
+    Ok(())
+}
+
+/// `<spaces><digits> <name>` after the size prefix; `None` if it is not that.
+fn parse_size(rest: &str) -> Option<(u64, &str)> {
+    let rest = rest.strip_prefix(' ')?.trim_end();
+    let (bytes, name) = rest.split_once(' ')?;
+    if bytes.is_empty() || !bytes.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
+        return None;
+    }
+    if name.contains(char::is_whitespace) {
+        return None;
+    }
+    Some((bytes.parse().ok()?, name))
+}
+
+/// One file the lock target pins: its digest, name and size, as the index
+/// lists them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pin {
+    /// Lowercase hex sha256.
+    pub sha256: String,
+    pub name: String,
+    pub size: u64,
+}
+
+/// The lockfile text the lock target writes: the header, the
+/// `<sha256>  <name>` lines in the order given (sorted by name by the
+/// caller), then one `# size: <bytes> <name>` line per entry in the same
+/// order. The same pins always give the same bytes.
+pub fn render(header: &Header, pins: &[Pin]) -> String {
+    let mut s = String::from(
+        "# Made by repro-frontend's lock target; re-run it rather than edit this file.\n",
+    );
+    s.push_str(&header.to_string());
+    s.push_str("# index: apt's Packages files (each SHA256 as the signed index lists it; nothing was downloaded to hash it)\n");
+    for p in pins {
+        s.push_str(&format!("{}  {}\n", p.sha256, p.name));
+    }
+    for p in pins {
+        s.push_str(&format!("{SIZE_PREFIX} {} {}\n", p.size, p.name));
+    }
+    s
 }
 
 /// Checks that a name is a clean relative path made of safe characters.
@@ -341,7 +500,7 @@ mod tests {
         let c = parse_named("SHA256SUMS-c", &format!("# x\n{H1}  b.deb\n")).unwrap();
         let e = Lockfile::merge(vec![a, c]).unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             "SHA256SUMS-c:2:67: \"b.deb\" is listed with a different sha256 in SHA256SUMS-a:2"
         );
     }
@@ -360,5 +519,61 @@ mod tests {
         assert!(err.message.contains("first at line 1"));
         let err = parse(&format!("{H1}  a/x.deb\n{H2}  b/x.deb\n")).unwrap_err();
         assert!(err.message.contains("same file name"));
+    }
+
+    #[test]
+    fn size_lines_give_sizes_and_other_comments_stay_ignored() {
+        let text = format!(
+            "# sizes follow\n{H1}  a/a.deb\n{H2}  b.deb\n# size: 1234 a/a.deb\n#size: x y\n# sized 1\n"
+        );
+        let lock = parse_named("S", &text).unwrap();
+        assert_eq!(lock.entries[0].size, Some(1234));
+        assert_eq!(lock.entries[1].size, None);
+        // Before its entry, or twice with the same value, is fine too.
+        let text = format!("# size: 0 b.deb\n{H2}  b.deb\n# size: 0 b.deb\n");
+        assert_eq!(parse(&text).unwrap().entries[0].size, Some(0));
+    }
+
+    #[test]
+    fn bad_size_lines_are_errors_at_their_line() {
+        for (bad, col, msg) in [
+            (
+                "# size: 12 c.deb",
+                12,
+                "size line for \"c.deb\", which no entry names",
+            ),
+            ("# size: -1 a.deb", 1, "malformed size line"),
+            ("# size: 1k a.deb", 1, "malformed size line"),
+            ("# size: 12", 1, "malformed size line"),
+            ("# size: 12 a.deb extra", 1, "malformed size line"),
+            ("# size:12 a.deb", 1, "malformed size line"),
+            (
+                "# size: 99999999999999999999999 a.deb",
+                1,
+                "malformed size line",
+            ),
+            ("# size: 13 a.deb", 12, "has size 13 here and 12"),
+        ] {
+            let text = format!("{H1}  a.deb\n# size: 12 a.deb\n{bad}\n");
+            let err = parse_named("SHA256SUMS-x", &text).unwrap_err();
+            assert_eq!((err.line, err.col), (3, col), "{bad}: {err}");
+            assert!(err.to_string().starts_with("SHA256SUMS-x:3:"), "{err}");
+            assert!(err.message.contains(msg), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn merge_keeps_a_size_and_rejects_two_that_differ() {
+        let a = parse_named("A", &format!("{H1}  a.deb\n")).unwrap();
+        let b = parse_named("B", &format!("{H1}  a.deb\n# size: 5 a.deb\n")).unwrap();
+        let m = Lockfile::merge(vec![a, b.clone()]).unwrap();
+        assert_eq!(m.entries[0].size, Some(5));
+        assert_eq!(m.entries[0].file, "A");
+        let c = parse_named("C", &format!("\n{H1}  a.deb\n# size: 6 a.deb\n")).unwrap();
+        let e = Lockfile::merge(vec![b, c]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "C:2:67: \"a.deb\" has size 6 here and 5 at B:1"
+        );
     }
 }

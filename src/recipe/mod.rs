@@ -6,642 +6,18 @@
 //! spans so that an undeclared `${NAME}` can be pointed at too.
 
 pub mod args;
+mod decode;
+mod model;
 pub mod reference;
 pub mod template;
 pub mod yaml;
 
+pub use model::*;
+
 use std::collections::BTreeMap;
-use std::fmt;
 
-use crate::recipe::template::Template;
-use yaml::{Node, Span};
-
-/// A value and where it was written.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Spanned<T> {
-    pub value: T,
-    pub span: Span,
-}
-
-impl<T> Spanned<T> {
-    pub fn new(value: T, span: Span) -> Self {
-        Spanned { value, span }
-    }
-}
-
-/// A recipe error: `file:line:col: message`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{}:{}: {message}", span.line, span.col)]
-pub struct RecipeError {
-    pub file: String,
-    pub span: Span,
-    pub message: String,
-}
-
-/// A declared build arg and its default.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArgDecl {
-    pub name: String,
-    pub default: String,
-    pub span: Span,
-}
-
-/// The `packages:` section.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Packages {
-    /// Paths of the SHA256SUMS files in the build context (merged).
-    pub sums: Vec<Spanned<String>>,
-    /// URL templates, tried in order.
-    pub providers: Vec<Spanned<String>>,
-    /// The package tool, when not the one the base image's os-release implies.
-    pub installer: Option<Spanned<crate::distro::install::Installer>>,
-    /// Fetch the lockfile's `.sig` files beside their packages, so the tool
-    /// verifies them (pacman).
-    pub signatures: bool,
-    /// Package names (with version constraints the tool understands) the
-    /// `lock` target resolves into the lockfile.
-    pub install: Vec<Spanned<String>>,
-    /// Build even when the lockfile was made for another base or package list.
-    pub allow_stale_lock: bool,
-}
-
-/// How a `run` step gives its command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// A string run by `/bin/sh -c`; build args reach it as environment variables.
-    Shell(Spanned<String>),
-    /// An argv list, run without a shell; `${NAME}` is expanded in each item.
-    Exec(Vec<Spanned<String>>),
-}
-
-/// One build step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
-    Run(Command),
-    Copy {
-        src: Spanned<String>,
-        dest: Spanned<String>,
-        owner: Option<Spanned<String>>,
-        mode: Option<Spanned<u32>>,
-    },
-    Env(Vec<(String, Spanned<String>)>),
-    Workdir(Spanned<String>),
-    User(Spanned<String>),
-}
-
-/// The `image:` section: settings of the output image's config. `None` keeps
-/// what the base image has.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ImageSettings {
-    pub entrypoint: Option<Vec<Spanned<String>>>,
-    pub cmd: Option<Vec<Spanned<String>>>,
-    pub env: Vec<(String, Spanned<String>)>,
-    pub workdir: Option<Spanned<String>>,
-    pub user: Option<Spanned<String>>,
-    pub labels: Vec<(String, Spanned<String>)>,
-    pub expose: Vec<Spanned<String>>,
-    pub volumes: Vec<Spanned<String>>,
-    pub stop_signal: Option<Spanned<String>>,
-}
-
-/// A parsed recipe.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recipe {
-    /// The file name errors are reported against.
-    pub file: String,
-    pub args: Vec<ArgDecl>,
-    pub base: Spanned<String>,
-    /// Lets `base` be a tag without a digest (experiments only; warned about).
-    pub allow_unpinned_base: bool,
-    pub epoch: Option<Spanned<i64>>,
-    pub packages: Option<Packages>,
-    pub steps: Vec<Spanned<Step>>,
-    pub image: ImageSettings,
-}
-
-/// Build args every recipe may use without declaring them: BuildKit and the
-/// Docker CLI set these on their own.
-pub const PREDEFINED_ARGS: &[&str] = &[
-    "SOURCE_DATE_EPOCH",
-    // Provider templates tried before the recipe's (see convert.rs).
-    "REPRO_PROVIDERS",
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-    "BUILDKIT_SYNTAX",
-    "BUILDKIT_INLINE_CACHE",
-    "BUILDKIT_MULTI_PLATFORM",
-    "BUILDKIT_CACHE_MOUNT_NS",
-    "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
-    "BUILDKIT_SANDBOX_HOSTNAME",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
-
-struct Decoder<'a> {
-    file: &'a str,
-}
-
-type Entries<'n> = &'n [(Node, Node)];
-
-impl<'a> Decoder<'a> {
-    fn err<T>(&self, span: Span, message: impl Into<String>) -> Result<T, RecipeError> {
-        Err(RecipeError {
-            file: self.file.to_string(),
-            span,
-            message: message.into(),
-        })
-    }
-
-    fn map<'n>(&self, node: &'n Node, what: &str) -> Result<Entries<'n>, RecipeError> {
-        match node {
-            Node::Map { entries, .. } => Ok(entries),
-            other => self.err(
-                other.span(),
-                format!("{what} must be a mapping, found {}", other.kind()),
-            ),
-        }
-    }
-
-    /// Returns the entries, rejecting keys not in `allowed`.
-    fn keys<'n>(
-        &self,
-        node: &'n Node,
-        what: &str,
-        allowed: &[&str],
-    ) -> Result<Entries<'n>, RecipeError> {
-        let entries = self.map(node, what)?;
-        for (k, _) in entries {
-            let key = key_text(k);
-            if !allowed.contains(&key) {
-                return self.err(
-                    k.span(),
-                    format!(
-                        "unknown key \"{key}\" in {what} (expected one of: {})",
-                        allowed.join(", ")
-                    ),
-                );
-            }
-        }
-        Ok(entries)
-    }
-
-    fn string(&self, node: &Node, what: &str) -> Result<Spanned<String>, RecipeError> {
-        match node {
-            Node::Scalar { text, span, .. } if !node.is_null() => {
-                Ok(Spanned::new(text.clone(), *span))
-            }
-            other => self.err(
-                other.span(),
-                format!("{what} must be a string, found {}", other.kind()),
-            ),
-        }
-    }
-
-    fn non_empty(&self, node: &Node, what: &str) -> Result<Spanned<String>, RecipeError> {
-        let s = self.string(node, what)?;
-        if s.value.trim().is_empty() {
-            return self.err(s.span, format!("{what} must not be empty"));
-        }
-        Ok(s)
-    }
-
-    fn string_list(&self, node: &Node, what: &str) -> Result<Vec<Spanned<String>>, RecipeError> {
-        match node {
-            Node::Seq { items, .. } => items
-                .iter()
-                .map(|i| self.string(i, &format!("an item of {what}")))
-                .collect(),
-            other => self.err(
-                other.span(),
-                format!("{what} must be a list of strings, found {}", other.kind()),
-            ),
-        }
-    }
-
-    /// A list, or a single string meaning `/bin/sh -c <string>`.
-    fn command_list(&self, node: &Node, what: &str) -> Result<Vec<Spanned<String>>, RecipeError> {
-        match node {
-            Node::Scalar { .. } => {
-                let s = self.non_empty(node, what)?;
-                Ok(vec![
-                    Spanned::new("/bin/sh".into(), s.span),
-                    Spanned::new("-c".into(), s.span),
-                    s,
-                ])
-            }
-            _ => self.string_list(node, what),
-        }
-    }
-
-    fn string_map(
-        &self,
-        node: &Node,
-        what: &str,
-    ) -> Result<Vec<(String, Spanned<String>)>, RecipeError> {
-        let mut out = Vec::new();
-        for (k, v) in self.map(node, what)? {
-            let key = key_text(k);
-            if key.is_empty() {
-                return self.err(k.span(), format!("empty key in {what}"));
-            }
-            let value = match v {
-                Node::Scalar { span, .. } if v.is_null() => Spanned::new(String::new(), *span),
-                _ => self.string(v, &format!("{what}.{key}"))?,
-            };
-            out.push((key.to_string(), value));
-        }
-        Ok(out)
-    }
-
-    fn env_map(
-        &self,
-        node: &Node,
-        what: &str,
-    ) -> Result<Vec<(String, Spanned<String>)>, RecipeError> {
-        let entries = self.string_map(node, what)?;
-        for ((k, _), (kn, _)) in entries.iter().zip(self.map(node, what)?) {
-            if k.contains('=') || k.chars().any(char::is_whitespace) {
-                return self.err(
-                    kn.span(),
-                    format!("\"{k}\" is not a valid environment variable name"),
-                );
-            }
-        }
-        Ok(entries)
-    }
-
-    fn recipe(&self, root: &Node) -> Result<Recipe, RecipeError> {
-        if root.is_null() {
-            return self.err(
-                root.span(),
-                "the recipe is empty; it needs at least \"base:\"",
-            );
-        }
-        let entries = self.keys(
-            root,
-            "the recipe",
-            &[
-                "version",
-                "args",
-                "base",
-                "allow-unpinned-base",
-                "epoch",
-                "packages",
-                "steps",
-                "image",
-            ],
-        )?;
-        let mut recipe = Recipe {
-            file: self.file.to_string(),
-            args: Vec::new(),
-            base: Spanned::new(String::new(), root.span()),
-            allow_unpinned_base: false,
-            epoch: None,
-            packages: None,
-            steps: Vec::new(),
-            image: ImageSettings::default(),
-        };
-        let mut have_base = false;
-        for (k, v) in entries {
-            match key_text(k) {
-                "version" => {
-                    let s = self.string(v, "version")?;
-                    if s.value != "1" {
-                        return self.err(
-                            s.span,
-                            format!(
-                                "unsupported recipe version \"{}\" (this frontend reads version 1)",
-                                s.value
-                            ),
-                        );
-                    }
-                }
-                "args" => recipe.args = self.args(v)?,
-                "base" => {
-                    recipe.base = self.non_empty(v, "base")?;
-                    have_base = true;
-                }
-                "allow-unpinned-base" => {
-                    recipe.allow_unpinned_base = self.boolean(v, "allow-unpinned-base")?
-                }
-                "epoch" => {
-                    let s = self.string(v, "epoch")?;
-                    match s.value.parse::<i64>() {
-                        Ok(n) if n >= 0 => recipe.epoch = Some(Spanned::new(n, s.span)),
-                        _ => {
-                            return self.err(s.span, format!("epoch must be a whole number of seconds since 1970 (like SOURCE_DATE_EPOCH), found \"{}\"", s.value))
-                        }
-                    }
-                }
-                "packages" => recipe.packages = Some(self.packages(v)?),
-                "steps" => recipe.steps = self.steps(v)?,
-                "image" => recipe.image = self.image(v)?,
-                _ => {}
-            }
-        }
-        if !have_base {
-            return self.err(
-                root.span(),
-                "missing required key \"base\" (the base image, pinned by digest)",
-            );
-        }
-        Ok(recipe)
-    }
-
-    fn boolean(&self, node: &Node, what: &str) -> Result<bool, RecipeError> {
-        match node {
-            Node::Scalar {
-                text, plain: true, ..
-            } if text == "true" => Ok(true),
-            Node::Scalar {
-                text, plain: true, ..
-            } if text == "false" => Ok(false),
-            other => self.err(other.span(), format!("{what} must be true or false")),
-        }
-    }
-
-    fn args(&self, node: &Node) -> Result<Vec<ArgDecl>, RecipeError> {
-        let mut out = Vec::new();
-        for (k, v) in self.map(node, "args")? {
-            let name = key_text(k);
-            if !args::is_arg_name(name) {
-                return self.err(k.span(), format!("\"{name}\" is not a valid arg name (letters, digits and _, not starting with a digit)"));
-            }
-            if PREDEFINED_ARGS.contains(&name) {
-                return self.err(
-                    k.span(),
-                    format!("\"{name}\" is set by BuildKit and cannot be declared"),
-                );
-            }
-            let default = if v.is_null() {
-                String::new()
-            } else {
-                self.string(v, &format!("args.{name}"))?.value
-            };
-            out.push(ArgDecl {
-                name: name.to_string(),
-                default,
-                span: k.span(),
-            });
-        }
-        Ok(out)
-    }
-
-    fn packages(&self, node: &Node) -> Result<Packages, RecipeError> {
-        let entries = self.keys(
-            node,
-            "packages",
-            &[
-                "sums",
-                "providers",
-                "installer",
-                "signatures",
-                "install",
-                "allow-stale-lock",
-            ],
-        )?;
-        let mut install = Vec::new();
-        let mut allow_stale_lock = false;
-        let mut sums = None;
-        let mut providers = Vec::new();
-        let mut installer = None;
-        let mut signatures = false;
-        for (k, v) in entries {
-            match key_text(k) {
-                "sums" => {
-                    let list = match v {
-                        Node::Seq { .. } => self.string_list(v, "packages.sums")?,
-                        _ => vec![self.non_empty(v, "packages.sums")?],
-                    };
-                    if list.is_empty() {
-                        return self.err(v.span(), "packages.sums lists no lockfile");
-                    }
-                    sums = Some(list);
-                }
-                "installer" => {
-                    let s = self.non_empty(v, "packages.installer")?;
-                    match crate::distro::install::Installer::from_name(&s.value) {
-                        Some(i) => installer = Some(Spanned::new(i, s.span)),
-                        None => {
-                            return self.err(
-                                s.span,
-                                format!("unknown installer \"{}\" (expected one of: dpkg, rpm, apk, pacman)", s.value),
-                            );
-                        }
-                    }
-                }
-                "signatures" => signatures = self.boolean(v, "packages.signatures")?,
-                "install" => {
-                    install = self.string_list(v, "packages.install")?;
-                    for i in &install {
-                        self.package_name(i)?;
-                    }
-                }
-                "allow-stale-lock" => {
-                    allow_stale_lock = self.boolean(v, "packages.allow-stale-lock")?
-                }
-                "providers" => {
-                    providers = self.string_list(v, "packages.providers")?;
-                    for p in &providers {
-                        self.template(p)?;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(sums) = sums else {
-            return self.err(
-                node.span(),
-                "packages needs \"sums\" (the SHA256SUMS file in the build context)",
-            );
-        };
-        // No providers: the frontend derives them from the base image's own
-        // package sources.
-        Ok(Packages {
-            sums,
-            providers,
-            installer,
-            signatures,
-            install,
-            allow_stale_lock,
-        })
-    }
-
-    /// A name for `packages.install`: it goes to apt's argv, so no option
-    /// (`-...`) and no whitespace.
-    fn package_name(&self, i: &Spanned<String>) -> Result<(), RecipeError> {
-        if i.value.trim().is_empty()
-            || i.value.starts_with('-')
-            || i.value.contains(char::is_whitespace)
-        {
-            return self.err(i.span, format!("\"{}\" is not a package name", i.value));
-        }
-        Ok(())
-    }
-
-    fn template(&self, s: &Spanned<String>) -> Result<Template, RecipeError> {
-        Template::parse(&s.value).or_else(|e| self.err(shift(s.span, e.offset), e.message))
-    }
-
-    fn steps(&self, node: &Node) -> Result<Vec<Spanned<Step>>, RecipeError> {
-        let Node::Seq { items, .. } = node else {
-            return self.err(
-                node.span(),
-                format!("steps must be a list, found {}", node.kind()),
-            );
-        };
-        items.iter().map(|item| self.step(item)).collect()
-    }
-
-    fn step(&self, node: &Node) -> Result<Spanned<Step>, RecipeError> {
-        const KINDS: &[&str] = &["run", "copy", "env", "workdir", "user"];
-        let entries = self.map(node, "a step")?;
-        let [(k, v)] = entries else {
-            let (span, what) = match entries.get(1) {
-                Some((second, _)) => (
-                    second.span(),
-                    format!("\"{}\" is a second key", key_text(second)),
-                ),
-                None => (node.span(), "it has none".to_string()),
-            };
-            return self.err(span, format!("a step has exactly one key ({what}); start each step with \"- \" and one of: {}", KINDS.join(", ")));
-        };
-        let step = match key_text(k) {
-            "run" => match v {
-                Node::Scalar { .. } => Step::Run(Command::Shell(self.non_empty(v, "run")?)),
-                _ => {
-                    let argv = self.string_list(v, "run")?;
-                    if argv.is_empty() {
-                        return self.err(v.span(), "run needs a command");
-                    }
-                    Step::Run(Command::Exec(argv))
-                }
-            },
-            "copy" => {
-                let entries = self.keys(v, "copy", &["src", "dest", "owner", "mode"])?;
-                let (mut src, mut dest, mut owner, mut mode) = (None, None, None, None);
-                for (ck, cv) in entries {
-                    match key_text(ck) {
-                        "src" => src = Some(self.non_empty(cv, "copy.src")?),
-                        "dest" => dest = Some(self.non_empty(cv, "copy.dest")?),
-                        "owner" => owner = Some(self.non_empty(cv, "copy.owner")?),
-                        "mode" => {
-                            let s = self.string(cv, "copy.mode")?;
-                            match u32::from_str_radix(&s.value, 8) {
-                                Ok(m) if m <= 0o7777 => mode = Some(Spanned::new(m, s.span)),
-                                _ => return self.err(s.span, format!("copy.mode must be octal permission bits like \"0644\", found \"{}\"", s.value)),
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                let (Some(src), Some(dest)) = (src, dest) else {
-                    return self.err(v.span(), "copy needs \"src\" (a path in the build context) and \"dest\" (a path in the image)");
-                };
-                Step::Copy {
-                    src,
-                    dest,
-                    owner,
-                    mode,
-                }
-            }
-            "env" => Step::Env(self.env_map(v, "env")?),
-            "workdir" => Step::Workdir(self.non_empty(v, "workdir")?),
-            "user" => Step::User(self.non_empty(v, "user")?),
-            other => {
-                return self.err(
-                    k.span(),
-                    format!(
-                        "unknown step kind \"{other}\" (expected one of: {})",
-                        KINDS.join(", ")
-                    ),
-                );
-            }
-        };
-        Ok(Spanned::new(step, k.span()))
-    }
-
-    fn image(&self, node: &Node) -> Result<ImageSettings, RecipeError> {
-        let entries = self.keys(
-            node,
-            "image",
-            &[
-                "entrypoint",
-                "cmd",
-                "env",
-                "workdir",
-                "user",
-                "labels",
-                "expose",
-                "volumes",
-                "stop-signal",
-            ],
-        )?;
-        let mut image = ImageSettings::default();
-        for (k, v) in entries {
-            match key_text(k) {
-                "entrypoint" => image.entrypoint = Some(self.command_list(v, "image.entrypoint")?),
-                "cmd" => image.cmd = Some(self.command_list(v, "image.cmd")?),
-                "env" => image.env = self.env_map(v, "image.env")?,
-                "workdir" => image.workdir = Some(self.non_empty(v, "image.workdir")?),
-                "user" => image.user = Some(self.non_empty(v, "image.user")?),
-                "labels" => image.labels = self.string_map(v, "image.labels")?,
-                "expose" => {
-                    image.expose = self.string_list(v, "image.expose")?;
-                    for p in &image.expose {
-                        if let Err(m) = check_port(&p.value) {
-                            return self.err(p.span, m);
-                        }
-                    }
-                }
-                "volumes" => image.volumes = self.string_list(v, "image.volumes")?,
-                "stop-signal" => image.stop_signal = Some(self.non_empty(v, "image.stop-signal")?),
-                _ => {}
-            }
-        }
-        Ok(image)
-    }
-}
-
-fn key_text(node: &Node) -> &str {
-    match node {
-        Node::Scalar { text, .. } => text,
-        _ => "",
-    }
-}
-
-/// Moves a span right by a byte offset within a one-line scalar.
-fn shift(span: Span, offset: usize) -> Span {
-    Span {
-        line: span.line,
-        col: span.col + offset,
-    }
-}
-
-/// `80`, `80/tcp`, `53/udp`, `9/sctp`.
-fn check_port(text: &str) -> Result<(), String> {
-    let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
-    match (port.parse::<u16>(), proto) {
-        (Ok(p), "tcp" | "udp" | "sctp") if p > 0 => Ok(()),
-        _ => Err(format!(
-            "\"{text}\" is not a port like \"8080\" or \"53/udp\""
-        )),
-    }
-}
+use decode::{Decoder, shift};
+use yaml::Span;
 
 /// Parses a recipe. `file` names it in errors (the `filename` opt).
 pub fn parse(file: &str, text: &str) -> Result<Recipe, RecipeError> {
@@ -650,7 +26,29 @@ pub fn parse(file: &str, text: &str) -> Result<Recipe, RecipeError> {
         span: e.span,
         message: format!("invalid YAML: {}", e.message),
     })?;
-    Decoder { file }.recipe(&root)
+    let mut recipe = Decoder { file }.recipe(&root)?;
+    recipe.text = text.to_string();
+    Ok(recipe)
+}
+
+/// The lines (1-based, inclusive) of the item that starts at `span`: its own
+/// line and every following line indented deeper than the item's column,
+/// without trailing blank or comment lines. Block-style YAML puts an item's
+/// continuation (a `run: |` script, a mapping's keys) there.
+pub fn item_lines(text: &str, span: Span) -> (usize, usize) {
+    let start = span.line.max(1);
+    let mut end = start;
+    for (i, line) in text.lines().enumerate().skip(start) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if line.len() - trimmed.len() < span.col {
+            break;
+        }
+        end = i + 1;
+    }
+    (start, end)
 }
 
 /// The values of all args a recipe can see, after build args are applied.
@@ -742,6 +140,7 @@ impl Recipe {
                 decoder.package_name(i)?;
             }
             out.packages = Some(Packages {
+                span: p.span,
                 sums: ex_list(&p.sums)?,
                 providers,
                 installer: p.installer.clone(),
@@ -788,18 +187,6 @@ impl Recipe {
             stop_signal: img.stop_signal.as_ref().map(&ex).transpose()?,
         };
         Ok(out)
-    }
-}
-
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Command::Shell(s) => f.write_str(&s.value),
-            Command::Exec(argv) => {
-                let words: Vec<&str> = argv.iter().map(|a| a.value.as_str()).collect();
-                write!(f, "{}", words.join(" "))
-            }
-        }
     }
 }
 
@@ -969,5 +356,22 @@ image:
         let e = r.expand(&ArgValues::default()).unwrap_err();
         assert_eq!((e.span.line, e.span.col), (1, 11));
         assert!(e.message.contains("undeclared arg \"NOPE\""));
+    }
+
+    #[test]
+    fn an_item_spans_its_deeper_indented_lines() {
+        let text = "steps:\n  - run: |\n      a\n\n      b\n  # c\n  - copy:\n      src: x\n      dest: /x\nimage: {}\n";
+        let r = parse(
+            "repro.yaml",
+            &format!("base: a@sha256:{}\n{text}", "1".repeat(64)),
+        )
+        .unwrap();
+        let spans: Vec<(usize, usize)> = r
+            .steps
+            .iter()
+            .map(|s| item_lines(&r.text, s.span))
+            .collect();
+        assert_eq!(spans, [(3, 6), (8, 10)]);
+        assert_eq!(item_lines(&r.text, r.base.span), (1, 1));
     }
 }

@@ -33,7 +33,7 @@ pub fn normalize(reference: &str) -> Result<String, RefError> {
         let Some((algo, hex)) = d.split_once(':') else {
             return Err(bad("digest must look like sha256:<hex>"));
         };
-        if algo != "sha256" || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if algo != "sha256" || !crate::digest::is_sha256_hex(hex) {
             return Err(bad("digest must be sha256: followed by 64 hex digits"));
         }
     }
@@ -81,6 +81,13 @@ pub fn normalize(reference: &str) -> Result<String, RefError> {
     Ok(out)
 }
 
+/// Whether a reference is pinned: `name@sha256:<64 hex>`.
+pub fn has_digest(reference: &str) -> bool {
+    reference
+        .rsplit_once("@sha256:")
+        .is_some_and(|(_, hex)| crate::digest::is_sha256_hex(hex))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +122,14 @@ mod tests {
         assert!(normalize("debian@sha256:abc").is_err());
         assert!(normalize("debian:").is_err());
         assert!(normalize("Debian").is_err());
+    }
+
+    #[test]
+    fn digests_are_recognised() {
+        let hex = "a".repeat(64);
+        assert!(has_digest(&format!("127.0.0.1:5000/x/y@sha256:{hex}")));
+        assert!(has_digest(&format!("debian:bookworm@sha256:{hex}")));
+        assert!(!has_digest("debian:bookworm"));
+        assert!(!has_digest("debian@sha256:abc"));
     }
 }

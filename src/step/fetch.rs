@@ -8,6 +8,13 @@
 //! which provider answered never changes the LLB of the install step; and a
 //! blob is written to the output only after its digest was checked, so nothing
 //! unverified can be installed. A healthy first provider is the only one asked.
+//!
+//! A provider cannot hold the step: each download stops at the blob's size
+//! when the lockfile gives one (a byte more, or a byte short, and the next
+//! provider is tried) and at [`MAX_BLOB_BYTES`] when it does not; a read that
+//! waits longer than [`Limits::stall`] fails; and a download goes to one
+//! `<name>.partial` file in the output folder, removed when it fails, so the
+//! disk holds at most one partial file per blob in flight (8 at a time).
 //! Like `normalize.rs`, this module does I/O because it runs inside the build.
 
 use std::fs;
@@ -38,7 +45,17 @@ pub struct Blob {
     pub name: String,
     /// Lowercase hex.
     pub sha256: String,
+    /// Its length in bytes, when the lockfile gives it. Left out of the JSON
+    /// when absent, so a plan without sizes has the bytes (and the fetch step
+    /// the LLB digest) it had before sizes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
+
+/// How much a download of a blob without a recorded size may read: 4 GiB,
+/// far above any distro package (the largest Debian .deb files are a few
+/// hundred MiB), yet a bound on the disk and time a hostile provider can take.
+pub const MAX_BLOB_BYTES: u64 = 4 << 30;
 
 /// Where one provider says a blob is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,22 +143,77 @@ impl Outcome {
     }
 }
 
-/// Timeouts of one request.
+/// Timeouts of one request and the size cap of one download.
 #[derive(Clone, Copy, Debug)]
-pub struct Timeouts {
+pub struct Limits {
     pub connect: Duration,
     /// Until the response headers arrive.
     pub response: Duration,
     /// For the whole body.
     pub body: Duration,
+    /// For each read from the connection: a provider that stops sending
+    /// fails after this long, not after `body`.
+    pub stall: Duration,
+    /// The most a blob without a recorded size may have.
+    pub max_bytes: u64,
 }
 
-impl Default for Timeouts {
+impl Default for Limits {
     fn default() -> Self {
-        Timeouts {
+        Limits {
             connect: Duration::from_secs(10),
             response: Duration::from_secs(30),
             body: Duration::from_secs(600),
+            stall: Duration::from_secs(30),
+            max_bytes: MAX_BLOB_BYTES,
+        }
+    }
+}
+
+/// How many bytes a download must have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Length {
+    /// The lockfile's size.
+    Exactly(u64),
+    /// No size recorded: the cap.
+    AtMost(u64),
+}
+
+impl Length {
+    fn of(blob: &Blob, limits: &Limits) -> Length {
+        blob.size
+            .map_or(Length::AtMost(limits.max_bytes), Length::Exactly)
+    }
+
+    fn max(self) -> u64 {
+        match self {
+            Length::Exactly(n) | Length::AtMost(n) => n,
+        }
+    }
+
+    /// Why `got` bytes (all of a body, or a Content-Length) are not right,
+    /// if they are not.
+    fn check(self, got: u64) -> Result<(), String> {
+        match self {
+            Length::Exactly(n) if got != n => {
+                Err(format!("{got} bytes, the lockfile says {n}: not this file"))
+            }
+            Length::AtMost(n) if got > n => Err(format!(
+                "{got} bytes, more than {n}, the cap for a blob the lockfile gives no size for"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The failure of a body that went on past the most it may have.
+    fn too_long(self) -> String {
+        match self {
+            Length::Exactly(n) => {
+                format!("more than the lockfile's {n} bytes: not this file (stopped reading)")
+            }
+            Length::AtMost(n) => format!(
+                "more than {n} bytes, the cap for a blob the lockfile gives no size for (stopped reading)"
+            ),
         }
     }
 }
@@ -153,7 +225,7 @@ pub fn fetch(
     plan: &Plan,
     out: &Path,
     context: &Path,
-    timeouts: Timeouts,
+    limits: Limits,
     threads: usize,
 ) -> io::Result<Vec<Outcome>> {
     let templates: Vec<Template> = plan
@@ -167,9 +239,10 @@ pub fn fetch(
         .collect::<io::Result<_>>()?;
     fs::create_dir_all(out)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(timeouts.connect))
-        .timeout_recv_response(Some(timeouts.response))
-        .timeout_recv_body(Some(timeouts.body))
+        .timeout_connect(Some(limits.connect))
+        .timeout_recv_response(Some(limits.response))
+        .timeout_recv_body(Some(limits.body))
+        .timeout_per_read(Some(limits.stall))
         .http_status_as_error(false)
         .build()
         .into();
@@ -181,7 +254,7 @@ pub fn fetch(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(blob) = plan.blobs.get(i) else { break };
-                    let outcome = fetch_one(&agent, &templates, blob, out, context);
+                    let outcome = fetch_one(&agent, &templates, blob, out, context, &limits);
                     if let Ok(mut r) = results.lock() {
                         r[i] = Some(outcome);
                     }
@@ -199,8 +272,13 @@ fn fetch_one(
     blob: &Blob,
     out: &Path,
     context: &Path,
+    limits: &Limits,
 ) -> Outcome {
     let dest = out.join(basename(&blob.name));
+    let want = Want {
+        sha256: &blob.sha256,
+        length: Length::of(blob, limits),
+    };
     let mut attempts = Vec::new();
     for t in templates {
         let loc = match locate(t, &blob.name, &blob.sha256) {
@@ -214,11 +292,11 @@ fn fetch_one(
             }
         };
         let result = match &loc {
-            Location::Http(url) => http_to_file(agent, url, None, &dest, &blob.sha256),
-            Location::Registry { url, .. } => registry_to_file(agent, url, &dest, &blob.sha256),
+            Location::Http(url) => http_to_file(agent, url, None, &dest, want),
+            Location::Registry { url, .. } => registry_to_file(agent, url, &dest, want),
             Location::Context { path, .. } => fs::File::open(context.join(path))
                 .map_err(|e| format!("cannot open it in the build context: {e}"))
-                .and_then(|f| verified_copy(f, &dest, &blob.sha256)),
+                .and_then(|f| verified_copy(f, &dest, want)),
         };
         let done = result.is_ok();
         attempts.push(Attempt {
@@ -235,13 +313,20 @@ fn fetch_one(
     }
 }
 
-/// GETs a URL into `dest` if its bytes have the expected sha256.
+/// What a download must be: its digest and its length.
+#[derive(Clone, Copy, Debug)]
+struct Want<'a> {
+    sha256: &'a str,
+    length: Length,
+}
+
+/// GETs a URL into `dest` if its bytes have the expected length and sha256.
 fn http_to_file(
     agent: &ureq::Agent,
     url: &str,
     auth: Option<&str>,
     dest: &Path,
-    sha256: &str,
+    want: Want,
 ) -> Result<(), String> {
     let mut req = agent.get(url);
     if let Some(a) = auth {
@@ -252,16 +337,26 @@ fn http_to_file(
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    verified_copy(resp.into_body().into_reader(), dest, sha256)
+    body_to_file(resp, dest, want)
+}
+
+/// A successful response's body into `dest`, if its length and sha256 are
+/// right. A wrong Content-Length is known before a byte of the body is read.
+fn body_to_file(
+    resp: ureq::http::Response<ureq::Body>,
+    dest: &Path,
+    want: Want,
+) -> Result<(), String> {
+    if let Some(len) = resp.body().content_length() {
+        want.length
+            .check(len)
+            .map_err(|e| format!("the server announces {e}"))?;
+    }
+    verified_copy(resp.into_body().into_reader(), dest, want)
 }
 
 /// Registry blobs: anonymous pull, following a Bearer token challenge.
-fn registry_to_file(
-    agent: &ureq::Agent,
-    url: &str,
-    dest: &Path,
-    sha256: &str,
-) -> Result<(), String> {
+fn registry_to_file(agent: &ureq::Agent, url: &str, dest: &Path, want: Want) -> Result<(), String> {
     let resp = agent
         .get(url)
         .header("Accept", "application/octet-stream")
@@ -269,7 +364,7 @@ fn registry_to_file(
         .map_err(describe_error)?;
     let status = resp.status();
     if status.is_success() {
-        return verified_copy(resp.into_body().into_reader(), dest, sha256);
+        return body_to_file(resp, dest, want);
     }
     if status.as_u16() != 401 {
         return Err(format!("HTTP {status}"));
@@ -300,7 +395,7 @@ fn registry_to_file(
         .or_else(|| body.get("access_token"))
         .and_then(|t| t.as_str())
         .ok_or("anonymous token response has no token")?;
-    http_to_file(agent, url, Some(&format!("Bearer {token}")), dest, sha256)
+    http_to_file(agent, url, Some(&format!("Bearer {token}")), dest, want)
 }
 
 /// `Bearer realm="https://auth/token",service="reg",scope="repository:x:pull"`
@@ -336,8 +431,11 @@ fn describe_error(e: ureq::Error) -> String {
 }
 
 /// Copies `src` into `dest` through a temporary file, and keeps it only if
-/// its sha256 is the expected one.
-fn verified_copy(mut src: impl Read, dest: &Path, sha256: &str) -> Result<(), String> {
+/// its length and sha256 are the expected ones. Reads one byte past the
+/// length at most: a longer source is cut off there.
+fn verified_copy(src: impl Read, dest: &Path, want: Want) -> Result<(), String> {
+    let max = want.length.max();
+    let mut src = src.take(max.saturating_add(1));
     // The whole name plus a suffix: `x.pkg.tar.zst` and `x.pkg.tar.xz`,
     // fetched by two threads at once, must not share a temporary file.
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
@@ -348,6 +446,7 @@ fn verified_copy(mut src: impl Read, dest: &Path, sha256: &str) -> Result<(), St
             fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
+        let mut read: u64 = 0;
         loop {
             let n = src
                 .read(&mut buf)
@@ -355,12 +454,18 @@ fn verified_copy(mut src: impl Read, dest: &Path, sha256: &str) -> Result<(), St
             if n == 0 {
                 break;
             }
+            read += n as u64;
+            if read > max {
+                return Err(want.length.too_long());
+            }
             hasher.update(&buf[..n]);
             f.write_all(&buf[..n])
                 .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         }
+        want.length.check(read)?;
         Ok(hex::encode(hasher.finalize()))
     })();
+    let sha256 = want.sha256;
     match result {
         Ok(got) if got == sha256 => {
             fs::rename(&tmp, dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))
@@ -500,6 +605,16 @@ mod tests {
         hex::encode(Sha256::digest(b))
     }
 
+    fn test_limits() -> Limits {
+        Limits {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(2),
+            body: Duration::from_secs(5),
+            stall: Duration::from_secs(2),
+            max_bytes: MAX_BLOB_BYTES,
+        }
+    }
+
     fn run(
         providers: Vec<String>,
         blobs: Vec<Blob>,
@@ -507,12 +622,7 @@ mod tests {
     ) -> (tempfile::TempDir, Vec<Outcome>) {
         let out = tempfile::tempdir().unwrap();
         let plan = Plan { providers, blobs };
-        let timeouts = Timeouts {
-            connect: Duration::from_secs(2),
-            response: Duration::from_secs(2),
-            body: Duration::from_secs(5),
-        };
-        let outcomes = fetch(&plan, out.path(), context, timeouts, 4).unwrap();
+        let outcomes = fetch(&plan, out.path(), context, test_limits(), 4).unwrap();
         (out, outcomes)
     }
 
@@ -536,10 +646,12 @@ mod tests {
             Blob {
                 name: "p/a.deb".into(),
                 sha256: sha(&good),
+                size: None,
             },
             Blob {
                 name: "p/b.deb".into(),
                 sha256: sha(&good),
+                size: None,
             },
         ];
         let providers = vec![
@@ -585,6 +697,7 @@ mod tests {
         let blobs = vec![Blob {
             name: "a.deb".into(),
             sha256: sha(&good),
+            size: None,
         }];
         let (_out, outcomes) = run(
             vec![
@@ -603,6 +716,7 @@ mod tests {
         let blobs = vec![Blob {
             name: "a.deb".into(),
             sha256: "0".repeat(64),
+            size: None,
         }];
         let (out, outcomes) = run(
             vec![
@@ -647,6 +761,7 @@ mod tests {
         let blobs = vec![Blob {
             name: "pool/a.deb".into(),
             sha256: sha(b"air-gapped"),
+            size: None,
         }];
         let (out, outcomes) = run(
             vec!["context://blobs/{{.Basename}}".into()],
@@ -655,5 +770,176 @@ mod tests {
         );
         assert!(outcomes[0].ok(), "{outcomes:?}");
         assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), b"air-gapped");
+    }
+
+    /// What a provider sends after its status line.
+    #[derive(Clone)]
+    enum Send {
+        /// Zeros until the client hangs up, no Content-Length.
+        Zeros,
+        /// These bytes, then close (no Content-Length).
+        Bytes(Vec<u8>),
+        /// A Content-Length header of this value, then these bytes.
+        Announce(u64, Vec<u8>),
+    }
+
+    /// Serves each path its `Send`, one thread per connection so a stream
+    /// without end does not hold the others.
+    fn serve_stream(routes: Vec<(&'static str, Send)>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let routes = std::sync::Arc::new(routes);
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let routes = routes.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let n = s.read(&mut buf).unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let Some((_, send)) = routes.iter().find(|(p, _)| *p == path) else {
+                        let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                        return;
+                    };
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n");
+                    match send {
+                        Send::Zeros => {
+                            let _ = s.write_all(b"\r\n");
+                            let zeros = vec![0u8; 1 << 16];
+                            while s.write_all(&zeros).is_ok() {}
+                        }
+                        Send::Bytes(b) => {
+                            let _ = s.write_all(b"\r\n");
+                            let _ = s.write_all(b);
+                        }
+                        Send::Announce(len, b) => {
+                            let _ = write!(s, "Content-Length: {len}\r\n\r\n");
+                            let _ = s.write_all(b);
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    fn only_file_left(out: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn hostile_providers_are_cut_off_at_the_recorded_size() {
+        let good: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut longer = good.clone();
+        longer.extend_from_slice(b"and then some");
+        let hostile = serve_stream(vec![
+            ("/zeros/a.deb", Send::Zeros),
+            ("/longer/a.deb", Send::Bytes(longer)),
+            (
+                "/shorter/a.deb",
+                Send::Bytes(good[..good.len() - 1].to_vec()),
+            ),
+            ("/lying/a.deb", Send::Announce(1 << 40, good.clone())),
+            ("/good/a.deb", Send::Bytes(good.clone())),
+        ]);
+        let blob = Blob {
+            name: "a.deb".into(),
+            sha256: sha(&good),
+            size: Some(good.len() as u64),
+        };
+        let providers: Vec<String> = ["zeros", "longer", "shorter", "lying", "good"]
+            .iter()
+            .map(|p| format!("{hostile}/{p}/{{{{.Name}}}}"))
+            .collect();
+
+        // (a) alone before the good one: how long the endless stream holds it.
+        let started = std::time::Instant::now();
+        let (out, outcomes) = run(
+            vec![providers[0].clone(), providers[4].clone()],
+            vec![blob.clone()],
+            Path::new("/nonexistent"),
+        );
+        let took = started.elapsed();
+        eprintln!("an endless stream of zeros, then the good provider: {took:?}");
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
+
+        let (out, outcomes) = run(providers, vec![blob], Path::new("/nonexistent"));
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        let failures: Vec<&str> = outcomes[0]
+            .attempts
+            .iter()
+            .filter_map(|a| a.failure.as_deref())
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                "more than the lockfile's 100000 bytes: not this file (stopped reading)",
+                "more than the lockfile's 100000 bytes: not this file (stopped reading)",
+                "99999 bytes, the lockfile says 100000: not this file",
+                "the server announces 1099511627776 bytes, the lockfile says 100000: not this file",
+            ]
+        );
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
+        assert_eq!(only_file_left(out.path()), ["a.deb"]);
+    }
+
+    #[test]
+    fn without_a_size_a_download_stops_at_the_cap() {
+        let good = b"small".to_vec();
+        let hostile = serve_stream(vec![
+            ("/zeros/a.deb", Send::Zeros),
+            ("/good/a.deb", Send::Bytes(good.clone())),
+        ]);
+        let out = tempfile::tempdir().unwrap();
+        let plan = Plan {
+            providers: vec![
+                format!("{hostile}/zeros/{{{{.Name}}}}"),
+                format!("{hostile}/good/{{{{.Name}}}}"),
+            ],
+            blobs: vec![Blob {
+                name: "a.deb".into(),
+                sha256: sha(&good),
+                size: None,
+            }],
+        };
+        let limits = Limits {
+            max_bytes: 1 << 20,
+            ..test_limits()
+        };
+        let outcomes = fetch(&plan, out.path(), Path::new("/"), limits, 1).unwrap();
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        assert_eq!(
+            outcomes[0].attempts[0].failure.as_deref(),
+            Some(
+                "more than 1048576 bytes, the cap for a blob the lockfile gives no size for (stopped reading)"
+            )
+        );
+        assert_eq!(only_file_left(out.path()), ["a.deb"]);
+    }
+
+    #[test]
+    fn a_plan_without_sizes_serializes_as_before() {
+        let mut blob = Blob {
+            name: "a.deb".into(),
+            sha256: "ab".into(),
+            size: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&blob).unwrap(),
+            r#"{"name":"a.deb","sha256":"ab"}"#
+        );
+        let back: Blob = serde_json::from_str(r#"{"name":"a.deb","sha256":"ab"}"#).unwrap();
+        assert_eq!(back, blob);
+        blob.size = Some(7);
+        assert_eq!(
+            serde_json::to_string(&blob).unwrap(),
+            r#"{"name":"a.deb","sha256":"ab","size":7}"#
+        );
     }
 }

@@ -11,7 +11,10 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::support::pool::{Fault, PoolServer};
-use crate::support::{Run, example_context, harness, lock_entry, run};
+use crate::support::{
+    FAILING_STEP_LINES, Run, example_context, failing_step_recipe, harness, lock_entries,
+    lock_entry, marked_lines, run,
+};
 
 /// Where this engine's exports go for the cross-engine check.
 pub fn out_dir() -> PathBuf {
@@ -163,16 +166,11 @@ fn engine3_lock_target_writes_the_harness_lockfile() {
 #[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
 fn engine3_packages_target_writes_the_verified_blobs() {
     let (ctx, dest) = target_build("gcc", "packages");
-    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
-    for (sum, name) in lock
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once("  "))
-    {
-        let base = name.rsplit('/').next().unwrap();
+    for e in lock_entries(&ctx.path().join("SHA256SUMS-amd64")) {
+        let base = e.basename();
         let bytes = std::fs::read(dest.path().join(base))
-            .unwrap_or_else(|e| panic!("{base} not written: {e}"));
-        assert_eq!(hex::encode(Sha256::digest(&bytes)), sum, "{base}");
+            .unwrap_or_else(|err| panic!("{base} not written: {err}"));
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), e.sha256, "{base}");
     }
 }
 
@@ -213,6 +211,20 @@ fn engine3_a_recipe_error_reaches_the_user() {
         "{}",
         r.text
     );
+    assert_eq!(marked_lines(&r.text), ["  - rnu: echo hi"], "{}", r.text);
+}
+
+/// Issue 12: buildctl prints the recipe lines of a failing `run` step.
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_a_failing_step_shows_its_recipe_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("repro.yaml");
+    std::fs::write(&recipe, failing_step_recipe(harness().base_ref())).unwrap();
+    let r = buildctl(&recipe, dir.path(), "http://127.0.0.1:9", &[]);
+    assert!(!r.ok, "{}", r.text);
+    assert!(r.text.contains("exit code: 3"), "{}", r.text);
+    assert_eq!(marked_lines(&r.text), FAILING_STEP_LINES, "{}", r.text);
 }
 
 #[test]

@@ -4,8 +4,8 @@ use sha2::{Digest, Sha256};
 
 use super::example_args;
 use crate::support::{
-    docker_build, docker_build_alone, example_context, harness, lock_entry, pool::Fault,
-    pool::PoolServer, repo, run,
+    FAILING_STEP_LINES, docker_build, docker_build_alone, example_context, failing_step_recipe,
+    harness, lock_entries, lock_entry, marked_lines, pool::Fault, pool::PoolServer, repo, run,
 };
 
 #[test]
@@ -50,11 +50,9 @@ fn a_missing_blob_names_the_package_and_the_url() {
     let h = harness();
     let pool = PoolServer::start(h.pool_dir());
     let ctx = example_context("hello");
-    let lock = std::fs::read_to_string(ctx.path().join("SHA256SUMS-amd64")).unwrap();
-    let name = lock
-        .lines()
-        .find_map(|l| l.split_once("  ").map(|(_, n)| n.to_string()))
-        .expect("an entry");
+    let name = lock_entries(&ctx.path().join("SHA256SUMS-amd64"))
+        .swap_remove(0)
+        .name;
     pool.fault(&name, Fault::NotFound);
     let (r, id) = docker_build_alone(
         &repo().join("examples/hello/repro.yaml"),
@@ -91,6 +89,62 @@ fn a_bad_recipe_fails_with_its_line_in_the_build_output() {
         "output lacks {:?}:\n{text}",
         expected.trim()
     );
+    // The recipe goes back with the error: buildx prints the line, marked.
+    if harness().engine() == "26" {
+        let (line, _) = expected.trim().split_once(": ").unwrap();
+        let n: usize = line.split(':').nth(1).unwrap().parse().unwrap();
+        let wanted = recipe.lines().nth(n - 1).unwrap();
+        assert_eq!(marked_lines(&text), [wanted], "{text}");
+    }
+}
+
+/// Issue 12: a failing `run` step shows the recipe lines it came from.
+#[test]
+fn a_failing_run_step_points_at_its_recipe_lines() {
+    let h = harness();
+    let text = build_text(&failing_step_recipe(h.base_ref()), &[]);
+    assert!(text.contains("exit code: 3"), "{text}");
+    if h.engine() == "26" {
+        assert!(text.contains("repro.yaml:6\n"), "{text}");
+        assert_eq!(marked_lines(&text), FAILING_STEP_LINES, "{text}");
+    } else {
+        // Docker 20.10's `docker build` prints no source snippets (not for
+        // Dockerfiles either); the step's progress name is what it shows.
+        assert!(text.contains("run echo two"), "{text}");
+        assert!(marked_lines(&text).is_empty(), "{text}");
+    }
+}
+
+/// Issue 12: an error found before solving (a bad lockfile line) goes back
+/// with the lockfile, and buildx prints the line.
+#[test]
+fn a_bad_lockfile_line_is_shown_in_the_lockfile() {
+    let h = harness();
+    let dir = tempfile::tempdir().unwrap();
+    let good = format!("{}  pool/main/a/a_1_amd64.deb", "a".repeat(64));
+    std::fs::write(
+        dir.path().join("SHA256SUMS-amd64"),
+        format!("{good}\nnot-a-hash  pool/main/b/b_1_amd64.deb\n"),
+    )
+    .unwrap();
+    let recipe = format!(
+        "# syntax=repro-frontend:v0\nbase: {}\nepoch: 0\npackages:\n  sums: SHA256SUMS-amd64\n  providers: [\"http://127.0.0.1:9/{{{{.Name}}}}\"]\n",
+        h.base_ref()
+    );
+    let path = dir.path().join("repro.yaml");
+    std::fs::write(&path, recipe).unwrap();
+    let (r, id) = docker_build(&path, dir.path(), &[]);
+    assert!(!r.ok && id.is_none(), "the build should fail:\n{}", r.text);
+    assert!(r.text.contains("SHA256SUMS-amd64:2:1: "), "{}", r.text);
+    if h.engine() == "26" {
+        assert!(r.text.contains("SHA256SUMS-amd64:2\n"), "{}", r.text);
+        assert_eq!(
+            marked_lines(&r.text),
+            ["not-a-hash  pool/main/b/b_1_amd64.deb"],
+            "{}",
+            r.text
+        );
+    }
 }
 
 #[test]
@@ -197,6 +251,20 @@ fn an_install_failure_names_the_package_and_apts_reason_last() {
         line.contains("repro-frontend install --tool dpkg"),
         "{line}"
     );
+    // Issue 12: buildx shows the recipe's packages section with the error.
+    if h.engine() == "26" {
+        let marked = marked_lines(&r.text);
+        assert_eq!(
+            marked.first().copied(),
+            Some("packages:"),
+            "{marked:?}:\n{}",
+            r.text
+        );
+        assert!(
+            marked.contains(&"  install: [python3, python3-yaml]"),
+            "{marked:?}"
+        );
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{docker_build, harness, pool::PoolServer, repo, run};
+use crate::support::{docker_build, harness, lock_entries, pool::PoolServer, repo, run};
 
 /// A context holding a recipe that installs `packages` on the harness base.
 fn context(packages: &[&str], mirror: &str) -> tempfile::TempDir {
@@ -50,9 +50,17 @@ fn lock_writes_the_lockfile_the_build_then_uses() {
     );
     assert!(first.contains("# packages: hello\n"), "{first}");
     assert!(first.contains("# index: apt's Packages files"), "{first}");
-    // The very file the harness computed from the base's index.
+    // The very file the harness computed from the base's index (with
+    // `repro-frontend lockfile from-apt`, the same library code).
     let harness_lock = std::fs::read_to_string(h.lockfile("hello")).unwrap();
     assert_eq!(first, harness_lock);
+    // Every entry has the size apt's index lists: the pool file's length.
+    let entries = lock_entries(&out1.path().join("SHA256SUMS-amd64"));
+    assert!(!entries.is_empty());
+    for e in &entries {
+        let len = std::fs::metadata(h.pool_dir().join(&e.name)).unwrap().len();
+        assert_eq!(e.size, Some(len), "{}", e.name);
+    }
 
     // Build with it.
     std::fs::copy(
@@ -102,17 +110,18 @@ fn the_gcc_example_locks_from_package_names_only() {
         .arg(ctx.path().join("repro.yaml"))
         .arg(ctx.path()));
     assert!(r.ok, "{}", r.text);
-    let text = std::fs::read_to_string(dest.path().join("SHA256SUMS-amd64")).unwrap();
-    let names = |t: &str| -> Vec<String> {
-        t.lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(str::to_string)
+    // Digests, names and sizes, as the frontend reads them.
+    let pins = |p: &Path| -> Vec<(String, String, Option<u64>)> {
+        lock_entries(p)
+            .into_iter()
+            .map(|e| (e.sha256, e.name, e.size))
             .collect()
     };
-    let harness_lock = std::fs::read_to_string(h.lockfile("gcc")).unwrap();
+    let written = pins(&dest.path().join("SHA256SUMS-amd64"));
+    assert!(written.iter().all(|p| p.2.is_some()), "{written:?}");
     assert_eq!(
-        names(&text),
-        names(&harness_lock),
+        written,
+        pins(&h.lockfile("gcc")),
         "the lock target and the harness disagree"
     );
     std::fs::copy(

@@ -33,6 +33,8 @@ fn convert_case(dir: &Path) -> Result<convert::Converted, String> {
             variant: None,
         },
         base_config: Some(repo().join("tests/data/recipes/base-config.json")),
+        // The cases' base is Debian: its os-release names dpkg.
+        base_root: Some(repo().join("tests/data/base-root")),
         frontend_image: "repro-frontend:v0".into(),
         resolve_mode: ResolveMode::Default,
     })
@@ -118,6 +120,28 @@ fn negative_cases_fail_with_the_recorded_error() {
                 case.display()
             ),
             Err(e) => assert_eq!(e, expected.trim_end(), "{}", case.display()),
+        }
+    }
+}
+
+#[test]
+fn caps_read_from_the_definition_are_the_ones_the_builder_recorded() {
+    use repro_frontend::llb::{Constraints, caps};
+    let dir = repo().join("tests/data/recipes");
+    for case in cases(&dir) {
+        let converted = convert_case(&case).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let states = std::iter::once(&converted.state).chain(&converted.packages);
+        for state in states {
+            for ignore_cache in [false, true] {
+                let def = state.marshal_with(Constraints { ignore_cache });
+                let from_bytes: std::collections::BTreeSet<String> = caps::required(&def)
+                    .unwrap_or_else(|e| panic!("{}: {e}", case.display()))
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                // What the builder recorded is what the old State::caps gave.
+                assert_eq!(from_bytes, caps::declared(&def), "{}", case.display());
+            }
         }
     }
 }

@@ -188,15 +188,22 @@ fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<St
     (r, id)
 }
 
+/// A lockfile's entries, read by the frontend's own parser.
+pub fn lock_entries(path: &Path) -> Vec<repro_frontend::lockfile::Entry> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    repro_frontend::lockfile::parse_named(&path.display().to_string(), &text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .entries
+}
+
 /// The (sha256, name) of the first entry of the context's lockfile whose
 /// name contains `needle`.
 pub fn lock_entry(ctx: &Path, needle: &str) -> (String, String) {
-    let lock = std::fs::read_to_string(ctx.join("SHA256SUMS-amd64")).expect("lockfile");
-    lock.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.contains(needle))
-        .and_then(|l| l.split_once("  "))
-        .map(|(s, n)| (s.to_string(), n.to_string()))
+    lock_entries(&ctx.join("SHA256SUMS-amd64"))
+        .into_iter()
+        .find(|e| e.name.contains(needle))
+        .map(|e| (e.sha256, e.name))
         .unwrap_or_else(|| panic!("no {needle} in the lockfile"))
 }
 
@@ -237,3 +244,22 @@ pub fn example_context(example: &str) -> tempfile::TempDir {
     std::fs::copy(h.lockfile(example), dir.path().join("SHA256SUMS-amd64")).expect("copy lockfile");
     dir
 }
+
+/// The lines BuildKit's clients mark with `>>>` in a source snippet (the
+/// text after the marker), in order.
+pub fn marked_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.split_once(" | >>> ").map(|(_, rest)| rest))
+        .collect()
+}
+
+/// A recipe whose second `run` step (lines 6-8) fails with exit code 3. It
+/// declares BASE and MIRROR, which the engine-3 helper always passes.
+pub fn failing_step_recipe(base: &str) -> String {
+    format!(
+        "# syntax=repro-frontend:v0\nargs: {{BASE: \"{base}\", MIRROR: \"\"}}\nbase: ${{BASE}}\nsteps:\n  - run: echo one\n  - run: |\n      echo two\n      exit 3\n  - run: echo three\n"
+    )
+}
+
+/// The recipe lines [`failing_step_recipe`]'s failing step is written on.
+pub const FAILING_STEP_LINES: [&str; 3] = ["  - run: |", "      echo two", "      exit 3"];

@@ -1,0 +1,329 @@
+//! The packages part of the graph: the lockfile's blobs fetched and
+//! verified (by BuildKit's HTTP source, or by our fetch step where providers
+//! fall back), gathered in one directory, and installed by the distro's tool
+//! with no network. Pure: builds LLB only.
+
+use std::collections::BTreeMap;
+
+use super::{
+    ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, PACKAGES_DIR, TOOL_DIR, err_at, frontend_image,
+};
+use crate::distro::install::Installer;
+use crate::llb::{self, CopyOpts, LocalOpts, Location, Mount, Network, State};
+use crate::lockfile::{Entry, Lockfile};
+use crate::recipe::template::Template;
+use crate::recipe::{Packages, Recipe};
+use crate::step::fetch;
+
+/// The root after the install step, the gathered blobs, and how many
+/// packages were installed.
+pub struct Installed {
+    pub root: State,
+    pub blobs: Option<State>,
+    pub count: usize,
+}
+
+/// Fetches, verifies and installs the lockfile's packages on `root`; the ops
+/// point at the recipe's `packages:` lines (`at`).
+pub fn install_packages(
+    recipe: &Recipe,
+    packages: &Packages,
+    lock: &Lockfile,
+    opts: &Opts,
+    root: State,
+    at: Option<Location>,
+) -> Result<Installed, ConvertError> {
+    let installer = packages
+        .installer
+        .as_ref()
+        .map(|i| i.value)
+        .or(opts.installer)
+        .unwrap_or(Installer::Dpkg);
+    let packages_only: Vec<&Entry> = lock.packages().collect();
+    check_kinds(&packages_only, installer)?;
+    // With `signatures: true`, each package's .sig comes along.
+    let mut entries = packages_only.clone();
+    if packages.signatures {
+        for e in &lock.entries {
+            if let Some(pkg) = e.name.strip_suffix(".sig")
+                && packages_only.iter().any(|p| p.name == pkg)
+            {
+                entries.push(e);
+            }
+        }
+    }
+    let providers = provider_templates(recipe, packages, opts)?;
+    if entries.is_empty() {
+        return Ok(Installed {
+            root,
+            blobs: None,
+            count: 0,
+        });
+    }
+    let blobs = if let [single] = providers.as_slice()
+        && entries.iter().all(|e| {
+            matches!(
+                fetch::locate(single, &e.name, &e.sha256),
+                Ok(fetch::Location::Http(_))
+            )
+        }) {
+        fetch_natively(single, &entries, &at)
+    } else {
+        fetch_with_fallback(&providers, &entries, opts, &at)
+    };
+    let asked: Vec<&str> = packages.install.iter().map(|p| p.value.as_str()).collect();
+    let how = Install {
+        installer,
+        count: packages_only.len(),
+        asked: &asked,
+    };
+    Ok(Installed {
+        root: install(&root, blobs.clone(), &how, opts, at),
+        blobs: Some(blobs),
+        count: packages_only.len(),
+    })
+}
+
+/// Every package must be of the kind the install tool installs.
+fn check_kinds(packages: &[&Entry], installer: Installer) -> Result<(), ConvertError> {
+    match packages.iter().find(|e| !installer.accepts(&e.name)) {
+        None => Ok(()),
+        Some(entry) => Err(ConvertError {
+            file: entry.file.clone(),
+            line: entry.line,
+            col: 67,
+            message: format!(
+                "cannot install \"{}\" with {installer}: it installs {} packages (set packages.installer if the base image's tool is another)",
+                entry.name,
+                installer.package_kind()
+            ),
+        }),
+    }
+}
+
+/// One BuildKit HTTP source per blob, verified and cached by BuildKit by its
+/// sha256, gathered into one directory: the path when the recipe has a single
+/// http(s) provider, so there is nothing to fall back to.
+fn fetch_natively(provider: &Template, entries: &[&Entry], at: &Option<Location>) -> State {
+    let mut gather = State::scratch().file();
+    for e in entries {
+        let url = provider.render(&e.name, &e.sha256);
+        let blob = llb::http(
+            &url,
+            &e.digest(),
+            e.basename(),
+            Some(0o644),
+            // The URL is in the name because a failed source ends the build
+            // and the engines show that step, not the frontend's message.
+            Some(format!(
+                "fetch {} (sha256:{}) from {url}",
+                e.basename(),
+                e.short_digest()
+            )),
+        );
+        let name = format!("/{}", e.basename());
+        gather = gather.copy(&blob, &name, &name, CopyOpts::default());
+    }
+    gather
+        .name(format!("gather {} package(s)", entries.len()))
+        .at(at.clone())
+        .build()
+}
+
+/// Fetch steps run by the frontend's own binary (`fetch.rs`), trying the
+/// providers in order for each blob. Blobs are grouped by the first hex digit
+/// of their sha256, so a lockfile change refetches one group, not all; each
+/// group's LLB holds the whole provider list, so the provider that answered
+/// never shows in the LLB of the install step.
+fn fetch_with_fallback(
+    providers: &[Template],
+    entries: &[&Entry],
+    opts: &Opts,
+    at: &Option<Location>,
+) -> State {
+    let mut groups: BTreeMap<char, Vec<&Entry>> = BTreeMap::new();
+    for e in entries {
+        groups
+            .entry(e.sha256.chars().next().unwrap_or('0'))
+            .or_default()
+            .push(e);
+    }
+    let context = blob_context(providers, entries, opts);
+    let tool = frontend_image(opts);
+    let provider_list: Vec<String> = providers.iter().map(|t| t.as_str().to_string()).collect();
+    let mut gather = State::scratch().file();
+    for (key, group) in &groups {
+        let plan = fetch::Plan {
+            providers: provider_list.clone(),
+            blobs: group
+                .iter()
+                .map(|e| fetch::Blob {
+                    name: e.name.clone(),
+                    sha256: e.sha256.clone(),
+                    size: e.size,
+                })
+                .collect(),
+        };
+        // A plan of strings always serializes.
+        let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
+        let plan_state = State::scratch()
+            .file()
+            .mkfile("/plan.json", 0o644, json, Some(0))
+            .name(format!(
+                "plan the fetch of {} package(s) (sha256 {key}…)",
+                group.len()
+            ))
+            .build();
+        let mut exec = tool
+            .run(vec![
+                FRONTEND_BINARY.into(),
+                "fetch".into(),
+                "--plan".into(),
+                "/plan/plan.json".into(),
+                "--out".into(),
+                OUT_DIR.into(),
+                "--context".into(),
+                fetch::CONTEXT_DIR.into(),
+            ])
+            .network(opts.network)
+            .mount(Mount::readonly("/plan", plan_state))
+            .name(format!(
+                "fetch {} package(s) (sha256 {key}…), trying {} provider(s) in order",
+                group.len(),
+                providers.len()
+            ));
+        if let Some(ctx) = &context {
+            exec = exec.mount(Mount::readonly(fetch::CONTEXT_DIR, ctx.clone()));
+        }
+        let out = exec.at(at.clone()).build_into(OUT_DIR);
+        gather = gather.copy(
+            &out,
+            "/",
+            "/",
+            CopyOpts {
+                dir_contents_only: true,
+                ..Default::default()
+            },
+        );
+    }
+    gather
+        .name(format!("gather {} package(s)", entries.len()))
+        .at(at.clone())
+        .build()
+}
+
+/// The build context, when context:// providers read blobs from it: only
+/// the paths they read are sent.
+fn blob_context(providers: &[Template], entries: &[&Entry], opts: &Opts) -> Option<State> {
+    // Paths the context:// providers read, so only they are sent.
+    let mut context_paths = Vec::new();
+    for e in entries {
+        for p in providers {
+            if let Ok(fetch::Location::Context { path, .. }) = fetch::locate(p, &e.name, &e.sha256)
+            {
+                context_paths.push(path);
+            }
+        }
+    }
+    context_paths.sort();
+    context_paths.dedup();
+    (!context_paths.is_empty()).then(|| {
+        llb::local(
+            &opts.context_name,
+            &LocalOpts {
+                include_patterns: context_paths,
+                ..opts.context.clone()
+            },
+            Some("load package blobs from the build context".into()),
+        )
+    })
+}
+
+/// The recipe's providers, after those the `REPRO_PROVIDERS` build arg puts
+/// in front, parsed.
+fn provider_templates(
+    recipe: &Recipe,
+    packages: &Packages,
+    opts: &Opts,
+) -> Result<Vec<Template>, ConvertError> {
+    // Providers that come from outside the recipe: the error names where.
+    let parse_from = |p: &str, from: &str| {
+        Template::parse(p).map_err(|e| ConvertError {
+            file: from.into(),
+            line: 1,
+            col: 1 + e.offset,
+            message: format!("{} in \"{p}\"", e.message),
+        })
+    };
+    let mut out = Vec::new();
+    for p in &opts.extra_providers {
+        out.push(parse_from(p, "build arg REPRO_PROVIDERS")?);
+    }
+    if packages.providers.is_empty() {
+        for p in &opts.default_providers {
+            out.push(parse_from(p, "the base image's package sources")?);
+        }
+    }
+    for p in &packages.providers {
+        out.push(Template::parse(&p.value).map_err(|e| ConvertError {
+            file: recipe.file.clone(),
+            line: p.span.line,
+            col: p.span.col + e.offset,
+            message: e.message,
+        })?);
+    }
+    if out.is_empty() {
+        return Err(err_at(
+            &recipe.file,
+            &packages.sums[0],
+            "no provider to fetch packages from (add packages.providers or the REPRO_PROVIDERS build arg)",
+        ));
+    }
+    Ok(out)
+}
+
+/// How the install step runs: the tool, the package count, and the names
+/// the recipe asked for (they stay marked manual).
+struct Install<'a> {
+    installer: Installer,
+    count: usize,
+    asked: &'a [&'a str],
+}
+
+/// Installs the gathered packages with the distro's tool, offline. The exec
+/// runs our own binary (mounted from the frontend image under /tmp, which
+/// normalization empties), which runs the tool and summarises its failures
+/// (see `install_step.rs`); the argv stays short whatever the package count.
+fn install(root: &State, blobs: State, how: &Install, opts: &Opts, at: Option<Location>) -> State {
+    let Install {
+        installer,
+        count: n_packages,
+        asked,
+    } = *how;
+    let mut argv: Vec<String> = vec![
+        format!("{TOOL_DIR}{FRONTEND_BINARY}"),
+        "install".into(),
+        "--tool".into(),
+        installer.name().into(),
+    ];
+    // What the recipe asked for stays marked manual; apt marks the rest of
+    // the closure automatic, as a plain `apt-get install` would.
+    for name in asked {
+        argv.push(format!("--manual={name}"));
+    }
+    argv.push(PACKAGES_DIR.into());
+    let mut exec = root
+        .with_user("0:0")
+        .run(argv)
+        .network(Network::None)
+        .mount(Mount::readonly(PACKAGES_DIR, blobs))
+        .mount(Mount::readonly(TOOL_DIR, frontend_image(opts)))
+        .name(format!(
+            "install {n_packages} package(s) with {installer} (no network)"
+        ))
+        .at(at);
+    for (k, v) in installer.env() {
+        exec = exec.env(k, v);
+    }
+    exec.build().root.with_user("")
+}
