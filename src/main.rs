@@ -89,6 +89,11 @@ enum Cmd {
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
+    /// Compare a rebuilt image with a published one, file by file and by
+    /// config (runs inside the build, for the `verify` target): write
+    /// verify.intoto.json to OUT when equal; otherwise write
+    /// verify-report.txt, print it on stderr and fail.
+    Verify(VerifyArgs),
     /// Print the archive roots of apt's `deb` sources under ROOT, read in
     /// apt's order (etc/apt/sources.list, then etc/apt/sources.list.d/*.list
     /// and *.sources by name): the first one, or all with --all. Fails when
@@ -195,6 +200,61 @@ fn lockfile(cmd: LockfileCmd) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The rebuilt root filesystem.
+    #[arg(long, value_name = "DIR")]
+    ours: PathBuf,
+    /// The published image's root filesystem.
+    #[arg(long, value_name = "DIR")]
+    theirs: PathBuf,
+    /// The rebuilt image's config (JSON).
+    #[arg(long, value_name = "FILE")]
+    ours_config: PathBuf,
+    /// The published image's config (JSON).
+    #[arg(long, value_name = "FILE")]
+    theirs_config: PathBuf,
+    /// The recipe, lockfile and image facts for the statement (JSON).
+    #[arg(long, value_name = "FILE")]
+    facts: PathBuf,
+    /// Where the statement or the report is written.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// Runs the verify step. A difference fails the step with the whole report
+/// on stderr: a failed exec's output folder is discarded, so the build
+/// output is where the user reads it.
+fn verify(a: VerifyArgs) -> ExitCode {
+    use repro_frontend::step::verify;
+    let args = verify::Args {
+        ours: a.ours,
+        theirs: a.theirs,
+        ours_config: a.ours_config,
+        theirs_config: a.theirs_config,
+        facts: a.facts,
+        out: a.out,
+    };
+    match verify::run(&args) {
+        Ok(verify::Outcome::Reproduced { files }) => {
+            println!(
+                "reproduced: {files} path(s) and the image config are equal; wrote {}",
+                verify::STATEMENT_FILE
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(verify::Outcome::Different { report, summary }) => {
+            eprint!("{report}");
+            eprint!("{summary}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: verify: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -359,6 +419,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Cmd::Verify(args)) => verify(args),
         Some(Cmd::Llb(args)) => match llb(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -17,6 +17,7 @@
 pub mod image;
 mod packages;
 mod steps;
+pub mod verify;
 
 use std::sync::Arc;
 

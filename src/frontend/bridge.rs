@@ -240,6 +240,20 @@ impl Bridge {
         mode: ResolveMode,
         opts: &FrontendOpts,
     ) -> Result<(String, Vec<u8>)> {
+        self.resolve_named("base image", reference, platform, mode, opts)
+            .await
+    }
+
+    /// Resolves an image's digest and config; `what` names it in the
+    /// progress line and the error ("base image", "published image").
+    pub(super) async fn resolve_named(
+        &mut self,
+        what: &str,
+        reference: &str,
+        platform: &Platform,
+        mode: ResolveMode,
+        opts: &FrontendOpts,
+    ) -> Result<(String, Vec<u8>)> {
         let resp = self
             .client
             .resolve_image_config(ResolveImageConfigRequest {
@@ -251,12 +265,12 @@ impl Bridge {
                     ..Default::default()
                 }),
                 resolve_mode: mode.as_str().to_string(),
-                log_name: format!("resolve base image {reference}"),
+                log_name: format!("resolve {what} {reference}"),
                 session_id: opts.session_id.clone().unwrap_or_default(),
                 ..Default::default()
             })
             .await
-            .map_err(|s| anyhow!("cannot resolve base image \"{reference}\": {}", s.message()))?
+            .map_err(|s| anyhow!("cannot resolve {what} \"{reference}\": {}", s.message()))?
             .into_inner();
         Ok((resp.digest, resp.config))
     }
@@ -347,16 +361,23 @@ pub enum Target {
     Image,
     Lock,
     Packages,
+    Verify,
 }
 
 impl Target {
-    pub const ALL: [Target; 3] = [Target::Image, Target::Lock, Target::Packages];
+    pub const ALL: [Target; 4] = [
+        Target::Image,
+        Target::Lock,
+        Target::Packages,
+        Target::Verify,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::Image => "image",
             Target::Lock => "lock",
             Target::Packages => "packages",
+            Target::Verify => "verify",
         }
     }
 
@@ -368,6 +389,9 @@ impl Target {
             }
             Target::Packages => {
                 "fetch and verify the lockfile's package blobs only (use with --output type=local)"
+            }
+            Target::Verify => {
+                "rebuild and compare with the image named by the REPRO_VERIFY build arg (use with --output type=local)"
             }
         }
     }
@@ -508,8 +532,27 @@ async fn build(
         bridge.require_api(cap, what)?;
     }
     let req = request(opts, bridge.worker_platform.clone())?;
+    // The verify target's image is checked before anything is solved.
+    let published = match req.target {
+        Target::Verify => Some(crate::convert::verify::published_ref(&req.build_args)?),
+        _ => None,
+    };
     let prepared = inputs::prepare(&mut inputs::Gateway::new(bridge, opts), &req).await?;
-    let out = prepared.convert()?;
+    let out = match published {
+        Some(reference) => {
+            let (_, config) = bridge
+                .resolve_named(
+                    "published image",
+                    &reference,
+                    &req.platform,
+                    req.resolve_mode,
+                    opts,
+                )
+                .await?;
+            prepared.verify(&crate::convert::verify::Published { reference, config })?
+        }
+        None => prepared.convert()?,
+    };
     // The caps are read off what is sent, `--no-cache`'s metadata included.
     let def = out.definition(opts.no_cache);
     check_llb_caps(&bridge.llb_caps, &def)?;
@@ -1146,10 +1189,11 @@ mod bridge_tests {
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["image", "lock", "packages"]);
+        assert_eq!(names, ["image", "lock", "packages", "verify"]);
         assert_eq!(list["targets"][0]["default"], true);
         let txt = String::from_utf8(meta["result.txt"].clone()).unwrap();
         assert!(txt.contains("lock\twrite the lockfile"), "{txt}");
+        assert!(txt.contains("verify\trebuild and compare"), "{txt}");
         let fake = with_files(&[]);
         let ret = build(
             fake,

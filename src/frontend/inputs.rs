@@ -69,6 +69,8 @@ pub struct Prepared {
     pub recipe: Recipe,
     /// The merged lockfiles (empty for the lock target, which makes one).
     pub lock: Lockfile,
+    /// Each lockfile's name and text, as read (for the verify target's facts).
+    pub lockfiles: Vec<(String, String)>,
     pub opts: convert::Opts,
 }
 
@@ -114,6 +116,10 @@ impl Prepared {
                 })
             }
             // The packages target returns the gathered blobs, not an image.
+            Target::Verify => bail!(
+                "{}: the verify target is converted with the published image's config",
+                self.recipe.file
+            ),
             Target::Packages => match self.to_llb()?.packages {
                 Some(blobs) => Ok(Output {
                     state: blobs,
@@ -126,6 +132,25 @@ impl Prepared {
                 ),
             },
         }
+    }
+}
+
+impl Prepared {
+    /// The verify target: the image conversion of these inputs, compared
+    /// with the published image in an exec of our own binary.
+    pub fn verify(&self, published: &convert::verify::Published) -> Result<Output> {
+        let built = self.to_llb()?;
+        let facts = convert::verify::facts(
+            (&self.recipe.file, &self.recipe.text),
+            &self.lockfiles,
+            &self.opts.base_ref,
+            &published.reference,
+        );
+        Ok(Output {
+            state: convert::verify::verify_llb(&built, published, facts, &self.opts),
+            config: None,
+            always_fresh: false,
+        })
     }
 }
 
@@ -167,6 +192,7 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
         installer: None,
     };
     let mut lock = Lockfile::default();
+    let mut lockfiles = Vec::new();
     if req.target != Target::Lock {
         let texts = read_lockfiles(src, &recipe).await?;
         check_stale(&recipe, &opts.base_ref, &texts)?;
@@ -179,11 +205,13 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
         let probed = probe(src, &recipe, &lock, &opts).await?;
         opts.installer = probed.installer;
         opts.default_providers = probed.default_providers;
+        lockfiles = texts;
     }
     Ok(Prepared {
         target: req.target,
         recipe,
         lock,
+        lockfiles,
         opts,
     })
 }

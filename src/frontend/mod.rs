@@ -12,3 +12,7 @@ pub mod errors;
 pub mod inputs;
 pub mod local;
 pub mod opts;
+
+/// The verify target through the fake LLBBridge.
+#[cfg(test)]
+mod verify_tests;

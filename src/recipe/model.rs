@@ -118,6 +118,8 @@ pub const PREDEFINED_ARGS: &[&str] = &[
     "SOURCE_DATE_EPOCH",
     // Provider templates tried before the recipe's (see convert.rs).
     "REPRO_PROVIDERS",
+    // The published image the verify target compares with (convert/verify.rs).
+    "REPRO_VERIFY",
     "TARGETPLATFORM",
     "TARGETOS",
     "TARGETARCH",

@@ -198,29 +198,63 @@ fn finish(src: &Path, dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
 }
 
 /// Copies every extended attribute the kernel lets us read, not following
-/// links. `trusted.*` (overlayfs' own bookkeeping, root-only) is skipped.
+/// links (see [`read_xattrs`]).
 fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
-    let s = c_path(src)?;
     let d = c_path(dst)?;
+    for (name, value) in read_xattrs(src)? {
+        let c_name = CString::new(name.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // SAFETY: value holds `value.len()` initialized bytes.
+        let rc = unsafe {
+            libc::lsetxattr(
+                d.as_ptr(),
+                c_name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!(
+                    "{}: cannot set extended attribute {}: {err}",
+                    dst.display(),
+                    String::from_utf8_lossy(&name)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The extended attributes of `path` (not following links) the kernel lets
+/// us read, as (name, value) in the kernel's order; none where the
+/// filesystem has none. `trusted.*` (overlayfs' own bookkeeping, root-only)
+/// is skipped: layer tars never carry it.
+pub(crate) fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let s = c_path(path)?;
     // SAFETY: a NULL buffer of size 0 asks for the list's length only.
     let len = unsafe { libc::llistxattr(s.as_ptr(), std::ptr::null_mut(), 0) };
     if len < 0 {
         let err = io::Error::last_os_error();
         return match err.raw_os_error() {
-            Some(libc::ENOTSUP) => Ok(()),
-            _ => Err(at(src, err)),
+            Some(libc::ENOTSUP) => Ok(Vec::new()),
+            _ => Err(at(path, err)),
         };
     }
     if len == 0 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut names = vec![0u8; len as usize];
     // SAFETY: names has the length passed; the kernel writes at most that.
     let len = unsafe { libc::llistxattr(s.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
     if len < 0 {
-        return Err(at(src, io::Error::last_os_error()));
+        return Err(at(path, io::Error::last_os_error()));
     }
     names.truncate(len as usize);
+    let mut out = Vec::new();
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         if name.starts_with(b"trusted.") {
             continue;
@@ -230,7 +264,7 @@ fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
         // SAFETY: as above, a length query.
         let size = unsafe { libc::lgetxattr(s.as_ptr(), c_name.as_ptr(), std::ptr::null_mut(), 0) };
         if size < 0 {
-            return Err(at(src, io::Error::last_os_error()));
+            return Err(at(path, io::Error::last_os_error()));
         }
         let mut value = vec![0u8; size as usize];
         // SAFETY: value has the length passed.
@@ -243,31 +277,12 @@ fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
             )
         };
         if size < 0 {
-            return Err(at(src, io::Error::last_os_error()));
+            return Err(at(path, io::Error::last_os_error()));
         }
-        // SAFETY: value holds `size` initialized bytes.
-        let rc = unsafe {
-            libc::lsetxattr(
-                d.as_ptr(),
-                c_name.as_ptr(),
-                value.as_ptr().cast(),
-                size as usize,
-                0,
-            )
-        };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
-            return Err(io::Error::new(
-                err.kind(),
-                format!(
-                    "{}: cannot set extended attribute {}: {err}",
-                    dst.display(),
-                    String::from_utf8_lossy(name)
-                ),
-            ));
-        }
+        value.truncate(size as usize);
+        out.push((name.to_vec(), value));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn c_path(path: &Path) -> io::Result<CString> {

@@ -1,0 +1,189 @@
+//! The `verify` target's graph, pure: the rebuilt image (as the image target
+//! makes it) and the published image's rootfs, mounted read-only beside the
+//! two configs and the facts file in an exec of our own binary, which
+//! compares them (see `step/verify.rs`).
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use super::{Converted, FRONTEND_BINARY, OUT_DIR, Opts, frontend_image};
+use crate::llb::{self, Mount, Network, State};
+use crate::recipe::reference;
+
+/// The build arg naming the published image, `name@sha256:<digest>`.
+pub const VERIFY_ARG: &str = "REPRO_VERIFY";
+
+const OURS_DIR: &str = "/ours";
+const THEIRS_DIR: &str = "/theirs";
+const FACTS_DIR: &str = "/facts";
+
+/// A `REPRO_VERIFY` build arg the verify target cannot use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PublishedError {
+    #[error(
+        "the verify target needs --build-arg {VERIFY_ARG}=<image>@sha256:<digest> (the published image to compare with)"
+    )]
+    Missing,
+    #[error("build arg {VERIFY_ARG}=\"{0}\": {1}")]
+    Invalid(String, String),
+    #[error(
+        "build arg {VERIFY_ARG}=\"{0}\" is not pinned by digest; name the published image as <name>@sha256:<digest> (`docker inspect --format '{{{{index .RepoDigests 0}}}}' <image>` prints it)"
+    )]
+    Unpinned(String),
+}
+
+/// The published image named by the `REPRO_VERIFY` build arg, normalized;
+/// it must be pinned by digest.
+pub fn published_ref(build_args: &BTreeMap<String, String>) -> Result<String, PublishedError> {
+    let value = build_args
+        .get(VERIFY_ARG)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .ok_or(PublishedError::Missing)?;
+    let normalized = reference::normalize(value)
+        .map_err(|e| PublishedError::Invalid(value.to_string(), e.to_string()))?;
+    if !reference::has_digest(&normalized) {
+        return Err(PublishedError::Unpinned(value.to_string()));
+    }
+    Ok(normalized)
+}
+
+/// The published image to compare with.
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// `name@sha256:<digest>`, normalized.
+    pub reference: String,
+    /// Its config, as the engine resolved it.
+    pub config: Vec<u8>,
+}
+
+/// What the statement records: the recipe's and the lockfiles' bytes by
+/// sha256, the base, and the published image. Deterministic JSON.
+pub fn facts(
+    recipe: (&str, &str),
+    lockfiles: &[(String, String)],
+    base_ref: &str,
+    published: &str,
+) -> Vec<u8> {
+    let named = |name: &str, text: &str| json!({ "name": name, "sha256": hex::encode(Sha256::digest(text.as_bytes())) });
+    let body = json!({
+        "recipe": named(recipe.0, recipe.1),
+        "lockfiles": lockfiles.iter().map(|(n, t)| named(n, t)).collect::<Vec<_>>(),
+        "base": base_ref,
+        "image": published,
+    });
+    let mut bytes = body.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The verify exec: its `/out` holds `verify.intoto.json` when the rebuild
+/// equals the published image; otherwise the exec fails with the report.
+pub fn verify_llb(built: &Converted, published: &Published, facts: Vec<u8>, opts: &Opts) -> State {
+    let theirs = llb::image(
+        &published.reference,
+        opts.resolve_mode,
+        Some(format!("published image {}", published.reference)),
+    );
+    let files = State::scratch()
+        .file()
+        .mkfile("/ours-config.json", 0o644, built.config.clone(), Some(0))
+        .mkfile(
+            "/theirs-config.json",
+            0o644,
+            published.config.clone(),
+            Some(0),
+        )
+        .mkfile("/facts.json", 0o644, facts, Some(0))
+        .name("verify: the two image configs and the build's facts")
+        .build();
+    let arg = |dir: &str, file: &str| format!("{dir}{file}");
+    frontend_image(opts)
+        .run(vec![
+            FRONTEND_BINARY.into(),
+            "verify".into(),
+            "--ours".into(),
+            OURS_DIR.into(),
+            "--theirs".into(),
+            THEIRS_DIR.into(),
+            "--ours-config".into(),
+            arg(FACTS_DIR, "/ours-config.json"),
+            "--theirs-config".into(),
+            arg(FACTS_DIR, "/theirs-config.json"),
+            "--facts".into(),
+            arg(FACTS_DIR, "/facts.json"),
+            "--out".into(),
+            OUT_DIR.into(),
+        ])
+        .network(Network::None)
+        .mount(Mount::readonly(OURS_DIR, built.state.clone()))
+        .mount(Mount::readonly(THEIRS_DIR, theirs))
+        .mount(Mount::readonly(FACTS_DIR, files))
+        .name(format!(
+            "verify: compare the rebuild with {} file by file",
+            published.reference
+        ))
+        .build_into(OUT_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([(VERIFY_ARG.to_string(), v.to_string())])
+    }
+
+    #[test]
+    fn the_published_image_must_be_pinned_by_digest() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            published_ref(&args(&format!("reg.invalid/hello@{d}"))),
+            Ok(format!("reg.invalid/hello@{d}"))
+        );
+        assert_eq!(
+            published_ref(&BTreeMap::new()),
+            Err(PublishedError::Missing)
+        );
+        assert_eq!(published_ref(&args(" ")), Err(PublishedError::Missing));
+        let err = published_ref(&args("reg.invalid/hello:1")).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "build arg REPRO_VERIFY=\"reg.invalid/hello:1\" is not pinned by digest; "
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            published_ref(&args("UPPER/x@sha256:1")),
+            Err(PublishedError::Invalid(..))
+        ));
+    }
+
+    #[test]
+    fn facts_are_deterministic_and_hash_the_texts() {
+        let lock = vec![("SHA256SUMS".to_string(), "x".to_string())];
+        let a = facts(
+            ("repro.yaml", "base: b\n"),
+            &lock,
+            "b@sha256:1",
+            "i@sha256:2",
+        );
+        assert_eq!(
+            a,
+            facts(
+                ("repro.yaml", "base: b\n"),
+                &lock,
+                "b@sha256:1",
+                "i@sha256:2"
+            )
+        );
+        let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(
+            v["lockfiles"][0]["sha256"],
+            hex::encode(Sha256::digest(b"x"))
+        );
+        assert_eq!(v["image"], "i@sha256:2");
+    }
+}

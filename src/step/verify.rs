@@ -1,0 +1,819 @@
+//! The verify step: compares a rebuilt image with a published one (both
+//! root filesystems file by file, and their image configs) and writes an
+//! in-toto statement when they are equal or a report when they are not.
+//! Runs inside the build as `repro-frontend verify`; does I/O (reads both
+//! trees, writes the output folder).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{self, Read as _};
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+/// The statement's `_type` (in-toto Statement v1).
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// Our own predicate type; the `.invalid` host says no document lives there.
+pub const PREDICATE_TYPE: &str = "https://repro-frontend.invalid/verify/v1";
+/// The statement written when the images are equal.
+pub const STATEMENT_FILE: &str = "verify.intoto.json";
+/// The report written when they differ.
+pub const REPORT_FILE: &str = "verify-report.txt";
+/// How many differing paths the closing summary names.
+const SUMMARY_PATHS: usize = 20;
+
+/// A verify failure that is not a difference: a file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{file}: {message}")]
+    Format { file: String, message: String },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> VerifyError + '_ {
+    move |source| VerifyError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What the frontend tells the step about the build (the facts file).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Facts {
+    pub recipe: Named,
+    pub lockfiles: Vec<Named>,
+    /// The pinned base image of the rebuild.
+    pub base: String,
+    /// The published image, `name@sha256:<hex>`.
+    pub image: String,
+}
+
+/// A file by name and sha256 (hex).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Named {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// The kinds of difference, in the report's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// In the rebuild, not in the published image.
+    Missing,
+    /// In the published image, not in the rebuild.
+    Extra,
+    Type,
+    Mode,
+    Owner,
+    Size,
+    Content,
+    Mtime,
+    Link,
+    Xattr,
+    Hardlink,
+    Config,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 12] = [
+        Kind::Missing,
+        Kind::Extra,
+        Kind::Type,
+        Kind::Mode,
+        Kind::Owner,
+        Kind::Size,
+        Kind::Content,
+        Kind::Mtime,
+        Kind::Link,
+        Kind::Xattr,
+        Kind::Hardlink,
+        Kind::Config,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Missing => "missing",
+            Kind::Extra => "extra",
+            Kind::Type => "type",
+            Kind::Mode => "mode",
+            Kind::Owner => "owner",
+            Kind::Size => "size",
+            Kind::Content => "content",
+            Kind::Mtime => "mtime",
+            Kind::Link => "link",
+            Kind::Xattr => "xattr",
+            Kind::Hardlink => "hardlink",
+            Kind::Config => "config",
+        }
+    }
+}
+
+/// One difference: a path (or `config:<field>`) and what each side has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    pub kind: Kind,
+    pub path: String,
+    pub ours: String,
+    pub theirs: String,
+}
+
+impl Difference {
+    fn new(kind: Kind, path: &str, ours: impl Into<String>, theirs: impl Into<String>) -> Self {
+        Difference {
+            kind,
+            path: path.to_string(),
+            ours: ours.into(),
+            theirs: theirs.into(),
+        }
+    }
+
+    /// One line: `<kind> <path>: rebuilt <ours>, published <theirs>`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {}: rebuilt {}, published {}",
+            self.kind.name(),
+            self.path,
+            self.ours,
+            self.theirs
+        )
+    }
+}
+
+/// What one tree entry is, as far as the comparison goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: &'static str,
+    /// Permission bits with setuid, setgid and sticky.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    /// Regular files only.
+    pub sha256: Option<String>,
+    pub mtime: (i64, i64),
+    pub link: Option<String>,
+    /// Sorted by name; values in hex.
+    pub xattrs: Vec<(String, String)>,
+    /// The first path (in byte order) of this file's hard-link group, when
+    /// that is another path.
+    pub hardlink_of: Option<String>,
+}
+
+/// Every entry under `root` but the root itself (a layer tar does not carry
+/// it), keyed by its path from the root (`/usr/bin/hello`).
+pub fn scan(root: &Path) -> Result<BTreeMap<String, Entry>, VerifyError> {
+    let mut out = BTreeMap::new();
+    let mut inodes = BTreeMap::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let mut children = fs::read_dir(&dir)
+            .map_err(io_at(&dir))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io_at(&dir))?;
+        children.sort();
+        for name in children {
+            let path = dir.join(&name);
+            let key = format!("{rel}/{}", String::from_utf8_lossy(name.as_bytes()));
+            let meta = fs::symlink_metadata(&path).map_err(io_at(&path))?;
+            if meta.is_dir() {
+                stack.push((path.clone(), key.clone()));
+            } else if meta.nlink() > 1 {
+                inodes.insert(key.clone(), (meta.dev(), meta.ino()));
+            }
+            out.insert(key, entry(&path, &meta)?);
+        }
+    }
+    // Group leaders by byte order of the path, so both sides agree.
+    let mut leaders: HashMap<(u64, u64), String> = HashMap::new();
+    for (key, inode) in inodes {
+        match leaders.get(&inode) {
+            Some(first) => {
+                if let Some(e) = out.get_mut(&key) {
+                    e.hardlink_of = Some(first.clone());
+                }
+            }
+            None => {
+                leaders.insert(inode, key);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn entry(path: &Path, meta: &fs::Metadata) -> Result<Entry, VerifyError> {
+    let ft = meta.file_type();
+    let kind = if ft.is_dir() {
+        "directory"
+    } else if ft.is_file() {
+        "file"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_char_device() {
+        "char device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else {
+        "socket"
+    };
+    let link = match ft.is_symlink() {
+        true => Some(
+            fs::read_link(path)
+                .map_err(io_at(path))?
+                .display()
+                .to_string(),
+        ),
+        false => None,
+    };
+    let sha256 = match ft.is_file() {
+        true => Some(file_sha256(path)?),
+        false => None,
+    };
+    let mut xattrs: Vec<(String, String)> = super::normalize::read_xattrs(path)
+        .map_err(io_at(path))?
+        .into_iter()
+        .map(|(n, v)| (String::from_utf8_lossy(&n).into_owned(), hex::encode(v)))
+        .collect();
+    xattrs.sort();
+    Ok(Entry {
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: if ft.is_file() { meta.size() } else { 0 },
+        sha256,
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        link,
+        xattrs,
+        hardlink_of: None,
+    })
+}
+
+fn file_sha256(path: &Path) -> Result<String, VerifyError> {
+    let mut f = fs::File::open(path).map_err(io_at(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io_at(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Compares two scanned trees; differences in path order, each path's in
+/// kind order.
+pub fn compare_trees(
+    ours: &BTreeMap<String, Entry>,
+    theirs: &BTreeMap<String, Entry>,
+) -> Vec<Difference> {
+    let mut out = Vec::new();
+    for (path, o) in ours {
+        match theirs.get(path) {
+            None => out.push(Difference::new(Kind::Missing, path, o.kind, "nothing")),
+            Some(t) => out.extend(compare_entries(path, o, t)),
+        }
+    }
+    for (path, t) in theirs {
+        if !ours.contains_key(path) {
+            out.push(Difference::new(Kind::Extra, path, "nothing", t.kind));
+        }
+    }
+    out.sort_by(|a, b| (&a.path, a.kind).cmp(&(&b.path, b.kind)));
+    out
+}
+
+fn compare_entries(path: &str, o: &Entry, t: &Entry) -> Vec<Difference> {
+    let d = |kind, ours: String, theirs: String| Difference::new(kind, path, ours, theirs);
+    if o.kind != t.kind {
+        return vec![d(Kind::Type, o.kind.into(), t.kind.into())];
+    }
+    let mut out = Vec::new();
+    if o.mode != t.mode {
+        out.push(d(
+            Kind::Mode,
+            format!("{:04o}", o.mode),
+            format!("{:04o}", t.mode),
+        ));
+    }
+    if (o.uid, o.gid) != (t.uid, t.gid) {
+        out.push(d(
+            Kind::Owner,
+            format!("{}:{}", o.uid, o.gid),
+            format!("{}:{}", t.uid, t.gid),
+        ));
+    }
+    if o.size != t.size {
+        out.push(d(Kind::Size, o.size.to_string(), t.size.to_string()));
+    }
+    if o.sha256 != t.sha256 {
+        let show = |s: &Option<String>| format!("sha256:{}", s.as_deref().unwrap_or(""));
+        out.push(d(Kind::Content, show(&o.sha256), show(&t.sha256)));
+    }
+    if o.mtime != t.mtime {
+        let show = |(s, n): (i64, i64)| format!("{s}.{n:09}");
+        out.push(d(Kind::Mtime, show(o.mtime), show(t.mtime)));
+    }
+    if o.link != t.link {
+        let show = |l: &Option<String>| format!("-> {}", l.as_deref().unwrap_or(""));
+        out.push(d(Kind::Link, show(&o.link), show(&t.link)));
+    }
+    if o.xattrs != t.xattrs {
+        let show = |x: &[(String, String)]| {
+            let parts: Vec<String> = x.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            format!("[{}]", parts.join(" "))
+        };
+        out.push(d(Kind::Xattr, show(&o.xattrs), show(&t.xattrs)));
+    }
+    if o.hardlink_of != t.hardlink_of {
+        let show = |h: &Option<String>| match h {
+            Some(p) => format!("a hard link of {p}"),
+            None => "its first or only name".to_string(),
+        };
+        out.push(d(
+            Kind::Hardlink,
+            show(&o.hardlink_of),
+            show(&t.hardlink_of),
+        ));
+    }
+    out
+}
+
+/// Compares two image configs (JSON). Every top-level field is compared
+/// (`config` field by field) except `rootfs.diff_ids`: they are digests of
+/// the layer tars, which engines write differently for the same files
+/// (Docker 20.10 adds user names to the headers), and the files themselves
+/// are compared one by one instead; `rootfs.type` is compared.
+pub fn compare_configs(
+    ours: &[u8],
+    theirs: &[u8],
+    names: (&str, &str),
+) -> Result<Vec<Difference>, VerifyError> {
+    let parse = |bytes: &[u8], file: &str| -> Result<BTreeMap<String, Value>, VerifyError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| VerifyError::Format {
+            file: file.to_string(),
+            message: format!("not an image config: {e}"),
+        })?;
+        let Value::Object(map) = value else {
+            return Err(VerifyError::Format {
+                file: file.to_string(),
+                message: "not an image config: not a JSON object".into(),
+            });
+        };
+        let mut map: BTreeMap<String, Value> = map.into_iter().collect();
+        if let Some(rootfs) = map.get_mut("rootfs") {
+            *rootfs = json!({ "type": rootfs.get("type").cloned().unwrap_or(Value::Null) });
+        }
+        Ok(map)
+    };
+    let ours = parse(ours, names.0)?;
+    let theirs = parse(theirs, names.1)?;
+    let mut out = Vec::new();
+    compare_fields("config:", &ours, &theirs, &mut out);
+    let nested = |m: &BTreeMap<String, Value>| match m.get("config") {
+        Some(Value::Object(c)) => c.clone().into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    compare_fields("config:config.", &nested(&ours), &nested(&theirs), &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// One difference per field that is not equal on both sides; the nested
+/// `config` object is left to its own pass.
+fn compare_fields(
+    prefix: &str,
+    ours: &BTreeMap<String, Value>,
+    theirs: &BTreeMap<String, Value>,
+    out: &mut Vec<Difference>,
+) {
+    let keys: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+    for key in keys {
+        let (o, t) = (ours.get(key), theirs.get(key));
+        if o == t || (prefix == "config:" && key == "config" && both_objects(o, t)) {
+            continue;
+        }
+        let show = |v: Option<&Value>| v.map_or("nothing".to_string(), Value::to_string);
+        out.push(Difference::new(
+            Kind::Config,
+            &format!("{prefix}{key}"),
+            show(o),
+            show(t),
+        ));
+    }
+}
+
+fn both_objects(a: Option<&Value>, b: Option<&Value>) -> bool {
+    matches!((a, b), (Some(Value::Object(_)), Some(Value::Object(_))))
+}
+
+/// The in-toto Statement v1 for a reproduced image: deterministic bytes
+/// (keys sorted, no time), ending in a newline.
+pub fn statement(facts: &Facts, files: usize) -> Result<Vec<u8>, VerifyError> {
+    let (name, hex) = facts
+        .image
+        .split_once("@sha256:")
+        .filter(|(_, h)| crate::digest::is_sha256_hex(h))
+        .ok_or_else(|| VerifyError::Format {
+            file: "facts".into(),
+            message: format!("image \"{}\" is not name@sha256:<hex>", facts.image),
+        })?;
+    let named = |n: &Named| json!({ "name": n.name, "digest": { "sha256": n.sha256 } });
+    let body = json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [{ "name": name, "digest": { "sha256": hex } }],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "result": "reproduced",
+            "recipe": named(&facts.recipe),
+            "lockfiles": facts.lockfiles.iter().map(named).collect::<Vec<_>>(),
+            "base": facts.base,
+            "filesCompared": files,
+            "configCompared": "every field but rootfs.diff_ids",
+        },
+    });
+    let mut bytes = serde_json::to_vec_pretty(&body).map_err(|e| VerifyError::Format {
+        file: STATEMENT_FILE.into(),
+        message: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// The counts per kind (kinds with none left out).
+fn counts(diffs: &[Difference]) -> String {
+    let parts: Vec<String> = Kind::ALL
+        .iter()
+        .map(|k| (k, diffs.iter().filter(|d| d.kind == *k).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{} {n}", k.name()))
+        .collect();
+    parts.join(", ")
+}
+
+/// The full report: the counts, then every difference, one a line.
+pub fn report(image: &str, diffs: &[Difference]) -> String {
+    let mut out = format!(
+        "the rebuild differs from {image}: {} difference(s): {}\n",
+        diffs.len(),
+        counts(diffs)
+    );
+    for d in diffs {
+        out.push_str(&d.line());
+        out.push('\n');
+    }
+    out
+}
+
+/// The closing summary: the counts and the first differing paths.
+pub fn summary(image: &str, diffs: &[Difference]) -> String {
+    let mut out = format!(
+        "not reproduced: the rebuild differs from {image} ({})\n",
+        counts(diffs)
+    );
+    for d in diffs.iter().take(SUMMARY_PATHS) {
+        let clip = |s: &str| match s.char_indices().nth(160) {
+            Some((i, _)) => format!("{}...", &s[..i]),
+            None => s.to_string(),
+        };
+        out.push_str(&format!(
+            "  {} {}: rebuilt {}, published {}\n",
+            d.kind.name(),
+            d.path,
+            clip(&d.ours),
+            clip(&d.theirs)
+        ));
+    }
+    if diffs.len() > SUMMARY_PATHS {
+        out.push_str(&format!(
+            "  ... and {} more (the full list is above)\n",
+            diffs.len() - SUMMARY_PATHS
+        ));
+    }
+    out
+}
+
+/// The step's inputs (`repro-frontend verify`).
+#[derive(Clone, Debug)]
+pub struct Args {
+    pub ours: PathBuf,
+    pub theirs: PathBuf,
+    pub ours_config: PathBuf,
+    pub theirs_config: PathBuf,
+    pub facts: PathBuf,
+    pub out: PathBuf,
+}
+
+/// What the step found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Equal: the statement was written; the count of paths compared.
+    Reproduced { files: usize },
+    /// Different: the report was written.
+    Different { report: String, summary: String },
+}
+
+/// Compares the trees and the configs and writes the statement or the report.
+pub fn run(args: &Args) -> Result<Outcome, VerifyError> {
+    let read = |p: &Path| fs::read(p).map_err(io_at(p));
+    let facts_bytes = read(&args.facts)?;
+    let facts: Facts = serde_json::from_slice(&facts_bytes).map_err(|e| VerifyError::Format {
+        file: args.facts.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut diffs = compare_configs(
+        &read(&args.ours_config)?,
+        &read(&args.theirs_config)?,
+        (
+            &args.ours_config.display().to_string(),
+            &args.theirs_config.display().to_string(),
+        ),
+    )?;
+    let ours = scan(&args.ours)?;
+    let theirs = scan(&args.theirs)?;
+    diffs.extend(compare_trees(&ours, &theirs));
+    fs::create_dir_all(&args.out).map_err(io_at(&args.out))?;
+    if diffs.is_empty() {
+        let path = args.out.join(STATEMENT_FILE);
+        fs::write(&path, statement(&facts, ours.len())?).map_err(io_at(&path))?;
+        return Ok(Outcome::Reproduced { files: ours.len() });
+    }
+    let report = report(&facts.image, &diffs);
+    let path = args.out.join(REPORT_FILE);
+    fs::write(&path, &report).map_err(io_at(&path))?;
+    Ok(Outcome::Different {
+        report,
+        summary: summary(&facts.image, &diffs),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::fs::{PermissionsExt as _, symlink};
+
+    /// Sets every entry's times (links themselves, not their targets).
+    fn set_time(path: &Path, secs: i64) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        let ts = libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid path and two timespecs.
+        let rc = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                [ts, ts].as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    }
+
+    /// A small rootfs: a directory, two files (one hard-linked), a link.
+    fn tree() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("usr/bin")).unwrap();
+        fs::write(r.join("usr/bin/hello"), b"hello\n").unwrap();
+        fs::write(r.join("usr/bin/other"), b"other\n").unwrap();
+        fs::hard_link(r.join("usr/bin/hello"), r.join("usr/bin/hi")).unwrap();
+        symlink("usr/bin", r.join("bin")).unwrap();
+        fix_times(r);
+        d
+    }
+
+    fn fix_times(r: &Path) {
+        for p in ["usr/bin/hello", "usr/bin/other", "bin", "usr/bin", "usr"] {
+            if fs::symlink_metadata(r.join(p)).is_ok() {
+                set_time(&r.join(p), 1_700_000_000);
+            }
+        }
+    }
+
+    fn diff(a: &Path, b: &Path) -> Vec<Difference> {
+        compare_trees(&scan(a).unwrap(), &scan(b).unwrap())
+    }
+
+    #[test]
+    fn equal_trees_are_equal_and_hard_links_are_grouped() {
+        let (a, b) = (tree(), tree());
+        assert_eq!(diff(a.path(), b.path()), []);
+        let s = scan(a.path()).unwrap();
+        assert_eq!(s.len(), 6);
+        assert_eq!(
+            s["/usr/bin/hi"].hardlink_of.as_deref(),
+            Some("/usr/bin/hello")
+        );
+        assert_eq!(s["/usr/bin/hello"].hardlink_of, None);
+        assert_eq!(s["/bin"].link.as_deref(), Some("usr/bin"));
+    }
+
+    #[test]
+    fn a_changed_content_is_named_with_both_digests() {
+        let (a, b) = (tree(), tree());
+        fs::write(b.path().join("usr/bin/other"), b"OTHER\n").unwrap();
+        fix_times(b.path());
+        let d = diff(a.path(), b.path());
+        let sha = |t: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(t)));
+        assert_eq!(
+            d,
+            [Difference::new(
+                Kind::Content,
+                "/usr/bin/other",
+                sha(b"other\n"),
+                sha(b"OTHER\n")
+            )]
+        );
+        assert!(
+            d[0].line()
+                .starts_with("content /usr/bin/other: rebuilt sha256:")
+        );
+    }
+
+    #[test]
+    fn a_mode_only_change_is_a_mode_difference() {
+        let (a, b) = (tree(), tree());
+        let p = b.path().join("usr/bin/other");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o4755)).unwrap();
+        let d = diff(a.path(), b.path());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].kind, Kind::Mode);
+        assert_eq!(d[0].theirs, "4755");
+    }
+
+    #[test]
+    fn a_link_target_change_is_a_link_difference() {
+        let (a, b) = (tree(), tree());
+        fs::remove_file(b.path().join("bin")).unwrap();
+        symlink("usr/sbin", b.path().join("bin")).unwrap();
+        fix_times(b.path());
+        let d = diff(a.path(), b.path());
+        assert_eq!(
+            d,
+            [Difference::new(
+                Kind::Link,
+                "/bin",
+                "-> usr/bin",
+                "-> usr/sbin"
+            )]
+        );
+    }
+
+    #[test]
+    fn missing_and_extra_files_are_named() {
+        let (a, b) = (tree(), tree());
+        fs::remove_file(b.path().join("usr/bin/other")).unwrap();
+        fs::write(b.path().join("usr/changed"), b"x\n").unwrap();
+        fix_times(b.path());
+        set_time(&b.path().join("usr/changed"), 1_700_000_000);
+        let d = diff(a.path(), b.path());
+        let kinds: Vec<(Kind, &str)> = d.iter().map(|d| (d.kind, d.path.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Kind::Missing, "/usr/bin/other"),
+                (Kind::Extra, "/usr/changed")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_mtime_change_shows_seconds_and_nanoseconds() {
+        let (a, b) = (tree(), tree());
+        set_time(&b.path().join("usr/bin/other"), 1_700_000_001);
+        let d = diff(a.path(), b.path());
+        assert_eq!(
+            d,
+            [Difference::new(
+                Kind::Mtime,
+                "/usr/bin/other",
+                "1700000000.000000000",
+                "1700000001.000000000"
+            )]
+        );
+    }
+
+    #[test]
+    fn configs_compare_every_field_but_the_diff_ids() {
+        let ours = br#"{"architecture":"amd64","config":{"Cmd":["hello"],"Env":["A=1"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let theirs = br#"{"architecture":"amd64","config":{"Cmd":["hello"],"Env":["A=2"]},"history":[],"rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#;
+        let d = compare_configs(ours, theirs, ("ours", "theirs")).unwrap();
+        let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["config:config.Env", "config:history"]);
+        assert_eq!(d[0].ours, r#"["A=1"]"#);
+        assert_eq!(d[1].ours, "nothing");
+        assert!(compare_configs(ours, ours, ("a", "b")).unwrap().is_empty());
+        let err = compare_configs(b"[]", ours, ("ours.json", "b")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ours.json: not an image config: not a JSON object"
+        );
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            recipe: Named {
+                name: "repro.yaml".into(),
+                sha256: "1".repeat(64),
+            },
+            lockfiles: vec![Named {
+                name: "SHA256SUMS-amd64".into(),
+                sha256: "2".repeat(64),
+            }],
+            base: "reg.invalid/debian@sha256:3333".into(),
+            image: format!("reg.invalid/hello@sha256:{}", "4".repeat(64)),
+        }
+    }
+
+    #[test]
+    fn the_statement_is_deterministic_in_toto_v1() {
+        let a = statement(&facts(), 6).unwrap();
+        assert_eq!(a, statement(&facts(), 6).unwrap());
+        let v: Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(v["_type"], STATEMENT_TYPE);
+        assert_eq!(v["predicateType"], PREDICATE_TYPE);
+        assert_eq!(v["subject"][0]["name"], "reg.invalid/hello");
+        assert_eq!(v["subject"][0]["digest"]["sha256"], "4".repeat(64));
+        assert_eq!(v["predicate"]["result"], "reproduced");
+        assert_eq!(v["predicate"]["filesCompared"], 6);
+        assert_eq!(
+            v["predicate"]["lockfiles"][0]["digest"]["sha256"],
+            "2".repeat(64)
+        );
+        // Keys sorted: `_type` first, `subject` last.
+        let text = String::from_utf8(a).unwrap();
+        assert!(text.starts_with("{\n  \"_type\""), "{text}");
+        assert!(text.ends_with("}\n"), "{text}");
+        let mut bad = facts();
+        bad.image = "reg.invalid/hello:latest".into();
+        assert!(statement(&bad, 1).is_err());
+    }
+
+    #[test]
+    fn run_writes_the_statement_or_the_report() {
+        let (a, b) = (tree(), tree());
+        let files = tempfile::tempdir().unwrap();
+        let f = |n: &str, data: &[u8]| {
+            let p = files.path().join(n);
+            fs::write(&p, data).unwrap();
+            p
+        };
+        let facts_json = format!(
+            r#"{{"recipe":{{"name":"repro.yaml","sha256":"{}"}},"lockfiles":[],"base":"b@sha256:1","image":"reg.invalid/hello@sha256:{}"}}"#,
+            "1".repeat(64),
+            "4".repeat(64)
+        );
+        let out = tempfile::tempdir().unwrap();
+        let args = Args {
+            ours: a.path().into(),
+            theirs: b.path().into(),
+            ours_config: f("ours.json", b"{}"),
+            theirs_config: f("theirs.json", b"{}"),
+            facts: f("facts.json", facts_json.as_bytes()),
+            out: out.path().into(),
+        };
+        assert_eq!(run(&args).unwrap(), Outcome::Reproduced { files: 6 });
+        assert!(out.path().join(STATEMENT_FILE).exists());
+        fs::write(b.path().join("usr/changed"), b"x\n").unwrap();
+        fix_times(b.path());
+        set_time(&b.path().join("usr/changed"), 1_700_000_000);
+        let args = Args {
+            theirs_config: f("theirs.json", br#"{"created":"x"}"#),
+            ..args
+        };
+        let Outcome::Different { report, summary } = run(&args).unwrap() else {
+            panic!("equal")
+        };
+        assert!(
+            report.contains("2 difference(s): extra 1, config 1\n"),
+            "{report}"
+        );
+        assert!(
+            report.contains("\nextra /usr/changed: rebuilt nothing, published file\n"),
+            "{report}"
+        );
+        assert!(
+            summary
+                .starts_with("not reproduced: the rebuild differs from reg.invalid/hello@sha256:"),
+            "{summary}"
+        );
+        assert_eq!(
+            fs::read_to_string(out.path().join(REPORT_FILE)).unwrap(),
+            report
+        );
+    }
+}
