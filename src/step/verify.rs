@@ -354,7 +354,10 @@ fn compare_entries(path: &str, o: &Entry, t: &Entry) -> Vec<Difference> {
 /// (`config` field by field) except `rootfs.diff_ids`: they are digests of
 /// the layer tars, which engines write differently for the same files
 /// (Docker 20.10 adds user names to the headers), and the files themselves
-/// are compared one by one instead; `rootfs.type` is compared.
+/// are compared one by one instead; `rootfs.type` is compared. A field set to
+/// its zero value (`false`, `""`, `0`, `null`, `[]`, `{}`) counts as absent:
+/// Go's image config types read both the same, and Docker's own builder
+/// leaves such fields out where ours writes the base's config as it was.
 pub fn compare_configs(
     ours: &[u8],
     theirs: &[u8],
@@ -371,7 +374,11 @@ pub fn compare_configs(
                 message: "not an image config: not a JSON object".into(),
             });
         };
-        let mut map: BTreeMap<String, Value> = map.into_iter().collect();
+        let mut map: BTreeMap<String, Value> =
+            map.into_iter().filter(|(_, v)| !is_zero(v)).collect();
+        if let Some(Value::Object(config)) = map.get_mut("config") {
+            config.retain(|_, v| !is_zero(v));
+        }
         if let Some(rootfs) = map.get_mut("rootfs") {
             *rootfs = json!({ "type": rootfs.get("type").cloned().unwrap_or(Value::Null) });
         }
@@ -411,6 +418,18 @@ fn compare_fields(
             show(o),
             show(t),
         ));
+    }
+}
+
+/// A JSON zero value: what Go's encoders leave out with `omitempty`.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
     }
 }
 
@@ -710,13 +729,18 @@ mod tests {
     #[test]
     fn configs_compare_every_field_but_the_diff_ids() {
         let ours = br#"{"architecture":"amd64","config":{"Cmd":["hello"],"Env":["A=1"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
-        let theirs = br#"{"architecture":"amd64","config":{"Cmd":["hello"],"Env":["A=2"]},"history":[],"rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#;
+        let theirs = br#"{"architecture":"amd64","config":{"Cmd":["hello"],"Env":["A=2"]},"history":[{"created_by":"x"}],"rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#;
         let d = compare_configs(ours, theirs, ("ours", "theirs")).unwrap();
         let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, ["config:config.Env", "config:history"]);
         assert_eq!(d[0].ours, r#"["A=1"]"#);
         assert_eq!(d[1].ours, "nothing");
         assert!(compare_configs(ours, ours, ("a", "b")).unwrap().is_empty());
+        // Zero values count as absent (Docker's builder leaves them out).
+        let zeros =
+            br#"{"config":{"Tty":false,"User":"","Volumes":null,"Cmd":["hello"]},"history":[]}"#;
+        let none = br#"{"config":{"Cmd":["hello"]}}"#;
+        assert!(compare_configs(zeros, none, ("a", "b")).unwrap().is_empty());
         let err = compare_configs(b"[]", ours, ("ours.json", "b")).unwrap_err();
         assert_eq!(
             err.to_string(),

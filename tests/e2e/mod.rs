@@ -11,6 +11,7 @@ mod image;
 mod lock;
 mod providers;
 mod targets;
+mod verify;
 
 use crate::support::{harness, pool::PoolServer};
 

@@ -30,4 +30,10 @@ fn buildx_print_targets_lists_image_lock_and_packages() {
         "{}",
         r.text
     );
+    assert!(
+        r.text
+            .contains("rebuild and compare with the image named by the REPRO_VERIFY build arg"),
+        "{}",
+        r.text
+    );
 }

@@ -1,0 +1,144 @@
+//! The verify target: a third party rebuilds a published image from its
+//! recipe and lockfile and compares. The hello example is built, pushed to
+//! the harness's registry and verified by digest (the statement names that
+//! digest); then an image made from it by a Dockerfile `RUN` is pushed and
+//! verified, and the build fails naming the file the RUN wrote.
+
+use std::path::Path;
+
+use super::{ImageGuard, example_args};
+use crate::support::{Run, docker_build, example_context, harness, pool::PoolServer, repo, run};
+
+/// The one repository these tests push to.
+const REPOSITORY: &str = "repro/verify-test";
+
+/// Tags an image, pushes it, and returns `name@sha256:<digest>` as the
+/// push reported it (the digest of what the registry holds).
+fn push(id: &str, tag: &str) -> String {
+    let h = harness();
+    let name = format!("{}/{REPOSITORY}", h.get("REGISTRY"));
+    let tagged = format!("{name}:{tag}");
+    let r = run(h.docker().args(["tag", id, &tagged]));
+    assert!(r.ok, "{}", r.text);
+    let r = run(h.docker().args(["push", &tagged]));
+    assert!(r.ok, "{}", r.text);
+    let digest = r
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:") && w.len() == 71)
+        .unwrap_or_else(|| panic!("no digest in the push output: {}", r.text));
+    let _ = run(h.docker().args(["rmi", &tagged]));
+    format!("{name}@{digest}")
+}
+
+/// The verify target against `published`, saved into `out`.
+fn verify(ctx: &Path, pool: &PoolServer, published: &str, out: &Path) -> Run {
+    let mut args = example_args(pool);
+    args.extend([
+        "--target".into(),
+        "verify".into(),
+        "--build-arg".into(),
+        format!("REPRO_VERIFY={published}"),
+        "--output".into(),
+        format!("type=local,dest={}", out.display()),
+    ]);
+    docker_build(&repo().join("examples/hello/repro.yaml"), ctx, &args).0
+}
+
+#[test]
+fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("hello");
+    let recipe = repo().join("examples/hello/repro.yaml");
+    let (built, id) = docker_build(&recipe, ctx.path(), &example_args(&pool));
+    assert!(built.ok, "{}", built.text);
+    let _image = ImageGuard(id.clone());
+    let published = push(
+        &id.expect("an image id"),
+        &format!("e2e-{}-hello", h.engine()),
+    );
+
+    // Equal: the statement names the pushed digest and the inputs.
+    let out = tempfile::tempdir().unwrap();
+    let r = verify(ctx.path(), &pool, &published, out.path());
+    assert!(r.ok, "{}", r.text);
+    let text = std::fs::read_to_string(out.path().join("verify.intoto.json")).unwrap();
+    let st: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (name, digest) = published.split_once("@sha256:").unwrap();
+    assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(
+        st["predicateType"],
+        "https://repro-frontend.invalid/verify/v1"
+    );
+    assert_eq!(st["subject"][0]["name"], name);
+    assert_eq!(st["subject"][0]["digest"]["sha256"], digest);
+    assert_eq!(st["predicate"]["result"], "reproduced");
+    assert_eq!(st["predicate"]["base"], h.base_ref());
+    assert!(
+        st["predicate"]["filesCompared"].as_u64().unwrap() > 100,
+        "{text}"
+    );
+    let lock = std::fs::read(ctx.path().join("SHA256SUMS-amd64")).unwrap();
+    let lock_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&lock));
+    assert_eq!(
+        st["predicate"]["lockfiles"][0]["digest"]["sha256"],
+        lock_sha
+    );
+
+    // Changed: one file added by the engine's own Dockerfile frontend.
+    let df = tempfile::tempdir().unwrap();
+    std::fs::write(
+        df.path().join("Dockerfile"),
+        format!("FROM {published}\nRUN echo x > /usr/share/doc/hello/changed\n"),
+    )
+    .unwrap();
+    let iid = df.path().join("iid");
+    let r = run(h
+        .build_cmd()
+        .arg("--progress=plain")
+        .arg("--iidfile")
+        .arg(&iid)
+        .arg(df.path()));
+    assert!(r.ok, "{}", r.text);
+    let changed_id = std::fs::read_to_string(&iid).unwrap().trim().to_string();
+    let _changed = ImageGuard(Some(changed_id.clone()));
+    let changed = push(&changed_id, &format!("e2e-{}-changed", h.engine()));
+    assert_ne!(changed, published);
+
+    let out = tempfile::tempdir().unwrap();
+    let r = verify(ctx.path(), &pool, &changed, out.path());
+    assert!(!r.ok, "verified a changed image: {}", r.text);
+    assert!(
+        r.text.contains("not reproduced: the rebuild differs from"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("extra /usr/share/doc/hello/changed: rebuilt nothing, published file"),
+        "{}",
+        r.text
+    );
+    // A Dockerfile build writes its own history: the config differs too.
+    assert!(r.text.contains("config config:history"), "{}", r.text);
+    assert!(!out.path().join("verify.intoto.json").exists());
+}
+
+#[test]
+fn verify_refuses_an_image_not_pinned_by_digest() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = example_context("hello");
+    let out = tempfile::tempdir().unwrap();
+    let tag = format!("{}/{REPOSITORY}:latest", h.get("REGISTRY"));
+    let r = verify(ctx.path(), &pool, &tag, out.path());
+    assert!(!r.ok, "{}", r.text);
+    assert!(
+        r.text.contains(&format!(
+            "build arg REPRO_VERIFY=\"{tag}\" is not pinned by digest"
+        )),
+        "{}",
+        r.text
+    );
+}
