@@ -6,10 +6,12 @@
 //! - `fetch`: providers tried in order, every blob checked;
 //! - `install`: the distro's tool on the verified package files, offline;
 //! - `normalize`: copy onto scratch, clamp times, prune (with `keystore`);
-//! - `lock`: apt's answer turned into a SHA256SUMS.
+//! - `lock`: apt's answer turned into a SHA256SUMS;
+//! - `sbom`: the built rootfs's packages into an SPDX document.
 
 pub mod fetch;
 pub mod install;
 pub mod keystore;
 pub mod lock;
 pub mod normalize;
+pub mod sbom;
