@@ -28,4 +28,5 @@ pub mod frontend;
 pub mod llb;
 pub mod lockfile;
 pub mod recipe;
+pub mod sbom;
 pub mod step;

@@ -94,6 +94,20 @@ enum Cmd {
     /// verify.intoto.json to OUT when equal; otherwise write
     /// verify-report.txt, print it on stderr and fail.
     Verify(VerifyArgs),
+    /// Write the image's SPDX 2.3 SBOM from its rootfs (dpkg's database,
+    /// os-release) and the facts the conversion wrote (runs inside the build,
+    /// for the `sbom` target and `--sbom=true`).
+    Sbom {
+        /// The built image's root filesystem (read only).
+        #[arg(long)]
+        rootfs: PathBuf,
+        /// The facts file (JSON) the conversion wrote.
+        #[arg(long)]
+        facts: PathBuf,
+        /// The document to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the archive roots of apt's `deb` sources under ROOT, read in
     /// apt's order (etc/apt/sources.list, then etc/apt/sources.list.d/*.list
     /// and *.sources by name): the first one, or all with --all. Fails when
@@ -427,6 +441,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Cmd::Sbom { rootfs, facts, out }) => {
+            match repro_frontend::step::sbom::run(&rootfs, &facts, &out) {
+                Ok((dpkg, blobs)) => {
+                    println!(
+                        "wrote {}: {dpkg} installed package(s), {blobs} package file(s) from the lockfile",
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("repro-frontend: sbom: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Cmd::Normalize {
             epoch,
             base,

@@ -16,6 +16,7 @@
 
 pub mod image;
 mod packages;
+pub mod sbom;
 mod steps;
 pub mod verify;
 
@@ -423,6 +424,11 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
 
     /// The install step's exec (`repro-frontend install ...`) and its name.
     fn install_exec(c: &Converted) -> (pb::ExecOp, String) {
+        subcommand_exec(c, "install")
+    }
+
+    /// The exec of our binary's subcommand `sub`, and its name.
+    fn subcommand_exec(c: &Converted, sub: &str) -> (pb::ExecOp, String) {
         execs(c)
             .into_iter()
             .find(|(e, _)| {
@@ -431,9 +437,9 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
                     .unwrap()
                     .args
                     .get(1)
-                    .is_some_and(|a| a == "install")
+                    .is_some_and(|a| a == sub)
             })
-            .expect("an install step")
+            .unwrap_or_else(|| panic!("no {sub} step"))
     }
 
     fn execs(c: &Converted) -> Vec<(pb::ExecOp, String)> {
@@ -725,5 +731,56 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         let bare = to_llb(&r, &lock, &opts(args)).unwrap().state.marshal();
         assert!(bare.source.is_none());
         assert_eq!(def.def, bare.def);
+    }
+
+    #[test]
+    fn the_sbom_step_reads_the_normalized_image_and_the_facts() {
+        let r = recipe::parse("repro.yaml", RECIPE).unwrap();
+        let mut build = BTreeMap::new();
+        build.insert("MIRROR".to_string(), "http://127.0.0.1:8000".to_string());
+        let args = r.arg_values(&build, &BTreeMap::new()).unwrap();
+        let r = r.expand(&args).unwrap();
+        let lock = lockfile::parse_named("SHA256SUMS-amd64", SUMS).unwrap();
+        let o = opts(args);
+        let image = to_llb(&r, &lock, &o).unwrap();
+        let facts = sbom::facts(&r, &lock, &o, &crate::sbom::Inputs::default()).unwrap();
+        assert_eq!(facts.blobs.len(), 2);
+        assert_eq!(
+            facts.blobs[0].url.as_deref(),
+            Some("http://127.0.0.1:8000/pool/main/h/hello/hello_2.10-3_amd64.deb")
+        );
+        assert_eq!(facts.base_repository, "reg.invalid/debian");
+        assert_eq!(facts.base_digest, format!("sha256:{}", "1".repeat(64)));
+        let c = Converted {
+            state: sbom::sbom_llb(&image, &facts, &o),
+            config: Vec::new(),
+            packages: None,
+        };
+        let (exec, name) = subcommand_exec(&c, "sbom");
+        assert_eq!(
+            exec.meta.as_ref().unwrap().args,
+            [
+                FRONTEND_BINARY,
+                "sbom",
+                "--rootfs",
+                TARGET_DIR,
+                "--facts",
+                "/facts/facts.json",
+                "--out",
+                "/out/sbom.spdx.json"
+            ]
+        );
+        assert!(name.starts_with("sbom: "), "{name}");
+        assert_eq!(exec.network, pb::NetMode::None as i32);
+        assert!(
+            exec.mounts
+                .iter()
+                .any(|m| m.dest == TARGET_DIR && m.readonly)
+        );
+        // The image's own ops are all in the sbom's graph, unchanged.
+        let image_ops: Vec<Vec<u8>> = image.state.marshal().def;
+        let sbom_ops = c.state.marshal().def;
+        let terminal = image_ops.len() - 1;
+        assert!(image_ops[..terminal].iter().all(|op| sbom_ops.contains(op)));
     }
 }

@@ -241,7 +241,7 @@ fn blob_context(providers: &[Template], entries: &[&Entry], opts: &Opts) -> Opti
 
 /// The recipe's providers, after those the `REPRO_PROVIDERS` build arg puts
 /// in front, parsed.
-fn provider_templates(
+pub(super) fn provider_templates(
     recipe: &Recipe,
     packages: &Packages,
     opts: &Opts,

@@ -14,8 +14,10 @@ use std::sync::Mutex;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
-    CacheOptionsEntry, PingRequest, ReadDirRequest, ReadFileRequest, ResolveImageConfigRequest,
-    Result as GwResult, ReturnRequest, SolveRequest, llb_bridge_client::LlbBridgeClient, result,
+    Attestation, AttestationKind, Attestations, CacheOptionsEntry, InTotoSubject,
+    InTotoSubjectKind, PingRequest, ReadDirRequest, ReadFileRequest, Ref,
+    ResolveImageConfigRequest, Result as GwResult, ReturnRequest, SolveRequest,
+    llb_bridge_client::LlbBridgeClient, result,
 };
 use bollard_buildkit_proto::pb;
 use hyper_util::rt::TokioIo;
@@ -34,6 +36,7 @@ const CAP_READ_DIR: &str = "readdir";
 const CAP_RESOLVE_IMAGE: &str = "resolveimage";
 const CAP_RETURN_RESULT: &str = "return";
 const CAP_PROTO_REF_ARRAY: &str = "proto.refarray";
+const CAP_ATTESTATIONS: &str = "reference.attestations";
 
 /// A connected LLBBridge client and what the engine said it can do.
 pub struct Bridge {
@@ -275,29 +278,26 @@ impl Bridge {
         Ok((resp.digest, resp.config))
     }
 
-    async fn return_result(
-        &mut self,
-        result: Result<(String, pb::Definition, Option<Vec<u8>>)>,
-    ) -> Result<()> {
+    async fn return_result(&mut self, result: Result<Built>) -> Result<()> {
         let req = match result {
-            Ok((id, def, config)) => {
+            Ok(built) => {
                 let r = if self.api_caps.contains(CAP_PROTO_REF_ARRAY) {
-                    result::Result::Ref(bollard_buildkit_proto::moby::buildkit::v1::frontend::Ref {
-                        id,
-                        def: Some(def),
+                    result::Result::Ref(Ref {
+                        id: built.id,
+                        def: Some(built.def),
                     })
                 } else {
-                    result::Result::RefDeprecated(id)
+                    result::Result::RefDeprecated(built.id)
                 };
                 let mut metadata = std::collections::HashMap::new();
-                if let Some(config) = config {
+                if let Some(config) = built.config {
                     metadata.insert("containerimage.config".to_string(), config);
                 }
                 ReturnRequest {
                     result: Some(GwResult {
                         result: Some(r),
                         metadata,
-                        ..Default::default()
+                        attestations: built.sbom.map(sbom_attestation).into_iter().collect(),
                     }),
                     error: None,
                 }
@@ -361,14 +361,16 @@ pub enum Target {
     Image,
     Lock,
     Packages,
+    Sbom,
     Verify,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Image,
         Target::Lock,
         Target::Packages,
+        Target::Sbom,
         Target::Verify,
     ];
 
@@ -377,6 +379,7 @@ impl Target {
             Target::Image => "image",
             Target::Lock => "lock",
             Target::Packages => "packages",
+            Target::Sbom => "sbom",
             Target::Verify => "verify",
         }
     }
@@ -390,6 +393,7 @@ impl Target {
             Target::Packages => {
                 "fetch and verify the lockfile's package blobs only (use with --output type=local)"
             }
+            Target::Sbom => "write the image's SPDX SBOM (use with --output type=local)",
             Target::Verify => {
                 "rebuild and compare with the image named by the REPRO_VERIFY build arg (use with --output type=local)"
             }
@@ -519,10 +523,66 @@ pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, String>) ->
     bridge.return_result(outcome).await
 }
 
-async fn build(
-    bridge: &mut Bridge,
-    opts: &FrontendOpts,
-) -> Result<(String, pb::Definition, Option<Vec<u8>>)> {
+/// What a build returns: the result's ref and, when the client asked for
+/// one, the SBOM attestation's.
+struct Built {
+    id: String,
+    def: pb::Definition,
+    config: Option<Vec<u8>>,
+    sbom: Option<SbomRef>,
+}
+
+/// The solved SBOM state and the platform key BuildKit's exporters look
+/// its attestations up by.
+struct SbomRef {
+    key: String,
+    id: String,
+    def: pb::Definition,
+}
+
+/// The SBOM as BuildKit's Dockerfile frontend returns one: an in-toto
+/// attestation of the file `sbom.spdx.json` in its ref, about the image
+/// itself (subject kind Self), keyed by the platform (exporter/containerimage
+/// writer.go looks up `Attestations[p.ID]`). BuildKit's own scanner then
+/// stays off (solver/llbsolver/proc/sbom.go: `HasSBOM` is true).
+fn sbom_attestation(s: SbomRef) -> (String, Attestations) {
+    let attestation = Attestation {
+        kind: AttestationKind::InToto as i32,
+        metadata: std::collections::HashMap::from([("reason".to_string(), b"sbom".to_vec())]),
+        r#ref: Some(Ref {
+            id: s.id,
+            def: Some(s.def),
+        }),
+        path: format!("/{}", crate::convert::sbom::SBOM_FILE),
+        in_toto_predicate_type: "https://spdx.dev/Document".into(),
+        in_toto_subjects: vec![InTotoSubject {
+            kind: InTotoSubjectKind::Self_ as i32,
+            ..Default::default()
+        }],
+    };
+    (
+        s.key,
+        Attestations {
+            attestation: vec![attestation],
+        },
+    )
+}
+
+/// The platform key of a single-platform result: containerd's normalized
+/// `os/arch[/variant]` (exptypes.ParsePlatforms on the image config).
+fn platform_key(p: &Platform) -> String {
+    let variant = match (p.architecture.as_str(), p.variant.as_deref()) {
+        ("arm64", Some("v8")) | ("amd64", Some("v1")) => None,
+        ("arm", None) => Some("v7"),
+        (_, v) => v,
+    };
+    match variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
     for (cap, what) in [
         (CAP_SOLVE_BASE, "solve LLB"),
         (CAP_READ_FILE, "read the recipe"),
@@ -560,7 +620,39 @@ async fn build(
         .solve(def.clone())
         .await
         .map_err(|s| anyhow!("{}", s.message()))?;
-    Ok((id, def, out.config))
+    let sbom = match opts.attest_sbom && prepared.target == Target::Image {
+        true => Some(solve_sbom(bridge, &prepared, &req.platform, opts.no_cache).await?),
+        false => None,
+    };
+    Ok(Built {
+        id,
+        def,
+        config: out.config,
+        sbom,
+    })
+}
+
+/// Solves the SBOM of the image for its attestation.
+async fn solve_sbom(
+    bridge: &mut Bridge,
+    prepared: &inputs::Prepared,
+    platform: &Platform,
+    no_cache: bool,
+) -> Result<SbomRef> {
+    bridge.require_api(CAP_ATTESTATIONS, "return an SBOM attestation (--sbom=true)")?;
+    let def = prepared.sbom()?.marshal_with(llb::Constraints {
+        ignore_cache: no_cache,
+    });
+    check_llb_caps(&bridge.llb_caps, &def)?;
+    let id = bridge
+        .solve(def.clone())
+        .await
+        .map_err(|s| anyhow!("{}", s.message()))?;
+    Ok(SbomRef {
+        key: platform_key(platform),
+        id,
+        def,
+    })
 }
 
 /// What the client asked for, as the input pipeline takes it.
@@ -618,6 +710,7 @@ mod tests {
             Target::from_opt(Some("packages")).unwrap(),
             Target::Packages
         );
+        assert_eq!(Target::from_opt(Some("sbom")).unwrap(), Target::Sbom);
         let err = Target::from_opt(Some("nope")).unwrap_err().to_string();
         assert!(
             err.starts_with("unknown target \"nope\" (targets: image: build the image"),
@@ -795,6 +888,7 @@ pub(super) mod fake {
                     "resolveimage",
                     "return",
                     "proto.refarray",
+                    "reference.attestations",
                 ]
                 .iter()
                 .map(|c| cap(c))
@@ -1050,8 +1144,8 @@ mod bridge_tests {
                 if s.identifier == "http://m.example/debian/pool/main/h/hello/hello_2.10-3_amd64.deb")));
     }
 
-    #[tokio::test]
-    async fn the_packages_target_returns_the_verified_blobs_without_an_image() {
+    /// A recipe with one http provider and a lockfile of hello.
+    fn hello_with_a_provider() -> Fake {
         let sums = format!(
             "{}  pool/main/h/hello/hello_2.10-3_amd64.deb\n",
             "a".repeat(64)
@@ -1059,7 +1153,12 @@ mod bridge_tests {
         let r = recipe(
             "packages:\n  sums: SHA256SUMS\n  providers: [\"http://m.example/{{.Name}}\"]\n",
         );
-        let fake = with_files(&[("dockerfile/repro.yaml", &r), ("context/SHA256SUMS", &sums)]);
+        with_files(&[("dockerfile/repro.yaml", &r), ("context/SHA256SUMS", &sums)])
+    }
+
+    #[tokio::test]
+    async fn the_packages_target_returns_the_verified_blobs_without_an_image() {
+        let fake = hello_with_a_provider();
         let ret = build(fake.clone(), vec![SOURCE, ("target", "packages")]).await;
         assert!(ret.error.is_none(), "{}", error_of(&ret));
         let result = ret.result.unwrap();
@@ -1189,7 +1288,7 @@ mod bridge_tests {
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["image", "lock", "packages", "verify"]);
+        assert_eq!(names, ["image", "lock", "packages", "sbom", "verify"]);
         assert_eq!(list["targets"][0]["default"], true);
         let txt = String::from_utf8(meta["result.txt"].clone()).unwrap();
         assert!(txt.contains("lock\twrite the lockfile"), "{txt}");
@@ -1209,6 +1308,49 @@ mod bridge_tests {
         )
         .await;
         assert!(error_of(&ret).contains("unsupported subrequest \"frontend.lint\""));
+    }
+
+    #[tokio::test]
+    async fn an_sbom_attestation_only_when_asked() {
+        let plain = build(hello_with_a_provider(), vec![SOURCE]).await;
+        let plain = plain.result.unwrap();
+        assert!(plain.attestations.is_empty());
+        let ret = build(hello_with_a_provider(), vec![SOURCE, ("attest:sbom", "")]).await;
+        assert!(ret.error.is_none(), "{}", error_of(&ret));
+        let result = ret.result.unwrap();
+        // The image is returned as without the opt.
+        assert_eq!(result.result, plain.result);
+        assert_eq!(result.metadata, plain.metadata);
+        let atts = &result.attestations["linux/amd64"].attestation;
+        assert_eq!(atts.len(), 1);
+        let a = &atts[0];
+        assert_eq!(a.kind, super::AttestationKind::InToto as i32);
+        assert_eq!(a.path, "/sbom.spdx.json");
+        assert_eq!(a.in_toto_predicate_type, "https://spdx.dev/Document");
+        assert_eq!(a.in_toto_subjects.len(), 1);
+        assert_eq!(
+            a.in_toto_subjects[0].kind,
+            super::InTotoSubjectKind::Self_ as i32
+        );
+        let sbom_def = a.r#ref.as_ref().unwrap().def.as_ref().unwrap();
+        let ops = decode_ops(sbom_def);
+        assert!(ops.iter().any(|o| matches!(&o.op,
+            Some(bollard_buildkit_proto::pb::op::Op::Exec(e)) if e.meta.as_ref().unwrap().args[1] == "sbom")));
+    }
+
+    #[test]
+    fn platform_keys_are_normalized_as_containerd_does() {
+        let p = |a: &str, v: Option<&str>| {
+            crate::frontend::bridge::platform_key(&crate::convert::Platform {
+                os: "linux".into(),
+                architecture: a.into(),
+                variant: v.map(str::to_string),
+            })
+        };
+        assert_eq!(p("amd64", None), "linux/amd64");
+        assert_eq!(p("arm64", Some("v8")), "linux/arm64");
+        assert_eq!(p("arm", None), "linux/arm/v7");
+        assert_eq!(p("arm", Some("v6")), "linux/arm/v6");
     }
 
     // An imported cache (buildctl --import-cache, buildx --cache-from) was

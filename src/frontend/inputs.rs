@@ -72,6 +72,8 @@ pub struct Prepared {
     /// Each lockfile's name and text, as read (for the verify target's facts).
     pub lockfiles: Vec<(String, String)>,
     pub opts: convert::Opts,
+    /// The recipe's and lockfiles' names and hashes, for the SBOM.
+    pub sbom_inputs: crate::sbom::Inputs,
 }
 
 /// What a target converts to.
@@ -99,6 +101,13 @@ impl Prepared {
         Ok(convert::to_llb(&self.recipe, &self.lock, &self.opts)?)
     }
 
+    /// The image's SBOM: a state holding only `sbom.spdx.json`.
+    pub fn sbom(&self) -> Result<State> {
+        let image = self.to_llb()?;
+        let facts = convert::sbom::facts(&self.recipe, &self.lock, &self.opts, &self.sbom_inputs)?;
+        Ok(convert::sbom::sbom_llb(&image, &facts, &self.opts))
+    }
+
     /// Converts for the requested target.
     pub fn convert(&self) -> Result<Output> {
         match self.target {
@@ -115,11 +124,16 @@ impl Prepared {
                     always_fresh: false,
                 })
             }
-            // The packages target returns the gathered blobs, not an image.
+            Target::Sbom => Ok(Output {
+                state: self.sbom()?,
+                config: None,
+                always_fresh: false,
+            }),
             Target::Verify => bail!(
                 "{}: the verify target is converted with the published image's config",
                 self.recipe.file
             ),
+            // The packages target returns the gathered blobs, not an image.
             Target::Packages => match self.to_llb()?.packages {
                 Some(blobs) => Ok(Output {
                     state: blobs,
@@ -193,8 +207,19 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
     };
     let mut lock = Lockfile::default();
     let mut lockfiles = Vec::new();
+    let mut sbom_inputs = crate::sbom::Inputs {
+        recipe: Some(crate::sbom::InputFile::of(
+            &recipe.file,
+            recipe.text.as_bytes(),
+        )),
+        lockfiles: Vec::new(),
+    };
     if req.target != Target::Lock {
         let texts = read_lockfiles(src, &recipe).await?;
+        sbom_inputs.lockfiles = texts
+            .iter()
+            .map(|(name, text)| crate::sbom::InputFile::of(name, text.as_bytes()))
+            .collect();
         check_stale(&recipe, &opts.base_ref, &texts)?;
         let parsed = texts
             .iter()
@@ -213,6 +238,7 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
         lock,
         lockfiles,
         opts,
+        sbom_inputs,
     })
 }
 

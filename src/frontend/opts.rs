@@ -40,6 +40,20 @@ pub struct FrontendOpts {
     /// (type, attributes): handed to every solve, since BuildKit consults
     /// only the imports a solve request carries.
     pub cache_imports: Vec<CacheImport>,
+    /// `attest:sbom` (`docker buildx build --sbom=true`, `buildctl --opt
+    /// attest:sbom=`), or the `BUILDKIT_ATTEST_SBOM` build arg BuildKit also
+    /// reads: return the image's SBOM as an attestation.
+    pub attest_sbom: bool,
+}
+
+/// Whether the client asked for an SBOM attestation: BuildKit's
+/// frontend/attestations/parse.go reads the same two keys; a value with
+/// `disabled=true` turns it off.
+fn attest_sbom(raw: &BTreeMap<String, String>) -> bool {
+    ["attest:sbom", "build-arg:BUILDKIT_ATTEST_SBOM"]
+        .iter()
+        .filter_map(|k| raw.get(*k))
+        .any(|v| !v.split(',').any(|f| f.trim() == "disabled=true"))
 }
 
 /// One cache source (`buildctl --import-cache`, `buildx --cache-from`).
@@ -138,6 +152,7 @@ pub fn parse(
         no_cache: raw.contains_key("no-cache"),
         request_id: get("requestid"),
         cache_imports: cache_imports(raw)?,
+        attest_sbom: attest_sbom(raw),
         network: match raw.get("force-network-mode").map(String::as_str) {
             None | Some("") | Some("default") | Some("sandbox") => Network::Sandbox,
             Some("host") => Network::Host,
@@ -257,6 +272,19 @@ mod tests {
         assert_eq!(o.platform, None);
         assert_eq!(o.source, None);
         assert!(!o.no_cache);
+    }
+
+    #[test]
+    fn an_sbom_is_asked_for_by_either_key_unless_disabled() {
+        let ask = |k: &str, v: &str| {
+            let raw = BTreeMap::from([(k.to_string(), v.to_string())]);
+            parse(&raw, None).unwrap().attest_sbom
+        };
+        assert!(ask("attest:sbom", ""));
+        assert!(ask("attest:sbom", "generator=x/y"));
+        assert!(ask("build-arg:BUILDKIT_ATTEST_SBOM", "true"));
+        assert!(!ask("attest:sbom", "disabled=true"));
+        assert!(!ask("attest:provenance", "mode=max"));
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //! - `normalize`: copy onto scratch, clamp times, prune (with `keystore`);
 //! - `lock`: apt's answer turned into a SHA256SUMS;
 //! - `verify`: a rebuild compared with a published image, file by file.
+//! - `sbom`: the built rootfs's packages into an SPDX document.
 
 pub mod fetch;
 pub mod install;
 pub mod keystore;
 pub mod lock;
 pub mod normalize;
+pub mod sbom;
 pub mod verify;

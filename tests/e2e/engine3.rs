@@ -26,7 +26,7 @@ pub fn out_dir() -> PathBuf {
 /// A `buildctl build` of `recipe` (its folder is the `dockerfile` local)
 /// with `ctx` as the context, the harness's base and `mirror`, and `extra`
 /// buildctl arguments.
-fn buildctl(recipe: &Path, ctx: &Path, mirror: &str, extra: &[&str]) -> Run {
+pub(super) fn buildctl(recipe: &Path, ctx: &Path, mirror: &str, extra: &[&str]) -> Run {
     let h = harness();
     let third_party = h.get("E3_MISSING");
     assert!(third_party.is_empty(), "{third_party}");

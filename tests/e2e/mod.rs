@@ -4,12 +4,13 @@ mod clients;
 pub mod corpus;
 mod cross_engine;
 mod distros;
-mod engine3;
+pub mod engine3;
 mod errors;
 pub mod examples;
 mod image;
 mod lock;
 mod providers;
+mod sbom;
 mod targets;
 mod verify;
 

@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use super::{ImageGuard, example_args};
-use crate::support::{Run, docker_build, example_context, harness, pool::PoolServer, repo, run};
+use crate::support::{
+    Run, docker_build, docker_build_output, example_context, harness, pool::PoolServer, repo, run,
+};
 
 /// The one repository these tests push to.
 const REPOSITORY: &str = "repro/verify-test";
@@ -42,7 +44,7 @@ fn verify(ctx: &Path, pool: &PoolServer, published: &str, out: &Path) -> Run {
         "--output".into(),
         format!("type=local,dest={}", out.display()),
     ]);
-    docker_build(&repo().join("examples/hello/repro.yaml"), ctx, &args).0
+    docker_build_output(&repo().join("examples/hello/repro.yaml"), ctx, &args)
 }
 
 #[test]

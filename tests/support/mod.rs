@@ -170,6 +170,19 @@ pub fn docker_build_alone(
     build_now(recipe, context, extra)
 }
 
+/// [`docker_build`] for targets exported with `--output` (no image, so no
+/// `--iidfile`: Docker 20.10's CLI fails a build whose iidfile stays empty).
+pub fn docker_build_output(recipe: &Path, context: &Path, extra: &[String]) -> Run {
+    let _shared = FAULTS.read().unwrap_or_else(|e| e.into_inner());
+    let mut cmd = harness().build_cmd();
+    cmd.arg("--progress=plain")
+        .arg("-f")
+        .arg(recipe)
+        .args(extra)
+        .arg(context);
+    run(&mut cmd)
+}
+
 fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<String>) {
     let h = harness();
     let iid = tempfile::NamedTempFile::new().expect("temp file");

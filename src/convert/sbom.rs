@@ -1,0 +1,119 @@
+//! The `sbom` target's graph, pure: the facts the conversion knows written
+//! into a small file, and an exec of our own binary (`repro-frontend sbom`)
+//! that reads them with the built image's rootfs mounted read-only and
+//! writes `/out/sbom.spdx.json` (see `crate::sbom` for the document).
+
+use super::{
+    ConvertError, Converted, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR, frontend_image, packages,
+};
+use crate::llb::{Mount, Network, State};
+use crate::lockfile::Lockfile;
+use crate::recipe::Recipe;
+use crate::sbom::{Blob, Facts, Inputs};
+
+/// The name of the document in the sbom target's result.
+pub const SBOM_FILE: &str = "sbom.spdx.json";
+/// Where the facts file is mounted in the sbom exec.
+const FACTS_DIR: &str = "/facts";
+
+/// The facts of a conversion: the lockfile's packages with the first
+/// provider's URL for each, the base image, the inputs' hashes, the epoch.
+pub fn facts(
+    recipe: &Recipe,
+    lock: &Lockfile,
+    opts: &Opts,
+    inputs: &Inputs,
+) -> Result<Facts, ConvertError> {
+    let first = match &recipe.packages {
+        Some(p) if lock.packages().next().is_some() => {
+            packages::provider_templates(recipe, p, opts)?
+                .into_iter()
+                .next()
+        }
+        _ => None,
+    };
+    let mut blobs: Vec<Blob> = lock
+        .packages()
+        .map(|e| Blob {
+            name: e.name.clone(),
+            sha256: e.sha256.clone(),
+            lockfile: e.file.clone(),
+            url: first.as_ref().map(|t| t.render(&e.name, &e.sha256)),
+        })
+        .collect();
+    blobs.sort();
+    let (repository, digest) = match opts.base_ref.split_once('@') {
+        Some((name, digest)) => (name, digest),
+        None => (opts.base_ref.as_str(), ""),
+    };
+    Ok(Facts {
+        tool: format!("repro-frontend-{}", env!("CARGO_PKG_VERSION")),
+        epoch: opts.epoch,
+        base_ref: opts.base_ref.clone(),
+        base_repository: strip_tag(repository).to_string(),
+        base_digest: digest.to_string(),
+        architecture: opts.platform.architecture.clone(),
+        inputs: inputs.clone(),
+        blobs,
+    })
+}
+
+/// `name:tag` -> `name` (a `:` after the last `/` starts a tag; one before
+/// it is a registry's port).
+fn strip_tag(name: &str) -> &str {
+    let last = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last..].rfind(':') {
+        Some(i) => &name[..last + i],
+        None => name,
+    }
+}
+
+/// The sbom exec on a converted image: its result holds only
+/// `sbom.spdx.json`.
+pub fn sbom_llb(converted: &Converted, facts: &Facts, opts: &Opts) -> State {
+    // A struct of strings and numbers always serializes.
+    let json = serde_json::to_vec_pretty(facts).unwrap_or_default();
+    let facts_state = State::scratch()
+        .file()
+        .mkfile("/facts.json", 0o644, json, Some(0))
+        .name(format!(
+            "sbom facts: {} package(s) from the lockfile, base {}",
+            facts.blobs.len(),
+            facts.base_ref
+        ))
+        .build();
+    frontend_image(opts)
+        .run(vec![
+            FRONTEND_BINARY.into(),
+            "sbom".into(),
+            "--rootfs".into(),
+            TARGET_DIR.into(),
+            "--facts".into(),
+            format!("{FACTS_DIR}/facts.json"),
+            "--out".into(),
+            format!("{OUT_DIR}/{SBOM_FILE}"),
+        ])
+        .network(Network::None)
+        .mount(Mount::readonly(FACTS_DIR, facts_state))
+        .mount(Mount::readonly(TARGET_DIR, converted.state.clone()))
+        .name("sbom: list the image's packages as an SPDX 2.3 document".to_string())
+        .build_into(OUT_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_stripped_and_ports_kept() {
+        assert_eq!(
+            strip_tag("127.0.0.1:5000/repro/debian:bookworm"),
+            "127.0.0.1:5000/repro/debian"
+        );
+        assert_eq!(
+            strip_tag("127.0.0.1:5000/repro/debian"),
+            "127.0.0.1:5000/repro/debian"
+        );
+        assert_eq!(strip_tag("debian:12"), "debian");
+    }
+}
