@@ -379,89 +379,89 @@ fn main() -> ExitCode {
             base,
             out,
             packages,
-        }) => match repro_frontend::step::lock::run_apt(&base, &packages, &out) {
-            Ok(n) => {
-                println!("locked {n} package file(s) in {}", out.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                println!("repro-frontend: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }) => lock_step(&base, &packages, &out),
         Some(Cmd::Fetch { plan, out, context }) => match fetch(&plan, &out, &context) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("repro-frontend: {e:#}");
-                ExitCode::FAILURE
-            }
+            Err(e) => finish(Err(e)),
         },
-        Some(Cmd::Install { tool, manual, dir }) => {
-            let Some(tool) = repro_frontend::distro::install::Installer::from_name(&tool) else {
-                println!("repro-frontend: unknown install tool {tool:?}");
-                return ExitCode::FAILURE;
-            };
-            match repro_frontend::step::install::run(tool, &dir, &manual, std::path::Path::new("/"))
-            {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    println!("repro-frontend: install: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Some(Cmd::Lockfile(cmd)) => match lockfile(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("repro-frontend: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Some(Cmd::Install { tool, manual, dir }) => install_step(&tool, &manual, &dir),
+        Some(Cmd::Lockfile(cmd)) => finish(lockfile(cmd)),
         Some(Cmd::Sources { root, suite, all }) => {
-            match apt_sources(&root, suite.as_deref(), all) {
-                Ok(roots) => {
-                    for r in roots {
-                        println!("{r}");
-                    }
-                    ExitCode::SUCCESS
+            finish(apt_sources(&root, suite.as_deref(), all).map(|roots| {
+                for r in roots {
+                    println!("{r}");
                 }
-                Err(e) => {
-                    eprintln!("repro-frontend: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            }))
         }
         Some(Cmd::Verify(args)) => verify(args),
-        Some(Cmd::Llb(args)) => match llb(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("repro-frontend: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Some(Cmd::Sbom { rootfs, facts, out }) => {
-            match repro_frontend::step::sbom::run(&rootfs, &facts, &out) {
-                Ok((dpkg, blobs)) => {
-                    println!(
-                        "wrote {}: {dpkg} installed package(s), {blobs} package file(s) from the lockfile",
-                        out.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    println!("repro-frontend: sbom: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Some(Cmd::Llb(args)) => finish(llb(args)),
+        Some(Cmd::Sbom { rootfs, facts, out }) => sbom_step(&rootfs, &facts, &out),
         Some(Cmd::Normalize {
             epoch,
             base,
             out,
             dir,
         }) => normalize(epoch, base.as_deref(), out.as_deref(), &dir),
+    }
+}
+
+/// The exit code of a subcommand run at the binary's edge; its error on stderr.
+fn finish(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("repro-frontend: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The lock step (inside the build): its outcome on stdout, which the
+/// build's progress shows.
+fn lock_step(base: &str, packages: &[String], out: &std::path::Path) -> ExitCode {
+    match repro_frontend::step::lock::run_apt(base, packages, out) {
+        Ok(n) => {
+            println!("locked {n} package file(s) in {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("repro-frontend: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The install step (inside the build, in the target rootfs).
+fn install_step(tool: &str, manual: &[String], dir: &std::path::Path) -> ExitCode {
+    let Some(tool) = repro_frontend::distro::install::Installer::from_name(tool) else {
+        println!("repro-frontend: unknown install tool {tool:?}");
+        return ExitCode::FAILURE;
+    };
+    match repro_frontend::step::install::run(tool, dir, manual, std::path::Path::new("/")) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            println!("repro-frontend: install: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The sbom step (inside the build): the document from the rootfs and facts.
+fn sbom_step(rootfs: &std::path::Path, facts: &std::path::Path, out: &std::path::Path) -> ExitCode {
+    match repro_frontend::step::sbom::run(rootfs, facts, out) {
+        Ok((dpkg, blobs)) => {
+            println!(
+                "wrote {}: {dpkg} installed package(s), {blobs} package file(s) from the lockfile",
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("repro-frontend: sbom: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
