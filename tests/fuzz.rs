@@ -76,6 +76,11 @@ const TARGETS: &[Target] = &[
         seeds: sources_seeds,
         run: run_sources,
     },
+    Target {
+        name: "image",
+        seeds: image_seeds,
+        run: run_image,
+    },
 ];
 
 // ---- the targets ----------------------------------------------------------
@@ -456,6 +461,32 @@ fn sources_seeds(_: &Repo) -> Vec<Vec<u8>> {
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect()
+}
+
+/// What the sbom and verify steps read from images: dpkg's status file, and
+/// two image configs compared. The input is split at its first NUL byte:
+/// before it the status file (and the first config), after it the second.
+fn run_image(input: &[u8]) {
+    let (a, b) = match input.iter().position(|&c| c == 0) {
+        Some(i) => (&input[..i], &input[i + 1..]),
+        None => (input, &b"{}"[..]),
+    };
+    let _ = repro_frontend::sbom::dpkg::parse_status(&String::from_utf8_lossy(a));
+    if let Ok(diffs) = repro_frontend::step::verify::compare_configs(a, b, ("ours", "theirs")) {
+        let _ = repro_frontend::step::verify::report("img@sha256:0", &diffs);
+        let _ = repro_frontend::step::verify::summary("img@sha256:0", &diffs);
+    }
+}
+
+fn image_seeds(_: &Repo) -> Vec<Vec<u8>> {
+    let status = "Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.10-3\nSource: hello (2.10-3)\nDescription: x\n continued\n\nPackage: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u4\n";
+    let config = r#"{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{"Env":["PATH=/usr/bin"],"Cmd":["hello"],"Labels":{"a":"b"}},"rootfs":{"type":"layers","diff_ids":[]},"history":[{"created":"2024-01-01T00:00:00Z"}]}"#;
+    let other = config.replace("hello", "bye");
+    vec![
+        status.as_bytes().to_vec(),
+        [config.as_bytes(), b"\0", other.as_bytes()].concat(),
+        [config.as_bytes(), b"\0", config.as_bytes()].concat(),
+    ]
 }
 
 // ---- mutation -------------------------------------------------------------
