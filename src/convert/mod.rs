@@ -16,6 +16,7 @@
 
 pub mod image;
 mod packages;
+pub mod platform;
 pub mod sbom;
 mod steps;
 pub mod verify;
@@ -29,6 +30,7 @@ use crate::recipe::yaml::Span;
 use crate::recipe::{ArgValues, Recipe, Spanned};
 use image::{BaseConfig, Provenance};
 use packages::Installed;
+pub use platform::Platform;
 
 /// Where the packages are mounted during the install step. Under /tmp, which
 /// normalization empties, so the mount point leaves no trace.
@@ -45,14 +47,6 @@ pub const OUT_DIR: &str = "/out";
 pub const FRONTEND_BINARY: &str = "/repro-frontend";
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Target platform of the build.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
 
 /// Everything the conversion needs besides the recipe and the lockfile.
 #[derive(Clone, Debug)]

@@ -568,20 +568,6 @@ fn sbom_attestation(s: SbomRef) -> (String, Attestations) {
     )
 }
 
-/// The platform key of a single-platform result: containerd's normalized
-/// `os/arch[/variant]` (exptypes.ParsePlatforms on the image config).
-fn platform_key(p: &Platform) -> String {
-    let variant = match (p.architecture.as_str(), p.variant.as_deref()) {
-        ("arm64", Some("v8")) | ("amd64", Some("v1")) => None,
-        ("arm", None) => Some("v7"),
-        (_, v) => v,
-    };
-    match variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
-    }
-}
-
 async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
     for (cap, what) in [
         (CAP_SOLVE_BASE, "solve LLB"),
@@ -649,7 +635,7 @@ async fn solve_sbom(
         .await
         .map_err(|s| anyhow!("{}", s.message()))?;
     Ok(SbomRef {
-        key: platform_key(platform),
+        key: platform.key(),
         id,
         def,
     })
@@ -1336,21 +1322,6 @@ mod bridge_tests {
         let ops = decode_ops(sbom_def);
         assert!(ops.iter().any(|o| matches!(&o.op,
             Some(bollard_buildkit_proto::pb::op::Op::Exec(e)) if e.meta.as_ref().unwrap().args[1] == "sbom")));
-    }
-
-    #[test]
-    fn platform_keys_are_normalized_as_containerd_does() {
-        let p = |a: &str, v: Option<&str>| {
-            crate::frontend::bridge::platform_key(&crate::convert::Platform {
-                os: "linux".into(),
-                architecture: a.into(),
-                variant: v.map(str::to_string),
-            })
-        };
-        assert_eq!(p("amd64", None), "linux/amd64");
-        assert_eq!(p("arm64", Some("v8")), "linux/arm64");
-        assert_eq!(p("arm", None), "linux/arm/v7");
-        assert_eq!(p("arm", Some("v6")), "linux/arm/v6");
     }
 
     // An imported cache (buildctl --import-cache, buildx --cache-from) was

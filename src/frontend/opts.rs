@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::convert::Platform;
+pub use crate::convert::platform::parse_platform;
 use crate::llb::{Network, ResolveMode};
 
 /// Options of one build request.
@@ -164,44 +165,6 @@ pub fn parse(
             }
         },
     })
-}
-
-/// `os/arch[/variant]`, as `--platform` takes it.
-pub fn parse_platform(text: &str) -> Result<Platform, String> {
-    let parts: Vec<&str> = text.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-            os: os.to_string(),
-            architecture: arch.to_string(),
-            variant: parts.get(2).map(|v| v.to_string()),
-        }),
-        _ => Err(format!(
-            "invalid platform \"{text}\" (expected os/arch[/variant], e.g. linux/amd64)"
-        )),
-    }
-}
-
-impl Platform {
-    /// `linux/arm64/v8` form.
-    pub fn to_string_form(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}/{}/{}", self.os, self.architecture, v),
-            None => format!("{}/{}", self.os, self.architecture),
-        }
-    }
-
-    /// The TARGET* build args BuildKit's Dockerfile frontend also sets.
-    pub fn target_args(&self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        m.insert("TARGETPLATFORM".to_string(), self.to_string_form());
-        m.insert("TARGETOS".to_string(), self.os.clone());
-        m.insert("TARGETARCH".to_string(), self.architecture.clone());
-        m.insert(
-            "TARGETVARIANT".to_string(),
-            self.variant.clone().unwrap_or_default(),
-        );
-        m
-    }
 }
 
 #[cfg(test)]
