@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use super::{Converted, FRONTEND_BINARY, OUT_DIR, Opts, frontend_image};
 use crate::llb::{self, Mount, Network, State};
@@ -61,16 +60,11 @@ pub struct Published {
 
 /// What the statement records: the recipe's and the lockfiles' bytes by
 /// sha256, the base, and the published image. Deterministic JSON.
-pub fn facts(
-    recipe: (&str, &str),
-    lockfiles: &[(String, String)],
-    base_ref: &str,
-    published: &str,
-) -> Vec<u8> {
-    let named = |name: &str, text: &str| json!({ "name": name, "sha256": hex::encode(Sha256::digest(text.as_bytes())) });
+pub fn facts(inputs: &crate::sbom::Inputs, base_ref: &str, published: &str) -> Vec<u8> {
+    let named = |f: &crate::sbom::InputFile| json!({ "name": f.name, "sha256": f.sha256 });
     let body = json!({
-        "recipe": named(recipe.0, recipe.1),
-        "lockfiles": lockfiles.iter().map(|(n, t)| named(n, t)).collect::<Vec<_>>(),
+        "recipe": inputs.recipe.as_ref().map(named),
+        "lockfiles": inputs.lockfiles.iter().map(named).collect::<Vec<_>>(),
         "base": base_ref,
         "image": published,
     });
@@ -131,6 +125,7 @@ pub fn verify_llb(built: &Converted, published: &Published, facts: Vec<u8>, opts
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest as _, Sha256};
 
     fn args(v: &str) -> BTreeMap<String, String> {
         BTreeMap::from([(VERIFY_ARG.to_string(), v.to_string())])
@@ -163,22 +158,12 @@ mod tests {
 
     #[test]
     fn facts_are_deterministic_and_hash_the_texts() {
-        let lock = vec![("SHA256SUMS".to_string(), "x".to_string())];
-        let a = facts(
-            ("repro.yaml", "base: b\n"),
-            &lock,
-            "b@sha256:1",
-            "i@sha256:2",
-        );
-        assert_eq!(
-            a,
-            facts(
-                ("repro.yaml", "base: b\n"),
-                &lock,
-                "b@sha256:1",
-                "i@sha256:2"
-            )
-        );
+        let inputs = crate::sbom::Inputs {
+            recipe: Some(crate::sbom::InputFile::of("repro.yaml", b"base: b\n")),
+            lockfiles: vec![crate::sbom::InputFile::of("SHA256SUMS", b"x")],
+        };
+        let a = facts(&inputs, "b@sha256:1", "i@sha256:2");
+        assert_eq!(a, facts(&inputs, "b@sha256:1", "i@sha256:2"));
         let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(
             v["lockfiles"][0]["sha256"],

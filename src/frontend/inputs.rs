@@ -69,11 +69,10 @@ pub struct Prepared {
     pub recipe: Recipe,
     /// The merged lockfiles (empty for the lock target, which makes one).
     pub lock: Lockfile,
-    /// Each lockfile's name and text, as read (for the verify target's facts).
+    /// Each lockfile's name and text, as read (hashed for the SBOM and the
+    /// verify target's facts).
     pub lockfiles: Vec<(String, String)>,
     pub opts: convert::Opts,
-    /// The recipe's and lockfiles' names and hashes, for the SBOM.
-    pub sbom_inputs: crate::sbom::Inputs,
 }
 
 /// What a target converts to.
@@ -96,6 +95,20 @@ impl Output {
 }
 
 impl Prepared {
+    /// The recipe and each lockfile by name and hash: what the SBOM and the
+    /// verify statement name as the build's inputs.
+    fn input_files(&self) -> crate::sbom::Inputs {
+        let of = crate::sbom::InputFile::of;
+        crate::sbom::Inputs {
+            recipe: Some(of(&self.recipe.file, self.recipe.text.as_bytes())),
+            lockfiles: self
+                .lockfiles
+                .iter()
+                .map(|(name, text)| of(name, text.as_bytes()))
+                .collect(),
+        }
+    }
+
     /// The image conversion of these inputs.
     pub fn to_llb(&self) -> Result<Converted> {
         Ok(convert::to_llb(&self.recipe, &self.lock, &self.opts)?)
@@ -104,7 +117,8 @@ impl Prepared {
     /// The image's SBOM: a state holding only `sbom.spdx.json`.
     pub fn sbom(&self) -> Result<State> {
         let image = self.to_llb()?;
-        let facts = convert::sbom::facts(&self.recipe, &self.lock, &self.opts, &self.sbom_inputs)?;
+        let facts =
+            convert::sbom::facts(&self.recipe, &self.lock, &self.opts, &self.input_files())?;
         Ok(convert::sbom::sbom_llb(&image, &facts, &self.opts))
     }
 
@@ -155,8 +169,7 @@ impl Prepared {
     pub fn verify(&self, published: &convert::verify::Published) -> Result<Output> {
         let built = self.to_llb()?;
         let facts = convert::verify::facts(
-            (&self.recipe.file, &self.recipe.text),
-            &self.lockfiles,
+            &self.input_files(),
             &self.opts.base_ref,
             &published.reference,
         );
@@ -207,19 +220,8 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
     };
     let mut lock = Lockfile::default();
     let mut lockfiles = Vec::new();
-    let mut sbom_inputs = crate::sbom::Inputs {
-        recipe: Some(crate::sbom::InputFile::of(
-            &recipe.file,
-            recipe.text.as_bytes(),
-        )),
-        lockfiles: Vec::new(),
-    };
     if req.target != Target::Lock {
         let texts = read_lockfiles(src, &recipe).await?;
-        sbom_inputs.lockfiles = texts
-            .iter()
-            .map(|(name, text)| crate::sbom::InputFile::of(name, text.as_bytes()))
-            .collect();
         check_stale(&recipe, &opts.base_ref, &texts)?;
         let parsed = texts
             .iter()
@@ -238,7 +240,6 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
         lock,
         lockfiles,
         opts,
-        sbom_inputs,
     })
 }
 
