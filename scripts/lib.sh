@@ -155,7 +155,9 @@ need_root() {
 #       .debs fetched with a private apt state, unpacked (not installed)
 #       under $E26_ROOT. Its own dockerd, containerd and shims, but bookworm's
 #       runc (trixie's needs a newer glibc); data in $E26_DATA_ROOT, which
-#       survives teardown like /var/lib/docker does.
+#       survives teardown like /var/lib/docker does. It runs with the
+#       containerd image store (the default of Docker 29), which SBOM
+#       attestations, OCI exports and multi-platform images need.
 # Images are per engine: each store gets the base image (pulled from the
 # local registry) and its own import of the frontend image.
 ENGINES=(20 26)
@@ -358,7 +360,14 @@ e26_fetch() {
   mkdir -p "$E26_CONFIG/cli-plugins"
   ln -sfn ../../root/usr/libexec/docker/cli-plugins/docker-buildx \
     "$E26_CONFIG/cli-plugins/docker-buildx"
-  [[ -f "$E26_DIR/daemon.json" ]] || echo '{}' >"$E26_DIR/daemon.json"
+  # The containerd image store keeps compressed blobs beside the unpacked
+  # snapshots: cap the build cache so a test run fits on a small disk.
+  cat >"$E26_DIR/daemon.json" <<'JSON'
+{
+  "features": {"containerd-snapshotter": true},
+  "builder": {"gc": {"enabled": true, "defaultKeepStorage": "8GB"}}
+}
+JSON
 }
 
 # ------------------------------------------------- start, stop, switch

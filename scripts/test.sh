@@ -5,7 +5,7 @@
 #      frontend image built from frontend.Dockerfile);
 #   3. the engine-3 tests through standalone BuildKit and buildctl;
 #   4. the cross-engine checks: each example's rootfs tar is byte-identical
-#      on all three, and Docker 26.1's image ID is engine 3's config digest.
+#      on all three, and Docker 26.1's image config is engine 3's, byte for byte.
 # Leaves Docker 20.10 running. Extra arguments go to every `cargo test`
 # (e.g. scripts/test.sh -- --nocapture). REPRO_ENGINES="20" skips engine 26.
 set -euo pipefail
@@ -48,8 +48,8 @@ prune 20
 if [[ " $engines " == *" 26 "* ]]; then
   "$SCRIPTS_DIR/engine.sh" use 26
   step "engine 26: cargo test --test tests e2e" env REPRO_ENGINE=26 cargo test --test tests e2e "$@"
-  step "engine 26: buildx --print targets" env REPRO_ENGINE=26 \
-    cargo test --test tests e2e::targets -- --ignored
+  step "engine 26: buildx --print targets, --sbom=true" env REPRO_ENGINE=26 \
+    cargo test --test tests e2e::targets::buildx e2e::sbom::buildx -- --ignored
   prune 26
   "$SCRIPTS_DIR/engine.sh" use 20
 fi

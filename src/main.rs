@@ -92,7 +92,8 @@ enum Cmd {
     /// Compare a rebuilt image with a published one, file by file and by
     /// config (runs inside the build, for the `verify` target): write
     /// verify.intoto.json to OUT when equal; otherwise write
-    /// verify-report.txt, print it on stderr and fail.
+    /// verify-report.txt and print it on stderr (the frontend fails the
+    /// build).
     Verify(VerifyArgs),
     /// Write the image's SPDX 2.3 SBOM from its rootfs (dpkg's database,
     /// os-release) and the facts the conversion wrote (runs inside the build,
@@ -238,9 +239,10 @@ struct VerifyArgs {
     out: PathBuf,
 }
 
-/// Runs the verify step. A difference fails the step with the whole report
-/// on stderr: a failed exec's output folder is discarded, so the build
-/// output is where the user reads it.
+/// Runs the verify step. A difference is not the step's failure: it writes
+/// the report to OUT (and stderr, for the build log) and succeeds, so the
+/// frontend can read the report and decide (fail the build with its summary,
+/// or export it with REPRO_VERIFY_ON_DIFF=report).
 fn verify(a: VerifyArgs) -> ExitCode {
     use repro_frontend::step::verify;
     let args = verify::Args {
@@ -259,10 +261,9 @@ fn verify(a: VerifyArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Ok(verify::Outcome::Different { report, summary }) => {
+        Ok(verify::Outcome::Different { report }) => {
             eprint!("{report}");
-            eprint!("{summary}");
-            ExitCode::FAILURE
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("repro-frontend: verify: {e}");

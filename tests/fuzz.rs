@@ -473,8 +473,8 @@ fn run_image(input: &[u8]) {
     };
     let _ = repro_frontend::sbom::dpkg::parse_status(&String::from_utf8_lossy(a));
     if let Ok(diffs) = repro_frontend::step::verify::compare_configs(a, b, ("ours", "theirs")) {
-        let _ = repro_frontend::step::verify::report("img@sha256:0", &diffs);
-        let _ = repro_frontend::step::verify::summary("img@sha256:0", &diffs);
+        let report = repro_frontend::step::verify::report("img@sha256:0", &diffs);
+        let _ = repro_frontend::step::verify::summary(&report);
     }
 }
 

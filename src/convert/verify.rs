@@ -14,6 +14,19 @@ use crate::recipe::reference;
 /// The build arg naming the published image, `name@sha256:<digest>`.
 pub const VERIFY_ARG: &str = "REPRO_VERIFY";
 
+/// The build arg saying what a difference does: `fail` (the default) or
+/// `report` (the build succeeds and its output holds the report).
+pub const ON_DIFF_ARG: &str = "REPRO_VERIFY_ON_DIFF";
+
+/// What the verify target does when the rebuild differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDiff {
+    /// Fail the build with the report's summary.
+    Fail,
+    /// Succeed and export the report instead of the statement.
+    Report,
+}
+
 const OURS_DIR: &str = "/ours";
 const THEIRS_DIR: &str = "/theirs";
 const FACTS_DIR: &str = "/facts";
@@ -27,6 +40,8 @@ pub enum PublishedError {
     Missing,
     #[error("build arg {VERIFY_ARG}=\"{0}\": {1}")]
     Invalid(String, String),
+    #[error("build arg {ON_DIFF_ARG}=\"{0}\": expected fail or report")]
+    OnDiff(String),
     #[error(
         "build arg {VERIFY_ARG}=\"{0}\" is not pinned by digest; name the published image as <name>@sha256:<digest> (`docker inspect --format '{{{{index .RepoDigests 0}}}}' <image>` prints it)"
     )]
@@ -47,6 +62,15 @@ pub fn published_ref(build_args: &BTreeMap<String, String>) -> Result<String, Pu
         return Err(PublishedError::Unpinned(value.to_string()));
     }
     Ok(normalized)
+}
+
+/// The `REPRO_VERIFY_ON_DIFF` build arg; unset or empty is `fail`.
+pub fn on_diff(build_args: &BTreeMap<String, String>) -> Result<OnDiff, PublishedError> {
+    match build_args.get(ON_DIFF_ARG).map(|v| v.trim()) {
+        None | Some("") | Some("fail") => Ok(OnDiff::Fail),
+        Some("report") => Ok(OnDiff::Report),
+        Some(other) => Err(PublishedError::OnDiff(other.to_string())),
+    }
 }
 
 /// The published image to compare with.
@@ -74,7 +98,8 @@ pub fn facts(inputs: &crate::sbom::Inputs, base_ref: &str, published: &str) -> V
 }
 
 /// The verify exec: its `/out` holds `verify.intoto.json` when the rebuild
-/// equals the published image; otherwise the exec fails with the report.
+/// equals the published image, otherwise `verify-report.txt`; the exec
+/// succeeds either way and the frontend reads which (see `on_diff`).
 pub fn verify_llb(built: &Converted, published: &Published, facts: Vec<u8>, opts: &Opts) -> State {
     let theirs = llb::image(
         &published.reference,
@@ -154,6 +179,19 @@ mod tests {
             published_ref(&args("UPPER/x@sha256:1")),
             Err(PublishedError::Invalid(..))
         ));
+    }
+
+    #[test]
+    fn on_diff_is_fail_or_report() {
+        let arg = |v: &str| BTreeMap::from([(ON_DIFF_ARG.to_string(), v.to_string())]);
+        assert_eq!(on_diff(&BTreeMap::new()), Ok(OnDiff::Fail));
+        assert_eq!(on_diff(&arg("")), Ok(OnDiff::Fail));
+        assert_eq!(on_diff(&arg("fail")), Ok(OnDiff::Fail));
+        assert_eq!(on_diff(&arg(" report")), Ok(OnDiff::Report));
+        assert_eq!(
+            on_diff(&arg("warn")).unwrap_err().to_string(),
+            "build arg REPRO_VERIFY_ON_DIFF=\"warn\": expected fail or report"
+        );
     }
 
     #[test]

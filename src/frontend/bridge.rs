@@ -24,6 +24,7 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::convert::Platform;
+use crate::convert::verify::OnDiff;
 use crate::frontend::errors::{self, ReadFile};
 use crate::frontend::inputs;
 use crate::frontend::opts::FrontendOpts;
@@ -580,12 +581,15 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
     let req = request(opts, bridge.worker_platform.clone())?;
     // The verify target's image is checked before anything is solved.
     let published = match req.target {
-        Target::Verify => Some(crate::convert::verify::published_ref(&req.build_args)?),
+        Target::Verify => Some((
+            crate::convert::verify::published_ref(&req.build_args)?,
+            crate::convert::verify::on_diff(&req.build_args)?,
+        )),
         _ => None,
     };
     let prepared = inputs::prepare(&mut inputs::Gateway::new(bridge, opts), &req).await?;
-    let out = match published {
-        Some(reference) => {
+    let out = match published.clone() {
+        Some((reference, _)) => {
             let (_, config) = bridge
                 .resolve_named(
                     "published image",
@@ -606,6 +610,9 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
         .solve(def.clone())
         .await
         .map_err(|s| anyhow!("{}", s.message()))?;
+    if let Some((_, OnDiff::Fail)) = published {
+        fail_on_report(bridge, &id).await?;
+    }
     let sbom = match opts.attest_sbom && prepared.target == Target::Image {
         true => Some(solve_sbom(bridge, &prepared, &req.platform, opts.no_cache).await?),
         false => None,
@@ -616,6 +623,22 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
         config: out.config,
         sbom,
     })
+}
+
+/// The verify step wrote a report instead of a statement: the rebuild
+/// differs, and the build fails with the report's summary. (A failed build
+/// exports nothing, so the full report is in the step's log;
+/// `REPRO_VERIFY_ON_DIFF=report` exports it instead.)
+async fn fail_on_report(bridge: &mut Bridge, id: &str) -> Result<()> {
+    use crate::step::verify::{REPORT_FILE, summary};
+    match bridge.read_optional(id, REPORT_FILE).await? {
+        None => Ok(()),
+        Some(report) => Err(anyhow!(
+            "{}the full report is in the verify step's log above; --build-arg {}=report writes it to the output instead of failing",
+            summary(&String::from_utf8_lossy(&report)),
+            crate::convert::verify::ON_DIFF_ARG
+        )),
+    }
 }
 
 /// Solves the SBOM of the image for its attestation.

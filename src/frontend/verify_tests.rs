@@ -96,3 +96,49 @@ async fn the_verify_target_runs_our_step_on_the_rebuild_and_the_published_image(
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(recipe().as_bytes()));
     assert_eq!(facts["recipe"]["sha256"], sha);
 }
+
+#[tokio::test]
+async fn a_report_fails_the_build_with_its_summary_unless_asked_to_export_it() {
+    let report = "the rebuild differs from x@sha256:1: 1 difference(s): extra 1\nextra /changed: rebuilt nothing, published file\n";
+    for (on_diff, fails) in [(None, true), (Some("fail"), true), (Some("report"), false)] {
+        let fake = with_files(&[
+            ("dockerfile/repro.yaml", &recipe()),
+            ("context/verify-report.txt", report),
+        ]);
+        let mut opts = vec![
+            SOURCE,
+            ("target", "verify"),
+            ("build-arg:REPRO_VERIFY", PUBLISHED),
+        ];
+        opts.extend(on_diff.map(|v| ("build-arg:REPRO_VERIFY_ON_DIFF", v)));
+        let ret = build(fake, opts).await;
+        if fails {
+            let err = error_of(&ret);
+            assert!(
+                err.starts_with("not reproduced: the rebuild differs from x@sha256:1: 1 difference(s): extra 1\n  extra /changed: rebuilt nothing, published file\n"),
+                "{err}"
+            );
+            assert!(err.ends_with("--build-arg REPRO_VERIFY_ON_DIFF=report writes it to the output instead of failing"), "{err}");
+        } else {
+            assert!(ret.error.is_none(), "{}", error_of(&ret));
+            assert!(ret.result.is_some());
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_on_diff_value_fails_before_anything_is_solved() {
+    let fake = with_files(&[("dockerfile/repro.yaml", &recipe())]);
+    let opts = vec![
+        SOURCE,
+        ("target", "verify"),
+        ("build-arg:REPRO_VERIFY", PUBLISHED),
+        ("build-arg:REPRO_VERIFY_ON_DIFF", "warn"),
+    ];
+    let ret = build(fake.clone(), opts).await;
+    assert_eq!(
+        error_of(&ret),
+        "build arg REPRO_VERIFY_ON_DIFF=\"warn\": expected fail or report"
+    );
+    assert!(fake.0.lock().unwrap().solved.is_empty(), "nothing solved");
+}

@@ -120,6 +120,8 @@ pub const PREDEFINED_ARGS: &[&str] = &[
     "REPRO_PROVIDERS",
     // The published image the verify target compares with (convert/verify.rs).
     "REPRO_VERIFY",
+    // What the verify target does with a difference: fail (default) or report.
+    "REPRO_VERIFY_ON_DIFF",
     "TARGETPLATFORM",
     "TARGETOS",
     "TARGETARCH",

@@ -495,29 +495,25 @@ pub fn report(image: &str, diffs: &[Difference]) -> String {
     out
 }
 
-/// The closing summary: the counts and the first differing paths.
-pub fn summary(image: &str, diffs: &[Difference]) -> String {
-    let mut out = format!(
-        "not reproduced: the rebuild differs from {image} ({})\n",
-        counts(diffs)
-    );
-    for d in diffs.iter().take(SUMMARY_PATHS) {
-        let clip = |s: &str| match s.char_indices().nth(160) {
-            Some((i, _)) => format!("{}...", &s[..i]),
-            None => s.to_string(),
+/// The summary of a report (as [`report`] writes it): its counts and the
+/// first differing paths, clipped. The frontend fails the build with it
+/// after reading the report the step wrote.
+pub fn summary(report: &str) -> String {
+    let mut lines = report.lines();
+    let head = lines.next().unwrap_or_default();
+    let mut out = format!("not reproduced: {head}\n");
+    let rest: Vec<&str> = lines.collect();
+    for line in rest.iter().take(SUMMARY_PATHS) {
+        let clipped = match line.char_indices().nth(240) {
+            Some((i, _)) => format!("{}...", &line[..i]),
+            None => line.to_string(),
         };
-        out.push_str(&format!(
-            "  {} {}: rebuilt {}, published {}\n",
-            d.kind.name(),
-            d.path,
-            clip(&d.ours),
-            clip(&d.theirs)
-        ));
+        out.push_str(&format!("  {clipped}\n"));
     }
-    if diffs.len() > SUMMARY_PATHS {
+    if rest.len() > SUMMARY_PATHS {
         out.push_str(&format!(
-            "  ... and {} more (the full list is above)\n",
-            diffs.len() - SUMMARY_PATHS
+            "  ... and {} more in {REPORT_FILE}\n",
+            rest.len() - SUMMARY_PATHS
         ));
     }
     out
@@ -540,7 +536,7 @@ pub enum Outcome {
     /// Equal: the statement was written; the count of paths compared.
     Reproduced { files: usize },
     /// Different: the report was written.
-    Different { report: String, summary: String },
+    Different { report: String },
 }
 
 /// Compares the trees and the configs and writes the statement or the report.
@@ -571,10 +567,7 @@ pub fn run(args: &Args) -> Result<Outcome, VerifyError> {
     let report = report(&facts.image, &diffs);
     let path = args.out.join(REPORT_FILE);
     fs::write(&path, &report).map_err(io_at(&path))?;
-    Ok(Outcome::Different {
-        report,
-        summary: summary(&facts.image, &diffs),
-    })
+    Ok(Outcome::Different { report })
 }
 
 #[cfg(test)]
@@ -819,7 +812,7 @@ mod tests {
             theirs_config: f("theirs.json", br#"{"created":"x"}"#),
             ..args
         };
-        let Outcome::Different { report, summary } = run(&args).unwrap() else {
+        let Outcome::Different { report } = run(&args).unwrap() else {
             panic!("equal")
         };
         assert!(
@@ -830,14 +823,35 @@ mod tests {
             report.contains("\nextra /usr/changed: rebuilt nothing, published file\n"),
             "{report}"
         );
+        let summary = summary(&report);
         assert!(
             summary
                 .starts_with("not reproduced: the rebuild differs from reg.invalid/hello@sha256:"),
             "{summary}"
         );
+        assert!(summary.contains("\n  extra /usr/changed: rebuilt nothing"));
         assert_eq!(
             fs::read_to_string(out.path().join(REPORT_FILE)).unwrap(),
             report
         );
+    }
+
+    #[test]
+    fn the_summary_names_the_first_paths_and_counts_the_rest() {
+        let diffs: Vec<Difference> = (0..SUMMARY_PATHS + 3)
+            .map(|i| Difference::new(Kind::Content, &format!("/f{i}"), "a".repeat(300), "b"))
+            .collect();
+        let summary = summary(&report("img@sha256:1", &diffs));
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines.len(), SUMMARY_PATHS + 2, "{summary}");
+        assert!(lines[0].starts_with(
+            "not reproduced: the rebuild differs from img@sha256:1: 23 difference(s)"
+        ));
+        assert!(lines[1].starts_with("  content /f0: rebuilt aaa") && lines[1].ends_with("..."));
+        assert_eq!(
+            lines[SUMMARY_PATHS + 1],
+            "  ... and 3 more in verify-report.txt"
+        );
+        assert_eq!(summary, super::summary(&report("img@sha256:1", &diffs)));
     }
 }

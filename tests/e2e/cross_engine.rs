@@ -78,7 +78,7 @@ fn rootfs_and_config_are_identical_across_engines() {
 
 #[test]
 #[ignore = "needs the example exports of all three engines; scripts/test.sh runs it last"]
-fn rootfs_is_identical_on_three_engines_and_26_ids_are_3_config_digests() {
+fn rootfs_is_identical_on_three_engines_and_26_configs_are_3_configs() {
     let out = Path::new(harness().get("HARNESS_DIR")).join("out");
     for example in ["hello", "gcc"] {
         let read = |e: &str, suffix: &str| {
@@ -95,8 +95,9 @@ fn rootfs_is_identical_on_three_engines_and_26_ids_are_3_config_digests() {
             rootfs_3 == read("20", ".tar") && rootfs_3 == read("26", ".tar"),
             "{example}: engine 3's rootfs tar differs from Docker's"
         );
-        // Docker 26.1's image ID is the sha256 of its config, and BuildKit
-        // v0.26.3's OCI output has the same config.
+        // Docker 26.1's config (whose digest is the image ID in its
+        // graphdriver store; the containerd store's ID is the manifest's) is
+        // byte for byte the config of BuildKit v0.26.3's OCI output.
         let id_26 = format!(
             "sha256:{}",
             hex::encode(<sha2::Sha256 as sha2::Digest>::digest(read(
@@ -107,7 +108,7 @@ fn rootfs_is_identical_on_three_engines_and_26_ids_are_3_config_digests() {
         let config_3 = String::from_utf8(read("3", ".config-digest")).unwrap();
         assert_eq!(
             id_26, config_3,
-            "{example}: Docker 26.1's image ID is not engine 3's config digest"
+            "{example}: Docker 26.1's config digest is not engine 3's"
         );
     }
 }

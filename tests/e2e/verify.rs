@@ -2,7 +2,8 @@
 //! recipe and lockfile and compares. The hello example is built, pushed to
 //! the harness's registry and verified by digest (the statement names that
 //! digest); then an image made from it by a Dockerfile `RUN` is pushed and
-//! verified, and the build fails naming the file the RUN wrote.
+//! verified: the build fails naming the file the RUN wrote, and with
+//! `REPRO_VERIFY_ON_DIFF=report` it exports the full report instead.
 
 use std::path::Path;
 
@@ -33,8 +34,9 @@ fn push(id: &str, tag: &str) -> String {
     format!("{name}@{digest}")
 }
 
-/// The verify target against `published`, saved into `out`.
-fn verify(ctx: &Path, pool: &PoolServer, published: &str, out: &Path) -> Run {
+/// The verify target against `published`, saved into `out`, with more
+/// build args.
+fn verify(ctx: &Path, pool: &PoolServer, published: &str, out: &Path, more: &[&str]) -> Run {
     let mut args = example_args(pool);
     args.extend([
         "--target".into(),
@@ -44,6 +46,9 @@ fn verify(ctx: &Path, pool: &PoolServer, published: &str, out: &Path) -> Run {
         "--output".into(),
         format!("type=local,dest={}", out.display()),
     ]);
+    for arg in more {
+        args.extend(["--build-arg".to_string(), arg.to_string()]);
+    }
     docker_build_output(&repo().join("examples/hello/repro.yaml"), ctx, &args)
 }
 
@@ -63,7 +68,7 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
 
     // Equal: the statement names the pushed digest and the inputs.
     let out = tempfile::tempdir().unwrap();
-    let r = verify(ctx.path(), &pool, &published, out.path());
+    let r = verify(ctx.path(), &pool, &published, out.path(), &[]);
     assert!(r.ok, "{}", r.text);
     let text = std::fs::read_to_string(out.path().join("verify.intoto.json")).unwrap();
     let st: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -95,35 +100,54 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
         format!("FROM {published}\nRUN echo x > /usr/share/doc/hello/changed\n"),
     )
     .unwrap();
-    let iid = df.path().join("iid");
-    let r = run(h
-        .build_cmd()
-        .arg("--progress=plain")
-        .arg("--iidfile")
-        .arg(&iid)
-        .arg(df.path()));
+    let dockerfile = df.path().join("Dockerfile");
+    let (r, changed_id) = docker_build(&dockerfile, df.path(), &[]);
     assert!(r.ok, "{}", r.text);
-    let changed_id = std::fs::read_to_string(&iid).unwrap().trim().to_string();
+    let changed_id = changed_id.expect("an image id");
     let _changed = ImageGuard(Some(changed_id.clone()));
     let changed = push(&changed_id, &format!("e2e-{}-changed", h.engine()));
     assert_ne!(changed, published);
 
     let out = tempfile::tempdir().unwrap();
-    let r = verify(ctx.path(), &pool, &changed, out.path());
+    let r = verify(ctx.path(), &pool, &changed, out.path(), &[]);
     assert!(!r.ok, "verified a changed image: {}", r.text);
+    // The build's error is the summary: the counts, then the file.
+    let error = r.text.split("ERROR").last().unwrap();
     assert!(
-        r.text.contains("not reproduced: the rebuild differs from"),
+        error.contains(&format!(
+            "not reproduced: the rebuild differs from {changed}"
+        )),
         "{}",
         r.text
     );
     assert!(
-        r.text
-            .contains("extra /usr/share/doc/hello/changed: rebuilt nothing, published file"),
+        error.contains("extra /usr/share/doc/hello/changed: rebuilt nothing, published file"),
         "{}",
         r.text
     );
     // A Dockerfile build writes its own history: the config differs too.
     assert!(r.text.contains("config config:history"), "{}", r.text);
+    assert!(!out.path().join("verify.intoto.json").exists());
+
+    // Asked to, the build exports the full report instead of failing.
+    let out = tempfile::tempdir().unwrap();
+    let r = verify(
+        ctx.path(),
+        &pool,
+        &changed,
+        out.path(),
+        &["REPRO_VERIFY_ON_DIFF=report"],
+    );
+    assert!(r.ok, "{}", r.text);
+    let report = std::fs::read_to_string(out.path().join("verify-report.txt")).unwrap();
+    assert!(
+        report.starts_with(&format!("the rebuild differs from {changed}: ")),
+        "{report}"
+    );
+    assert!(
+        report.contains("\nextra /usr/share/doc/hello/changed: rebuilt nothing, published file\n"),
+        "{report}"
+    );
     assert!(!out.path().join("verify.intoto.json").exists());
 }
 
@@ -134,7 +158,7 @@ fn verify_refuses_an_image_not_pinned_by_digest() {
     let ctx = example_context("hello");
     let out = tempfile::tempdir().unwrap();
     let tag = format!("{}/{REPOSITORY}:latest", h.get("REGISTRY"));
-    let r = verify(ctx.path(), &pool, &tag, out.path());
+    let r = verify(ctx.path(), &pool, &tag, out.path(), &[]);
     assert!(!r.ok, "{}", r.text);
     assert!(
         r.text.contains(&format!(

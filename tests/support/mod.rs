@@ -47,7 +47,9 @@ impl Harness {
     pub fn build_cmd(&self) -> Command {
         let mut cmd = self.docker();
         if self.engine() == "26" {
-            cmd.args(["buildx", "build"]);
+            // With the containerd image store buildx adds a provenance
+            // attestation that records build times: the README's advice.
+            cmd.args(["buildx", "build", "--provenance=false"]);
         } else {
             cmd.arg("build");
         }
@@ -187,17 +189,29 @@ fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<St
     let h = harness();
     let iid = tempfile::NamedTempFile::new().expect("temp file");
     let mut cmd = h.build_cmd();
-    cmd.arg("--progress=plain")
-        .arg("--iidfile")
-        .arg(iid.path())
+    cmd.arg("--progress=plain");
+    if h.engine() == "26" {
+        // With the containerd image store, buildx 0.13's --iidfile holds the
+        // config digest, which `docker run` and `docker save` do not know;
+        // the image ID they take is the manifest digest.
+        cmd.arg("--metadata-file");
+    } else {
+        cmd.arg("--iidfile");
+    }
+    cmd.arg(iid.path())
         .arg("-f")
         .arg(recipe)
         .args(extra)
         .arg(context);
     let r = run(&mut cmd);
-    let id = std::fs::read_to_string(iid.path())
-        .ok()
-        .filter(|s| !s.is_empty());
+    let text = std::fs::read_to_string(iid.path()).unwrap_or_default();
+    let id = if h.engine() == "26" {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|m| m["containerimage.digest"].as_str().map(str::to_string))
+    } else {
+        Some(text).filter(|s| !s.is_empty())
+    };
     (r, id)
 }
 
