@@ -200,6 +200,27 @@ engine_docker() {
   fi
 }
 
+# engine_build_cmd <engine>: the build command users type there. On 26 the
+# containerd image store makes buildx add a provenance attestation, which
+# records build times; it is turned off (README: "Keep provenance off").
+engine_build_cmd() {
+  if [[ "$1" == 20 ]]; then echo build; else echo buildx build --provenance=false; fi
+}
+
+# engine_iid_flag <engine> / engine_iid <engine> <file>: where a build
+# leaves the image ID `docker run` takes, and reading it back. With the
+# containerd image store, buildx 0.13's --iidfile holds the config digest,
+# which the store does not know; the ID is the manifest digest, found in
+# the --metadata-file.
+engine_iid_flag() { if [[ "$1" == 20 ]]; then echo --iidfile; else echo --metadata-file; fi; }
+engine_iid() {
+  if [[ "$1" == 20 ]]; then
+    cat "$2"
+  else
+    sed -n 's/^ *"containerimage.digest": "\(sha256:[0-9a-f]*\)".*/\1/p' "$2"
+  fi
+}
+
 # The version of the daemon answering on the default socket, or nothing.
 # Debian 12's client speaks an API version both engines accept.
 server_version() {
@@ -466,7 +487,7 @@ frontend_import() { # <engine> <dir holding repro-frontend>
 # way users make it, with the named context "build" (a folder holding the
 # binary) standing in for the Rust stage, so nothing is pulled.
 frontend_buildx() { # <dir holding repro-frontend>
-  engine_docker 26 buildx build --progress=plain \
+  engine_docker 26 buildx build --progress=plain --provenance=false \
     -f "$REPO_ROOT/frontend.Dockerfile" --build-context "build=$1" \
     -t "$FRONTEND_IMAGE" "$1"
 }

@@ -49,7 +49,7 @@ if [[ " $engines " == *" 26 "* ]]; then
   "$SCRIPTS_DIR/engine.sh" use 26
   step "engine 26: cargo test --test tests e2e" env REPRO_ENGINE=26 cargo test --test tests e2e "$@"
   step "engine 26: buildx --print targets, --sbom=true" env REPRO_ENGINE=26 \
-    cargo test --test tests e2e::targets::buildx e2e::sbom::buildx -- --ignored
+    cargo test --test tests -- --ignored e2e::targets::buildx e2e::sbom::buildx
   prune 26
   "$SCRIPTS_DIR/engine.sh" use 20
 fi
