@@ -6,10 +6,13 @@
 //! - `fetch`: providers tried in order, every blob checked;
 //! - `install`: the distro's tool on the verified package files, offline;
 //! - `normalize`: copy onto scratch, clamp times, prune (with `keystore`);
+//! - `delta`: the normalized copy pruned to what differs from the base
+//!   image, deletions as OCI whiteouts (the layer over the base's own);
 //! - `lock`: apt's answer turned into a SHA256SUMS;
 //! - `verify`: a rebuild compared with a published image, file by file.
 //! - `sbom`: the built rootfs's packages into an SPDX document.
 
+pub mod delta;
 pub mod fetch;
 pub mod install;
 pub mod keystore;

@@ -291,7 +291,7 @@ fn c_path(path: &Path) -> io::Result<CString> {
 }
 
 /// An I/O error that names its path.
-fn at(path: &Path, err: io::Error) -> io::Error {
+pub(crate) fn at(path: &Path, err: io::Error) -> io::Error {
     io::Error::new(err.kind(), format!("{}: {err}", path.display()))
 }
 
@@ -424,7 +424,7 @@ fn remove(root: &Path, path: &Path, report: &mut Report) -> io::Result<()> {
 
 /// The paths of a directory's entries, sorted, so nothing depends on the
 /// order the filesystem lists them.
-fn sorted_children(dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn sorted_children(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut children: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| at(dir, e))?
         .map(|e| e.map(|e| e.path()))
@@ -517,7 +517,7 @@ fn newer_than(secs: i64, nsecs: i64, epoch: i64) -> bool {
 }
 
 /// Sets atime and mtime exactly (seconds, nanoseconds), not following links.
-fn set_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
+pub(crate) fn set_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
     let ts = |(s, ns): (i64, i64)| libc::timespec {
         tv_sec: s as libc::time_t,
         tv_nsec: ns as _,

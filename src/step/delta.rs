@@ -1,0 +1,597 @@
+//! The delta layer: a normalized rootfs pruned to what differs from the base.
+//!
+//! The layer is stacked on the base image's own. Applied over the base (OCI
+//! image layer spec, changesets), the pruned tree must give exactly the tree
+//! it held before: an entry equal to the base's goes, a changed or new one
+//! stays, a name the base has and the rootfs lost becomes `.wh.<name>`. Hard
+//! links stay links: a link group is kept or dropped as a whole, and only
+//! dropped where the base links the same names the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::step::normalize::{at, read_xattrs, set_times, sorted_children};
+
+/// What a pass did, counted in entries below `out` (files and directories;
+/// `out` itself is never counted).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DeltaReport {
+    /// Entries left in `out` (whiteouts aside).
+    pub kept: u64,
+    /// Entries removed from `out` as equal to the base's.
+    pub removed: u64,
+    /// `.wh.<name>` files written for names the base has and `out` lost.
+    pub whiteouts: u64,
+}
+
+/// Turns `out` (a full normalized rootfs) into the delta against `base` (the
+/// base image's rootfs, read only): entries equal to the base's are removed,
+/// names the base has and `out` lacks become whiteouts (owner 0:0, mode
+/// 0644, times at `epoch`), and every kept directory keeps its times.
+pub fn prune_to_delta(out: &Path, base: &Path, epoch: i64) -> io::Result<DeltaReport> {
+    let base_meta = fs::symlink_metadata(base).map_err(|e| at(base, e))?;
+    if !base_meta.is_dir() {
+        return Err(at(
+            base,
+            io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "the base rootfs is not a directory",
+            ),
+        ));
+    }
+    let out_meta = fs::symlink_metadata(out).map_err(|e| at(out, e))?;
+    // First pass: read everything (out before any change), decide per entry,
+    // and collect the link groups to keep whole.
+    let mut links = Links::default();
+    let plan = plan_dir(out, Some(base), &out_meta, false, &mut links)?;
+    // Second pass: prune by the plan.
+    let mut report = DeltaReport::default();
+    apply_dir(plan, &links.keep, epoch, true, &mut report)?;
+    Ok(report)
+}
+
+/// (device, inode).
+type Id = (u64, u64);
+
+/// (atime, mtime), each (seconds, nanoseconds).
+type Times = ((i64, i64), (i64, i64));
+
+/// A directory of `out` as read before pruning.
+struct DirPlan {
+    path: PathBuf,
+    times: Times,
+    /// Its own metadata equals the base directory's.
+    same: bool,
+    children: Vec<Node>,
+    /// Names the base directory has and this one lacks, sorted.
+    deleted: Vec<OsString>,
+}
+
+enum Node {
+    Dir(DirPlan),
+    Leaf {
+        path: PathBuf,
+        /// Equal to the base's entry at the same path.
+        same: bool,
+        /// The inode in `out`, for regular files: kept whole when in `keep`.
+        inode: Option<Id>,
+    },
+}
+
+/// Hard-link bookkeeping. Dropped files must be linked among themselves
+/// exactly as their base counterparts are, since after the layer is applied
+/// the base's inodes are what those paths hold.
+#[derive(Default)]
+struct Links {
+    /// Inode in `out` -> the base inode its members correspond to.
+    base_of: HashMap<Id, Id>,
+    /// Base inode -> the first inode in `out` corresponding to it.
+    out_of: HashMap<Id, Id>,
+    /// Inodes in `out` whose every name stays.
+    keep: HashSet<Id>,
+}
+
+impl Links {
+    /// Notes a regular file's inode in `out` and, when equal, its base
+    /// counterpart's. Order-independent: `keep` ends up the same whatever
+    /// order the names are noted in.
+    fn note(&mut self, inode: Id, base: Option<Id>) {
+        let Some(base) = base else {
+            self.keep.insert(inode);
+            return;
+        };
+        match self.base_of.get(&inode) {
+            Some(prev) if *prev != base => {
+                // Linked in `out`, not in the base.
+                self.keep.insert(inode);
+            }
+            Some(_) => {}
+            None => {
+                self.base_of.insert(inode, base);
+            }
+        }
+        match self.out_of.get(&base) {
+            Some(prev) if *prev != inode => {
+                // Linked in the base, not in `out`.
+                let prev = *prev;
+                self.keep.insert(prev);
+                self.keep.insert(inode);
+            }
+            Some(_) => {}
+            None => {
+                self.out_of.insert(base, inode);
+            }
+        }
+    }
+}
+
+/// Reads the directory `dir` of `out` (with `meta`, taken before it was
+/// listed) against `base`, the base's directory at the same path when it is
+/// one.
+fn plan_dir(
+    dir: &Path,
+    base: Option<&Path>,
+    meta: &fs::Metadata,
+    same: bool,
+    links: &mut Links,
+) -> io::Result<DirPlan> {
+    let mut plan = DirPlan {
+        path: dir.to_path_buf(),
+        times: times(meta),
+        same,
+        children: Vec::new(),
+        deleted: Vec::new(),
+    };
+    let mut names = HashSet::new();
+    for child in sorted_children(dir)? {
+        let Some(name) = child.file_name() else {
+            continue;
+        };
+        names.insert(name.to_os_string());
+        let cm = fs::symlink_metadata(&child).map_err(|e| at(&child, e))?;
+        let bpath = base.map(|b| b.join(name));
+        let bm = match &bpath {
+            Some(p) => base_meta(p)?,
+            None => None,
+        };
+        let same = match (&bpath, &bm) {
+            (Some(bp), Some(bm)) => same_entry(&child, &cm, bp, bm)?,
+            _ => false,
+        };
+        if cm.is_dir() {
+            let sub = bpath
+                .as_deref()
+                .filter(|_| bm.as_ref().is_some_and(|m| m.is_dir()));
+            let sub = plan_dir(&child, sub, &cm, same, links)?;
+            plan.children.push(Node::Dir(sub));
+            continue;
+        }
+        let inode = cm.is_file().then(|| (cm.dev(), cm.ino()));
+        if let (Some(inode), Some(bm)) = (inode, &bm)
+            && (cm.nlink() > 1 || bm.nlink() > 1)
+        {
+            links.note(inode, same.then(|| (bm.dev(), bm.ino())));
+        } else if let Some(inode) = inode
+            && cm.nlink() > 1
+        {
+            // New in `out` and linked: every name stays.
+            links.note(inode, None);
+        }
+        plan.children.push(Node::Leaf {
+            path: child,
+            same,
+            inode,
+        });
+    }
+    if let Some(base) = base {
+        for child in sorted_children(base)? {
+            if let Some(name) = child.file_name()
+                && !names.contains(name)
+            {
+                plan.deleted.push(name.to_os_string());
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// Prunes by `plan`, children first. Returns whether the directory itself
+/// was removed (never `out`).
+fn apply_dir(
+    plan: DirPlan,
+    keep: &HashSet<Id>,
+    epoch: i64,
+    root: bool,
+    report: &mut DeltaReport,
+) -> io::Result<bool> {
+    let mut kept = 0u64;
+    for node in plan.children {
+        match node {
+            Node::Dir(sub) => {
+                if !apply_dir(sub, keep, epoch, false, report)? {
+                    kept += 1;
+                }
+            }
+            Node::Leaf { path, same, inode } => {
+                if same && !inode.is_some_and(|i| keep.contains(&i)) {
+                    fs::remove_file(&path).map_err(|e| at(&path, e))?;
+                    report.removed += 1;
+                } else {
+                    kept += 1;
+                    report.kept += 1;
+                }
+            }
+        }
+    }
+    for name in &plan.deleted {
+        let mut wh = OsString::from(".wh.");
+        wh.push(name);
+        whiteout(&plan.path.join(wh), epoch)?;
+        report.whiteouts += 1;
+    }
+    if !root && plan.same && kept == 0 && plan.deleted.is_empty() {
+        fs::remove_dir(&plan.path).map_err(|e| at(&plan.path, e))?;
+        report.removed += 1;
+        return Ok(true);
+    }
+    // Removals and whiteouts moved the directory's times; put them back.
+    let (atime, mtime) = plan.times;
+    set_times(&plan.path, atime, mtime)?;
+    if !root {
+        report.kept += 1;
+    }
+    Ok(false)
+}
+
+/// Writes an OCI whiteout: an empty file, 0:0, mode 0644, times at `epoch`.
+fn whiteout(path: &Path, epoch: i64) -> io::Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| at(path, e))?;
+    std::os::unix::fs::lchown(path, Some(0), Some(0)).map_err(|e| at(path, e))?;
+    // The umask may have taken bits from the mode asked for.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(|e| at(path, e))?;
+    set_times(path, (epoch, 0), (epoch, 0))
+}
+
+/// The base's entry at `path`; none when there is nothing there.
+fn base_meta(path: &Path) -> io::Result<Option<fs::Metadata>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(at(path, e)),
+    }
+}
+
+fn times(m: &fs::Metadata) -> Times {
+    ((m.atime(), m.atime_nsec()), (m.mtime(), m.mtime_nsec()))
+}
+
+/// Whether the entry of `out` at `o` equals the base's at `b`: type, mode
+/// (set-id and sticky bits too), owner, mtime to the nanosecond, extended
+/// attributes, and by type content, link target or device number.
+/// Directories are compared by their own metadata only.
+fn same_entry(o: &Path, om: &fs::Metadata, b: &Path, bm: &fs::Metadata) -> io::Result<bool> {
+    let kind = |m: &fs::Metadata| m.mode() & libc::S_IFMT;
+    if kind(om) != kind(bm)
+        || om.mode() & 0o7777 != bm.mode() & 0o7777
+        || (om.uid(), om.gid()) != (bm.uid(), bm.gid())
+        || (om.mtime(), om.mtime_nsec()) != (bm.mtime(), bm.mtime_nsec())
+    {
+        return Ok(false);
+    }
+    let ft = om.file_type();
+    if (ft.is_file() && om.size() != bm.size()) || (is_device(om) && om.rdev() != bm.rdev()) {
+        return Ok(false);
+    }
+    let mut ox = read_xattrs(o)?;
+    let mut bx = read_xattrs(b)?;
+    ox.sort();
+    bx.sort();
+    if ox != bx {
+        return Ok(false);
+    }
+    if ft.is_symlink() {
+        let ot = fs::read_link(o).map_err(|e| at(o, e))?;
+        keep_atime(o, om)?;
+        return Ok(ot == fs::read_link(b).map_err(|e| at(b, e))?);
+    }
+    if ft.is_file() {
+        let same = same_content(o, b)?;
+        keep_atime(o, om)?;
+        return Ok(same);
+    }
+    Ok(true)
+}
+
+fn is_device(m: &fs::Metadata) -> bool {
+    let k = m.mode() & libc::S_IFMT;
+    k == libc::S_IFBLK || k == libc::S_IFCHR
+}
+
+/// Reading a file or a link may move its atime (relatime); the layer should
+/// carry the times normalize left, so they are put back.
+fn keep_atime(path: &Path, before: &fs::Metadata) -> io::Result<()> {
+    let now = fs::symlink_metadata(path).map_err(|e| at(path, e))?;
+    if (now.atime(), now.atime_nsec()) != (before.atime(), before.atime_nsec()) {
+        set_times(path, times(before).0, times(before).1)?;
+    }
+    Ok(())
+}
+
+/// Byte-for-byte comparison of two files of the same size.
+fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
+    let mut fa = open_noatime(a)?;
+    let mut fb = open_noatime(b)?;
+    let mut ba = vec![0u8; 64 * 1024];
+    let mut bb = vec![0u8; 64 * 1024];
+    loop {
+        let na = read_full(&mut fa, &mut ba).map_err(|e| at(a, e))?;
+        let nb = read_full(&mut fb, &mut bb).map_err(|e| at(b, e))?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Fills `buf` as far as the file goes; short only at its end.
+fn read_full(f: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Opens for reading without moving the atime where the kernel allows it
+/// (O_NOATIME needs the owner or CAP_FOWNER).
+fn open_noatime(path: &Path) -> io::Result<fs::File> {
+    let r = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path);
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => fs::File::open(path),
+        r => r,
+    }
+    .map_err(|e| at(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::process::Command;
+
+    const EPOCH: i64 = 1_700_000_000;
+
+    /// Sets every entry's atime and mtime below and at `p` to (secs, 0),
+    /// children before their directory.
+    fn stamp(p: &Path, secs: i64) {
+        let m = fs::symlink_metadata(p).unwrap();
+        if m.is_dir() {
+            for c in sorted_children(p).unwrap() {
+                stamp(&c, secs);
+            }
+        }
+        set_times(p, (secs, 0), (secs, 0)).unwrap();
+    }
+
+    fn mtime(p: &Path) -> (i64, i64) {
+        let m = fs::symlink_metadata(p).unwrap();
+        (m.mtime(), m.mtime_nsec())
+    }
+
+    fn write(p: &Path, text: &str) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    /// Every path below `root`, sorted, directories with a trailing '/'.
+    fn listing(root: &Path) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            for c in sorted_children(dir).unwrap() {
+                let rel = c.strip_prefix(root).unwrap().display().to_string();
+                if fs::symlink_metadata(&c).unwrap().is_dir() {
+                    out.push(format!("{rel}/"));
+                    walk(root, &c, out);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(root, root, &mut out);
+        out
+    }
+
+    /// A base tree, all at time 1000, and `out` as its faithful copy.
+    fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("base");
+        let out = tmp.path().join("out");
+        write(&base.join("etc/keep.conf"), "same");
+        write(&base.join("etc/changed.conf"), "old");
+        write(&base.join("etc/mode.sh"), "#!/bin/sh");
+        write(&base.join("etc/gone.conf"), "bye");
+        symlink("target-a", base.join("etc/link")).unwrap();
+        write(&base.join("olddir/a"), "a");
+        write(&base.join("olddir/sub/b"), "b");
+        write(&base.join("swap/inner"), "i");
+        write(&base.join("usr/bin/tool"), "tool");
+        write(&base.join("data/x"), "x");
+        stamp(&base, 1000);
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&base)
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cp -a");
+        (tmp, base, out)
+    }
+
+    #[test]
+    fn an_unchanged_copy_prunes_to_nothing() {
+        let (_tmp, base, out) = fixture();
+        let report = prune_to_delta(&out, &base, EPOCH).unwrap();
+        assert_eq!(listing(&out), Vec::<String>::new());
+        assert_eq!(report.kept, 0);
+        assert_eq!(report.whiteouts, 0);
+        assert_eq!(report.removed, listing(&base).len() as u64);
+        assert_eq!(mtime(&out), (1000, 0), "out keeps its times");
+    }
+
+    #[test]
+    fn changes_stay_deletions_become_whiteouts_and_dir_times_are_restored() {
+        let (_tmp, base, out) = fixture();
+        fs::write(out.join("etc/changed.conf"), "new").unwrap();
+        set_times(&out.join("etc/changed.conf"), (1000, 0), (1000, 0)).unwrap();
+        fs::set_permissions(out.join("etc/mode.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::remove_file(out.join("etc/gone.conf")).unwrap();
+        fs::remove_file(out.join("etc/link")).unwrap();
+        symlink("target-b", out.join("etc/link")).unwrap();
+        set_times(&out.join("etc/link"), (1000, 0), (1000, 0)).unwrap();
+        fs::remove_dir_all(out.join("olddir")).unwrap();
+        fs::remove_dir_all(out.join("swap")).unwrap();
+        write(&out.join("swap"), "now a file");
+        set_times(&out.join("swap"), (1000, 0), (1000, 0)).unwrap();
+        set_times(&out.join("etc"), (1500, 7), (2000, 5)).unwrap();
+        set_times(&out, (1000, 0), (1000, 0)).unwrap();
+
+        let report = prune_to_delta(&out, &base, EPOCH).unwrap();
+
+        // Before listing: reading a directory may move its atime.
+        let etc = fs::symlink_metadata(out.join("etc")).unwrap();
+        assert_eq!((etc.mtime(), etc.mtime_nsec()), (2000, 5));
+        assert_eq!((etc.atime(), etc.atime_nsec()), (1500, 7));
+        assert_eq!(
+            listing(&out),
+            [
+                ".wh.olddir",
+                "etc/",
+                "etc/.wh.gone.conf",
+                "etc/changed.conf",
+                "etc/link",
+                "etc/mode.sh",
+                "swap",
+            ]
+        );
+        assert_eq!(fs::read(out.join("etc/changed.conf")).unwrap(), b"new");
+        assert_eq!(
+            fs::read_link(out.join("etc/link")).unwrap(),
+            Path::new("target-b")
+        );
+        for wh in [".wh.olddir", "etc/.wh.gone.conf"] {
+            let m = fs::symlink_metadata(out.join(wh)).unwrap();
+            assert!(m.is_file());
+            assert_eq!((m.len(), m.mode() & 0o7777), (0, 0o644));
+            assert_eq!((m.uid(), m.gid()), (0, 0));
+            assert_eq!(mtime(&out.join(wh)), (EPOCH, 0));
+            assert_eq!((m.atime(), m.atime_nsec()), (EPOCH, 0));
+        }
+        assert_eq!(mtime(&out), (1000, 0), "out's own times are restored too");
+        assert_eq!(
+            report,
+            DeltaReport {
+                kept: 5,
+                removed: 6,
+                whiteouts: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_file_keeps_its_unchanged_directory_with_its_time() {
+        let (_tmp, base, out) = fixture();
+        write(&out.join("data/new"), "n");
+        set_times(&out.join("data"), (1000, 0), (1000, 0)).unwrap();
+        prune_to_delta(&out, &base, EPOCH).unwrap();
+        assert_eq!(listing(&out), ["data/", "data/new"]);
+        assert_eq!(mtime(&out.join("data")), (1000, 0));
+    }
+
+    #[test]
+    fn a_new_hard_link_to_an_unchanged_file_keeps_both_names_linked() {
+        let (_tmp, base, out) = fixture();
+        fs::hard_link(out.join("usr/bin/tool"), out.join("usr/bin/tool2")).unwrap();
+        set_times(&out.join("usr/bin"), (1000, 0), (1000, 0)).unwrap();
+        prune_to_delta(&out, &base, EPOCH).unwrap();
+        assert_eq!(
+            listing(&out),
+            ["usr/", "usr/bin/", "usr/bin/tool", "usr/bin/tool2"]
+        );
+        let a = fs::symlink_metadata(out.join("usr/bin/tool")).unwrap();
+        let b = fs::symlink_metadata(out.join("usr/bin/tool2")).unwrap();
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+    }
+
+    #[test]
+    fn link_structure_that_differs_from_the_base_is_kept() {
+        let (_tmp, base, out) = fixture();
+        // Linked in the base, apart in out.
+        write(&base.join("twin/a"), "t");
+        fs::hard_link(base.join("twin/a"), base.join("twin/b")).unwrap();
+        stamp(&base.join("twin"), 1000);
+        write(&out.join("twin/a"), "t");
+        write(&out.join("twin/b"), "t");
+        stamp(&out.join("twin"), 1000);
+        // The other way round: apart in the base, linked in out.
+        write(&base.join("pair/a"), "p");
+        write(&base.join("pair/b"), "p");
+        stamp(&base.join("pair"), 1000);
+        write(&out.join("pair/a"), "p");
+        fs::hard_link(out.join("pair/a"), out.join("pair/b")).unwrap();
+        stamp(&out.join("pair"), 1000);
+        prune_to_delta(&out, &base, EPOCH).unwrap();
+        assert_eq!(
+            listing(&out),
+            ["pair/", "pair/a", "pair/b", "twin/", "twin/a", "twin/b"]
+        );
+    }
+
+    #[test]
+    fn owner_time_and_xattr_changes_are_changes() {
+        let (_tmp, base, out) = fixture();
+        std::os::unix::fs::lchown(out.join("etc/keep.conf"), Some(1), Some(1)).unwrap();
+        set_times(&out.join("usr/bin/tool"), (1000, 0), (1000, 1)).unwrap();
+        let name = std::ffi::CString::new("user.repro").unwrap();
+        let path =
+            std::ffi::CString::new(out.join("data/x").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid path and name, a 2-byte value.
+        let xattr =
+            unsafe { libc::lsetxattr(path.as_ptr(), name.as_ptr(), b"ok".as_ptr().cast(), 2, 0) }
+                == 0;
+        prune_to_delta(&out, &base, EPOCH).unwrap();
+        let mut want = vec!["etc/", "etc/keep.conf", "usr/", "usr/bin/", "usr/bin/tool"];
+        if xattr {
+            want.splice(0..0, ["data/", "data/x"]);
+        }
+        assert_eq!(listing(&out), want);
+    }
+
+    #[test]
+    fn a_missing_base_is_an_error_that_names_it() {
+        let (tmp, base, out) = fixture();
+        let missing = tmp.path().join("nope");
+        let err = prune_to_delta(&out, &missing, EPOCH).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        assert_eq!(listing(&out), listing(&base), "out is left alone");
+    }
+}
