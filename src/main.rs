@@ -86,6 +86,11 @@ enum Cmd {
         /// DIR as it was.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Then keep in OUT only what differs from BASE, with OCI whiteouts
+        /// for what the build deleted: the layer that goes on top of the
+        /// base image's own (`image.layers: base`).
+        #[arg(long, requires_all = ["out", "base"])]
+        delta: bool,
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
@@ -402,8 +407,12 @@ fn main() -> ExitCode {
             epoch,
             base,
             out,
+            delta,
             dir,
-        }) => normalize(epoch, base.as_deref(), out.as_deref(), &dir),
+        }) => match normalize(epoch, base.as_deref(), out.as_deref(), &dir) {
+            ExitCode::SUCCESS if delta => delta_step(epoch, base, out),
+            code => code,
+        },
     }
 }
 
@@ -508,6 +517,29 @@ fn normalize(
         }
         Err(e) => {
             eprintln!("repro-frontend: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `normalize --delta`: prunes the normalized copy down to what differs
+/// from the base image.
+fn delta_step(epoch: i64, base: Option<PathBuf>, out: Option<PathBuf>) -> ExitCode {
+    // clap's `requires_all` makes both present with --delta.
+    let (Some(base), Some(out)) = (base, out) else {
+        eprintln!("repro-frontend: --delta needs --base and --out");
+        return ExitCode::FAILURE;
+    };
+    match repro_frontend::step::delta::prune_to_delta(&out, &base, epoch) {
+        Ok(r) => {
+            println!(
+                "kept {} entries that differ from the base image, dropped {}, wrote {} whiteout(s)",
+                r.kept, r.removed, r.whiteouts
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: delta against {}: {e}", base.display());
             ExitCode::FAILURE
         }
     }

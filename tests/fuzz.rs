@@ -148,6 +148,8 @@ fn run_recipe(input: &[u8]) {
         default_providers: Vec::new(),
         network: Network::Sandbox,
         installer: None,
+        // Both conversions: the lockfile text.s length picks.
+        merge_op: sums.len() % 2 == 0,
     };
     if let Ok(c) = convert::to_llb(&r, &lock, &opts) {
         let _ = c.state.marshal();
@@ -197,8 +199,14 @@ fn run_base(input: &[u8]) {
             os: base.os.clone().unwrap_or_default(),
             variant: base.variant.clone(),
             comment: "fuzz".into(),
+            base_layers: false,
         };
         let _ = image::config(&base, &ImageSettings::default(), &prov);
+        let layered = Provenance {
+            base_layers: true,
+            ..prov
+        };
+        let _ = image::config(&base, &ImageSettings::default(), &layered);
     }
 }
 

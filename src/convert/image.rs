@@ -29,6 +29,10 @@ pub struct BaseConfig {
     pub architecture: Option<String>,
     pub os: Option<String>,
     pub variant: Option<String>,
+    /// Its `history`, as published (kept for `image.layers: base`).
+    pub history: Vec<Value>,
+    /// How many layers it has (`rootfs.diff_ids`).
+    pub layers: usize,
 }
 
 impl BaseConfig {
@@ -48,12 +52,23 @@ impl BaseConfig {
             _ => None,
         };
         let text = |k: &str| top.get(k).and_then(Value::as_str).map(str::to_string);
+        let history = match top.get("history") {
+            Some(Value::Array(h)) => h.clone(),
+            _ => Vec::new(),
+        };
+        let layers = top
+            .get("rootfs")
+            .and_then(|r| r.get("diff_ids"))
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         Ok(BaseConfig {
             config,
             created,
             architecture: text("architecture"),
             os: text("os"),
             variant: text("variant"),
+            history,
+            layers,
         })
     }
 
@@ -85,6 +100,8 @@ pub struct Provenance {
     pub variant: Option<String>,
     /// One line for the single history entry's comment.
     pub comment: String,
+    /// The base image's layers come first (`image.layers: base`).
+    pub base_layers: bool,
 }
 
 /// Builds the config JSON for a single-layer image.
@@ -105,15 +122,36 @@ pub fn config(base: &BaseConfig, settings: &ImageSettings, prov: &Provenance) ->
     }
     top.insert("config".into(), Value::Object(cfg));
     top.insert("created".into(), Value::String(created.clone()));
-    // Exactly one history entry for the one layer, so the exporter has no
-    // layer without history to invent a (wall-clock) entry for.
-    top.insert(
-        "history".into(),
-        json!([{ "created": created, "created_by": "repro-frontend", "comment": prov.comment }]),
-    );
+    // Exactly one history entry per layer, so the exporter has no layer
+    // without history to invent a (wall-clock) entry for.
+    let ours =
+        json!({ "created": created, "created_by": "repro-frontend", "comment": prov.comment });
+    let mut history = match prov.base_layers {
+        true => base_history(base, &created),
+        false => Vec::new(),
+    };
+    history.push(ours);
+    top.insert("history".into(), Value::Array(history));
     top.insert("rootfs".into(), json!({ "type": "layers", "diff_ids": [] }));
     // A map of strings to JSON values always serializes.
     serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
+}
+
+/// The base image's history for its layers kept as they are: as published
+/// when it has one entry per layer (empty-layer entries aside), otherwise
+/// one entry per layer at the epoch.
+fn base_history(base: &BaseConfig, created: &str) -> Vec<Value> {
+    let with_layer = base
+        .history
+        .iter()
+        .filter(|h| h.get("empty_layer") != Some(&Value::Bool(true)))
+        .count();
+    if with_layer == base.layers {
+        return base.history.clone();
+    }
+    (0..base.layers)
+        .map(|i| json!({ "created": created, "created_by": format!("base image layer {}", i + 1) }))
+        .collect()
 }
 
 /// `entrypoint` and `cmd`, as a Dockerfile sets them.
@@ -366,6 +404,7 @@ mod tests {
             os: "linux".into(),
             variant: None,
             comment: "c".into(),
+            base_layers: false,
         };
         let bytes = config(&base, &settings, &prov);
         let v: Value = serde_json::from_slice(&bytes).unwrap();
@@ -393,6 +432,45 @@ mod tests {
         assert_eq!(bytes, config(&base, &settings, &prov));
     }
 
+    #[test]
+    fn base_layers_keep_the_bases_history_then_ours() {
+        let prov = |base_layers| Provenance {
+            epoch: 86_400,
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            variant: None,
+            comment: "c".into(),
+            base_layers,
+        };
+        let history = |config: &[u8]| {
+            let base = BaseConfig::parse(config).unwrap();
+            let v: Value = serde_json::from_slice(&config_of(&base, &prov(true))).unwrap();
+            v["history"].as_array().unwrap().clone()
+        };
+        fn config_of(base: &BaseConfig, prov: &Provenance) -> Vec<u8> {
+            config(base, &ImageSettings::default(), prov)
+        }
+        // One entry per base layer (an empty-layer entry aside): kept.
+        let h = history(
+            br#"{"rootfs":{"diff_ids":["sha256:a","sha256:b"]},"history":[
+                {"created":"2024-01-01T00:00:00Z","created_by":"one"},
+                {"created":"2024-01-01T00:00:00Z","empty_layer":true},
+                {"created":"2024-01-02T00:00:00Z","created_by":"two"}]}"#,
+        );
+        assert_eq!(h.len(), 4);
+        assert_eq!(h[2]["created_by"], "two");
+        assert_eq!(h[3]["created"], "1970-01-02T00:00:00Z");
+        // No history for its layers: one entry per layer at the epoch.
+        let h = history(br#"{"rootfs":{"diff_ids":["sha256:a","sha256:b"]}}"#);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[1]["created_by"], "base image layer 2");
+        assert!(h.iter().all(|e| e["created"] == "1970-01-02T00:00:00Z"));
+        // Squashed: one entry.
+        let base = BaseConfig::parse(br#"{"rootfs":{"diff_ids":["sha256:a"]}}"#).unwrap();
+        let v: Value = serde_json::from_slice(&config_of(&base, &prov(false))).unwrap();
+        assert_eq!(v["history"].as_array().unwrap().len(), 1);
+    }
+
     /// Pins the config bytes (and so the image IDs): key order, separators,
     /// what is kept from the base and where each setting lands.
     #[test]
@@ -413,6 +491,7 @@ mod tests {
             expose: vec![sp("80"), sp("53/udp")],
             volumes: vec![sp("/cache")],
             stop_signal: Some(sp("SIGTERM")),
+            layers: crate::recipe::Layers::Squash,
         };
         let prov = Provenance {
             epoch: 1_700_000_000,
@@ -420,6 +499,7 @@ mod tests {
             os: "linux".into(),
             variant: Some("v8".into()),
             comment: "one layer".into(),
+            base_layers: false,
         };
         const EXPECTED: &str = concat!(
             r#"{"architecture":"arm64","#,

@@ -27,7 +27,7 @@ use crate::distro::install::Installer;
 use crate::llb::{self, LocalOpts, Location, Mount, Network, ResolveMode, SourceFile, State};
 use crate::lockfile::Lockfile;
 use crate::recipe::yaml::Span;
-use crate::recipe::{ArgValues, Recipe, Spanned};
+use crate::recipe::{ArgValues, Layers, Recipe, Spanned};
 use image::{BaseConfig, Provenance};
 use packages::Installed;
 pub use platform::Platform;
@@ -75,6 +75,9 @@ pub struct Opts {
     /// The package tool the base image's os-release implies, if known; the
     /// recipe's `packages.installer` wins, and dpkg is the default.
     pub installer: Option<Installer>,
+    /// The engine has BuildKit's merge op; without it `image.layers: base`
+    /// falls back to one squashed layer.
+    pub merge_op: bool,
 }
 
 /// The result of the conversion.
@@ -237,7 +240,18 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     let built = steps::apply(recipe, opts, installed.root, &mut user, &|s| {
         at.span(s.span)
     })?;
-    let squashed = normalize(opts, base, built);
+    let layered = recipe.image.layers == Layers::Base;
+    let state = match (layered, opts.merge_op) {
+        (true, true) => {
+            let delta = normalize(opts, base.clone(), built, Normalize::Delta);
+            State::merge(
+                &[base, delta],
+                Some(format!("layers: the base image's, plus the delta")),
+            )
+        }
+        (true, false) => normalize(opts, base, built, Normalize::SquashNoMerge),
+        (false, _) => normalize(opts, base, built, Normalize::Squash),
+    };
     let comment = format!(
         "{} package(s) from the lockfile and {} step(s) on {}",
         installed.count,
@@ -253,38 +267,67 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
             os: opts.platform.os.clone(),
             variant: opts.platform.variant.clone(),
             comment,
+            base_layers: layered && opts.merge_op,
         },
     );
     Ok(Converted {
-        state: squashed,
+        state,
         config,
         packages: installed.blobs,
     })
 }
 
+/// What the normalize exec writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Normalize {
+    /// The whole rootfs: the image's one layer.
+    Squash,
+    /// `image.layers: base` on an engine without the merge op: squashed, and
+    /// the step's name says so (Docker 20.10 has no Warn RPC).
+    SquashNoMerge,
+    /// Only what differs from the base image, deletions as OCI whiteouts:
+    /// the layer merged onto the base image's own.
+    Delta,
+}
+
 /// The normalize exec: our binary, in the frontend image, copies the built
-/// rootfs onto scratch with times clamped and build litter removed.
-fn normalize(opts: &Opts, base: State, built: State) -> State {
+/// rootfs onto scratch with times clamped and build litter removed, then
+/// (for `Delta`) drops what equals the base image.
+fn normalize(opts: &Opts, base: State, built: State, mode: Normalize) -> State {
     let epoch = opts.epoch.to_string();
+    let mut args = vec![
+        FRONTEND_BINARY.into(),
+        "normalize".into(),
+        "--epoch".into(),
+        epoch.clone(),
+        "--base".into(),
+        BASE_DIR.into(),
+        "--out".into(),
+        OUT_DIR.into(),
+    ];
+    if mode == Normalize::Delta {
+        args.push("--delta".into());
+    }
+    args.push(TARGET_DIR.into());
+    let name = match mode {
+        Normalize::Squash => format!(
+            "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches"
+        ),
+        Normalize::SquashNoMerge => format!(
+            "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches (warning: image.layers: base needs BuildKit's merge op, which this engine lacks; the image has one squashed layer)"
+        ),
+        Normalize::Delta => format!(
+            "normalize: clamp times to {epoch}, remove logs and caches, keep what differs from the base image"
+        ),
+    };
     frontend_image(opts)
-        .run(vec![
-            FRONTEND_BINARY.into(),
-            "normalize".into(),
-            "--epoch".into(),
-            epoch.clone(),
-            "--base".into(),
-            BASE_DIR.into(),
-            "--out".into(),
-            OUT_DIR.into(),
-            TARGET_DIR.into(),
-        ])
+        .run(args)
         .network(Network::None)
         .mount(Mount::readonly(BASE_DIR, base))
         .mount(Mount::readonly(TARGET_DIR, built))
-        .name(format!(
-            "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches"
-        ))
-        // The scratch mount's snapshot is the image's one layer.
+        .name(name)
+        // The scratch mount's snapshot is the image's one layer (squash) or
+        // its last (delta).
         .build_into(OUT_DIR)
 }
 
@@ -382,6 +425,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             default_providers: Vec::new(),
             network: Network::Sandbox,
             installer: None,
+            merge_op: true,
         }
     }
 

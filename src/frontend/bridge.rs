@@ -578,7 +578,8 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
     ] {
         bridge.require_api(cap, what)?;
     }
-    let req = request(opts, bridge.worker_platform.clone())?;
+    let mut req = request(opts, bridge.worker_platform.clone())?;
+    req.merge_op = bridge.llb_caps.contains(llb::CAP_MERGE_OP);
     // The verify target's image is checked before anything is solved.
     let published = match req.target {
         Target::Verify => Some((
@@ -683,6 +684,7 @@ fn request(opts: &FrontendOpts, worker: Option<Platform>) -> Result<inputs::Requ
         context_name: opts.context_key.clone(),
         session_id: opts.session_id.clone(),
         network: opts.network,
+        merge_op: false,
     })
 }
 

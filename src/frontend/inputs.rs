@@ -60,6 +60,8 @@ pub struct Request {
     pub context_name: String,
     pub session_id: Option<String>,
     pub network: Network,
+    /// The engine has BuildKit's merge op (`image.layers: base` needs it).
+    pub merge_op: bool,
 }
 
 /// The inputs of one conversion, read and checked.
@@ -217,6 +219,7 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
         default_providers: Vec::new(),
         network: req.network,
         installer: None,
+        merge_op: req.merge_op,
     };
     let mut lock = Lockfile::default();
     let mut lockfiles = Vec::new();

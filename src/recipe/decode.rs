@@ -458,6 +458,7 @@ impl<'a> Decoder<'a> {
                 "expose",
                 "volumes",
                 "stop-signal",
+                "layers",
             ],
         )?;
         let mut image = ImageSettings::default();
@@ -479,6 +480,19 @@ impl<'a> Decoder<'a> {
                 }
                 "volumes" => image.volumes = self.string_list(v, "image.volumes")?,
                 "stop-signal" => image.stop_signal = Some(self.non_empty(v, "image.stop-signal")?),
+                "layers" => {
+                    let s = self.string(v, "image.layers")?;
+                    image.layers = match s.value.as_str() {
+                        "squash" => Layers::Squash,
+                        "base" => Layers::Base,
+                        other => {
+                            return self.err(
+                                s.span,
+                                format!("image.layers: unknown value \"{other}\" (expected squash or base)"),
+                            );
+                        }
+                    };
+                }
                 _ => {}
             }
         }

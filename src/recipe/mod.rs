@@ -185,6 +185,7 @@ impl Recipe {
             expose: ex_list(&img.expose)?,
             volumes: ex_list(&img.volumes)?,
             stop_signal: img.stop_signal.as_ref().map(&ex).transpose()?,
+            layers: img.layers,
         };
         Ok(out)
     }

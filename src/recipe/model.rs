@@ -93,6 +93,17 @@ pub struct ImageSettings {
     pub expose: Vec<Spanned<String>>,
     pub volumes: Vec<Spanned<String>>,
     pub stop_signal: Option<Spanned<String>>,
+    /// How the image's layers are made (`image.layers`).
+    pub layers: Layers,
+}
+
+/// `image.layers`: one squashed layer (the default), or the base image's
+/// layers as published plus one layer of what the build changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layers {
+    #[default]
+    Squash,
+    Base,
 }
 
 /// A parsed recipe.

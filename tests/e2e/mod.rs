@@ -8,6 +8,7 @@ pub mod engine3;
 mod errors;
 pub mod examples;
 mod image;
+mod layers;
 mod lock;
 mod providers;
 mod sbom;

@@ -9,29 +9,17 @@ use std::path::Path;
 
 use super::{ImageGuard, example_args};
 use crate::support::{
-    Run, docker_build, docker_build_output, example_context, harness, pool::PoolServer, repo, run,
+    Run, docker_build, docker_build_output, example_context, harness, pool::PoolServer, push_image,
+    repo,
 };
 
 /// The one repository these tests push to.
 const REPOSITORY: &str = "repro/verify-test";
 
-/// Tags an image, pushes it, and returns `name@sha256:<digest>` as the
-/// push reported it (the digest of what the registry holds).
+/// Tags an image, pushes it to this file's repository, and returns
+/// `name@sha256:<digest>`.
 fn push(id: &str, tag: &str) -> String {
-    let h = harness();
-    let name = format!("{}/{REPOSITORY}", h.get("REGISTRY"));
-    let tagged = format!("{name}:{tag}");
-    let r = run(h.docker().args(["tag", id, &tagged]));
-    assert!(r.ok, "{}", r.text);
-    let r = run(h.docker().args(["push", &tagged]));
-    assert!(r.ok, "{}", r.text);
-    let digest = r
-        .text
-        .split_whitespace()
-        .find(|w| w.starts_with("sha256:") && w.len() == 71)
-        .unwrap_or_else(|| panic!("no digest in the push output: {}", r.text));
-    let _ = run(h.docker().args(["rmi", &tagged]));
-    format!("{name}@{digest}")
+    push_image(id, REPOSITORY, tag)
 }
 
 /// The verify target against `published`, saved into `out`, with more

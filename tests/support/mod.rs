@@ -215,6 +215,40 @@ fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<St
     (r, id)
 }
 
+/// Tags an image as `<registry>/<repository>:<tag>`, pushes it, and returns
+/// `name@sha256:<digest>` as the push reported it (the digest of what the
+/// registry holds).
+pub fn push_image(id: &str, repository: &str, tag: &str) -> String {
+    let h = harness();
+    let name = format!("{}/{repository}", h.get("REGISTRY"));
+    let tagged = format!("{name}:{tag}");
+    let r = run(h.docker().args(["tag", id, &tagged]));
+    assert!(r.ok, "{}", r.text);
+    let r = run(h.docker().args(["push", &tagged]));
+    assert!(r.ok, "{}", r.text);
+    let digest = r
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:") && w.len() == 71)
+        .unwrap_or_else(|| panic!("no digest in the push output: {}", r.text));
+    let _ = run(h.docker().args(["rmi", &tagged]));
+    format!("{name}@{digest}")
+}
+
+/// A blob or manifest of the harness's registry, by `name@sha256:...` or
+/// (`kind` "blobs") by digest; JSON.
+pub fn registry_json(name: &str, kind: &str, digest: &str) -> serde_json::Value {
+    let (host, path) = name.split_once('/').expect("registry/name");
+    let r = run(Command::new("curl").args([
+        "-fsS",
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        &format!("http://{host}/v2/{path}/{kind}/{digest}"),
+    ]));
+    assert!(r.ok, "{}", r.text);
+    serde_json::from_str(&r.text).unwrap_or_else(|e| panic!("{e}: {}", r.text))
+}
+
 /// A lockfile's entries, read by the frontend's own parser.
 pub fn lock_entries(path: &Path) -> Vec<repro_frontend::lockfile::Entry> {
     let text = std::fs::read_to_string(path)

@@ -1,0 +1,171 @@
+//! `image.layers: base`: the base image's layers as published plus one
+//! reproducible delta layer, on engines with BuildKit's merge op; Docker
+//! 20.10 (no merge op) squashes and says so in the progress output.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::ImageGuard;
+use crate::support::{Run, docker_build, docker_run, harness, push_image, registry_json, run};
+
+/// Where these tests push.
+const REPOSITORY: &str = "repro/layers-test";
+
+/// A recipe on `base` with steps that delete a base file, change a base
+/// file's mode only, replace a base directory with a file, and hard-link a
+/// base file under a new name.
+fn cases_recipe(base: &str) -> String {
+    format!(
+        "# syntax=repro-frontend:v0\nargs: {{BASE: \"{base}\", MIRROR: \"\"}}\nbase: ${{BASE}}\nsteps:\n  - run: rm /etc/issue.net\n  - run: chmod 600 /etc/debian_version\n  - run: rm -r /etc/skel && echo file > /etc/skel\n  - run: ln /usr/bin/base64 /usr/local/bin/b64\nimage:\n  layers: base\n  cmd: [\"/bin/sh\"]\n"
+    )
+}
+
+/// The folder holding `recipe` as repro.yaml.
+fn context(recipe: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("repro.yaml"), recipe).unwrap();
+    dir
+}
+
+/// Two `--no-cache` builds of the recipe in `ctx`; the image ID after
+/// checking both gave the same, and the first build's output.
+fn build_twice(ctx: &Path, base: &str) -> (String, String) {
+    let args = [
+        "--no-cache".to_string(),
+        "--build-arg".to_string(),
+        format!("BASE={base}"),
+    ];
+    let recipe = ctx.join("repro.yaml");
+    let (first, id1) = docker_build(&recipe, ctx, &args);
+    assert!(first.ok, "{}", first.text);
+    let (second, id2) = docker_build(&recipe, ctx, &args);
+    assert!(second.ok, "{}", second.text);
+    let id = id1.expect("an image id");
+    assert_eq!(Some(&id), id2.as_ref(), "two --no-cache builds differ");
+    (id, first.text)
+}
+
+/// `docker image inspect` of one field, as JSON.
+fn inspect(image: &str, field: &str) -> serde_json::Value {
+    let r = run(harness()
+        .docker()
+        .args(["image", "inspect", "--format"])
+        .arg(format!("{{{{json {field}}}}}"))
+        .arg(image));
+    assert!(r.ok, "{}", r.text);
+    serde_json::from_str(r.text.trim()).unwrap()
+}
+
+/// What the steps did, seen from a container of the image.
+fn check_in_a_container(id: &str) {
+    let r: Run = docker_run(&[
+        id,
+        "sh",
+        "-c",
+        "test ! -e /etc/issue.net && echo gone; stat -c %a /etc/debian_version; cat /etc/skel; stat -c %i:%h /usr/bin/base64 /usr/local/bin/b64",
+    ]);
+    assert!(r.ok, "{}", r.text);
+    let lines: Vec<&str> = r.text.lines().collect();
+    assert_eq!(lines[..3], ["gone", "600", "file"], "{}", r.text);
+    assert_eq!(lines[3], lines[4], "the hard link is one file: {}", r.text);
+    assert!(lines[3].ends_with(":2"), "{}", r.text);
+}
+
+/// The manifest of `name@sha256:...` in the registry, and its layers'
+/// digests.
+fn layer_digests(reference: &str) -> (serde_json::Value, Vec<String>) {
+    let (name, digest) = reference.split_once('@').unwrap();
+    let m = registry_json(name, "manifests", digest);
+    let layers = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    (m, layers)
+}
+
+/// The names in a gzip layer blob of the registry.
+fn layer_names(name: &str, digest: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("layer.tar.gz");
+    let (host, path) = name.split_once('/').unwrap();
+    let r = run(Command::new("curl")
+        .args(["-fsS", "-o"])
+        .arg(&blob)
+        .arg(format!("http://{host}/v2/{path}/blobs/{digest}")));
+    assert!(r.ok, "{}", r.text);
+    let r = run(Command::new("tar").arg("-tzf").arg(&blob));
+    assert!(r.ok, "{}", r.text);
+    r.text
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect()
+}
+
+#[test]
+fn layers_base_keeps_the_base_layers_and_adds_one_reproducible_delta() {
+    let h = harness();
+    let base = h.base_ref();
+    let ctx = context(&cases_recipe(base));
+    let (id, text) = build_twice(ctx.path(), base);
+    let _image = ImageGuard(Some(id.clone()));
+    check_in_a_container(&id);
+    let diff_ids = inspect(&id, ".RootFS.Layers");
+    let history = inspect(&id, ".History");
+    if h.engine() == "20" {
+        // BuildKit v0.8 has no merge op: one squashed layer, and a warning.
+        assert!(
+            text.contains("warning: image.layers: base needs BuildKit's merge op"),
+            "{text}"
+        );
+        assert_eq!(diff_ids.as_array().unwrap().len(), 1, "{diff_ids}");
+        return;
+    }
+    let base_ids = inspect(base, ".RootFS.Layers");
+    let n = base_ids.as_array().unwrap().len();
+    assert_eq!(diff_ids.as_array().unwrap().len(), n + 1, "{diff_ids}");
+    assert_eq!(
+        diff_ids.as_array().unwrap()[..n],
+        base_ids.as_array().unwrap()[..]
+    );
+    assert_eq!(history.as_array().unwrap().len(), n + 1, "{history}");
+
+    // Pushed, the base's layers are the very blobs the base was pushed as.
+    let published = push_image(&id, REPOSITORY, &format!("e2e-{}-cases", h.engine()));
+    let (_, ours) = layer_digests(&published);
+    let (_, theirs) = layer_digests(base);
+    assert_eq!(ours[..n], theirs[..], "the base's layers were re-encoded");
+    let (name, _) = published.split_once('@').unwrap();
+    let names = layer_names(name, &ours[n]);
+    for want in [
+        "etc/.wh.issue.net",
+        "etc/debian_version",
+        "etc/skel",
+        "usr/local/bin/b64",
+        "usr/bin/base64",
+    ] {
+        assert!(
+            names.iter().any(|x| x == want),
+            "{want} not in the delta: {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|x| x == "usr/bin/ls"),
+        "an unchanged file is in the delta"
+    );
+
+    // That image as the base of another: three layers, the first two kept.
+    let on_top = format!(
+        "# syntax=repro-frontend:v0\nargs: {{BASE: \"{published}\"}}\nbase: ${{BASE}}\nsteps:\n  - run: echo more > /more\nimage:\n  layers: base\n"
+    );
+    let ctx2 = context(&on_top);
+    let (id2, _) = build_twice(ctx2.path(), &published);
+    let _image2 = ImageGuard(Some(id2.clone()));
+    let published2 = push_image(&id2, REPOSITORY, &format!("e2e-{}-on-top", h.engine()));
+    let (_, layers2) = layer_digests(&published2);
+    assert_eq!(layers2.len(), n + 2);
+    assert_eq!(layers2[..n + 1], ours[..]);
+    let r = docker_run(&[&id2, "cat", "/more", "/etc/skel"]);
+    assert_eq!(r.text, "more\nfile\n", "{}", r.text);
+}
