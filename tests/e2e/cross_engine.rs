@@ -112,3 +112,23 @@ fn rootfs_is_identical_on_three_engines_and_26_configs_are_3_configs() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs the layers tests' outputs of engines 26 and 3; scripts/test.sh runs it last"]
+fn the_delta_layer_of_layers_base_is_identical_on_26_and_3() {
+    let out = Path::new(harness().get("HARNESS_DIR")).join("out");
+    let read = |e: &str| {
+        let p = out.join(e).join("layers-delta.diff-id");
+        std::fs::read_to_string(&p).unwrap_or_else(|err| {
+            panic!(
+                "{}: {err} (run the suite on every engine first)",
+                p.display()
+            )
+        })
+    };
+    assert_eq!(
+        read("26"),
+        read("3"),
+        "the delta layers differ between engines"
+    );
+}
