@@ -87,8 +87,9 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Then keep in OUT only what differs from BASE, with OCI whiteouts
-        /// for what the build deleted: the layer that goes on top of the
-        /// base image's own (`image.layers: base`).
+        /// for what the build deleted, and apply that onto BASE (a writable
+        /// mount of the base image, whose new snapshot is the layer on top
+        /// of the base's own: `image.layers: base`).
         #[arg(long, requires_all = ["out", "base"])]
         delta: bool,
         /// The root of the tree to normalize.
@@ -523,18 +524,27 @@ fn normalize(
 }
 
 /// `normalize --delta`: prunes the normalized copy down to what differs
-/// from the base image.
+/// from the base image, then applies it onto the base.
 fn delta_step(epoch: i64, base: Option<PathBuf>, out: Option<PathBuf>) -> ExitCode {
+    use repro_frontend::step::delta;
     // clap's `requires_all` makes both present with --delta.
     let (Some(base), Some(out)) = (base, out) else {
         eprintln!("repro-frontend: --delta needs --base and --out");
         return ExitCode::FAILURE;
     };
-    match repro_frontend::step::delta::prune_to_delta(&out, &base, epoch) {
-        Ok(r) => {
+    let done = delta::prune_to_delta(&out, &base, epoch).and_then(|pruned| {
+        let applied = delta::apply_delta(&out, &base)?;
+        Ok((pruned, applied))
+    });
+    match done {
+        Ok((p, a)) => {
             println!(
-                "kept {} entries that differ from the base image, dropped {}, wrote {} whiteout(s)",
-                r.kept, r.removed, r.whiteouts
+                "the delta: {} entries differ from the base image ({} equal ones dropped), {} whiteout(s)",
+                p.kept, p.removed, p.whiteouts
+            );
+            println!(
+                "applied onto the base: {} written, {} hard link(s), {} removed",
+                a.written, a.linked, a.removed
             );
             ExitCode::SUCCESS
         }

@@ -75,10 +75,18 @@ pub struct Opts {
     /// The package tool the base image's os-release implies, if known; the
     /// recipe's `packages.installer` wins, and dpkg is the default.
     pub installer: Option<Installer>,
-    /// The engine has BuildKit's merge op; without it `image.layers: base`
-    /// falls back to one squashed layer.
-    pub merge_op: bool,
+    /// The worker's snapshotter, as its `org.mobyproject.buildkit.worker.
+    /// snapshotter` label names it. Docker's classic image store (Docker
+    /// 20.10's moby worker) names none.
+    pub snapshotter: Option<String>,
 }
+
+/// The snapshotter whose record of a mount's changes is deterministic:
+/// containerd's overlayfs, whose differ BuildKit runs on the mount's upper
+/// directory (whiteouts at time 0). Docker's graphdriver (`overlay2`) writes
+/// whiteouts with the time they were made, and BuildKit's walking differ
+/// (other snapshotters) with the export's time.
+pub const DELTA_SNAPSHOTTER: &str = "overlayfs";
 
 /// The result of the conversion.
 #[derive(Clone, Debug)]
@@ -240,18 +248,16 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     let built = steps::apply(recipe, opts, installed.root, &mut user, &|s| {
         at.span(s.span)
     })?;
-    let layered = recipe.image.layers == Layers::Base;
-    let state = match (layered, opts.merge_op) {
-        (true, true) => {
-            let delta = normalize(opts, base.clone(), built, Normalize::Delta);
-            State::merge(
-                &[base, delta],
-                Some(format!("layers: the base image's, plus the delta")),
-            )
-        }
-        (true, false) => normalize(opts, base, built, Normalize::SquashNoMerge),
-        (false, _) => normalize(opts, base, built, Normalize::Squash),
+    let mode = match (recipe.image.layers, opts.snapshotter.as_deref()) {
+        (Layers::Squash, _) => Normalize::Squash,
+        (Layers::Base, Some(DELTA_SNAPSHOTTER)) => Normalize::Delta,
+        (Layers::Base, Some(other)) => Normalize::SquashInstead(format!("is {other}")),
+        (Layers::Base, None) => Normalize::SquashInstead(
+            "is Docker's classic image store (the worker names no snapshotter)".to_string(),
+        ),
     };
+    let layered = mode == Normalize::Delta;
+    let state = normalize(opts, base, built, mode);
     let comment = format!(
         "{} package(s) from the lockfile and {} step(s) on {}",
         installed.count,
@@ -267,7 +273,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
             os: opts.platform.os.clone(),
             variant: opts.platform.variant.clone(),
             comment,
-            base_layers: layered && opts.merge_op,
+            base_layers: layered,
         },
     );
     Ok(Converted {
@@ -277,22 +283,24 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     })
 }
 
-/// What the normalize exec writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the normalize exec makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Normalize {
-    /// The whole rootfs: the image's one layer.
+    /// The whole rootfs on scratch: the image's one layer.
     Squash,
-    /// `image.layers: base` on an engine without the merge op: squashed, and
-    /// the step's name says so (Docker 20.10 has no Warn RPC).
-    SquashNoMerge,
-    /// Only what differs from the base image, deletions as OCI whiteouts:
-    /// the layer merged onto the base image's own.
+    /// `image.layers: base` on a worker whose snapshotter (named) would not
+    /// record the layer deterministically: squashed, and the step's name
+    /// says so (Docker 20.10 has no Warn RPC to say it otherwise).
+    SquashInstead(String),
+    /// The base image, with what differs from it written onto a writable
+    /// mount of it: that mount's new snapshot is one layer on the base's.
     Delta,
 }
 
 /// The normalize exec: our binary, in the frontend image, copies the built
-/// rootfs onto scratch with times clamped and build litter removed, then
-/// (for `Delta`) drops what equals the base image.
+/// rootfs onto scratch with times clamped and build litter removed; for
+/// `Delta` it then prunes the copy to what differs from the base (deletions
+/// as whiteouts) and applies that onto a writable mount of the base.
 fn normalize(opts: &Opts, base: State, built: State, mode: Normalize) -> State {
     let epoch = opts.epoch.to_string();
     let mut args = vec![
@@ -305,30 +313,43 @@ fn normalize(opts: &Opts, base: State, built: State, mode: Normalize) -> State {
         "--out".into(),
         OUT_DIR.into(),
     ];
-    if mode == Normalize::Delta {
-        args.push("--delta".into());
-    }
-    args.push(TARGET_DIR.into());
-    let name = match mode {
-        Normalize::Squash => format!(
-            "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches"
+    let squash =
+        format!("normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches");
+    let (base_mount, name) = match &mode {
+        Normalize::Squash => (Mount::readonly(BASE_DIR, base), squash),
+        Normalize::SquashInstead(snapshotter) => (
+            Mount::readonly(BASE_DIR, base),
+            format!(
+                "{squash} (warning: image.layers: base needs the {DELTA_SNAPSHOTTER} snapshotter, and this engine's {snapshotter}: the image has one squashed layer)"
+            ),
         ),
-        Normalize::SquashNoMerge => format!(
-            "normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches (warning: image.layers: base needs BuildKit's merge op, which this engine lacks; the image has one squashed layer)"
-        ),
-        Normalize::Delta => format!(
-            "normalize: clamp times to {epoch}, remove logs and caches, keep what differs from the base image"
-        ),
+        Normalize::Delta => {
+            args.push("--delta".into());
+            (
+                Mount::writable(BASE_DIR, base),
+                format!(
+                    "normalize: clamp times to {epoch}, remove logs and caches, write what differs onto the base image"
+                ),
+            )
+        }
     };
-    frontend_image(opts)
+    args.push(TARGET_DIR.into());
+    let exec = frontend_image(opts)
         .run(args)
         .network(Network::None)
-        .mount(Mount::readonly(BASE_DIR, base))
+        .mount(base_mount)
         .mount(Mount::readonly(TARGET_DIR, built))
-        .name(name)
-        // The scratch mount's snapshot is the image's one layer (squash) or
-        // its last (delta).
-        .build_into(OUT_DIR)
+        .name(name);
+    match mode {
+        // The base mount's snapshot: the base's layers and one more. The
+        // scratch mount only holds the delta on its way.
+        Normalize::Delta => {
+            let mut outs = exec.mount(Mount::scratch(OUT_DIR)).build();
+            outs.mounts.swap_remove(0)
+        }
+        // The scratch mount's snapshot is the image's one layer.
+        _ => exec.build_into(OUT_DIR),
+    }
 }
 
 /// Source locations in the recipe, for the ops it causes.
@@ -425,7 +446,7 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             default_providers: Vec::new(),
             network: Network::Sandbox,
             installer: None,
-            merge_op: true,
+            snapshotter: Some(DELTA_SNAPSHOTTER.to_string()),
         }
     }
 
@@ -631,6 +652,67 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             "{:?}",
             md.description
         );
+    }
+
+    /// The `layers: base` recipe converted for a worker with `snapshotter`:
+    /// the last exec's base mount and its progress name.
+    fn layered(snapshotter: Option<&str>) -> (pb::Mount, String) {
+        let text = "args: {MIRROR: \"\"}\nbase: reg.invalid/debian@sha256:1111111111111111111111111111111111111111111111111111111111111111\nsteps:\n  - run: rm /etc/issue.net\nimage:\n  layers: base\n";
+        let r = recipe::parse("repro.yaml", text).unwrap();
+        let args = r.arg_values(&BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let r = r.expand(&args).unwrap();
+        let mut o = opts(args);
+        o.snapshotter = snapshotter.map(str::to_string);
+        let c = to_llb(&r, &Lockfile::default(), &o).unwrap();
+        let all = ops(&c);
+        let (terminal, _) = &all[all.len() - 1];
+        let (op, md) = &all[all.len() - 2];
+        let Some(pb::op::Op::Exec(e)) = &op.op else {
+            panic!("the image is not the normalize exec's")
+        };
+        let base = e.mounts.iter().find(|m| m.dest == BASE_DIR).unwrap();
+        let result = e
+            .mounts
+            .iter()
+            .find(|m| m.output == terminal.inputs[0].index)
+            .unwrap();
+        assert_eq!(e.meta.as_ref().unwrap().args[1], "normalize");
+        (
+            pb::Mount {
+                dest: result.dest.clone(),
+                ..base.clone()
+            },
+            md.description["llb.customname"].clone(),
+        )
+    }
+
+    #[test]
+    fn layers_base_writes_onto_a_mount_of_the_base_on_overlayfs_only() {
+        // overlayfs: the image is the base mount, written by --delta.
+        let (m, name) = layered(Some("overlayfs"));
+        assert_eq!((m.dest.as_str(), m.readonly), (BASE_DIR, false), "{name}");
+        assert!(
+            name.ends_with("write what differs onto the base image"),
+            "{name}"
+        );
+        // Docker's classic store (no label) and other snapshotters: squashed,
+        // and the step's name says why.
+        for (label, why) in [
+            (
+                None,
+                "is Docker's classic image store (the worker names no snapshotter)",
+            ),
+            (Some("native"), "is native"),
+        ] {
+            let (m, name) = layered(label);
+            assert_eq!((m.dest.as_str(), m.readonly), (OUT_DIR, true), "{name}");
+            assert!(
+                name.ends_with(&format!(
+                    "(warning: image.layers: base needs the overlayfs snapshotter, and this engine's {why}: the image has one squashed layer)"
+                )),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct Bridge {
     llb_caps: BTreeSet<String>,
     api_caps: BTreeSet<String>,
     worker_platform: Option<Platform>,
+    /// The first worker's snapshotter label (`image.layers: base` needs
+    /// overlayfs).
+    worker_snapshotter: Option<String>,
     /// The client's cache imports, handed to every solve: BuildKit looks in
     /// an imported cache only for the solves that name it.
     cache_imports: Vec<CacheOptionsEntry>,
@@ -99,7 +102,18 @@ where
             architecture: p.architecture.clone(),
             variant: Some(p.variant.clone()).filter(|v| !v.is_empty()),
         });
+    if let Some(w) = pong.workers.first() {
+        // The daemon's log: which worker answered, for `image.layers: base`.
+        let labels: BTreeSet<String> = w.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!("repro-frontend: worker {} {labels:?}", w.id);
+    }
+    let worker_snapshotter = pong
+        .workers
+        .first()
+        .and_then(|w| w.labels.get("org.mobyproject.buildkit.worker.snapshotter"))
+        .cloned();
     Ok(Bridge {
+        worker_snapshotter,
         llb_caps: enabled(&pong.llb_caps),
         api_caps: enabled(&pong.frontend_api_caps),
         client,
@@ -579,7 +593,7 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
         bridge.require_api(cap, what)?;
     }
     let mut req = request(opts, bridge.worker_platform.clone())?;
-    req.merge_op = bridge.llb_caps.contains(llb::CAP_MERGE_OP);
+    req.snapshotter = bridge.worker_snapshotter.clone();
     // The verify target's image is checked before anything is solved.
     let published = match req.target {
         Target::Verify => Some((
@@ -684,7 +698,7 @@ fn request(opts: &FrontendOpts, worker: Option<Platform>) -> Result<inputs::Requ
         context_name: opts.context_key.clone(),
         session_id: opts.session_id.clone(),
         network: opts.network,
-        merge_op: false,
+        snapshotter: None,
     })
 }
 
@@ -774,6 +788,8 @@ pub(super) mod fake {
         /// When set, every reference resolves to this config (and to its
         /// own digest, or DIGEST for a tag).
         pub image_config: Option<Vec<u8>>,
+        /// The worker's snapshotter label (`with_files` sets overlayfs).
+        pub snapshotter: Option<String>,
     }
 
     #[derive(Clone, Default)]
@@ -905,7 +921,21 @@ pub(super) mod fake {
                 .map(|c| cap(c))
                 .collect(),
                 llb_caps: st.llb_caps.iter().map(|c| cap(c)).collect(),
-                workers: Vec::new(),
+                workers: st
+                    .snapshotter
+                    .iter()
+                    .map(
+                        |s| bollard_buildkit_proto::moby::buildkit::v1::types::WorkerRecord {
+                            id: "fake".into(),
+                            labels: [(
+                                "org.mobyproject.buildkit.worker.snapshotter".to_string(),
+                                s.clone(),
+                            )]
+                            .into(),
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
             }))
         }
         async fn r#return(
@@ -1002,6 +1032,7 @@ pub(super) mod fake {
         {
             let mut st = fake.0.lock().unwrap();
             st.llb_caps = all_llb_caps();
+            st.snapshotter = Some("overlayfs".into());
             // The base image's files are served under "context" too.
             st.files
                 .insert("context//etc/os-release".into(), b"ID=debian\n".to_vec());

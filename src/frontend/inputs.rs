@@ -60,8 +60,8 @@ pub struct Request {
     pub context_name: String,
     pub session_id: Option<String>,
     pub network: Network,
-    /// The engine has BuildKit's merge op (`image.layers: base` needs it).
-    pub merge_op: bool,
+    /// The worker's snapshotter label, if it has one.
+    pub snapshotter: Option<String>,
 }
 
 /// The inputs of one conversion, read and checked.
@@ -219,7 +219,7 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
         default_providers: Vec::new(),
         network: req.network,
         installer: None,
-        merge_op: req.merge_op,
+        snapshotter: req.snapshotter.clone(),
     };
     let mut lock = Lockfile::default();
     let mut lockfiles = Vec::new();

@@ -58,9 +58,8 @@ pub fn prepare(b: &LocalBuild) -> Result<Prepared> {
         context_name: "context".into(),
         session_id: None,
         network: Network::Sandbox,
-        // `llb` writes what a current engine gets: `image.layers: base` as
-        // a merge op (Docker 20.10's BuildKit would squash instead).
-        merge_op: true,
+        // `llb` writes what BuildKit's own overlayfs worker gets.
+        snapshotter: Some(crate::convert::DELTA_SNAPSHOTTER.to_string()),
     };
     let mut folder = LocalFolder {
         recipe: b.recipe.clone(),

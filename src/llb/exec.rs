@@ -37,6 +37,17 @@ impl Mount {
         }
     }
 
+    /// `source` mounted writable at `dest`: what is written there becomes a
+    /// new snapshot on top of `source`, an output of the exec.
+    pub fn writable(dest: &str, source: State) -> Mount {
+        Mount {
+            dest: dest.to_string(),
+            source: Some(source),
+            selector: None,
+            readonly: false,
+        }
+    }
+
     /// An empty, writable mount at `dest`, whose content becomes an output.
     pub fn scratch(dest: &str) -> Mount {
         Mount {

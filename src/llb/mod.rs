@@ -52,7 +52,6 @@ pub const CAP_EXEC_MOUNT_SELECTOR: Cap = "exec.mount.selector";
 pub const CAP_FILE_BASE: Cap = "file.base";
 pub const CAP_META_DESCRIPTION: Cap = "meta.description";
 pub const CAP_META_IGNORE_CACHE: Cap = "meta.ignorecache";
-pub const CAP_MERGE_OP: Cap = "mergeop";
 
 /// Metadata applied to every op of a Definition, as Go's llb.Constraints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,7 +80,6 @@ pub const ALL_CAPS: &[Cap] = &[
     CAP_FILE_BASE,
     CAP_META_DESCRIPTION,
     CAP_META_IGNORE_CACHE,
-    CAP_MERGE_OP,
 ];
 
 /// One marshalled op and what it needs.
@@ -260,34 +258,6 @@ impl State {
                 index: out.index,
             }),
             ..self.clone()
-        }
-    }
-
-    /// The states' filesystems stacked in order, later ones over earlier
-    /// ones (mirrors client/llb/merge.go Merge). The exporter keeps each
-    /// input's layers, so a pulled image's blobs are reused as published.
-    /// Scratch inputs add nothing and are left out; the result keeps the
-    /// first input's env, working dir and user.
-    pub fn merge(layers: &[State], name: Option<String>) -> State {
-        let outputs: Vec<&State> = layers.iter().filter(|s| s.output.is_some()).collect();
-        match outputs.as_slice() {
-            [] => return State::scratch(),
-            [one] => return (*one).clone(),
-            _ => {}
-        }
-        let inputs: Vec<Output> = outputs.iter().filter_map(|s| s.output.clone()).collect();
-        let op = pb::Op {
-            op: Some(pb::op::Op::Merge(pb::MergeOp {
-                inputs: (0..inputs.len() as i64)
-                    .map(|input| pb::MergeInput { input })
-                    .collect(),
-            })),
-            ..Default::default()
-        };
-        let vertex = Vertex::new(op, inputs, name, BTreeSet::from([CAP_MERGE_OP]), Vec::new());
-        State {
-            output: Some(Output { vertex, index: 0 }),
-            ..outputs[0].clone()
         }
     }
 

@@ -28,6 +28,35 @@ pub struct DeltaReport {
     pub whiteouts: u64,
 }
 
+/// What [`apply_delta`] did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ApplyReport {
+    /// Entries written (directories included).
+    pub written: u64,
+    /// Hard links made to an entry written before.
+    pub linked: u64,
+    /// Names removed for a whiteout.
+    pub removed: u64,
+}
+
+/// Applies a delta (a tree as [`prune_to_delta`] leaves it) onto `target`,
+/// a writable copy of the base: `.wh.<name>` removes `<name>`, any other
+/// entry replaces what `target` has at its path (directories are merged),
+/// with owner, mode, extended attributes and times; hard links stay links.
+/// `target`'s own root is left as it is. Run on a mount of the base image
+/// (not an exec's root, so no runtime mount stub lands in it), the mount's
+/// new snapshot is the layer on top of the base's, and within the build it
+/// reads as the full image.
+pub fn apply_delta(delta: &Path, target: &Path) -> io::Result<ApplyReport> {
+    let mut copier = crate::step::normalize::Copier::applying();
+    copier.copy_children(delta, target)?;
+    Ok(ApplyReport {
+        written: copier.copied - copier.linked,
+        linked: copier.linked,
+        removed: copier.whiteouts,
+    })
+}
+
 /// Turns `out` (a full normalized rootfs) into the delta against `base` (the
 /// base image's rootfs, read only): entries equal to the base's are removed,
 /// names the base has and `out` lacks become whiteouts (owner 0:0, mode
@@ -593,5 +622,72 @@ mod tests {
         let err = prune_to_delta(&out, &missing, EPOCH).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
         assert_eq!(listing(&out), listing(&base), "out is left alone");
+    }
+
+    /// Every entry below `root` with what a layer carries of it.
+    fn described(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for rel in listing(root) {
+            let p = root.join(rel.trim_end_matches('/'));
+            let m = fs::symlink_metadata(&p).unwrap();
+            let content = match m.file_type() {
+                t if t.is_file() => String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned(),
+                t if t.is_symlink() => fs::read_link(&p).unwrap().display().to_string(),
+                _ => String::new(),
+            };
+            out.push(format!(
+                "{rel} {:o} {}:{} {} {} links={} {content}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.mtime(),
+                m.mtime_nsec(),
+                if m.is_dir() { 0 } else { m.nlink() },
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn the_delta_applied_over_a_copy_of_the_base_gives_the_full_tree() {
+        let (tmp, base, out) = fixture();
+        // The full tree: every kind of change the layer must carry.
+        fs::write(out.join("etc/changed.conf"), "new").unwrap();
+        fs::set_permissions(out.join("etc/mode.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::remove_file(out.join("etc/gone.conf")).unwrap();
+        fs::remove_dir_all(out.join("olddir")).unwrap();
+        fs::remove_dir_all(out.join("swap")).unwrap();
+        write(&out.join("swap"), "now a file");
+        fs::remove_file(out.join("data/x")).unwrap();
+        fs::remove_dir(out.join("data")).unwrap();
+        write(&out.join("data"), "");
+        fs::remove_file(out.join("data")).unwrap();
+        write(&out.join("data/x/deeper"), "dir over a file");
+        fs::hard_link(out.join("usr/bin/tool"), out.join("usr/bin/tool2")).unwrap();
+        stamp(&out, 1200);
+        let full = tmp.path().join("full");
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&out)
+            .arg(&full)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let want = described(&full);
+
+        prune_to_delta(&out, &base, EPOCH).unwrap();
+        let target = tmp.path().join("target");
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&base)
+            .arg(&target)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let report = apply_delta(&out, &target).unwrap();
+        assert_eq!(report.removed, 2, "{report:?}");
+        assert_eq!(report.linked, 1, "{report:?}");
+        assert_eq!(described(&target), want);
+        assert!(!target.join("usr/bin/.wh.tool").exists());
     }
 }

@@ -114,28 +114,62 @@ pub fn normalize_into(
 /// file). Entries are visited in sorted order so the result never depends on
 /// the order the filesystem lists them.
 #[derive(Default)]
-struct Copier {
+pub(crate) struct Copier {
     /// (device, inode) of a multiply-linked file -> its first copy.
     links: HashMap<(u64, u64), PathBuf>,
-    copied: u64,
-    linked: u64,
+    pub(crate) copied: u64,
+    pub(crate) linked: u64,
+    /// Copying a delta onto a tree (`delta::apply_delta`): `.wh.<name>`
+    /// removes `<name>`, and an entry replaces whatever the tree has there
+    /// unless both are directories.
+    pub(crate) apply: bool,
+    pub(crate) whiteouts: u64,
 }
 
 impl Copier {
-    fn copy_dir(&mut self, src: &Path, dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    /// A copier that applies a delta (see the `apply` field).
+    pub(crate) fn applying() -> Copier {
+        Copier {
+            apply: true,
+            ..Copier::default()
+        }
+    }
+
+    pub(crate) fn copy_dir(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        meta: &fs::Metadata,
+    ) -> io::Result<()> {
         match fs::symlink_metadata(dst) {
             Ok(m) if m.is_dir() => {}
+            Ok(_) if self.apply => {
+                fs::remove_file(dst).map_err(|e| at(dst, e))?;
+                fs::create_dir(dst).map_err(|e| at(dst, e))?;
+            }
             _ => fs::create_dir(dst).map_err(|e| at(dst, e))?,
         }
-        for child in sorted_children(src)? {
-            if let Some(name) = child.file_name() {
-                let target = dst.join(name);
-                self.copy_entry(&child, &target)?;
-            }
-        }
+        self.copy_children(src, dst)?;
         // Owner, mode and times last: a read-only directory is filled first,
         // and filling it would move its time.
         finish(src, dst, meta)
+    }
+
+    /// Copies (or, applying, applies) each entry of `src` into `dst`.
+    pub(crate) fn copy_children(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
+        for child in sorted_children(src)? {
+            if let Some(name) = child.file_name() {
+                let whiteout = name.as_bytes().strip_prefix(b".wh.");
+                match whiteout {
+                    Some(gone) if self.apply => {
+                        remove_any(&dst.join(std::ffi::OsStr::from_bytes(gone)))?;
+                        self.whiteouts += 1;
+                    }
+                    _ => self.copy_entry(&child, &dst.join(name))?,
+                }
+            }
+        }
+        Ok(())
     }
 
     fn copy_entry(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
@@ -144,6 +178,9 @@ impl Copier {
         let kind = meta.file_type();
         if kind.is_dir() {
             return self.copy_dir(src, dst, &meta);
+        }
+        if self.apply {
+            remove_any(dst)?;
         }
         if kind.is_symlink() {
             let target = fs::read_link(src).map_err(|e| at(src, e))?;
@@ -178,6 +215,17 @@ impl Copier {
             }
         }
         finish(src, dst, &meta)
+    }
+}
+
+/// Removes whatever `path` is (a directory with its contents); nothing
+/// there is fine.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(|e| at(path, e)),
+        Ok(_) => fs::remove_file(path).map_err(|e| at(path, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(at(path, e)),
     }
 }
 
