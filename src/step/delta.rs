@@ -1,4 +1,5 @@
-//! The delta layer: a normalized rootfs pruned to what differs from the base.
+//! The delta layer: a normalized rootfs pruned to what differs from the
+//! base, then applied onto a writable mount of the base.
 //!
 //! The layer is stacked on the base image's own. Applied over the base (OCI
 //! image layer spec, changesets), the pruned tree must give exactly the tree

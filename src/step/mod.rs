@@ -7,7 +7,8 @@
 //! - `install`: the distro's tool on the verified package files, offline;
 //! - `normalize`: copy onto scratch, clamp times, prune (with `keystore`);
 //! - `delta`: the normalized copy pruned to what differs from the base
-//!   image, deletions as OCI whiteouts (the layer over the base's own);
+//!   image (deletions as OCI whiteouts) and applied onto a writable mount
+//!   of the base, whose snapshot is the layer over the base's own;
 //! - `lock`: apt's answer turned into a SHA256SUMS;
 //! - `verify`: a rebuild compared with a published image, file by file.
 //! - `sbom`: the built rootfs's packages into an SPDX document.
