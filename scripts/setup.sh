@@ -646,6 +646,10 @@ phase_engine3() {
 ref_of() { cat "$HARNESS_DIR/$1" 2>/dev/null || true; }
 
 phase_env() {
+  # A partial set-up without engine 3 pushed no frontend for it: say so, so
+  # the engine-3 tests fail with this rather than with an empty reference.
+  want engine3 ||
+    E3_MISSING_MSG="the last scripts/setup.sh ran --only $only, without engine3; run scripts/setup.sh"
   cat >"$HARNESS_DIR/env.tmp" <<ENV
 DOCKER=$DOCKER
 BASE_REF=$BASE_REF
