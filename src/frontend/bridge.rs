@@ -592,8 +592,7 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
     ] {
         bridge.require_api(cap, what)?;
     }
-    let mut req = request(opts, bridge.worker_platform.clone())?;
-    req.snapshotter = bridge.worker_snapshotter.clone();
+    let req = request(opts, bridge)?;
     // The verify target's image is checked before anything is solved.
     let published = match req.target {
         Target::Verify => Some((
@@ -679,8 +678,9 @@ async fn solve_sbom(
     })
 }
 
-/// What the client asked for, as the input pipeline takes it.
-fn request(opts: &FrontendOpts, worker: Option<Platform>) -> Result<inputs::Request> {
+/// What the client asked for, as the input pipeline takes it, with what the
+/// engine's first worker says of itself (platform, snapshotter).
+fn request(opts: &FrontendOpts, bridge: &Bridge) -> Result<inputs::Request> {
     let frontend_image = opts.source.clone().ok_or_else(|| {
         anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
     })?;
@@ -688,17 +688,21 @@ fn request(opts: &FrontendOpts, worker: Option<Platform>) -> Result<inputs::Requ
         target: Target::from_opt(opts.target.as_deref())?,
         filename: opts.filename.clone(),
         build_args: opts.build_args.clone(),
-        platform: opts.platform.clone().or(worker).unwrap_or(Platform {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: None,
-        }),
+        platform: opts
+            .platform
+            .clone()
+            .or(bridge.worker_platform.clone())
+            .unwrap_or(Platform {
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None,
+            }),
         frontend_image,
         resolve_mode: opts.resolve_mode,
         context_name: opts.context_key.clone(),
         session_id: opts.session_id.clone(),
         network: opts.network,
-        snapshotter: None,
+        snapshotter: bridge.worker_snapshotter.clone(),
     })
 }
 

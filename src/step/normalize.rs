@@ -122,7 +122,7 @@ pub(crate) struct Copier {
     /// Copying a delta onto a tree (`delta::apply_delta`): `.wh.<name>`
     /// removes `<name>`, and an entry replaces whatever the tree has there
     /// unless both are directories.
-    pub(crate) apply: bool,
+    apply: bool,
     pub(crate) whiteouts: u64,
 }
 
@@ -219,14 +219,15 @@ impl Copier {
 }
 
 /// Removes whatever `path` is (a directory with its contents); nothing
-/// there is fine.
-fn remove_any(path: &Path) -> io::Result<()> {
+/// there is fine. Whether something was removed.
+fn remove_any(path: &Path) -> io::Result<bool> {
     match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(|e| at(path, e)),
-        Ok(_) => fs::remove_file(path).map_err(|e| at(path, e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(at(path, e)),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(|e| at(path, e))?,
+        Ok(_) => fs::remove_file(path).map_err(|e| at(path, e))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(at(path, e)),
     }
+    Ok(true)
 }
 
 /// Owner, then mode (chown clears set-id bits; a symlink has none),
@@ -454,19 +455,11 @@ fn prune_added(
 /// Removes `path` (a whole tree if it is a directory), if it exists, and
 /// reports it as `/<path below root>`.
 fn remove(root: &Path, path: &Path, report: &mut Report) -> io::Result<()> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if meta.is_dir() {
-        fs::remove_dir_all(path)?;
-    } else {
-        fs::remove_file(path)?;
+    if remove_any(path)? {
+        report
+            .removed
+            .push(Path::new("/").join(path.strip_prefix(root).unwrap_or(path)));
     }
-    report
-        .removed
-        .push(Path::new("/").join(path.strip_prefix(root).unwrap_or(path)));
     Ok(())
 }
 

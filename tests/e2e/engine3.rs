@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::support::pool::{Fault, PoolServer};
 use crate::support::{
     FAILING_STEP_LINES, Run, example_context, failing_step_recipe, harness, lock_entries,
-    lock_entry, marked_lines, run,
+    lock_entry, marked_lines, oci_json, run,
 };
 
 /// Where this engine's exports go for the cross-engine check.
@@ -247,15 +247,9 @@ fn engine3_platform_opt_builds_for_amd64() {
     );
     assert!(r.ok, "{}", r.text);
     // The config blob the index points at names the platform.
-    let blob = |digest: &str| {
-        let hex = digest.trim_start_matches("sha256:");
-        let bytes = std::fs::read(oci.join("blobs/sha256").join(hex)).unwrap();
-        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
-    };
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
-    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
-    let config = blob(manifest["config"]["digest"].as_str().unwrap());
+    let index = oci_json(&oci, "");
+    let manifest = oci_json(&oci, index["manifests"][0]["digest"].as_str().unwrap());
+    let config = oci_json(&oci, manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(config["architecture"], "amd64", "{config}");
     assert_eq!(config["os"], "linux", "{config}");
 }

@@ -8,7 +8,8 @@ use std::process::Command;
 
 use super::ImageGuard;
 use crate::support::{
-    Run, docker_build, docker_build_output, docker_run, harness, push_image, registry_json, run,
+    Run, docker_build, docker_build_output, docker_run, harness, layer_digests_of, oci_json,
+    push_image, registry_json, run,
 };
 
 /// Where these tests push.
@@ -92,12 +93,7 @@ fn check_in_a_container(id: &str, squashed: bool) {
 fn layer_digests(reference: &str) -> (serde_json::Value, Vec<String>) {
     let (name, digest) = reference.split_once('@').unwrap();
     let m = registry_json(name, "manifests", digest);
-    let layers = m["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect();
+    let layers = layer_digests_of(&m);
     (m, layers)
 }
 
@@ -165,9 +161,7 @@ fn layers_base_keeps_the_base_layers_and_adds_one_reproducible_delta() {
     let size = manifest["layers"][n]["size"].as_u64().unwrap();
     assert!(size < 1_000_000, "the delta layer is {size} bytes");
     // For the cross-engine check against engine 3's.
-    let out = delta_file(h.engine());
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&out, diff_ids[n].as_str().unwrap()).unwrap();
+    save_delta_diff_id(h.engine(), &diff_ids[n]);
     let names = layer_names(name, &ours[n]);
     for want in [
         "etc/.wh.issue.net",
@@ -222,20 +216,14 @@ fn layers_base_keeps_the_base_layers_and_adds_one_reproducible_delta() {
     assert_eq!(layers2[..n + 1], ours[..]);
 }
 
-/// Where the cross-engine check finds each engine's delta diff_id.
-fn delta_file(engine: &str) -> std::path::PathBuf {
-    Path::new(harness().get("HARNESS_DIR"))
+/// Leaves an engine's delta diff_id where the cross-engine check reads it.
+fn save_delta_diff_id(engine: &str, diff_id: &serde_json::Value) {
+    let out = Path::new(harness().get("HARNESS_DIR"))
         .join("out")
-        .join(engine)
-        .join("layers-delta.diff-id")
-}
-
-/// A blob of an OCI layout folder, as JSON.
-fn oci_blob(oci: &Path, digest: &str) -> serde_json::Value {
-    let path = oci
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"));
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        .join(engine);
+    std::fs::create_dir_all(&out).unwrap();
+    let diff_id = diff_id.as_str().expect("a diff_id");
+    std::fs::write(out.join("layers-delta.diff-id"), diff_id).unwrap();
 }
 
 /// The cases recipe through buildctl with `--output type=oci`: the
@@ -254,17 +242,11 @@ fn engine3_cases(ctx: &Path) -> (String, Vec<String>, Vec<serde_json::Value>) {
         ],
     );
     assert!(r.ok, "{}", r.text);
-    let top: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+    let top = oci_json(&oci, "");
     let digest = top["manifests"][0]["digest"].as_str().unwrap().to_string();
-    let manifest = oci_blob(&oci, &digest);
-    let layers = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect();
-    let config = oci_blob(&oci, manifest["config"]["digest"].as_str().unwrap());
+    let manifest = oci_json(&oci, &digest);
+    let layers = layer_digests_of(&manifest);
+    let config = oci_json(&oci, manifest["config"]["digest"].as_str().unwrap());
     let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap().clone();
     (digest, layers, diff_ids)
 }
@@ -281,7 +263,5 @@ fn engine3_layers_base_reproduces_and_keeps_the_base_blobs() {
     let n = theirs.len();
     assert_eq!(layers.len(), n + 1);
     assert_eq!(layers[..n], theirs[..], "the base's layers were re-encoded");
-    let out = delta_file("3");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&out, diff_ids[n].as_str().unwrap()).unwrap();
+    save_delta_diff_id("3", &diff_ids[n]);
 }

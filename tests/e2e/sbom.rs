@@ -6,7 +6,8 @@ use std::path::Path;
 
 use super::example_args;
 use crate::support::{
-    docker_build_output, example_context, harness, lock_entries, pool::PoolServer, repo, run,
+    docker_build_output, example_context, harness, lock_entries, oci_json, pool::PoolServer, repo,
+    run,
 };
 
 /// `--target sbom --output type=local` of an example; the document's bytes.
@@ -76,13 +77,6 @@ fn the_sbom_target_lists_the_lockfile_and_is_byte_identical() {
     check_lists_the_lockfile(&doc, ctx.path(), 41);
 }
 
-/// A blob of an OCI layout folder, as JSON.
-fn blob(oci: &Path, digest: &str) -> serde_json::Value {
-    let hex = digest.trim_start_matches("sha256:");
-    let bytes = std::fs::read(oci.join("blobs/sha256").join(hex)).unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 /// `buildctl --opt attest:sbom=` with an OCI layout output: the index digest
 /// and the SPDX document of the attestation manifest's in-toto layer.
 fn attested_build(ctx: &Path, pool: &PoolServer) -> (String, serde_json::Value) {
@@ -132,23 +126,22 @@ fn read_attested(oci: &Path, log: &str) -> (String, serde_json::Value) {
         !log.contains("generating sbom using"),
         "BuildKit ran its own scanner:\n{log}"
     );
-    let top: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+    let top = oci_json(oci, "");
     let index_digest = top["manifests"][0]["digest"].as_str().unwrap().to_string();
-    let index = blob(oci, &index_digest);
+    let index = oci_json(oci, &index_digest);
     let manifests = index["manifests"].as_array().expect("an image index");
     let att = manifests
         .iter()
         .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
         .unwrap_or_else(|| panic!("no attestation manifest in {index}"));
-    let att = blob(oci, att["digest"].as_str().unwrap());
+    let att = oci_json(oci, att["digest"].as_str().unwrap());
     let layer = att["layers"]
         .as_array()
         .unwrap()
         .iter()
         .find(|l| l["annotations"]["in-toto.io/predicate-type"] == "https://spdx.dev/Document")
         .unwrap_or_else(|| panic!("no SPDX layer in {att}"));
-    let statement = blob(oci, layer["digest"].as_str().unwrap());
+    let statement = oci_json(oci, layer["digest"].as_str().unwrap());
     (index_digest, statement["predicate"].clone())
 }
 

@@ -249,6 +249,27 @@ pub fn registry_json(name: &str, kind: &str, digest: &str) -> serde_json::Value 
     serde_json::from_str(&r.text).unwrap_or_else(|e| panic!("{e}: {}", r.text))
 }
 
+/// A blob of an OCI layout folder (`index.json` for the empty digest), as
+/// JSON.
+pub fn oci_json(oci: &Path, digest: &str) -> serde_json::Value {
+    let path = match digest.strip_prefix("sha256:") {
+        Some(hex) => oci.join("blobs/sha256").join(hex),
+        None => oci.join("index.json"),
+    };
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The `digest` of each entry of a manifest's `layers`.
+pub fn layer_digests_of(manifest: &serde_json::Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no layers in {manifest}"))
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A lockfile's entries, read by the frontend's own parser.
 pub fn lock_entries(path: &Path) -> Vec<repro_frontend::lockfile::Entry> {
     let text = std::fs::read_to_string(path)
