@@ -223,11 +223,11 @@ fn run_opts(input: &[u8]) {
         })
         .collect();
     for (_, v) in &vars {
-        let _ = opts::parse_platform(v);
+        let _ = (opts::parse_platform(v), opts::parse_platforms(v));
     }
     if let Ok(o) = opts::from_env(vars) {
-        if let Some(p) = &o.platform {
-            let _ = (p.to_string_form(), p.target_args());
+        for p in &o.platforms {
+            let _ = (p.to_string_form(), p.key(), p.target_args());
         }
         let _ = convert::extra_providers(&o.build_args);
     }

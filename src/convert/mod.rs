@@ -27,7 +27,7 @@ use crate::distro::install::Installer;
 use crate::llb::{self, LocalOpts, Location, Mount, Network, ResolveMode, SourceFile, State};
 use crate::lockfile::Lockfile;
 use crate::recipe::yaml::Span;
-use crate::recipe::{ArgValues, Layers, Recipe, Spanned};
+use crate::recipe::{ArgValues, Layers, Packages, Recipe, Spanned};
 use image::{BaseConfig, Provenance};
 use packages::Installed;
 pub use platform::Platform;
@@ -156,7 +156,13 @@ fn base_states(opts: &Opts, at: Option<Location>) -> (State, State) {
     if let Some(note) = &opts.base_note {
         base_name.push_str(&format!(" ({note})"));
     }
-    let base = llb::image(&opts.base_ref, opts.resolve_mode, Some(base_name)).at(at);
+    let base = llb::image(
+        &opts.base_ref,
+        opts.resolve_mode,
+        Some(base_name),
+        Some(opts.platform.to_pb()),
+    )
+    .at(at);
     let mut root = base.clone();
     for (k, v) in opts.base.env() {
         root = root.with_env(&k, &v);
@@ -168,11 +174,10 @@ fn base_states(opts: &Opts, at: Option<Location>) -> (State, State) {
     (base, root)
 }
 
-/// The `lock` target: apt, in the pinned base, resolves `packages.install`
-/// (the closure minus what the base has) and the frontend's own binary,
-/// mounted from its image, writes the lockfile named like the recipe's first
-/// `sums` file. The result holds only that file, for `--output type=local`.
-pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
+/// The lockfile the lock target writes: the basename of the recipe's first
+/// `sums` entry (expanded for the platform), and where the recipe names it,
+/// with the packages section it belongs to.
+pub fn lock_file(recipe: &Recipe) -> Result<(&Packages, String, Span), ConvertError> {
     let Some(packages) = &recipe.packages else {
         return Err(ConvertError {
             file: recipe.file.clone(),
@@ -188,7 +193,17 @@ pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
             "the lock target needs packages.install (the package names to resolve)",
         ));
     }
-    let file = crate::recipe::template::basename(&packages.sums[0].value).to_string();
+    let sums = &packages.sums[0];
+    let file = crate::recipe::template::basename(&sums.value).to_string();
+    Ok((packages, file, sums.span))
+}
+
+/// The `lock` target: apt, in the pinned base, resolves `packages.install`
+/// (the closure minus what the base has) and the frontend's own binary,
+/// mounted from its image, writes the lockfile named like the recipe's first
+/// `sums` file. The result holds only that file, for `--output type=local`.
+pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
+    let (packages, file, _) = lock_file(recipe)?;
     let at = Locator::new(recipe);
     let (_, root) = base_states(opts, at.span(recipe.base.span));
     let mut argv: Vec<String> = vec![
@@ -388,6 +403,9 @@ pub(crate) fn frontend_image(opts: &Opts) -> State {
         &opts.frontend_image,
         opts.resolve_mode,
         Some(format!("frontend image {}", opts.frontend_image)),
+        // The worker's own platform: the fetch and normalize steps run our
+        // binary natively whatever the target platform is.
+        None,
     )
 }
 

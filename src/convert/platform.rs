@@ -51,6 +51,16 @@ impl Platform {
         .to_string_form()
     }
 
+    /// The platform as LLB ops carry it.
+    pub fn to_pb(&self) -> bollard_buildkit_proto::pb::Platform {
+        bollard_buildkit_proto::pb::Platform {
+            architecture: self.architecture.clone(),
+            os: self.os.clone(),
+            variant: self.variant.clone().unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
     /// The TARGET* build args BuildKit's Dockerfile frontend also sets.
     pub fn target_args(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();

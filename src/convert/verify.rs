@@ -105,6 +105,7 @@ pub fn verify_llb(built: &Converted, published: &Published, facts: Vec<u8>, opts
         &published.reference,
         opts.resolve_mode,
         Some(format!("published image {}", published.reference)),
+        Some(opts.platform.to_pb()),
     );
     let files = State::scratch()
         .file()

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use anyhow::{Context as _, Result, anyhow, bail};
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
     Attestation, AttestationKind, Attestations, CacheOptionsEntry, InTotoSubject,
-    InTotoSubjectKind, PingRequest, ReadDirRequest, ReadFileRequest, Ref,
+    InTotoSubjectKind, PingRequest, ReadDirRequest, ReadFileRequest, Ref, RefMap, RefMapDeprecated,
     ResolveImageConfigRequest, Result as GwResult, ReturnRequest, SolveRequest,
     llb_bridge_client::LlbBridgeClient, result,
 };
@@ -38,6 +38,7 @@ const CAP_RESOLVE_IMAGE: &str = "resolveimage";
 const CAP_RETURN_RESULT: &str = "return";
 const CAP_PROTO_REF_ARRAY: &str = "proto.refarray";
 const CAP_ATTESTATIONS: &str = "reference.attestations";
+const CAP_RETURN_MAP: &str = "returnmap";
 
 /// A connected LLBBridge client and what the engine said it can do.
 pub struct Bridge {
@@ -293,30 +294,89 @@ impl Bridge {
         Ok((resp.digest, resp.config))
     }
 
+    /// The Result for BuildKit's exporters: one ref with its config, or, for
+    /// several platforms, a ref per platform keyed as `refs.platforms` lists
+    /// them, each with `containerimage.config/<platform>` (exptypes.go).
+    fn result_of(&self, built: Built) -> GwResult {
+        let mut metadata = std::collections::HashMap::new();
+        let mut attestations = std::collections::HashMap::new();
+        let array_refs = self.api_caps.contains(CAP_PROTO_REF_ARRAY);
+        if !built.multi {
+            let mut parts = built.parts;
+            // A single-platform build has one part (checked where it is made).
+            let part = parts.swap_remove(0);
+            if let Some(config) = part.config {
+                metadata.insert("containerimage.config".to_string(), config);
+            }
+            attestations.extend(part.sbom.map(sbom_attestation));
+            let r = match array_refs {
+                true => result::Result::Ref(Ref {
+                    id: part.id,
+                    def: Some(part.def),
+                }),
+                false => result::Result::RefDeprecated(part.id),
+            };
+            return GwResult {
+                result: Some(r),
+                metadata,
+                attestations,
+            };
+        }
+        let listed: Vec<serde_json::Value> = built
+            .parts
+            .iter()
+            .map(|p| {
+                let mut spec = serde_json::json!({
+                    "architecture": p.platform.architecture,
+                    "os": p.platform.os,
+                });
+                if let Some(v) = &p.platform.variant {
+                    spec["variant"] = serde_json::Value::String(v.clone());
+                }
+                serde_json::json!({"ID": p.platform.key(), "Platform": spec})
+            })
+            .collect();
+        metadata.insert(
+            "refs.platforms".to_string(),
+            serde_json::json!({ "Platforms": listed })
+                .to_string()
+                .into_bytes(),
+        );
+        let mut refs = std::collections::HashMap::new();
+        let mut old_refs = std::collections::HashMap::new();
+        for part in built.parts {
+            let key = part.platform.key();
+            if let Some(config) = part.config {
+                metadata.insert(format!("containerimage.config/{key}"), config);
+            }
+            attestations.extend(part.sbom.map(sbom_attestation));
+            if array_refs {
+                let r = Ref {
+                    id: part.id,
+                    def: Some(part.def),
+                };
+                refs.insert(key, r);
+            } else {
+                old_refs.insert(key, part.id);
+            }
+        }
+        let r = match array_refs {
+            true => result::Result::Refs(RefMap { refs }),
+            false => result::Result::RefsDeprecated(RefMapDeprecated { refs: old_refs }),
+        };
+        GwResult {
+            result: Some(r),
+            metadata,
+            attestations,
+        }
+    }
+
     async fn return_result(&mut self, result: Result<Built>) -> Result<()> {
         let req = match result {
-            Ok(built) => {
-                let r = if self.api_caps.contains(CAP_PROTO_REF_ARRAY) {
-                    result::Result::Ref(Ref {
-                        id: built.id,
-                        def: Some(built.def),
-                    })
-                } else {
-                    result::Result::RefDeprecated(built.id)
-                };
-                let mut metadata = std::collections::HashMap::new();
-                if let Some(config) = built.config {
-                    metadata.insert("containerimage.config".to_string(), config);
-                }
-                ReturnRequest {
-                    result: Some(GwResult {
-                        result: Some(r),
-                        metadata,
-                        attestations: built.sbom.map(sbom_attestation).into_iter().collect(),
-                    }),
-                    error: None,
-                }
-            }
+            Ok(built) => ReturnRequest {
+                result: Some(self.result_of(built)),
+                error: None,
+            },
             Err(e) => ReturnRequest {
                 result: None,
                 error: Some(errors::status(&e, &self.read)),
@@ -538,13 +598,24 @@ pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, String>) ->
     bridge.return_result(outcome).await
 }
 
-/// What a build returns: the result's ref and, when the client asked for
-/// one, the SBOM attestation's.
-struct Built {
+/// One platform's result: its ref, its image config (when it is an image)
+/// and, when the client asked for one, its SBOM attestation's ref.
+struct Part {
+    platform: Platform,
     id: String,
     def: pb::Definition,
     config: Option<Vec<u8>>,
     sbom: Option<SbomRef>,
+}
+
+/// What a build returns.
+struct Built {
+    /// One per platform, in the order asked; a single part when `multi` is
+    /// false.
+    parts: Vec<Part>,
+    /// Several platforms, each with its own ref. (The lock target's
+    /// lockfiles for several platforms are one ref: a single part.)
+    multi: bool,
 }
 
 /// The solved SBOM state and the platform key BuildKit's exporters look
@@ -592,7 +663,62 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
     ] {
         bridge.require_api(cap, what)?;
     }
-    let req = request(opts, bridge)?;
+    let target = Target::from_opt(opts.target.as_deref())?;
+    let platforms = target_platforms(opts, bridge);
+    if platforms.len() == 1 {
+        let part = build_platform(bridge, opts, &platforms[0]).await?;
+        return Ok(Built {
+            parts: vec![part],
+            multi: false,
+        });
+    }
+    if target == Target::Lock {
+        let part = build_locks(bridge, opts, &platforms).await?;
+        return Ok(Built {
+            parts: vec![part],
+            multi: false,
+        });
+    }
+    let keys: Vec<String> = platforms.iter().map(Platform::key).collect();
+    bridge.require_api(
+        CAP_RETURN_MAP,
+        &format!("return one result per platform ({})", keys.join(", ")),
+    )?;
+    if target == Target::Image && bridge.worker_snapshotter.is_none() {
+        bail!(
+            "this engine cannot keep a multi-platform image ({}): its worker is Docker's classic image store (Docker 20.10, or a later Docker without the containerd image store), which holds one platform per image; build one platform at a time (--platform {}), or use Docker 24+ with the containerd image store or a buildx builder (docker buildx create --driver docker-container); the lock target can write every platform's lockfile here",
+            keys.join(", "),
+            keys[0]
+        );
+    }
+    let mut parts = Vec::new();
+    for platform in &platforms {
+        parts.push(build_platform(bridge, opts, platform).await?);
+    }
+    Ok(Built { parts, multi: true })
+}
+
+/// The platforms to build: those asked for, else the worker's own.
+fn target_platforms(opts: &FrontendOpts, bridge: &Bridge) -> Vec<Platform> {
+    if !opts.platforms.is_empty() {
+        return opts.platforms.clone();
+    }
+    vec![bridge.worker_platform.clone().unwrap_or(Platform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    })]
+}
+
+/// One platform of a build: its inputs (the lockfile named for it, the
+/// base's manifest for it), converted and solved. Solving is lazy: BuildKit
+/// builds every platform's ref together when it exports them.
+async fn build_platform(
+    bridge: &mut Bridge,
+    opts: &FrontendOpts,
+    platform: &Platform,
+) -> Result<Part> {
+    let req = request(opts, bridge, platform)?;
     // The verify target's image is checked before anything is solved.
     let published = match req.target {
         Target::Verify => Some((
@@ -631,11 +757,71 @@ async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
         true => Some(solve_sbom(bridge, &prepared, &req.platform, opts.no_cache).await?),
         false => None,
     };
-    Ok(Built {
+    Ok(Part {
+        platform: platform.clone(),
         id,
         def,
         config: out.config,
         sbom,
+    })
+}
+
+/// The lock target for several platforms: each platform's lockfile, made in
+/// its own base by its own apt, side by side in one result, so one
+/// `--output type=local` writes them all. Their names must differ (the
+/// recipe's `sums` names them with `${TARGETARCH}`).
+async fn build_locks(
+    bridge: &mut Bridge,
+    opts: &FrontendOpts,
+    platforms: &[Platform],
+) -> Result<Part> {
+    let mut all = State::scratch().file();
+    let mut names: Vec<(String, String)> = Vec::new();
+    for platform in platforms {
+        let req = request(opts, bridge, platform)?;
+        let prepared = inputs::prepare(&mut inputs::Gateway::new(bridge, opts), &req).await?;
+        let (_, file, sums) = crate::convert::lock_file(&prepared.recipe)?;
+        if let Some((other, _)) = names.iter().find(|(_, f)| *f == file) {
+            bail!(
+                "{}:{}:{}: packages.sums names the same lockfile \"{file}\" for {other} and {}; put ${{TARGETARCH}} in it (SHA256SUMS-${{TARGETARCH}}) so each platform has its own",
+                prepared.recipe.file,
+                sums.line,
+                sums.col,
+                platform.key()
+            );
+        }
+        names.push((platform.key(), file.clone()));
+        let lock = prepared.convert()?;
+        all = all.copy(
+            &lock.state,
+            &format!("/{file}"),
+            &format!("/{file}"),
+            llb::CopyOpts::default(),
+        );
+    }
+    let state = all
+        .name(format!(
+            "lockfiles {}",
+            names
+                .iter()
+                .map(|(_, f)| f.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+        .build();
+    // The lock target always resolves again: the package index moves on.
+    let def = state.marshal_with(llb::Constraints { ignore_cache: true });
+    check_llb_caps(&bridge.llb_caps, &def)?;
+    let id = bridge
+        .solve(def.clone())
+        .await
+        .map_err(|s| anyhow!("{}", s.message()))?;
+    Ok(Part {
+        platform: platforms[0].clone(),
+        id,
+        def,
+        config: None,
+        sbom: None,
     })
 }
 
@@ -678,9 +864,9 @@ async fn solve_sbom(
     })
 }
 
-/// What the client asked for, as the input pipeline takes it, with what the
-/// engine's first worker says of itself (platform, snapshotter).
-fn request(opts: &FrontendOpts, bridge: &Bridge) -> Result<inputs::Request> {
+/// What the client asked for, for one platform, as the input pipeline takes
+/// it, with what the engine's first worker says of itself (snapshotter).
+fn request(opts: &FrontendOpts, bridge: &Bridge, platform: &Platform) -> Result<inputs::Request> {
     let frontend_image = opts.source.clone().ok_or_else(|| {
         anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
     })?;
@@ -688,15 +874,7 @@ fn request(opts: &FrontendOpts, bridge: &Bridge) -> Result<inputs::Request> {
         target: Target::from_opt(opts.target.as_deref())?,
         filename: opts.filename.clone(),
         build_args: opts.build_args.clone(),
-        platform: opts
-            .platform
-            .clone()
-            .or(bridge.worker_platform.clone())
-            .unwrap_or(Platform {
-                os: "linux".into(),
-                architecture: "amd64".into(),
-                variant: None,
-            }),
+        platform: platform.clone(),
         frontend_image,
         resolve_mode: opts.resolve_mode,
         context_name: opts.context_key.clone(),
@@ -824,9 +1002,11 @@ pub(super) mod fake {
             }
             // As Docker 20.10: a tag found in the local store has no digest.
             let local_tag = req.resolve_mode == "local" && !r.contains('@');
+            // The base is an index: each platform has its own config.
+            let arch = req.platform.map_or("amd64".to_string(), |p| p.architecture);
             Ok(Response::new(ResolveImageConfigResponse {
                 digest: if local_tag { String::new() } else { DIGEST.into() },
-                config: br#"{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{"Env":["PATH=/usr/bin:/bin"]}}"#.to_vec(),
+                config: format!(r#"{{"architecture":"{arch}","os":"linux","created":"2024-01-01T00:00:00Z","config":{{"Env":["PATH=/usr/bin:/bin"]}}}}"#).into_bytes(),
                 r#ref: r,
             }))
         }
@@ -920,6 +1100,7 @@ pub(super) mod fake {
                     "return",
                     "proto.refarray",
                     "reference.attestations",
+                    "returnmap",
                 ]
                 .iter()
                 .map(|c| cap(c))

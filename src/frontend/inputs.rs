@@ -37,7 +37,12 @@ pub(crate) trait Inputs {
         mode: ResolveMode,
     ) -> Result<(String, Option<Vec<u8>>)>;
     /// Makes the base image's files readable; false when there are none to read.
-    async fn open_base(&mut self, base_ref: &str, mode: ResolveMode) -> Result<bool>;
+    async fn open_base(
+        &mut self,
+        base_ref: &str,
+        platform: &Platform,
+        mode: ResolveMode,
+    ) -> Result<bool>;
     /// A file of the opened base image; `None` if it does not exist.
     async fn base_file(&mut self, path: &str) -> Result<Option<Vec<u8>>>;
     /// The files of a directory of the opened base image, in name order; none
@@ -394,7 +399,9 @@ async fn probe<I: Inputs>(
             (s.span.line, s.span.col)
         });
     let at = format!("{}:{line}:{col}", recipe.file);
-    let opened = src.open_base(&opts.base_ref, opts.resolve_mode).await?;
+    let opened = src
+        .open_base(&opts.base_ref, &opts.platform, opts.resolve_mode)
+        .await?;
     let os_release = match opened {
         true => os_release(src).await,
         false => Ok(None),
@@ -568,11 +575,20 @@ impl Inputs for Gateway<'_> {
         Ok((digest, Some(config)))
     }
 
-    async fn open_base(&mut self, base_ref: &str, mode: ResolveMode) -> Result<bool> {
+    async fn open_base(
+        &mut self,
+        base_ref: &str,
+        platform: &Platform,
+        mode: ResolveMode,
+    ) -> Result<bool> {
         let state = llb::image(
             base_ref,
             mode,
-            Some(format!("read the package setup of {base_ref}")),
+            Some(format!(
+                "read the package setup of {base_ref} ({})",
+                platform.key()
+            )),
+            Some(platform.to_pb()),
         );
         self.base = Some(self.bridge.solve_base(state).await?);
         Ok(true)
@@ -637,7 +653,12 @@ impl Inputs for LocalFolder {
         Ok((String::new(), Some(config)))
     }
 
-    async fn open_base(&mut self, _base_ref: &str, _mode: ResolveMode) -> Result<bool> {
+    async fn open_base(
+        &mut self,
+        _base_ref: &str,
+        _platform: &Platform,
+        _mode: ResolveMode,
+    ) -> Result<bool> {
         Ok(self.base_root.is_some())
     }
 

@@ -13,6 +13,9 @@ pub mod inputs;
 pub mod local;
 pub mod opts;
 
+/// Several platforms in one build, through the fake LLBBridge.
+#[cfg(test)]
+mod platform_tests;
 /// The verify target through the fake LLBBridge.
 #[cfg(test)]
 mod verify_tests;

@@ -23,8 +23,9 @@ pub struct FrontendOpts {
     pub build_args: BTreeMap<String, String>,
     /// `target`, if any.
     pub target: Option<String>,
-    /// `platform`, if given.
-    pub platform: Option<Platform>,
+    /// `platform`: the target platforms, in the order given, each once
+    /// (`--platform linux/amd64,linux/arm64`); empty means the worker's own.
+    pub platforms: Vec<Platform>,
     pub resolve_mode: ResolveMode,
     /// The frontend's own image reference (`source`).
     pub source: Option<String>,
@@ -109,6 +110,19 @@ pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Fron
     parse(&raw, session_id)
 }
 
+/// A `--platform` list (`linux/amd64,linux/arm64`): each once, by the key
+/// BuildKit's exporters use (`linux/arm64/v8` is `linux/arm64`).
+pub fn parse_platforms(list: &str) -> Result<Vec<Platform>, String> {
+    let mut out: Vec<Platform> = Vec::new();
+    for text in list.split(',').map(str::trim) {
+        let p = parse_platform(text)?;
+        if !out.iter().any(|q| q.key() == p.key()) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 /// Types the raw opts.
 pub fn parse(
     raw: &BTreeMap<String, String>,
@@ -128,17 +142,9 @@ pub fn parse(
             format!("invalid image-resolve-mode \"{v}\" (expected default, pull or local)")
         })?,
     };
-    let platform = match get("platform") {
-        None => None,
-        Some(p) => {
-            // One platform per build: a list means a multi-platform request.
-            if p.contains(',') {
-                return Err(format!(
-                    "building for several platforms at once ({p}) is not supported yet; build each platform separately"
-                ));
-            }
-            Some(parse_platform(&p)?)
-        }
+    let platforms = match get("platform") {
+        None => Vec::new(),
+        Some(list) => parse_platforms(&list)?,
     };
     Ok(FrontendOpts {
         filename: get("filename").unwrap_or_else(|| DEFAULT_FILENAME.to_string()),
@@ -146,7 +152,7 @@ pub fn parse(
         context_key: get("contextkey").unwrap_or_else(|| "context".to_string()),
         build_args,
         target: get("target"),
-        platform,
+        platforms,
         resolve_mode,
         source: get("source"),
         session_id,
@@ -232,7 +238,7 @@ mod tests {
         let o = from_env(Vec::new()).unwrap();
         assert_eq!(o.filename, DEFAULT_FILENAME);
         assert_eq!(o.context_key, "context");
-        assert_eq!(o.platform, None);
+        assert!(o.platforms.is_empty());
         assert_eq!(o.source, None);
         assert!(!o.no_cache);
     }
@@ -261,6 +267,24 @@ mod tests {
             "platform".to_string(),
             "linux/amd64,linux/arm64".to_string(),
         );
-        assert!(parse(&raw, None).unwrap_err().contains("several platforms"));
+        let keys = |o: FrontendOpts| o.platforms.iter().map(|p| p.key()).collect::<Vec<_>>();
+        assert_eq!(
+            keys(parse(&raw, None).unwrap()),
+            ["linux/amd64", "linux/arm64"]
+        );
+        raw.insert(
+            "platform".to_string(),
+            "linux/arm64, linux/amd64,linux/arm64/v8".to_string(),
+        );
+        assert_eq!(
+            keys(parse(&raw, None).unwrap()),
+            ["linux/arm64", "linux/amd64"]
+        );
+        raw.insert("platform".to_string(), "linux/amd64,arm64".to_string());
+        assert!(
+            parse(&raw, None)
+                .unwrap_err()
+                .contains("invalid platform \"arm64\"")
+        );
     }
 }

@@ -326,13 +326,13 @@ mod tests {
     }
 
     fn base() -> State {
-        image("reg/x@sha256:00", ResolveMode::Default, None)
+        image("reg/x@sha256:00", ResolveMode::Default, None, None)
     }
 
     #[test]
     fn image_source_and_resolve_mode() {
         assert_eq!(caps_of(&base()), BTreeSet::from([CAP_SOURCE_IMAGE]));
-        let pulled = image("reg/x@sha256:00", ResolveMode::ForcePull, None);
+        let pulled = image("reg/x@sha256:00", ResolveMode::ForcePull, None, None);
         assert!(caps_of(&pulled).contains(CAP_SOURCE_IMAGE_RESOLVE_MODE));
     }
 
@@ -411,7 +411,12 @@ mod tests {
 
     #[test]
     fn a_progress_name_needs_meta_description() {
-        let named = image("reg/x@sha256:00", ResolveMode::Default, Some("base".into()));
+        let named = image(
+            "reg/x@sha256:00",
+            ResolveMode::Default,
+            Some("base".into()),
+            None,
+        );
         assert!(caps_of(&named).contains(CAP_META_DESCRIPTION));
         assert!(!caps_of(&base()).contains(CAP_META_DESCRIPTION));
     }

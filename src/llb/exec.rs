@@ -142,7 +142,7 @@ impl Exec {
         if self.network != Network::Sandbox {
             caps.insert(CAP_EXEC_META_NETWORK);
         }
-        let op = pb::Op {
+        let mut op = pb::Op {
             op: Some(pb::op::Op::Exec(pb::ExecOp {
                 meta: Some(self.meta()),
                 mounts: pb_mounts,
@@ -151,6 +151,7 @@ impl Exec {
             })),
             ..Default::default()
         };
+        set_platform(&mut op, &mut caps, &self.root.platform);
         let vertex = Vertex::new(op, inputs.list, self.name.clone(), caps, self.locations);
         let root = State {
             output: Some(Output {

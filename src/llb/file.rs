@@ -214,17 +214,13 @@ impl FileOpBuilder {
                 }
             })
             .collect();
-        let op = pb::Op {
+        let mut op = pb::Op {
             op: Some(pb::op::Op::File(pb::FileOp { actions })),
             ..Default::default()
         };
-        let vertex = Vertex::new(
-            op,
-            inputs.list,
-            self.name,
-            BTreeSet::from([CAP_FILE_BASE]),
-            self.locations,
-        );
+        let mut caps = BTreeSet::from([CAP_FILE_BASE]);
+        set_platform(&mut op, &mut caps, &self.base.platform);
+        let vertex = Vertex::new(op, inputs.list, self.name, caps, self.locations);
         State {
             output: Some(Output { vertex, index: 0 }),
             ..self.base

@@ -52,6 +52,7 @@ pub const CAP_EXEC_MOUNT_SELECTOR: Cap = "exec.mount.selector";
 pub const CAP_FILE_BASE: Cap = "file.base";
 pub const CAP_META_DESCRIPTION: Cap = "meta.description";
 pub const CAP_META_IGNORE_CACHE: Cap = "meta.ignorecache";
+pub const CAP_PLATFORM: Cap = caps::CAP_PLATFORM;
 
 /// Metadata applied to every op of a Definition, as Go's llb.Constraints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,6 +81,7 @@ pub const ALL_CAPS: &[Cap] = &[
     CAP_FILE_BASE,
     CAP_META_DESCRIPTION,
     CAP_META_IGNORE_CACHE,
+    CAP_PLATFORM,
 ];
 
 /// One marshalled op and what it needs.
@@ -154,6 +156,18 @@ pub struct State {
     env: Vec<(String, String)>,
     cwd: Option<String>,
     user: Option<String>,
+    /// The platform of the ops made on this state (execs run its programs,
+    /// under emulation where the worker is another); `None` is the worker's own.
+    platform: Option<Arc<pb::Platform>>,
+}
+
+/// Puts `platform` on an op and records the cap it needs (mirrors Go's
+/// Constraints.Platform, which every op of a state carries).
+fn set_platform(op: &mut pb::Op, caps: &mut BTreeSet<Cap>, platform: &Option<Arc<pb::Platform>>) {
+    if let Some(p) = platform {
+        op.platform = Some(p.as_ref().clone());
+        caps.insert(CAP_PLATFORM);
+    }
 }
 
 /// An op's inputs, each output once (an output used twice is one input),
@@ -221,6 +235,11 @@ impl State {
 
     pub fn cwd(&self) -> Option<&str> {
         self.cwd.as_deref()
+    }
+
+    /// The platform this state's ops are for (see [`State`]'s field).
+    pub fn platform(&self) -> Option<&pb::Platform> {
+        self.platform.as_deref()
     }
 
     pub fn with_user(&self, user: &str) -> State {
@@ -372,6 +391,7 @@ mod tests {
             "reg/x@sha256:00",
             ResolveMode::PreferLocal,
             Some("base".into()),
+            None,
         );
         let blob = http(
             "http://m/a.deb",

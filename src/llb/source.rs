@@ -40,27 +40,46 @@ fn source(
     identifier: String,
     attrs: BTreeMap<String, String>,
     name: Option<String>,
-    caps: BTreeSet<Cap>,
+    mut caps: BTreeSet<Cap>,
+    platform: Option<pb::Platform>,
 ) -> State {
-    let op = pb::Op {
+    let mut op = pb::Op {
         op: Some(pb::op::Op::Source(pb::SourceOp { identifier, attrs })),
         ..Default::default()
     };
-    State::from_output(Output {
-        vertex: Vertex::new(op, Vec::new(), name, caps, Vec::new()),
-        index: 0,
-    })
+    let platform = platform.map(Arc::new);
+    set_platform(&mut op, &mut caps, &platform);
+    State {
+        platform,
+        ..State::from_output(Output {
+            vertex: Vertex::new(op, Vec::new(), name, caps, Vec::new()),
+            index: 0,
+        })
+    }
 }
 
-/// mirrors client/llb/source.go Image()
-pub fn image(reference: &str, mode: ResolveMode, name: Option<String>) -> State {
+/// mirrors client/llb/source.go Image(). With a platform, BuildKit takes
+/// that platform's manifest from an index, and execs on the state run that
+/// platform's programs; without one, the worker's own.
+pub fn image(
+    reference: &str,
+    mode: ResolveMode,
+    name: Option<String>,
+    platform: Option<pb::Platform>,
+) -> State {
     let mut attrs = BTreeMap::new();
     let mut caps = BTreeSet::from([CAP_SOURCE_IMAGE]);
     if mode != ResolveMode::Default {
         attrs.insert("image.resolvemode".to_string(), mode.as_str().to_string());
         caps.insert(CAP_SOURCE_IMAGE_RESOLVE_MODE);
     }
-    source(format!("docker-image://{reference}"), attrs, name, caps)
+    source(
+        format!("docker-image://{reference}"),
+        attrs,
+        name,
+        caps,
+        platform,
+    )
 }
 
 /// Options of a local (client directory) source.
@@ -89,7 +108,7 @@ pub fn local(name: &str, opts: &LocalOpts, display: Option<String>) -> State {
         attrs.insert("local.sharedkeyhint".to_string(), hint.clone());
         caps.insert(CAP_SOURCE_LOCAL_SHARED_KEY_HINT);
     }
-    source(format!("local://{name}"), attrs, display, caps)
+    source(format!("local://{name}"), attrs, display, caps, None)
 }
 
 /// mirrors client/llb/source.go HTTP(): one file, fetched by BuildKit and
@@ -110,5 +129,5 @@ pub fn http(
         attrs.insert("http.perm".to_string(), format!("{perm:o}"));
         caps.insert(CAP_SOURCE_HTTP_PERM);
     }
-    source(url.to_string(), attrs, name, caps)
+    source(url.to_string(), attrs, name, caps, None)
 }
