@@ -20,10 +20,14 @@
 #     frontend  the static binary and the frontend image
 #     pool      every example's lockfile and blobs; pool:NAME[+NAME] only those
 #     corpus    the corpus lockfiles and blobs (needs pool:hello's mirror)
+#     multi     an arm64 base (debootstrap under qemu-user-static) pushed
+#               with the amd64 one as a two-platform index, and the
+#               examples' lockfiles and blobs for both (needs pool:hello)
 #     rpm, pacman, noapt   the test fixtures of those kinds
 #     engine3   standalone BuildKit (see scripts/buildkit.sh)
-#   Packages (only those the chosen phases need) and target/harness/env are
-#   always done. scripts/demo.sh runs engine,registry,base,frontend,pool:<example>.
+#   Packages (only those the chosen phases need), binfmt_misc's entry for
+#   arm64 (registered before any engine starts: BuildKit looks for emulators
+#   when it starts) and target/harness/env are always done. scripts/demo.sh runs engine,registry,base,frontend,pool:<example>.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -35,9 +39,11 @@ EXAMPLES=(
   "gcc:gcc libc6-dev"
 )
 ARCH=amd64
+# The other platform of the two-platform tests, run under emulation.
+OTHER_ARCH=arm64
 
 # Phases in the order they run (see the header); packages and env always run.
-ALL_PHASES=(engine registry base frontend pool corpus rpm pacman noapt engine3)
+ALL_PHASES=(engine registry base frontend pool corpus multi rpm pacman noapt engine3)
 declare -A WANT=()
 POOL_EXAMPLES=()
 usage="usage: $0 [--only PHASE[,PHASE...]] (phases: ${ALL_PHASES[*]}, pool:NAME[+NAME])"
@@ -97,7 +103,8 @@ fi
 want() { [[ -n "${WANT[$1]:-}" ]]; }
 
 # What every phase needs, then what only some do.
-PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount)
+PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount
+  qemu-user-static)
 ! want rpm || PACKAGES+=(rpm)
 ! want pacman || PACKAGES+=(pacman-package-manager makepkg libarchive-tools zstd gnupg)
 # /usr/bin/time is for bench/frontend-cost.sh, which runs after a full set-up.
@@ -155,6 +162,28 @@ phase_packages() {
   say "packages: installed ${missing[*]} ($(since "$t")s)"
 }
 
+# The kernel runs arm64 programs through Debian's qemu-user-static: its
+# binfmt_misc entry, registered as the package ships it (flag F: the kernel
+# opens the emulator now, so it works inside containers too). Done before
+# any engine starts: BuildKit lists the platforms it can run at start-up.
+phase_binfmt() {
+  local dir=/proc/sys/fs/binfmt_misc entry=qemu-aarch64 conf
+  conf="/usr/lib/binfmt.d/$entry.conf"
+  [[ -f "$conf" ]] || die "binfmt: $conf is missing (is qemu-user-static installed?)"
+  need_root "registering $entry with binfmt_misc"
+  if ! mountpoint -q "$dir"; then
+    mount -t binfmt_misc binfmt_misc "$dir" || die "binfmt: cannot mount $dir"
+  fi
+  if [[ -e "$dir/$entry" ]] && ! grep -q '^flags: .*F' "$dir/$entry"; then
+    echo -1 >"$dir/$entry" # registered elsewhere without F: redo it
+  fi
+  if [[ ! -e "$dir/$entry" ]]; then
+    cat "$conf" >"$dir/register" || die "binfmt: the kernel refused $conf"
+  fi
+  grep -qx enabled "$dir/$entry" || die "binfmt: $entry is not enabled ($(cat "$dir/$entry"))"
+  say "binfmt: $entry registered ($(sed -n 's/^flags: //p' "$dir/$entry"))"
+}
+
 # ------------------------------------------------------------------ engines
 phase_engine_files() {
   local e
@@ -210,6 +239,8 @@ registry_has_manifest() { # <repo path> <digest>
   curl -fsS -o /dev/null -I --max-time 10 \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+    -H 'Accept: application/vnd.oci.image.index.v1+json' \
     "http://$REGISTRY/v2/$1/manifests/$2" 2>/dev/null
 }
 
@@ -439,6 +470,87 @@ phase_corpus() {
   say "corpus: $(find "$REPO_ROOT"/tests/corpus -name repro.yaml | wc -l) sets locked, pool verified ($(since "$t")s)"
 }
 
+# ----------------------------------------------------------- two platforms
+# The base for the two-platform tests: an index of the amd64 base (the same
+# manifest as BASE_REF) and an arm64 one debootstrapped under emulation,
+# pushed by push-image.py (Docker 20.10 cannot import another platform's
+# rootfs). Its config's created time is the amd64 one's, so both platforms
+# get the same default epoch.
+multi_base() {
+  local t rootfs="$HARNESS_DIR/rootfs-$OTHER_ARCH" tar="$HARNESS_DIR/rootfs-$OTHER_ARCH.tar"
+  local created other index ref
+  t=$(date +%s)
+  ref="$(ref_of multi-base.ref)"
+  if [[ -n "$ref" && "$(ref_of multi-base.from)" == "$BASE_REF" ]] &&
+    registry_has_manifest "${BASE_REPO#"$REGISTRY"/}" "${ref##*@}"; then
+    say "two-platform base: $ref (cached)"
+    MULTI_BASE_REF="$ref"
+    return
+  fi
+  need_root "debootstrap --arch=$OTHER_ARCH"
+  rm -rf "$rootfs"
+  run_logged "debootstrap-$OTHER_ARCH" debootstrap --arch="$OTHER_ARCH" --variant=minbase bookworm "$rootfs"
+  rm -f "$rootfs"/var/cache/apt/archives/*.deb
+  tar -C "$rootfs" --numeric-owner -cf "$tar" .
+  rm -rf "$rootfs"
+  created="$("$DOCKER" image inspect --format '{{.Created}}' "$BASE_REF")"
+  other="$(python3 "$SCRIPTS_DIR/push-image.py" image "$BASE_REPO:bookworm-$OTHER_ARCH" \
+    --arch "$OTHER_ARCH" --rootfs-tar "$tar" --created "$created" \
+    --env 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --cmd bash)" ||
+    die "could not push the $OTHER_ARCH base"
+  rm -f "$tar"
+  index="$(python3 "$SCRIPTS_DIR/push-image.py" index "$BASE_REPO:bookworm-multi" \
+    "${BASE_REF##*@}" "$other")" || die "could not push the two-platform index"
+  MULTI_BASE_REF="$BASE_REPO@$index"
+  registry_has_manifest "${BASE_REPO#"$REGISTRY"/}" "$index" ||
+    die "registry does not serve $MULTI_BASE_REF after the push"
+  echo "$MULTI_BASE_REF" >"$HARNESS_DIR/multi-base.ref"
+  echo "$BASE_REF" >"$HARNESS_DIR/multi-base.from"
+  say "two-platform base: $MULTI_BASE_REF ($OTHER_ARCH: $BASE_REPO@$other, $(since "$t")s)"
+}
+
+# Each example's lockfile for each platform of the two-platform base, by
+# the frontend's lock target (one platform per build, so Docker 20.10 can
+# run it), and their blobs in the pool, from the mirror root the examples'
+# apt output named.
+multi_locks() {
+  local t ex dir stamp arch lock mirror hex name
+  t=$(date +%s)
+  mirror="$(head -n 1 "$LOCK_DIR/hello/mirror" 2>/dev/null || true)"
+  [[ "$mirror" == http* ]] || die "multi: no mirror root in $LOCK_DIR/hello/mirror (run the pool phase)"
+  for ex in hello gcc; do
+    dir="$LOCK_DIR/multi-$ex"
+    stamp="$(printf 'format=1\nbase=%s\nrecipe=%s\n' "$MULTI_BASE_REF" \
+      "$(sha256_of "$REPO_ROOT/examples/$ex/repro.yaml")")"
+    if [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$stamp" ]] &&
+      lock_verified "$dir/SHA256SUMS-$ARCH" && lock_verified "$dir/SHA256SUMS-$OTHER_ARCH"; then
+      continue
+    fi
+    mkdir -p "$dir"
+    rm -f "$dir/.stamp" "$dir"/SHA256SUMS-*
+    for arch in "$ARCH" "$OTHER_ARCH"; do
+      lock="$dir/SHA256SUMS-$arch"
+      DOCKER_BUILDKIT=1 run_logged "lock-multi-$ex-$arch" "$DOCKER" build --progress=plain \
+        --platform "linux/$arch" --target lock --output "type=local,dest=$dir" \
+        --build-arg "BASE=$MULTI_BASE_REF" -f "$REPO_ROOT/examples/$ex/repro.yaml" "$REPO_ROOT/examples/$ex"
+      [[ -s "$lock" ]] || die "multi $ex: the lock target wrote no $lock"
+      FETCHED=0
+      while read -r hex name; do
+        fetch_blob "$mirror$name" "$name" "$hex" >>"$LOG_DIR/fetch-multi-$ex.log"
+      done < <("$STATIC_BIN" lockfile entries "$lock")
+      lock_verified "$lock" || die "multi $ex: pool verification failed for $lock"
+    done
+    printf '%s\n' "$stamp" >"$dir/.stamp"
+    say "multi $ex: $(lock_count "$dir/SHA256SUMS-$ARCH") + $(lock_count "$dir/SHA256SUMS-$OTHER_ARCH") packages locked, pool verified"
+  done
+  say "two-platform lockfiles: done ($(since "$t")s)"
+}
+
+phase_multi() {
+  multi_base
+  multi_locks
+}
+
 # --------------------------------------------------------------------- env
 # Files tool_base copies to /tmp in the image before the RUN command.
 tool_base_files=()
@@ -653,6 +765,7 @@ phase_env() {
   cat >"$HARNESS_DIR/env.tmp" <<ENV
 DOCKER=$DOCKER
 BASE_REF=$BASE_REF
+MULTI_BASE_REF=$(ref_of multi-base.ref)
 RPM_BASE_REF=$(ref_of base-rpm.ref)
 PACMAN_BASE_REF=$(ref_of base-pacman.ref)
 PACMAN_SIGNED_BASE_REF=$(ref_of base-pacman-signed.ref)
@@ -679,6 +792,7 @@ ENV
 }
 
 phase_packages
+phase_binfmt
 if want engine; then
   phase_engine_files
   phase_dockerd
@@ -688,13 +802,14 @@ fi
 # The pinned base, from this run or an earlier one (a partial set-up).
 BASE_REF="$(ref_of base.ref)"
 if [[ -z "$BASE_REF" ]]; then
-  for p in pool corpus rpm pacman noapt; do
+  for p in pool corpus multi rpm pacman noapt; do
     ! want "$p" || die "phase $p needs the base image: add the phase base"
   done
 fi
 ! want frontend || phase_frontend
 ! want pool || phase_locks
 ! want corpus || phase_corpus
+! want multi || phase_multi
 ! want rpm || phase_rpm
 ! want pacman || phase_pacman
 ! want noapt || phase_noapt
