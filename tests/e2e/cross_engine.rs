@@ -132,3 +132,22 @@ fn the_delta_layer_of_layers_base_is_identical_on_26_and_3() {
         "the delta layers differ between engines"
     );
 }
+
+#[test]
+#[ignore = "needs the two-platform builds of Docker 26.1 and engine 3; scripts/test.sh runs it last"]
+fn each_platforms_config_of_the_two_platform_index_is_identical_on_26_and_3() {
+    let (a, b) = (
+        super::platforms::saved_configs("26", "hello"),
+        super::platforms::saved_configs("3", "hello"),
+    );
+    assert_eq!(a["configs"].as_object().map(|m| m.len()), Some(2), "{a}");
+    assert_eq!(
+        a["configs"], b["configs"],
+        "hello for two platforms: the configs differ"
+    );
+    // The same OCI index, layers and compression included.
+    assert_eq!(
+        a["index"], b["index"],
+        "hello for two platforms: the indexes differ"
+    );
+}

@@ -1,0 +1,394 @@
+//! Several platforms in one build (`--platform linux/amd64,linux/arm64`),
+//! on the harness's two-platform base (an index of the amd64 base and an
+//! arm64 one), with arm64's steps run under qemu-user-static.
+//!
+//! Docker 26.1 (containerd image store) and engine 3 give one OCI index;
+//! Docker 20.10's daemon refuses a platform list before any frontend runs,
+//! so there each test builds the other platform alone instead.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::ImageGuard;
+use super::engine3::buildctl;
+use crate::support::pool::PoolServer;
+use crate::support::{
+    docker_build, docker_build_output, harness, lock_entries, oci_json, repo, run,
+};
+
+const BOTH: &str = "linux/amd64,linux/arm64";
+
+/// A copy of an example's folder with both lockfiles the harness made for
+/// the two-platform base.
+fn multi_context(example: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = repo().join("examples").join(example);
+    for name in ["repro.yaml", "hello.c"] {
+        if src.join(name).exists() {
+            std::fs::copy(src.join(name), dir.path().join(name)).expect("copy");
+        }
+    }
+    for arch in ["amd64", "arm64"] {
+        let lock = multi_lockfile(example, arch);
+        std::fs::copy(&lock, dir.path().join(format!("SHA256SUMS-{arch}")))
+            .unwrap_or_else(|e| panic!("{}: {e} (scripts/setup.sh's multi phase)", lock.display()));
+    }
+    dir
+}
+
+fn multi_lockfile(example: &str, arch: &str) -> PathBuf {
+    Path::new(harness().get("LOCK_DIR"))
+        .join(format!("multi-{example}"))
+        .join(format!("SHA256SUMS-{arch}"))
+}
+
+fn multi_base() -> &'static str {
+    let base = harness().get("MULTI_BASE_REF");
+    assert!(
+        !base.is_empty(),
+        "no two-platform base: run scripts/setup.sh"
+    );
+    base
+}
+
+/// `--no-cache`, the platforms, the two-platform base and the pool.
+fn args(platforms: &str, pool: &PoolServer) -> Vec<String> {
+    vec![
+        "--no-cache".into(),
+        "--platform".into(),
+        platforms.into(),
+        "--build-arg".into(),
+        format!("BASE={}", multi_base()),
+        "--build-arg".into(),
+        format!("MIRROR={}", pool.url),
+    ]
+}
+
+/// What an OCI export holds: the digest index.json points at (an index for
+/// several platforms, a manifest for one) and, per platform, the manifest
+/// and config digests.
+#[derive(Debug)]
+struct Oci {
+    top: String,
+    images: BTreeMap<String, (String, String)>,
+}
+
+/// Reads an OCI layout folder.
+fn read_oci(dir: &Path) -> Oci {
+    let top = oci_json(dir, "")["manifests"][0].clone();
+    let digest = top["digest"].as_str().unwrap().to_string();
+    let doc = oci_json(dir, &digest);
+    let manifests: Vec<String> = match doc["manifests"].as_array() {
+        Some(list) => list
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap().to_string())
+            .collect(),
+        None => vec![digest.clone()],
+    };
+    let images = manifests
+        .into_iter()
+        .map(|m| {
+            let config = oci_json(dir, &m)["config"]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let c = oci_json(dir, &config);
+            let key = format!(
+                "{}/{}",
+                c["os"].as_str().unwrap(),
+                c["architecture"].as_str().unwrap()
+            );
+            (key, (m, config))
+        })
+        .collect();
+    Oci {
+        top: digest,
+        images,
+    }
+}
+
+/// Untars an OCI export into a folder and reads it.
+fn untar_oci(tar: &Path) -> Oci {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(Command::new("tar")
+        .arg("-xf")
+        .arg(tar)
+        .arg("-C")
+        .arg(dir.path()));
+    assert!(r.ok, "{}", r.text);
+    read_oci(dir.path())
+}
+
+/// `docker (buildx) build --output type=oci` of an example for `platforms`.
+fn oci_export(ctx: &Path, platforms: &str, pool: &PoolServer) -> Oci {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("image.tar");
+    let mut extra = args(platforms, pool);
+    extra.extend([
+        "--output".into(),
+        format!("type=oci,dest={}", tar.display()),
+    ]);
+    let r = docker_build_output(&ctx.join("repro.yaml"), ctx, &extra);
+    assert!(r.ok, "{platforms}:\n{}", r.text);
+    untar_oci(&tar)
+}
+
+/// Docker 20.10's daemon parses `--platform` as one platform and refuses a
+/// list before any frontend starts: the error names the list.
+fn assert_refused_by_docker_20(ctx: &Path, pool: &PoolServer, extra: &[&str]) {
+    let mut a = args(BOTH, pool);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let r = docker_build_output(&ctx.join("repro.yaml"), ctx, &a);
+    assert!(!r.ok, "Docker 20.10 built for two platforms:\n{}", r.text);
+    assert!(
+        r.text.contains("\"linux/amd64,linux/arm64\"") && r.text.contains("invalid"),
+        "{}",
+        r.text
+    );
+}
+
+/// Writes this engine's two-platform index digest and each platform's
+/// config digest to target/harness/out/<engine>/ for the cross-engine check.
+fn save_configs(engine: &str, example: &str, oci: &Oci) {
+    let out = Path::new(harness().get("HARNESS_DIR"))
+        .join("out")
+        .join(engine);
+    std::fs::create_dir_all(&out).unwrap();
+    let configs: BTreeMap<&String, &String> = oci.images.iter().map(|(k, (_, c))| (k, c)).collect();
+    let saved = serde_json::json!({"index": oci.top, "configs": configs});
+    std::fs::write(
+        out.join(format!("multi-{example}.json")),
+        serde_json::to_vec_pretty(&saved).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Runs the image `tag` as `platform`, with its own entrypoint or the one
+/// given, and returns what it printed.
+fn run_as(tag: &str, platform: &str, entrypoint: &[&str]) -> String {
+    let mut cmd = harness().docker();
+    cmd.args(["run", "--rm", "--platform", platform]);
+    if let Some((first, rest)) = entrypoint.split_first() {
+        cmd.args(["--entrypoint", first, tag]).args(rest);
+    } else {
+        cmd.arg(tag);
+    }
+    let r = run(&mut cmd);
+    assert!(r.ok, "{platform}: {}", r.text);
+    r.text.trim().to_string()
+}
+
+/// The example's program runs as each platform built, on that platform's
+/// machine (aarch64 under emulation).
+fn check_programs_run(example: &str, ctx: &Path, pool: &PoolServer, platforms: &str, says: &str) {
+    let tag = format!("repro-test/multi-{example}:latest");
+    // Without --no-cache: on 26.1 the image is the one just exported.
+    let mut extra: Vec<String> = args(platforms, pool)
+        .into_iter()
+        .filter(|a| a != "--no-cache")
+        .collect();
+    extra.extend(["-t".into(), tag.clone()]);
+    let (r, _) = docker_build(&ctx.join("repro.yaml"), ctx, &extra);
+    assert!(r.ok, "{}", r.text);
+    let _guard = ImageGuard(Some(tag.clone()));
+    for platform in platforms.split(',') {
+        assert_eq!(run_as(&tag, platform, &[]), says, "{platform}");
+        let machine = match platform {
+            "linux/arm64" => "aarch64",
+            _ => "x86_64",
+        };
+        assert_eq!(run_as(&tag, platform, &["uname", "-m"]), machine);
+    }
+}
+
+#[test]
+fn hello_for_two_platforms_is_one_reproducible_index_of_the_single_platform_images() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = multi_context("hello");
+    if h.engine() == "20" {
+        assert_refused_by_docker_20(ctx.path(), &pool, &[]);
+        check_programs_run("hello", ctx.path(), &pool, "linux/arm64", "Hello, world!");
+        return;
+    }
+    let first = oci_export(ctx.path(), BOTH, &pool);
+    let second = oci_export(ctx.path(), BOTH, &pool);
+    assert_eq!(first.top, second.top, "two --no-cache builds, two indexes");
+    assert_eq!(
+        first.images.keys().collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64"]
+    );
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let alone = oci_export(ctx.path(), platform, &pool);
+        assert_eq!(
+            alone.images.get(platform),
+            first.images.get(platform),
+            "{platform} built alone is not the index's {platform} image"
+        );
+    }
+    save_configs("26", "hello", &first);
+    check_programs_run("hello", ctx.path(), &pool, BOTH, "Hello, world!");
+}
+
+#[test]
+fn gcc_for_two_platforms_reproduces_and_each_compiled_program_runs() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = multi_context("gcc");
+    let says = "hello from a reproducible gcc build";
+    if h.engine() == "20" {
+        check_programs_run("gcc", ctx.path(), &pool, "linux/arm64", says);
+        return;
+    }
+    let first = oci_export(ctx.path(), BOTH, &pool);
+    let second = oci_export(ctx.path(), BOTH, &pool);
+    assert_eq!(first.top, second.top, "two --no-cache builds, two indexes");
+    assert_eq!(first.images.len(), 2, "{first:?}");
+    save_configs("26", "gcc", &first);
+    check_programs_run("gcc", ctx.path(), &pool, BOTH, says);
+}
+
+/// The package files apt itself would fetch for `packages` in the base for
+/// `platform`: name (from `pool/`) to sha256, as `--print-uris` lists them.
+fn apt_print_uris(platform: &str, packages: &[&str]) -> BTreeMap<String, String> {
+    let script = format!(
+        "apt-get update -qq && apt-get install -o Acquire::ForceHash=SHA256 -y --no-install-recommends --print-uris {}",
+        packages.join(" ")
+    );
+    let r = run(harness().docker().args([
+        "run",
+        "--rm",
+        "--platform",
+        platform,
+        multi_base(),
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert!(r.ok, "{}", r.text);
+    r.text
+        .lines()
+        .filter(|l| l.starts_with('\''))
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let url = fields[0].trim_matches('\'');
+            let name = format!("pool/{}", url.split_once("/pool/").unwrap().1);
+            let hash = fields[3].strip_prefix("SHA256:").unwrap().to_string();
+            (name, hash)
+        })
+        .collect()
+}
+
+/// A lockfile's entries as name to sha256.
+fn entries(path: &Path) -> BTreeMap<String, String> {
+    lock_entries(path)
+        .into_iter()
+        .map(|e| (e.name, e.sha256))
+        .collect()
+}
+
+#[test]
+fn the_lock_target_locks_each_platform_with_its_own_apt() {
+    let h = harness();
+    let pool = PoolServer::start(h.pool_dir());
+    let ctx = multi_context("hello");
+    for arch in ["amd64", "arm64"] {
+        std::fs::remove_file(ctx.path().join(format!("SHA256SUMS-{arch}"))).unwrap();
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let lock = |platforms: &str| {
+        let mut extra = args(platforms, &pool);
+        extra.extend([
+            "--target".into(),
+            "lock".into(),
+            "--output".into(),
+            format!("type=local,dest={}", dest.path().display()),
+        ]);
+        docker_build_output(&ctx.path().join("repro.yaml"), ctx.path(), &extra)
+    };
+    let arches: Vec<&str> = if h.engine() == "20" {
+        assert_refused_by_docker_20(ctx.path(), &pool, &["--target", "lock"]);
+        let r = lock("linux/arm64");
+        assert!(r.ok, "{}", r.text);
+        vec!["arm64"]
+    } else {
+        let r = lock(BOTH);
+        assert!(r.ok, "{}", r.text);
+        vec!["amd64", "arm64"]
+    };
+    let mut written: Vec<String> = std::fs::read_dir(dest.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let want: Vec<String> = arches.iter().map(|a| format!("SHA256SUMS-{a}")).collect();
+    assert_eq!(written, want, "one lockfile per platform, nothing else");
+    for arch in arches {
+        let path = dest.path().join(format!("SHA256SUMS-{arch}"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(&format!("# base: {}\n", multi_base())),
+            "{text}"
+        );
+        let got = entries(&path);
+        assert!(
+            got.keys()
+                .all(|n| n.ends_with(&format!("_{arch}.deb")) || n.ends_with("_all.deb")),
+            "{got:?}"
+        );
+        assert_eq!(
+            got,
+            apt_print_uris(&format!("linux/{arch}"), &["hello"]),
+            "{arch}: the lockfile is not what apt in that platform's base fetches"
+        );
+    }
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_hello_for_two_platforms_is_one_reproducible_index() {
+    let pool = PoolServer::start(harness().pool_dir());
+    let ctx = multi_context("hello");
+    let build = || {
+        let dir = tempfile::tempdir().unwrap();
+        let out = format!("type=oci,dest={}", dir.path().join("image.tar").display());
+        let base = format!("build-arg:BASE={}", multi_base());
+        let platform = format!("platform={BOTH}");
+        let r = buildctl(
+            &ctx.path().join("repro.yaml"),
+            ctx.path(),
+            &pool.url,
+            &[
+                "--no-cache",
+                "--opt",
+                &platform,
+                "--opt",
+                &base,
+                "--output",
+                &out,
+            ],
+        );
+        assert!(r.ok, "{}", r.text);
+        untar_oci(&dir.path().join("image.tar"))
+    };
+    let (first, second) = (build(), build());
+    assert_eq!(first.top, second.top, "two --no-cache builds, two indexes");
+    assert_eq!(
+        first.images.keys().collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64"]
+    );
+    save_configs("3", "hello", &first);
+}
+
+/// The index digest and each platform's config digest, as the Docker 26.1
+/// and engine-3 tests wrote them (`save_configs`).
+pub fn saved_configs(engine: &str, example: &str) -> serde_json::Value {
+    let path = Path::new(harness().get("HARNESS_DIR"))
+        .join("out")
+        .join(engine)
+        .join(format!("multi-{example}.json"));
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run both engines' suites first)", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
