@@ -12,11 +12,13 @@ FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# A static-pie glibc binary: it runs in an empty image.
-RUN RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo build --release --locked --target x86_64-unknown-linux-gnu \
- && strip target/x86_64-unknown-linux-gnu/release/repro-frontend \
- && cp target/x86_64-unknown-linux-gnu/release/repro-frontend /repro-frontend
+# A static-pie glibc binary: it runs in an empty image. Built for the
+# machine the stage runs on (x86_64, or aarch64 on an arm64 host).
+RUN target="$(uname -m)-unknown-linux-gnu" \
+ && RUSTFLAGS='-C target-feature=+crt-static' \
+    cargo build --release --locked --target "$target" \
+ && strip "target/$target/release/repro-frontend" \
+ && cp "target/$target/release/repro-frontend" /repro-frontend
 
 FROM scratch
 COPY --from=build /repro-frontend /repro-frontend

@@ -66,8 +66,8 @@ fn args(platforms: &str, pool: &PoolServer) -> Vec<String> {
 }
 
 /// What an OCI export holds: the digest index.json points at (an index for
-/// several platforms, a manifest for one) and, per platform, the manifest
-/// and config digests.
+/// several platforms, a manifest for one) and, per platform, its image's
+/// manifest and config digests.
 #[derive(Debug)]
 struct Oci {
     top: String,
@@ -80,8 +80,10 @@ fn read_oci(dir: &Path) -> Oci {
     let digest = top["digest"].as_str().unwrap().to_string();
     let doc = oci_json(dir, &digest);
     let manifests: Vec<String> = match doc["manifests"].as_array() {
+        // Attestation manifests (`--sbom=true`) describe the images.
         Some(list) => list
             .iter()
+            .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
             .map(|m| m["digest"].as_str().unwrap().to_string())
             .collect(),
         None => vec![digest.clone()],
@@ -108,8 +110,8 @@ fn read_oci(dir: &Path) -> Oci {
     }
 }
 
-/// Untars an OCI export into a folder and reads it.
-fn untar_oci(tar: &Path) -> Oci {
+/// An OCI export's tar, unpacked into a folder.
+fn untar(tar: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let r = run(Command::new("tar")
         .arg("-xf")
@@ -117,7 +119,11 @@ fn untar_oci(tar: &Path) -> Oci {
         .arg("-C")
         .arg(dir.path()));
     assert!(r.ok, "{}", r.text);
-    read_oci(dir.path())
+    dir
+}
+
+fn untar_oci(tar: &Path) -> Oci {
+    read_oci(untar(tar).path())
 }
 
 /// `docker (buildx) build --output type=oci` of an example for `platforms`.
@@ -345,40 +351,90 @@ fn the_lock_target_locks_each_platform_with_its_own_apt() {
     }
 }
 
+/// A `buildctl` build of hello for both platforms to an OCI layout, with
+/// `extra` buildctl arguments; returns the layout folder.
+fn engine3_oci(ctx: &Path, pool: &PoolServer, extra: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("image.tar");
+    let out = format!("type=oci,dest={}", tar.display());
+    let base = format!("build-arg:BASE={}", multi_base());
+    let platform = format!("platform={BOTH}");
+    let mut args = vec![
+        "--no-cache",
+        "--opt",
+        &platform,
+        "--opt",
+        &base,
+        "--output",
+        &out,
+    ];
+    args.extend_from_slice(extra);
+    let r = buildctl(&ctx.join("repro.yaml"), ctx, &pool.url, &args);
+    assert!(r.ok, "{}", r.text);
+    untar(&tar)
+}
+
 #[test]
 #[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
 fn engine3_hello_for_two_platforms_is_one_reproducible_index() {
     let pool = PoolServer::start(harness().pool_dir());
     let ctx = multi_context("hello");
-    let build = || {
-        let dir = tempfile::tempdir().unwrap();
-        let out = format!("type=oci,dest={}", dir.path().join("image.tar").display());
-        let base = format!("build-arg:BASE={}", multi_base());
-        let platform = format!("platform={BOTH}");
-        let r = buildctl(
-            &ctx.path().join("repro.yaml"),
-            ctx.path(),
-            &pool.url,
-            &[
-                "--no-cache",
-                "--opt",
-                &platform,
-                "--opt",
-                &base,
-                "--output",
-                &out,
-            ],
-        );
-        assert!(r.ok, "{}", r.text);
-        untar_oci(&dir.path().join("image.tar"))
-    };
-    let (first, second) = (build(), build());
+    let first = read_oci(engine3_oci(ctx.path(), &pool, &[]).path());
+    let second = read_oci(engine3_oci(ctx.path(), &pool, &[]).path());
     assert_eq!(first.top, second.top, "two --no-cache builds, two indexes");
     assert_eq!(
         first.images.keys().collect::<Vec<_>>(),
         ["linux/amd64", "linux/arm64"]
     );
     save_configs("3", "hello", &first);
+}
+
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_each_platform_gets_its_own_reproducible_sbom_attestation() {
+    let pool = PoolServer::start(harness().pool_dir());
+    let ctx = multi_context("hello");
+    let sbom = ["--opt", "attest:sbom="];
+    let a = engine3_oci(ctx.path(), &pool, &sbom);
+    let b = engine3_oci(ctx.path(), &pool, &sbom);
+    let index = |dir: &Path| oci_json(dir, "")["manifests"][0]["digest"].clone();
+    assert_eq!(
+        index(a.path()),
+        index(b.path()),
+        "two --no-cache builds, two indexes"
+    );
+    let dir = a.path();
+    let images = read_oci(dir).images;
+    let top = oci_json(dir, index(dir).as_str().unwrap());
+    let mut attested = BTreeMap::new();
+    for m in top["manifests"].as_array().unwrap() {
+        let kind = &m["annotations"]["vnd.docker.reference.type"];
+        if kind != "attestation-manifest" {
+            continue;
+        }
+        let of = m["annotations"]["vnd.docker.reference.digest"]
+            .as_str()
+            .unwrap();
+        let layer = &oci_json(dir, m["digest"].as_str().unwrap())["layers"][0];
+        let statement = oci_json(dir, layer["digest"].as_str().unwrap());
+        assert_eq!(statement["predicateType"], "https://spdx.dev/Document");
+        let hello: Vec<&str> = statement["predicate"]["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "hello")
+            .filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str())
+            .collect();
+        attested.insert(of.to_string(), hello.join(" "));
+    }
+    for (platform, (manifest, _)) in &images {
+        let arch = platform.rsplit('/').next().unwrap();
+        let purl = attested
+            .get(manifest)
+            .unwrap_or_else(|| panic!("no attestation of {platform}: {attested:?}"));
+        assert!(purl.contains(&format!("arch={arch}")), "{platform}: {purl}");
+    }
+    assert_eq!(attested.len(), 2, "{attested:?}");
 }
 
 /// The index digest and each platform's config digest, as the Docker 26.1
