@@ -84,13 +84,19 @@ pub struct Published {
 
 /// What the statement records: the recipe's and the lockfiles' bytes by
 /// sha256, the base, and the published image. Deterministic JSON.
-pub fn facts(inputs: &crate::sbom::Inputs, base_ref: &str, published: &str) -> Vec<u8> {
+pub fn facts(
+    inputs: &crate::sbom::Inputs,
+    base_ref: &str,
+    published: &str,
+    platform: &crate::convert::Platform,
+) -> Vec<u8> {
     let named = |f: &crate::sbom::InputFile| json!({ "name": f.name, "sha256": f.sha256 });
     let body = json!({
         "recipe": inputs.recipe.as_ref().map(named),
         "lockfiles": inputs.lockfiles.iter().map(named).collect::<Vec<_>>(),
         "base": base_ref,
         "image": published,
+        "platform": platform.key(),
     });
     let mut bytes = body.to_string().into_bytes();
     bytes.push(b'\n');
@@ -201,13 +207,16 @@ mod tests {
             recipe: Some(crate::sbom::InputFile::of("repro.yaml", b"base: b\n")),
             lockfiles: vec![crate::sbom::InputFile::of("SHA256SUMS", b"x")],
         };
-        let a = facts(&inputs, "b@sha256:1", "i@sha256:2");
-        assert_eq!(a, facts(&inputs, "b@sha256:1", "i@sha256:2"));
+        let arm64 = crate::convert::platform::parse_platform("linux/arm64/v8").unwrap();
+        let a = facts(&inputs, "b@sha256:1", "i@sha256:2", &arm64);
+        assert_eq!(a, facts(&inputs, "b@sha256:1", "i@sha256:2", &arm64));
         let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(
             v["lockfiles"][0]["sha256"],
             hex::encode(Sha256::digest(b"x"))
         );
         assert_eq!(v["image"], "i@sha256:2");
+        // An index names several platforms: the statement says which.
+        assert_eq!(v["platform"], "linux/arm64");
     }
 }

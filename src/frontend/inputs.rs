@@ -179,6 +179,7 @@ impl Prepared {
             &self.input_files(),
             &self.opts.base_ref,
             &published.reference,
+            &self.opts.platform,
         );
         Ok(Output {
             state: convert::verify::verify_llb(&built, published, facts, &self.opts),

@@ -52,6 +52,9 @@ pub struct Facts {
     pub base: String,
     /// The published image, `name@sha256:<hex>`.
     pub image: String,
+    /// The platform compared (`linux/arm64`): an index names several.
+    #[serde(default)]
+    pub platform: Option<String>,
 }
 
 /// A file by name and sha256 (hex).
@@ -458,6 +461,7 @@ pub fn statement(facts: &Facts, files: usize) -> Result<Vec<u8>, VerifyError> {
             "recipe": named(&facts.recipe),
             "lockfiles": facts.lockfiles.iter().map(named).collect::<Vec<_>>(),
             "base": facts.base,
+            "platform": facts.platform,
             "filesCompared": files,
             "configCompared": "every field but rootfs.diff_ids",
         },
@@ -753,6 +757,7 @@ mod tests {
             }],
             base: "reg.invalid/debian@sha256:3333".into(),
             image: format!("reg.invalid/hello@sha256:{}", "4".repeat(64)),
+            platform: Some("linux/arm64".into()),
         }
     }
 

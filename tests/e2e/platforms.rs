@@ -14,7 +14,7 @@ use super::ImageGuard;
 use super::engine3::buildctl;
 use crate::support::pool::PoolServer;
 use crate::support::{
-    docker_build, docker_build_output, harness, lock_entries, oci_json, repo, run,
+    docker_build, docker_build_output, harness, lock_entries, oci_json, push_image, repo, run,
 };
 
 const BOTH: &str = "linux/amd64,linux/arm64";
@@ -186,8 +186,16 @@ fn run_as(tag: &str, platform: &str, entrypoint: &[&str]) -> String {
 }
 
 /// The example's program runs as each platform built, on that platform's
-/// machine (aarch64 under emulation).
-fn check_programs_run(example: &str, ctx: &Path, pool: &PoolServer, platforms: &str, says: &str) {
+/// machine (aarch64 under emulation). The image stays, tagged, until the
+/// guard returned drops.
+#[must_use]
+fn check_programs_run(
+    example: &str,
+    ctx: &Path,
+    pool: &PoolServer,
+    platforms: &str,
+    says: &str,
+) -> (String, ImageGuard) {
     let tag = format!("repro-test/multi-{example}:latest");
     // Without --no-cache: on 26.1 the image is the one just exported.
     let mut extra: Vec<String> = args(platforms, pool)
@@ -197,7 +205,7 @@ fn check_programs_run(example: &str, ctx: &Path, pool: &PoolServer, platforms: &
     extra.extend(["-t".into(), tag.clone()]);
     let (r, _) = docker_build(&ctx.join("repro.yaml"), ctx, &extra);
     assert!(r.ok, "{}", r.text);
-    let _guard = ImageGuard(Some(tag.clone()));
+    let guard = ImageGuard(Some(tag.clone()));
     for platform in platforms.split(',') {
         assert_eq!(run_as(&tag, platform, &[]), says, "{platform}");
         let machine = match platform {
@@ -205,6 +213,42 @@ fn check_programs_run(example: &str, ctx: &Path, pool: &PoolServer, platforms: &
             _ => "x86_64",
         };
         assert_eq!(run_as(&tag, platform, &["uname", "-m"]), machine);
+    }
+    (tag, guard)
+}
+
+/// Pushes the image `tag` and verifies it for `platforms`: one statement
+/// per platform, each naming the pushed digest and its platform.
+fn verify_pushed(tag: &str, ctx: &Path, pool: &PoolServer, platforms: &str) {
+    let pushed = push_image(tag, "repro/test-multi-verify", harness().engine());
+    let dest = tempfile::tempdir().unwrap();
+    let mut extra = args(platforms, pool);
+    extra.extend([
+        "--target".into(),
+        "verify".into(),
+        "--build-arg".into(),
+        format!("REPRO_VERIFY={pushed}"),
+        "--output".into(),
+        format!("type=local,dest={}", dest.path().display()),
+    ]);
+    let r = docker_build_output(&ctx.join("repro.yaml"), ctx, &extra);
+    assert!(r.ok, "{}", r.text);
+    let several = platforms.contains(',');
+    for platform in platforms.split(',') {
+        // Several platforms: BuildKit's local exporter writes one folder each.
+        let file = match several {
+            true => dest.path().join(platform.replace('/', "_")),
+            false => dest.path().to_path_buf(),
+        }
+        .join("verify.intoto.json");
+        let st: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+        )
+        .unwrap();
+        assert_eq!(st["predicate"]["result"], "reproduced");
+        assert_eq!(st["predicate"]["platform"], platform);
+        let digest = pushed.split_once("@sha256:").unwrap().1;
+        assert_eq!(st["subject"][0]["digest"]["sha256"], digest);
     }
 }
 
@@ -215,7 +259,9 @@ fn hello_for_two_platforms_is_one_reproducible_index_of_the_single_platform_imag
     let ctx = multi_context("hello");
     if h.engine() == "20" {
         assert_refused_by_docker_20(ctx.path(), &pool, &[]);
-        check_programs_run("hello", ctx.path(), &pool, "linux/arm64", "Hello, world!");
+        let (tag, _guard) =
+            check_programs_run("hello", ctx.path(), &pool, "linux/arm64", "Hello, world!");
+        verify_pushed(&tag, ctx.path(), &pool, "linux/arm64");
         return;
     }
     let first = oci_export(ctx.path(), BOTH, &pool);
@@ -234,7 +280,8 @@ fn hello_for_two_platforms_is_one_reproducible_index_of_the_single_platform_imag
         );
     }
     save_configs("26", "hello", &first);
-    check_programs_run("hello", ctx.path(), &pool, BOTH, "Hello, world!");
+    let (tag, _guard) = check_programs_run("hello", ctx.path(), &pool, BOTH, "Hello, world!");
+    verify_pushed(&tag, ctx.path(), &pool, BOTH);
 }
 
 #[test]
@@ -244,7 +291,7 @@ fn gcc_for_two_platforms_reproduces_and_each_compiled_program_runs() {
     let ctx = multi_context("gcc");
     let says = "hello from a reproducible gcc build";
     if h.engine() == "20" {
-        check_programs_run("gcc", ctx.path(), &pool, "linux/arm64", says);
+        let _image = check_programs_run("gcc", ctx.path(), &pool, "linux/arm64", says);
         return;
     }
     let first = oci_export(ctx.path(), BOTH, &pool);
@@ -252,7 +299,7 @@ fn gcc_for_two_platforms_reproduces_and_each_compiled_program_runs() {
     assert_eq!(first.top, second.top, "two --no-cache builds, two indexes");
     assert_eq!(first.images.len(), 2, "{first:?}");
     save_configs("26", "gcc", &first);
-    check_programs_run("gcc", ctx.path(), &pool, BOTH, says);
+    let _image = check_programs_run("gcc", ctx.path(), &pool, BOTH, says);
 }
 
 /// The package files apt itself would fetch for `packages` in the base for
