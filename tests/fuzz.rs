@@ -28,7 +28,7 @@ use repro_frontend::distro::sources;
 use repro_frontend::frontend::{local, opts};
 use repro_frontend::llb::{LocalOpts, Network, ResolveMode};
 use repro_frontend::lockfile::{self, Lockfile};
-use repro_frontend::recipe::template::{Template, basename};
+use repro_frontend::recipe::template::{Template, Vars, basename};
 use repro_frontend::recipe::{self, ImageSettings, args, reference};
 use repro_frontend::step::fetch::{self, Attempt, Outcome, Plan};
 
@@ -103,7 +103,14 @@ fn run_recipe(input: &[u8]) {
     let lookup = |n: &str| n.len().is_multiple_of(2).then(|| format!("${{{n}}}é"));
     for line in text.lines() {
         let _ = reference::normalize(line.trim());
-        let _ = Template::parse(line).map(|t| t.render("pool/a/é.deb", "00"));
+        let _ = Template::parse(line).map(|t| {
+            t.render(Vars {
+                name: "pool/a/é.deb",
+                sha256: "00",
+                cid: Some(line),
+            })
+        });
+        let _ = repro_frontend::lockfile::cid::Cid::parse(line.trim());
         let _ = args::expand(line, &lookup);
     }
     let Ok(parsed) = recipe::parse("repro.yaml", &text) else {
@@ -249,18 +256,25 @@ fn run_plan(input: &[u8]) {
     let mut outcomes = Vec::new();
     for blob in &plan.blobs {
         let _ = Path::new("/out").join(basename(&blob.name));
-        let attempts = templates
-            .iter()
-            .map(|t| Attempt {
-                from: t.as_str().to_string(),
-                failure: fetch::locate(t, &blob.name, &blob.sha256)
-                    .map(|l| l.shown().to_string())
-                    .err(),
-            })
-            .collect();
+        let mut skipped = 0;
+        let mut attempts = Vec::new();
+        for t in &templates {
+            match fetch::locate(t, blob.vars()) {
+                Ok(Some(l)) => attempts.push(Attempt {
+                    from: l.shown().to_string(),
+                    failure: None,
+                }),
+                Ok(None) => skipped += 1,
+                Err(e) => attempts.push(Attempt {
+                    from: t.as_str().to_string(),
+                    failure: Some(e),
+                }),
+            }
+        }
         outcomes.push(Outcome {
             blob: blob.clone(),
             attempts,
+            skipped,
         });
     }
     let _ = fetch::report(&outcomes);
@@ -278,7 +292,13 @@ fn run_sources(input: &[u8]) {
     roots.extend(sources::yum_repos(&text, &releasever, "x86_64"));
     roots.extend(sources::pacman_mirrorlist(&text));
     for t in sources::templates(&roots) {
-        let _ = Template::parse(&t).map(|t| t.render("pool/main/h/hello/hello.deb", "00"));
+        let _ = Template::parse(&t).map(|t| {
+            t.render(Vars {
+                name: "pool/main/h/hello/hello.deb",
+                sha256: "00",
+                cid: None,
+            })
+        });
     }
 }
 
@@ -439,6 +459,7 @@ fn plan_seeds(repo: &Repo) -> Vec<Vec<u8>> {
                     name: e.name.clone(),
                     sha256: e.sha256.clone(),
                     size: e.size,
+                    cid: lock.cids().get(e.sha256.as_str()).map(|c| c.to_string()),
                 })
                 .collect(),
         };

@@ -557,6 +557,75 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
         assert_eq!(sources[0].attrs["http.filename"], "hello_2.10-3_amd64.deb");
     }
 
+    const CID_A: &str = "QmRY19HEWeTJtRC6vAdz7rDfX3PjSMgXmd1KYi9guAACUj";
+    const CID_B: &str = "QmQPeNsJPyVWPFDVHb77w8G42Fvo15z4bG2X8D2GhfbSXc";
+
+    /// RECIPE with `providers` instead of its one, and SUMS plus `extra`.
+    fn convert_cids(providers: &str, extra: &str) -> Result<Converted, ConvertError> {
+        let text = RECIPE.replace(r#"providers: ["${MIRROR}/{{.Name}}"]"#, providers);
+        let r = recipe::parse("repro.yaml", &text).unwrap();
+        let args = r.arg_values(&BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let r = r.expand(&args).unwrap();
+        let lock = lockfile::parse_named("SHA256SUMS-amd64", &format!("{SUMS}{extra}")).unwrap();
+        to_llb(&r, &lock, &opts(args))
+    }
+
+    #[test]
+    fn a_single_cid_gateway_for_blobs_that_all_have_a_cid_is_fetched_by_buildkit() {
+        let cids = format!(
+            "{}  /ipfs/{CID_A}\n{}  /ipfs/{CID_B}\n",
+            "a".repeat(64),
+            "b".repeat(64)
+        );
+        let c = convert_cids(r#"providers: ["http://gw.invalid/ipfs/{{.CID}}"]"#, &cids).unwrap();
+        let urls: Vec<String> = ops(&c)
+            .into_iter()
+            .filter_map(|(op, _)| match op.op {
+                Some(pb::op::Op::Source(s)) if s.identifier.starts_with("http") => {
+                    Some(s.identifier)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                format!("http://gw.invalid/ipfs/{CID_A}"),
+                format!("http://gw.invalid/ipfs/{CID_B}")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_blob_without_a_cid_goes_to_the_providers_by_name_or_is_refused_at_its_line() {
+        let one = format!("{}  /ipfs/{CID_A}\n", "a".repeat(64));
+        // The fetch step gets the CID of the blob that has one.
+        let c = convert_cids(
+            r#"providers: ["http://gw.invalid/ipfs/{{.CID}}", "http://m.invalid/{{.Name}}"]"#,
+            &one,
+        )
+        .unwrap();
+        let bytes: String = c
+            .state
+            .marshal()
+            .def
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert!(bytes.contains(&format!(r#""cid": "{CID_A}""#)), "{bytes}");
+        assert_eq!(bytes.matches(r#""cid":"#).count(), 1);
+        // With only gateways, the blob without a CID has nowhere to come from.
+        let err = convert_cids(r#"providers: ["http://gw.invalid/ipfs/{{.CID}}"]"#, &one)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "SHA256SUMS-amd64:2:67: \"pool/main/libx/libx1_1.0_amd64.deb\" has no CID"
+            ),
+            "{err}"
+        );
+    }
+
     #[test]
     fn install_runs_our_binary_offline_with_packages_read_only() {
         let c = convert("http://127.0.0.1:8000");

@@ -3,7 +3,7 @@
 //! fall back), gathered in one directory, and installed by the distro's tool
 //! with no network. Pure: builds LLB only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{
     ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, PACKAGES_DIR, TOOL_DIR, err_at, frontend_image,
@@ -11,7 +11,7 @@ use super::{
 use crate::distro::install::Installer;
 use crate::llb::{self, CopyOpts, LocalOpts, Location, Mount, Network, State};
 use crate::lockfile::{Entry, Lockfile};
-use crate::recipe::template::Template;
+use crate::recipe::template::{Template, Vars};
 use crate::recipe::{Packages, Recipe};
 use crate::step::fetch;
 
@@ -60,16 +60,37 @@ pub fn install_packages(
             count: 0,
         });
     }
-    let blobs = if let [single] = providers.as_slice()
-        && entries.iter().all(|e| {
-            matches!(
-                fetch::locate(single, &e.name, &e.sha256),
-                Ok(fetch::Location::Http(_))
-            )
-        }) {
-        fetch_natively(single, &entries, &at)
-    } else {
-        fetch_with_fallback(&providers, &entries, opts, &at)
+    let cids = lock.cids();
+    if let Some(e) = entries
+        .iter()
+        .find(|e| !cids.contains_key(e.sha256.as_str()))
+        && providers.iter().all(Template::needs_cid)
+    {
+        return Err(ConvertError {
+            file: e.file.clone(),
+            line: e.line,
+            col: 67,
+            message: format!(
+                "\"{}\" has no CID (no \"<sha256>  /ipfs/<cid>\" line with its sha256), and every provider names blobs by {{{{.CID}}}}; add its CID line or a provider by name, such as http://<mirror>/debian/{{{{.Name}}}}",
+                e.name
+            ),
+        });
+    }
+    // A single provider that gives an http(s) URL for every blob: BuildKit's
+    // own HTTP sources, nothing to fall back to.
+    let urls: Option<Vec<String>> = match providers.as_slice() {
+        [single] => entries
+            .iter()
+            .map(|e| match fetch::locate(single, vars_of(e, &cids)) {
+                Ok(Some(fetch::Location::Http(url))) => Some(url),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    };
+    let blobs = match urls {
+        Some(urls) => fetch_natively(&entries, &urls, &at),
+        None => fetch_with_fallback(&providers, &entries, &cids, opts, &at),
     };
     let asked: Vec<&str> = packages.install.iter().map(|p| p.value.as_str()).collect();
     let how = Install {
@@ -101,15 +122,24 @@ fn check_kinds(packages: &[&Entry], installer: Installer) -> Result<(), ConvertE
     }
 }
 
+/// A lockfile entry as a provider template sees it, its CID from the
+/// lockfile's `/ipfs/` lines.
+fn vars_of<'a>(e: &'a Entry, cids: &HashMap<&str, &'a str>) -> Vars<'a> {
+    Vars {
+        name: &e.name,
+        sha256: &e.sha256,
+        cid: cids.get(e.sha256.as_str()).copied(),
+    }
+}
+
 /// One BuildKit HTTP source per blob, verified and cached by BuildKit by its
 /// sha256, gathered into one directory: the path when the recipe has a single
 /// http(s) provider, so there is nothing to fall back to.
-fn fetch_natively(provider: &Template, entries: &[&Entry], at: &Option<Location>) -> State {
+fn fetch_natively(entries: &[&Entry], urls: &[String], at: &Option<Location>) -> State {
     let mut gather = State::scratch().file();
-    for e in entries {
-        let url = provider.render(&e.name, &e.sha256);
+    for (e, url) in entries.iter().zip(urls) {
         let blob = llb::http(
-            &url,
+            url,
             &e.digest(),
             e.basename(),
             Some(0o644),
@@ -138,6 +168,7 @@ fn fetch_natively(provider: &Template, entries: &[&Entry], at: &Option<Location>
 fn fetch_with_fallback(
     providers: &[Template],
     entries: &[&Entry],
+    cids: &HashMap<&str, &str>,
     opts: &Opts,
     at: &Option<Location>,
 ) -> State {
@@ -148,7 +179,7 @@ fn fetch_with_fallback(
             .or_default()
             .push(e);
     }
-    let context = blob_context(providers, entries, opts);
+    let context = blob_context(providers, entries, cids, opts);
     let tool = frontend_image(opts);
     let provider_list: Vec<String> = providers.iter().map(|t| t.as_str().to_string()).collect();
     let mut gather = State::scratch().file();
@@ -161,6 +192,7 @@ fn fetch_with_fallback(
                     name: e.name.clone(),
                     sha256: e.sha256.clone(),
                     size: e.size,
+                    cid: cids.get(e.sha256.as_str()).map(|c| c.to_string()),
                 })
                 .collect(),
         };
@@ -214,12 +246,18 @@ fn fetch_with_fallback(
 
 /// The build context, when context:// providers read blobs from it: only
 /// the paths they read are sent.
-fn blob_context(providers: &[Template], entries: &[&Entry], opts: &Opts) -> Option<State> {
+fn blob_context(
+    providers: &[Template],
+    entries: &[&Entry],
+    cids: &HashMap<&str, &str>,
+    opts: &Opts,
+) -> Option<State> {
     // Paths the context:// providers read, so only they are sent.
     let mut context_paths = Vec::new();
     for e in entries {
         for p in providers {
-            if let Ok(fetch::Location::Context { path, .. }) = fetch::locate(p, &e.name, &e.sha256)
+            if let Ok(Some(fetch::Location::Context { path, .. })) =
+                fetch::locate(p, vars_of(e, cids))
             {
                 context_paths.push(path);
             }

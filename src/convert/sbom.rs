@@ -9,6 +9,7 @@ use super::{
 use crate::llb::{Mount, Network, State};
 use crate::lockfile::Lockfile;
 use crate::recipe::Recipe;
+use crate::recipe::template::Vars;
 use crate::sbom::{Blob, Facts, Inputs};
 
 /// The name of the document in the sbom target's result.
@@ -32,13 +33,20 @@ pub fn facts(
         }
         _ => None,
     };
+    let cids = lock.cids();
     let mut blobs: Vec<Blob> = lock
         .packages()
         .map(|e| Blob {
             name: e.name.clone(),
             sha256: e.sha256.clone(),
             lockfile: e.file.clone(),
-            url: first.as_ref().map(|t| t.render(&e.name, &e.sha256)),
+            url: first.as_ref().and_then(|t| {
+                t.render(Vars {
+                    name: &e.name,
+                    sha256: &e.sha256,
+                    cid: cids.get(e.sha256.as_str()).copied(),
+                })
+            }),
         })
         .collect();
     blobs.sort();

@@ -4,7 +4,9 @@
 //! A line is `<64 hex><space><space or *><name>`; `#` starts a comment line and
 //! blank lines are skipped. Names are distro paths (`pool/main/h/hello/...deb`).
 //! Lines for `.sig` files and `/ipfs/<cid>` lines are kept as auxiliary: they
-//! are never installed. Every name is checked before anything is fetched, so a
+//! are never installed. An `/ipfs/<cid>` line gives the CID of the blob with
+//! the same sha256 (`{{.CID}}` providers); its CID must be of a kind `cid`
+//! accepts, and a raw CIDv1 must hash to that sha256. Every name is checked before anything is fetched, so a
 //! name that a shell or a URL could misread never reaches the engine.
 //!
 //! Sizes ride in comments, so repro-get, `sha256sum --check` and every other
@@ -27,9 +29,12 @@
 //! apt's `--print-uris` answer into entries. Pure: no I/O.
 
 pub mod apt;
+pub mod cid;
 pub mod header;
 
 use std::collections::HashMap;
+
+use cid::Cid;
 
 use crate::digest::is_sha256_hex;
 use crate::recipe::template::basename;
@@ -197,6 +202,18 @@ impl Rules {
 }
 
 impl Lockfile {
+    /// Each sha256's CID, from the first `/ipfs/<cid>` line with it (repro-
+    /// get also pulls by one CID when a hash file lists several).
+    pub fn cids(&self) -> HashMap<&str, &str> {
+        let mut out = HashMap::new();
+        for e in &self.entries {
+            if let Some(cid) = e.name.strip_prefix("/ipfs/") {
+                out.entry(e.sha256.as_str()).or_insert(cid);
+            }
+        }
+        out
+    }
+
     /// The entries to install, in lockfile order.
     pub fn packages(&self) -> impl Iterator<Item = &Entry> {
         self.entries
@@ -290,8 +307,20 @@ fn entry(file: &str, line_no: usize, line: &str) -> Result<Entry, LockError> {
         }
     };
     check_name(name).map_err(|m| err(NAME_COL, m))?;
+    let sha256 = line[..64].to_ascii_lowercase();
+    if let Some(text) = name.strip_prefix("/ipfs/") {
+        // The CID starts after "/ipfs/".
+        let at = NAME_COL + 6;
+        let cid = Cid::parse(text).map_err(|m| err(at, m))?;
+        if let Some(hashed) = cid.file_sha256().filter(|h| *h != sha256) {
+            return Err(err(
+                at,
+                format!("the raw CID \"{text}\" is the sha256 {hashed}, not this line's {sha256}"),
+            ));
+        }
+    }
     Ok(Entry {
-        sha256: line[..64].to_ascii_lowercase(),
+        sha256,
         name: name.to_string(),
         size: None,
         file: file.to_string(),
@@ -443,6 +472,48 @@ mod tests {
         );
         assert_eq!(role(&lock.entries[2].name), Role::Signature);
         assert_eq!(role(&lock.entries[3].name), Role::Ipfs);
+    }
+
+    #[test]
+    fn ipfs_lines_give_each_sha256_its_first_cid() {
+        // The raw CIDv1 of the empty file, and repro-get's README's CIDv0.
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let raw = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+        let v0 = "QmRY19HEWeTJtRC6vAdz7rDfX3PjSMgXmd1KYi9guAACUj";
+        let text = format!(
+            "{H1}  pool/a.deb\n{empty}  pool/empty.deb\n{H1}  /ipfs/{v0}\n{empty}  /ipfs/{raw}\n{H1}  /ipfs/QmQPeNsJPyVWPFDVHb77w8G42Fvo15z4bG2X8D2GhfbSXc\n"
+        );
+        let lock = parse(&text).unwrap();
+        let cids = lock.cids();
+        assert_eq!(cids.get(H1), Some(&v0), "the first CID of a sha256");
+        assert_eq!(cids.get(empty), Some(&raw));
+        assert_eq!(cids.get(H2), None);
+    }
+
+    #[test]
+    fn a_cid_that_is_not_one_we_accept_or_names_other_bytes_is_refused_at_its_line() {
+        let err = parse(&format!(
+            "{H1}  pool/a.deb\n{H1}  /ipfs/zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "2:73: \"zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA\" is not a CID we accept"
+            ),
+            "{err}"
+        );
+        // A raw CID is the file's own sha256: it must be the line's.
+        let raw = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+        let err = parse(&format!("{H1}  /ipfs/{raw}\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "1:73: the raw CID \"{raw}\" is the sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855, not this line's {H1}"
+            )
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! Provider URL templates in repro-get's spelling: `{{.Name}}`, `{{.Basename}}`, `{{.SHA256}}`.
+//! Provider URL templates in repro-get's spelling: `{{.Name}}`, `{{.Basename}}`,
+//! `{{.SHA256}}`, `{{.CID}}`.
 //!
-//! repro-get renders these with Go's text/template; we accept exactly the three
+//! repro-get renders these with Go's text/template; we accept exactly the four
 //! field references (spaces inside the braces allowed) and reject anything else
-//! when the recipe is read, so a typo never reaches a fetch.
+//! when the recipe is read, so a typo never reaches a fetch. `{{.CID}}` is the
+//! blob's IPFS CID from the lockfile's `/ipfs/<cid>` line with the same
+//! sha256; a blob without one has no URL from such a template.
 
 use std::fmt;
 
@@ -15,6 +18,17 @@ pub enum Field {
     Basename,
     /// The lowercase hex sha256 of the blob.
     Sha256,
+    /// The blob's IPFS CID, when the lockfile gives one.
+    Cid,
+}
+
+/// What a template is rendered for: one blob of the lockfile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vars<'a> {
+    pub name: &'a str,
+    /// Lowercase hex.
+    pub sha256: &'a str,
+    pub cid: Option<&'a str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,11 +72,12 @@ impl Template {
                 ".Name" => Field::Name,
                 ".Basename" => Field::Basename,
                 ".SHA256" => Field::Sha256,
+                ".CID" => Field::Cid,
                 other => {
                     return Err(TemplateError {
                         offset: offset + open,
                         message: format!(
-                            "unknown template field \"{other}\" (known: {{{{.Name}}}}, {{{{.Basename}}}}, {{{{.SHA256}}}})"
+                            "unknown template field \"{other}\" (known: {{{{.Name}}}}, {{{{.Basename}}}}, {{{{.SHA256}}}}, {{{{.CID}}}})"
                         ),
                     });
                 }
@@ -95,18 +110,25 @@ impl Template {
         })
     }
 
-    /// Renders the template for one blob.
-    pub fn render(&self, name: &str, sha256_hex: &str) -> String {
+    /// Whether it names the blob by CID (`{{.CID}}`).
+    pub fn needs_cid(&self) -> bool {
+        self.fields().any(|f| f == Field::Cid)
+    }
+
+    /// Renders the template for one blob; `None` when it needs a CID and the
+    /// blob has none.
+    pub fn render(&self, v: Vars) -> Option<String> {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Field(Field::Name) => out.push_str(name),
-                Piece::Field(Field::Basename) => out.push_str(basename(name)),
-                Piece::Field(Field::Sha256) => out.push_str(sha256_hex),
+                Piece::Field(Field::Name) => out.push_str(v.name),
+                Piece::Field(Field::Basename) => out.push_str(basename(v.name)),
+                Piece::Field(Field::Sha256) => out.push_str(v.sha256),
+                Piece::Field(Field::Cid) => out.push_str(v.cid?),
             }
         }
-        out
+        Some(out)
     }
 
     pub fn as_str(&self) -> &str {
@@ -132,19 +154,44 @@ mod tests {
     const NAME: &str = "pool/main/h/hello/hello_2.10-3_amd64.deb";
     const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+    const CID: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+
+    fn vars(cid: Option<&str>) -> Vars<'_> {
+        Vars {
+            name: NAME,
+            sha256: SUM,
+            cid,
+        }
+    }
+
     #[test]
     fn renders_every_field() {
         let t = Template::parse("http://m/debian/{{.Name}}").unwrap();
-        assert_eq!(t.render(NAME, SUM), format!("http://m/debian/{NAME}"));
+        assert_eq!(
+            t.render(vars(None)).unwrap(),
+            format!("http://m/debian/{NAME}")
+        );
         let t = Template::parse("http://c/{{ .SHA256 }}/{{.Basename}}").unwrap();
         assert_eq!(
-            t.render(NAME, SUM),
+            t.render(vars(None)).unwrap(),
             format!("http://c/{SUM}/hello_2.10-3_amd64.deb")
         );
         assert_eq!(
             t.fields().collect::<Vec<_>>(),
             vec![Field::Sha256, Field::Basename]
         );
+        assert!(!t.needs_cid());
+    }
+
+    #[test]
+    fn a_cid_template_renders_only_for_a_blob_with_a_cid() {
+        let t = Template::parse("http://gw/ipfs/{{.CID}}").unwrap();
+        assert!(t.needs_cid());
+        assert_eq!(
+            t.render(vars(Some(CID))).unwrap(),
+            format!("http://gw/ipfs/{CID}")
+        );
+        assert_eq!(t.render(vars(None)), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::recipe::template::{Template, basename};
+use crate::recipe::template::{Template, Vars, basename};
 
 /// Where the build context is mounted for `context://` providers.
 pub const CONTEXT_DIR: &str = "/context";
@@ -50,6 +50,21 @@ pub struct Blob {
     /// the LLB digest) it had before sizes existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// Its IPFS CID, when the lockfile gives one (`{{.CID}}` providers).
+    /// Left out when absent, as `size` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+}
+
+impl Blob {
+    /// The blob as a template sees it.
+    pub fn vars(&self) -> Vars<'_> {
+        Vars {
+            name: &self.name,
+            sha256: &self.sha256,
+            cid: self.cid.as_deref(),
+        }
+    }
 }
 
 /// How much a download of a blob without a recorded size may read: 4 GiB,
@@ -78,9 +93,16 @@ impl Location {
     }
 }
 
-/// Renders a provider for a blob and sorts out its scheme.
-pub fn locate(template: &Template, name: &str, sha256: &str) -> Result<Location, String> {
-    let rendered = template.render(name, sha256);
+/// Renders a provider for a blob and sorts out its scheme; `None` when the
+/// provider names blobs by CID and this one has none.
+pub fn locate(template: &Template, v: Vars) -> Result<Option<Location>, String> {
+    let Some(rendered) = template.render(v) else {
+        return Ok(None);
+    };
+    scheme_of(rendered, v.sha256).map(Some)
+}
+
+fn scheme_of(rendered: String, sha256: &str) -> Result<Location, String> {
     if rendered.starts_with("http://") || rendered.starts_with("https://") {
         return Ok(Location::Http(rendered));
     }
@@ -102,7 +124,7 @@ pub fn locate(template: &Template, name: &str, sha256: &str) -> Result<Location,
         };
         return Ok(Location::Registry {
             url: format!("{scheme}://{host}/v2/{repo}/blobs/sha256:{sha256}"),
-            shown: rendered.clone(),
+            shown: rendered,
         });
     }
     if let Some(path) = rendered.strip_prefix("context://") {
@@ -135,6 +157,8 @@ pub struct Attempt {
 pub struct Outcome {
     pub blob: Blob,
     pub attempts: Vec<Attempt>,
+    /// The `{{.CID}}` providers passed over: the blob has no CID.
+    pub skipped: usize,
 }
 
 impl Outcome {
@@ -280,9 +304,14 @@ fn fetch_one(
         length: Length::of(blob, limits),
     };
     let mut attempts = Vec::new();
+    let mut skipped = 0;
     for t in templates {
-        let loc = match locate(t, &blob.name, &blob.sha256) {
-            Ok(l) => l,
+        let loc = match locate(t, blob.vars()) {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                skipped += 1;
+                continue;
+            }
             Err(e) => {
                 attempts.push(Attempt {
                     from: t.as_str().to_string(),
@@ -310,6 +339,7 @@ fn fetch_one(
     Outcome {
         blob: blob.clone(),
         attempts,
+        skipped,
     }
 }
 
@@ -501,6 +531,14 @@ pub fn report(outcomes: &[Outcome]) -> (Vec<String>, Option<String>) {
             ));
         }
     }
+    // Said once, not per blob: a lockfile may have CIDs for a few blobs.
+    let without_cid = outcomes.iter().filter(|o| o.skipped > 0).count();
+    if without_cid > 0 {
+        lines.push(format!(
+            "{without_cid} of {} package(s) have no CID in the lockfile: the {{{{.CID}}}} provider(s) were skipped for them",
+            outcomes.len()
+        ));
+    }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
     if failed.is_empty() {
         return (lines, None);
@@ -512,6 +550,12 @@ pub fn report(outcomes: &[Outcome]) -> (Vec<String>, Option<String>) {
     );
     for o in failed {
         msg.push_str(&format!("\n  {} (sha256:{}):", o.blob.name, o.blob.sha256));
+        if o.skipped > 0 {
+            msg.push_str(&format!(
+                "\n    {} {{{{.CID}}}} provider(s): skipped, the lockfile has no CID for it",
+                o.skipped
+            ));
+        }
         for a in &o.attempts {
             msg.push_str(&format!(
                 "\n    {}: {}",
@@ -532,38 +576,48 @@ mod tests {
         Template::parse(s).unwrap()
     }
 
+    /// Where a provider says a blob without a CID is.
+    fn loc(template: &str, name: &str, sha256: &str) -> Result<Location, String> {
+        let v = Vars {
+            name,
+            sha256,
+            cid: None,
+        };
+        locate(&t(template), v).map(|l| l.expect("a location"))
+    }
+
     #[test]
     fn locations_by_scheme() {
         let sum = "ab".repeat(32);
         assert_eq!(
-            locate(&t("http://m/d/{{.Name}}"), "pool/x.deb", &sum).unwrap(),
+            loc("http://m/d/{{.Name}}", "pool/x.deb", &sum).unwrap(),
             Location::Http("http://m/d/pool/x.deb".into())
         );
         assert_eq!(
-            locate(&t("oci://127.0.0.1:5000/repro/pool"), "pool/x.deb", &sum).unwrap(),
+            loc("oci://127.0.0.1:5000/repro/pool", "pool/x.deb", &sum).unwrap(),
             Location::Registry {
                 url: format!("http://127.0.0.1:5000/v2/repro/pool/blobs/sha256:{sum}"),
                 shown: "oci://127.0.0.1:5000/repro/pool".into()
             }
         );
         assert!(matches!(
-            locate(&t("oci://registry.example/r"), "x", &sum).unwrap(),
+            loc("oci://registry.example/r", "x", &sum).unwrap(),
             Location::Registry { url, .. } if url.starts_with("https://registry.example/v2/r/blobs/")
         ));
         assert_eq!(
-            locate(&t("context://blobs/{{.Basename}}"), "pool/x.deb", &sum).unwrap(),
+            loc("context://blobs/{{.Basename}}", "pool/x.deb", &sum).unwrap(),
             Location::Context {
                 path: "blobs/x.deb".into(),
                 shown: "context://blobs/x.deb".into()
             }
         );
-        assert!(locate(&t("context://../{{.Basename}}"), "x.deb", &sum).is_err());
+        assert!(loc("context://../{{.Basename}}", "x.deb", &sum).is_err());
         assert!(
-            locate(&t("ftp://m/{{.Name}}"), "x.deb", &sum)
+            loc("ftp://m/{{.Name}}", "x.deb", &sum)
                 .unwrap_err()
                 .contains("unknown scheme")
         );
-        assert!(locate(&t("oci://hostonly"), "x.deb", &sum).is_err());
+        assert!(loc("oci://hostonly", "x.deb", &sum).is_err());
     }
 
     #[test]
@@ -647,11 +701,13 @@ mod tests {
                 name: "p/a.deb".into(),
                 sha256: sha(&good),
                 size: None,
+                cid: None,
             },
             Blob {
                 name: "p/b.deb".into(),
                 sha256: sha(&good),
                 size: None,
+                cid: None,
             },
         ];
         let providers = vec![
@@ -690,6 +746,81 @@ mod tests {
     }
 
     #[test]
+    fn cid_providers_serve_blobs_with_a_cid_and_are_skipped_for_the_rest() {
+        let (a, b) = (b"package a".to_vec(), b"package b".to_vec());
+        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+        const AT: &str = "/ipfs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+        // A gateway that serves wrong bytes, a good one, then a mirror by name.
+        let bad = serve(vec![(AT, "200 OK", b"forged".to_vec())]);
+        let gateway = serve(vec![(AT, "200 OK", a.clone())]);
+        let mirror = serve(vec![("/p/b.deb", "200 OK", b.clone())]);
+        let blob = |name: &str, bytes: &[u8], cid: Option<&str>| Blob {
+            name: name.into(),
+            sha256: sha(bytes),
+            size: None,
+            cid: cid.map(str::to_string),
+        };
+        let providers = vec![
+            format!("{bad}/ipfs/{{{{.CID}}}}"),
+            format!("{gateway}/ipfs/{{{{ .CID }}}}"),
+            format!("{mirror}/{{{{.Name}}}}"),
+        ];
+        let blobs = vec![blob("p/a.deb", &a, Some(cid)), blob("p/b.deb", &b, None)];
+        let (out, outcomes) = run(providers.clone(), blobs, Path::new("/nonexistent"));
+        assert!(outcomes.iter().all(Outcome::ok), "{outcomes:?}");
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), a);
+        assert_eq!(fs::read(out.path().join("b.deb")).unwrap(), b);
+        let first = &outcomes[0].attempts;
+        assert!(
+            first[0]
+                .failure
+                .as_deref()
+                .unwrap()
+                .starts_with("wrong bytes"),
+            "{first:?}"
+        );
+        assert_eq!(first[1].from, format!("{gateway}/ipfs/{cid}"));
+        // b has no CID: both gateways passed over, not failed.
+        assert_eq!((outcomes[1].skipped, outcomes[1].attempts.len()), (2, 1));
+        let (lines, err) = report(&outcomes);
+        assert!(err.is_none());
+        assert_eq!(
+            lines.last().unwrap(),
+            "1 of 2 package(s) have no CID in the lockfile: the {{.CID}} provider(s) were skipped for them"
+        );
+        // With only the gateways, b cannot be fetched, and the error says why.
+        let blobs = vec![blob("p/b.deb", &b, None)];
+        let (_out, outcomes) = run(providers[..2].to_vec(), blobs, Path::new("/nonexistent"));
+        let (_, err) = report(&outcomes);
+        assert!(
+            err.unwrap()
+                .contains("2 {{.CID}} provider(s): skipped, the lockfile has no CID for it"),
+            "{outcomes:?}"
+        );
+    }
+
+    #[test]
+    fn a_plan_without_cids_or_sizes_has_the_bytes_it_had_before_them() {
+        let plan = Plan {
+            providers: vec!["http://m/{{.Name}}".into()],
+            blobs: vec![Blob {
+                name: "a.deb".into(),
+                sha256: "0".repeat(64),
+                size: None,
+                cid: None,
+            }],
+        };
+        let json = serde_json::to_string(&plan).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"providers":["http://m/{{{{.Name}}}}"],"blobs":[{{"name":"a.deb","sha256":"{}"}}]}}"#,
+                "0".repeat(64)
+            )
+        );
+    }
+
+    #[test]
     fn a_healthy_first_provider_is_the_only_one_asked() {
         let good = b"x".to_vec();
         let first = serve(vec![("/a.deb", "200 OK", good.clone())]);
@@ -698,6 +829,7 @@ mod tests {
             name: "a.deb".into(),
             sha256: sha(&good),
             size: None,
+            cid: None,
         }];
         let (_out, outcomes) = run(
             vec![
@@ -717,6 +849,7 @@ mod tests {
             name: "a.deb".into(),
             sha256: "0".repeat(64),
             size: None,
+            cid: None,
         }];
         let (out, outcomes) = run(
             vec![
@@ -762,6 +895,7 @@ mod tests {
             name: "pool/a.deb".into(),
             sha256: sha(b"air-gapped"),
             size: None,
+            cid: None,
         }];
         let (out, outcomes) = run(
             vec!["context://blobs/{{.Basename}}".into()],
@@ -851,6 +985,7 @@ mod tests {
             name: "a.deb".into(),
             sha256: sha(&good),
             size: Some(good.len() as u64),
+            cid: None,
         };
         let providers: Vec<String> = ["zeros", "longer", "shorter", "lying", "good"]
             .iter()
@@ -906,6 +1041,7 @@ mod tests {
                 name: "a.deb".into(),
                 sha256: sha(&good),
                 size: None,
+                cid: None,
             }],
         };
         let limits = Limits {
@@ -929,6 +1065,7 @@ mod tests {
             name: "a.deb".into(),
             sha256: "ab".into(),
             size: None,
+            cid: None,
         };
         assert_eq!(
             serde_json::to_string(&blob).unwrap(),
