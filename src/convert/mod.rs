@@ -614,6 +614,18 @@ bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  pool/main/libx
             .collect();
         assert!(bytes.contains(&format!(r#""cid": "{CID_A}""#)), "{bytes}");
         assert_eq!(bytes.matches(r#""cid":"#).count(), 1);
+        // Said once, in the gather step's name.
+        let names: Vec<String> = ops(&c)
+            .into_iter()
+            .filter_map(|(_, md)| md.description.get("llb.customname").cloned())
+            .filter(|n| n.contains("without a CID"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "gather 2 package(s) (1 without a CID in the lockfile: the {{.CID}} provider(s) skip them)"
+            ]
+        );
         // With only gateways, the blob without a CID has nowhere to come from.
         let err = convert_cids(r#"providers: ["http://gw.invalid/ipfs/{{.CID}}"]"#, &one)
             .unwrap_err()

@@ -238,8 +238,20 @@ fn fetch_with_fallback(
             },
         );
     }
+    // Said once, here, rather than by each fetch step: a lockfile may give
+    // CIDs for a few blobs only.
+    let without = entries
+        .iter()
+        .filter(|e| !cids.contains_key(e.sha256.as_str()))
+        .count();
+    let note = match providers.iter().any(Template::needs_cid) && without > 0 {
+        true => format!(
+            " ({without} without a CID in the lockfile: the {{{{.CID}}}} provider(s) skip them)"
+        ),
+        false => String::new(),
+    };
     gather
-        .name(format!("gather {} package(s)", entries.len()))
+        .name(format!("gather {} package(s){note}", entries.len()))
         .at(at.clone())
         .build()
 }

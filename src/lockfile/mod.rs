@@ -39,7 +39,7 @@ use cid::Cid;
 use crate::digest::is_sha256_hex;
 use crate::recipe::template::basename;
 
-pub use header::{Header, staleness};
+pub use header::{Header, Release, staleness};
 
 /// One blob the lockfile pins.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -392,6 +392,9 @@ pub fn render(header: &Header, pins: &[Pin]) -> String {
     );
     s.push_str(&header.to_string());
     s.push_str("# index: apt's Packages files (each SHA256 as the signed index lists it; nothing was downloaded to hash it)\n");
+    for r in &header.releases {
+        s.push_str(&format!("{r}\n"));
+    }
     for p in pins {
         s.push_str(&format!("{}  {}\n", p.sha256, p.name));
     }

@@ -531,14 +531,6 @@ pub fn report(outcomes: &[Outcome]) -> (Vec<String>, Option<String>) {
             ));
         }
     }
-    // Said once, not per blob: a lockfile may have CIDs for a few blobs.
-    let without_cid = outcomes.iter().filter(|o| o.skipped > 0).count();
-    if without_cid > 0 {
-        lines.push(format!(
-            "{without_cid} of {} package(s) have no CID in the lockfile: the {{{{.CID}}}} provider(s) were skipped for them",
-            outcomes.len()
-        ));
-    }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
     if failed.is_empty() {
         return (lines, None);
@@ -784,10 +776,9 @@ mod tests {
         assert_eq!((outcomes[1].skipped, outcomes[1].attempts.len()), (2, 1));
         let (lines, err) = report(&outcomes);
         assert!(err.is_none());
-        assert_eq!(
-            lines.last().unwrap(),
-            "1 of 2 package(s) have no CID in the lockfile: the {{.CID}} provider(s) were skipped for them"
-        );
+        // Skipping is not a failure (the frontend names it once, in the
+        // gather step's name).
+        assert_eq!(lines[1], format!("fetched b.deb from {mirror}/p/b.deb"));
         // With only the gateways, b cannot be fetched, and the error says why.
         let blobs = vec![blob("p/b.deb", &b, None)];
         let (_out, outcomes) = run(providers[..2].to_vec(), blobs, Path::new("/nonexistent"));

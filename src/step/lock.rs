@@ -7,12 +7,16 @@
 //! Packages index carries, so no package file is downloaded to hash it.
 //! `lockfile::apt` turns that output into pins and `lockfile::render` into the
 //! file, sorted, with a header that names the base image and the package list,
-//! which later builds check for staleness. This module only runs apt and
+//! which later builds check for staleness, and each suite's signed InRelease
+//! file as apt verified it (where the digests came from). This module only runs apt and
 //! writes the file: it does I/O because it runs inside the build.
 
 use std::path::Path;
 
-use crate::lockfile::{self, Header, apt::from_apt_print_uris};
+use crate::lockfile::{self, Header, Release, apt::from_apt_print_uris};
+
+/// Where apt keeps the index files it fetched and verified.
+const APT_LISTS: &str = "/var/lib/apt/lists";
 
 /// Runs inside the base image (the `lock` subcommand): reads apt's sources,
 /// refreshes the index, asks apt what it would download for `packages`, and
@@ -57,7 +61,7 @@ pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result
     }
     let pins = from_apt_print_uris(&String::from_utf8_lossy(&output.stdout), &roots)
         .map_err(|e| e.to_string())?;
-    let header = Header::new(base, packages);
+    let header = Header::new(base, packages).with_releases(apt_releases(Path::new(APT_LISTS))?);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -66,6 +70,24 @@ pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(pins.len())
 }
+/// The InRelease files apt keeps in `lists` (it verified each signature
+/// when it fetched them), as release lines.
+pub fn apt_releases(lists: &Path) -> Result<Vec<Release>, String> {
+    let read_err = |e: std::io::Error| format!("cannot read {}: {e}", lists.display());
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(lists).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with("_InRelease") {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path())
+            .map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
+        out.extend(Release::of_list_file(&name, &bytes));
+    }
+    Ok(out)
+}
+
 /// apt's source files under `root`, as (name, text) in apt's reading order.
 pub fn apt_source_files(root: &Path) -> Result<Vec<(String, String)>, String> {
     let etc = root.join("etc/apt");
@@ -99,4 +121,40 @@ pub fn apt_source_files(root: &Path) -> Result<Vec<(String, String)>, String> {
         files.push((format!("sources.list.d/{name}"), text));
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_inrelease_files_of_apts_lists_are_recorded() {
+        let lists = tempfile::tempdir().unwrap();
+        let put = |name: &str, text: &str| std::fs::write(lists.path().join(name), text).unwrap();
+        put(
+            "mirror.example.org_debian_dists_bookworm-updates_InRelease",
+            "Origin: Debian\nSuite: oldstable-updates\n",
+        );
+        put(
+            "mirror.example.org_debian_dists_bookworm_InRelease",
+            "Origin: Debian\n",
+        );
+        put(
+            "mirror.example.org_debian_dists_bookworm_main_binary-amd64_Packages",
+            "Package: x\n",
+        );
+        put("lock", "");
+        std::fs::create_dir(lists.path().join("partial")).unwrap();
+        let mut found = apt_releases(lists.path()).unwrap();
+        found.sort();
+        let paths: Vec<&str> = found.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["debian/dists/bookworm", "debian/dists/bookworm-updates"]
+        );
+        assert_eq!(
+            found[1].fields[1],
+            ("Suite".to_string(), "oldstable-updates".to_string())
+        );
+    }
 }

@@ -4,8 +4,12 @@
 use sha2::{Digest, Sha256};
 
 use super::example_args;
+use crate::support::cid::{raw_cid, v0_cid};
 use crate::support::pool::{Fault, PoolServer};
-use crate::support::{docker_build, docker_build_alone, example_context, harness, repo, run};
+use crate::support::{
+    docker_build, docker_build_alone, docker_build_output, example_context, harness, lock_entries,
+    repo, run,
+};
 
 /// The hello example's one blob: (sha256, name).
 fn hello_blob() -> (String, String) {
@@ -35,7 +39,22 @@ fn build_hello(
     mirror: &str,
     alone: bool,
 ) -> (crate::support::Run, Option<String>) {
+    build_hello_with(front, mirror, alone, "")
+}
+
+/// [`build_hello`] with `more` appended to the lockfile (`/ipfs/` lines).
+fn build_hello_with(
+    front: &[String],
+    mirror: &str,
+    alone: bool,
+    more: &str,
+) -> (crate::support::Run, Option<String>) {
     let ctx = example_context("hello");
+    if !more.is_empty() {
+        let lock = ctx.path().join("SHA256SUMS-amd64");
+        let text = std::fs::read_to_string(&lock).unwrap();
+        std::fs::write(&lock, format!("{text}{more}")).unwrap();
+    }
     let mut args = vec![
         "--no-cache".to_string(),
         "--build-arg".into(),
@@ -357,4 +376,105 @@ fn the_packages_target_writes_verified_blobs_an_air_gapped_build_then_uses() {
     let (r, id) = build_air_gapped(ctx.path());
     assert!(r.ok, "{}", r.text);
     assert_eq!(id.expect("image id"), clean_id());
+}
+
+/// A gateway on 127.0.0.1 serving the harness's pool by CID, as an IPFS
+/// gateway serves `/ipfs/<cid>`.
+fn gateway(cids: &[(&str, &str)]) -> PoolServer {
+    let gw = PoolServer::start(harness().pool_dir());
+    for (cid, name) in cids {
+        gw.alias(&format!("ipfs/{cid}"), name);
+    }
+    gw
+}
+
+#[test]
+fn ipfs_gateways_serve_by_cid_and_one_with_wrong_bytes_falls_through() {
+    let (sum, name) = hello_blob();
+    let cid = raw_cid(&sum);
+    let bad = gateway(&[(&cid, &name)]);
+    bad.fault(&format!("ipfs/{cid}"), Fault::WrongBytes);
+    let good = gateway(&[(&cid, &name)]);
+    let front = [
+        format!("{}/ipfs/{{{{.CID}}}}", bad.url),
+        format!("{}/ipfs/{{{{.CID}}}}", good.url),
+    ];
+    // The recipe's own provider is down: only the gateways can serve.
+    let (r, id) = build_hello_with(
+        &front,
+        &PoolServer::closed_url(),
+        true,
+        &format!("{sum}  /ipfs/{cid}\n"),
+    );
+    assert!(r.ok, "{}", r.text);
+    let basename = name.rsplit('/').next().unwrap();
+    assert!(
+        r.text.contains(&format!(
+            "fetched {basename} from {}/ipfs/{cid} (after 1 failed provider(s))",
+            good.url
+        )),
+        "{}",
+        r.text
+    );
+    assert_eq!(bad.hits(), [format!("/ipfs/{cid}")]);
+    assert_eq!(good.hits(), [format!("/ipfs/{cid}")]);
+    assert_eq!(id.unwrap(), clean_id(), "the image is the same");
+}
+
+#[test]
+fn blobs_without_a_cid_skip_the_gateways_which_is_said_once() {
+    let h = harness();
+    let ctx = example_context("gcc");
+    let lock = ctx.path().join("SHA256SUMS-amd64");
+    let entries = lock_entries(&lock);
+    // One blob has a CIDv0 (a gateway's name for a chunked file).
+    let first = &entries[0];
+    let cid = v0_cid(&first.name);
+    let text = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, format!("{text}{}  /ipfs/{cid}\n", first.sha256)).unwrap();
+    let gw = gateway(&[(&cid, &first.name)]);
+    let mirror = PoolServer::start(h.pool_dir());
+    let dest = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--no-cache".to_string(),
+        "--target".into(),
+        "packages".into(),
+        "--build-arg".into(),
+        format!("BASE={}", h.base_ref()),
+        "--build-arg".into(),
+        format!("MIRROR={}", mirror.url),
+        "--build-arg".into(),
+        format!("REPRO_PROVIDERS={}/ipfs/{{{{.CID}}}}", gw.url),
+        "--output".into(),
+        format!("type=local,dest={}", dest.path().display()),
+    ];
+    args.extend(host_network());
+    let r = docker_build_output(&repo().join("examples/gcc/repro.yaml"), ctx.path(), &args);
+    assert!(r.ok, "{}", r.text);
+    let n = entries.len();
+    let note = format!(
+        "gather {n} package(s) ({} without a CID in the lockfile: the {{{{.CID}}}} provider(s) skip them)",
+        n - 1
+    );
+    // BuildKit prints a step's name when it starts and when it is done.
+    let said: Vec<&str> = r
+        .text
+        .lines()
+        .filter(|l| l.contains("without a CID"))
+        .collect();
+    assert!(
+        !said.is_empty() && said.iter().all(|l| l.ends_with(&note)),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        gw.hits(),
+        [format!("/ipfs/{cid}")],
+        "only the blob with a CID"
+    );
+    let written = std::fs::read_dir(dest.path()).unwrap().count();
+    assert_eq!(written, n, "every blob, verified");
+    let from_gateway = dest.path().join(first.name.rsplit('/').next().unwrap());
+    let bytes = std::fs::read(&from_gateway).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), first.sha256);
 }

@@ -1,6 +1,7 @@
 //! Shared test support: the harness's environment, running docker, and a
 //! package server with fault injection.
 
+pub mod cid;
 pub mod pool;
 
 use std::collections::BTreeMap;

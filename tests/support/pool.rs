@@ -21,6 +21,8 @@ pub enum Fault {
 pub struct PoolServer {
     pub url: String,
     faults: Arc<Mutex<HashMap<String, Fault>>>,
+    /// Other paths for files: `/ipfs/<cid>` -> `pool/...`, as a gateway.
+    aliases: Arc<Mutex<HashMap<String, String>>>,
     hits: Arc<Mutex<Vec<String>>>,
 }
 
@@ -30,15 +32,29 @@ impl PoolServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
+        let aliases: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let hits: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (f, h) = (faults.clone(), hits.clone());
+        let (f, a, h) = (faults.clone(), aliases.clone(), hits.clone());
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (dir, f, h) = (dir.clone(), f.clone(), h.clone());
-                thread::spawn(move || serve(stream, &dir, &f, &h));
+                let (dir, f, a, h) = (dir.clone(), f.clone(), a.clone(), h.clone());
+                thread::spawn(move || serve(stream, &dir, &f, &a, &h));
             }
         });
-        PoolServer { url, faults, hits }
+        PoolServer {
+            url,
+            faults,
+            aliases,
+            hits,
+        }
+    }
+
+    /// Serves the file `name` (`pool/...`) at `path` too (`ipfs/<cid>`).
+    pub fn alias(&self, path: &str, name: &str) {
+        self.aliases
+            .lock()
+            .expect("lock")
+            .insert(format!("/{path}"), name.to_string());
     }
 
     /// Sets a fault for a lockfile name (`pool/main/...`).
@@ -65,6 +81,7 @@ fn serve(
     stream: TcpStream,
     dir: &std::path::Path,
     faults: &Mutex<HashMap<String, Fault>>,
+    aliases: &Mutex<HashMap<String, String>>,
     hits: &Mutex<Vec<String>>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
@@ -84,7 +101,8 @@ fn serve(
     );
     hits.lock().expect("lock").push(path.clone());
     let fault = faults.lock().expect("lock").get(&path).copied();
-    let file = dir.join(path.trim_start_matches('/'));
+    let name = aliases.lock().expect("lock").get(&path).cloned();
+    let file = dir.join(name.as_deref().unwrap_or(path.trim_start_matches('/')));
     let mut out = stream;
     let body = match (fault, std::fs::read(&file)) {
         (Some(Fault::NotFound), _) | (None | Some(Fault::WrongBytes), Err(_)) => {
