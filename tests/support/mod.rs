@@ -346,3 +346,67 @@ pub fn failing_step_recipe(base: &str) -> String {
 
 /// The recipe lines [`failing_step_recipe`]'s failing step is written on.
 pub const FAILING_STEP_LINES: [&str; 3] = ["  - run: |", "      echo two", "      exit 3"];
+
+/// A lockfile's text without its `# inrelease:` lines: what the harness's
+/// own lockfiles (made from apt's answer outside any build) hold.
+pub fn without_release_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("# inrelease: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Checks a lock target's `# inrelease:` lines against the mirror the
+/// harness locked from: no host in them, the fields an auditor needs, and
+/// each file's sha256 that of the InRelease the mirror serves now.
+pub fn check_release_lines(text: &str) {
+    let h = harness();
+    let root = std::fs::read_to_string(Path::new(h.get("LOCK_DIR")).join("hello/mirror"))
+        .expect("the harness's mirror root");
+    let root = root
+        .lines()
+        .next()
+        .expect("a mirror root")
+        .trim()
+        .to_string();
+    let (scheme, rest) = root.split_once("://").expect("scheme://host/path");
+    let (host, root_path) = rest.split_once('/').expect("host/path");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("# inrelease: "))
+        .collect();
+    assert!(!lines.is_empty(), "no release line:\n{text}");
+    assert!(
+        !text.contains(host),
+        "the mirror's host is in the lockfile:\n{text}"
+    );
+    let mut checked = 0;
+    for line in lines {
+        let rest = line.strip_prefix("# inrelease: ").unwrap();
+        let (path, tail) = rest.split_once(" sha256:").expect("path sha256:<hex>");
+        for field in ["| Origin: ", "| Suite: ", "| Codename: ", "| Date: "] {
+            assert!(tail.contains(field), "{field} missing: {line}");
+        }
+        if !path.starts_with(root_path.trim_end_matches('/')) {
+            continue;
+        }
+        let sum = &tail[..64];
+        let url = format!("{scheme}://{host}/{path}/InRelease");
+        let out = Command::new("curl")
+            .args(["-fsS", &url])
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&out.stdout));
+        assert_eq!(
+            got, sum,
+            "{path}/InRelease on the mirror is not the one recorded"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no release line under {root_path}:\n{text}");
+}
