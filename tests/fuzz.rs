@@ -187,7 +187,11 @@ fn run_lockfile(input: &[u8]) {
         for e in &merged.entries {
             let _ = (lockfile::role(&e.name), e.short_digest());
         }
+        let _ = merged.cids();
     }
+    // The header with its release lines, and a release file's fields.
+    let _ = lockfile::Header::parse(&a);
+    let _ = lockfile::Release::of_list_file("h_debian_dists_bookworm_InRelease", a.as_bytes());
 }
 
 /// A base config in both accepted shapes, then the output config built on it.
@@ -382,7 +386,7 @@ fn recipe_seeds(repo: &Repo) -> Vec<Vec<u8>> {
                 extra.extend_from_slice(format!("\n#arg {l}").as_bytes());
             }
         }
-        extra.extend_from_slice(b"\n#arg SOURCE_DATE_EPOCH=1700000000\n#arg REPRO_PROVIDERS=oci://127.0.0.1:5000/pool context://pool/{{.Basename}}\n");
+        extra.extend_from_slice(b"\n#arg SOURCE_DATE_EPOCH=1700000000\n#arg REPRO_PROVIDERS=oci://127.0.0.1:5000/pool context://pool/{{.Basename}} http://127.0.0.1:8080/ipfs/{{.CID}}\n");
         for (lpath, ltext) in &repo.lockfiles {
             if lpath.parent() == Some(dir) {
                 for l in String::from_utf8_lossy(ltext).lines() {
@@ -405,6 +409,14 @@ fn lockfile_seeds(repo: &Repo) -> Vec<Vec<u8>> {
             }
         }
     }
+    // CID lines, as repro-get writes them, and a raw CIDv1 of its own blob.
+    let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    seeds.push(
+        format!(
+            "{empty}  pool/a.deb\n{empty}  /ipfs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku\n{empty}  /ipfs/QmRY19HEWeTJtRC6vAdz7rDfX3PjSMgXmd1KYi9guAACUj\n"
+        )
+        .into_bytes(),
+    );
     seeds
 }
 
@@ -615,6 +627,10 @@ const INTERESTING: &[&str] = &[
     "http://",
     "https://",
     "/ipfs/",
+    "{{.CID}}",
+    "QmRY19HEWeTJtRC6vAdz7rDfX3PjSMgXmd1KYi9guAACUj",
+    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+    "# inrelease: debian/dists/bookworm sha256:",
     ".sig",
     "null",
     "~",
