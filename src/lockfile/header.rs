@@ -62,7 +62,7 @@ impl Release {
             .filter_map(|k| release_field(&text, k).map(|v| (k.to_string(), v)))
             .collect();
         Some(Release {
-            path: path.replace('_', "/"),
+            path: unquote(&path.replace('_', "/")),
             sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)),
             fields,
         })
@@ -83,6 +83,29 @@ impl Release {
             fields,
         })
     }
+}
+
+/// apt's list file names quote `_` and other characters as `%xx`.
+fn unquote(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A top-level field of a release file (`Key: value` at the start of a
@@ -235,6 +258,9 @@ mod tests {
             )
         );
         assert!(!line.contains("mirror.example.org"));
+        // apt quotes "_" in a path as %5f.
+        let quoted = Release::of_list_file("h_deb%5fports_dists_sid_InRelease", b"").unwrap();
+        assert_eq!(quoted.path, "deb_ports/dists/sid");
         // Packages files and other lists are not release files.
         assert_eq!(
             Release::of_list_file(
