@@ -96,6 +96,22 @@ pub struct Vertex {
     locations: Vec<Location>,
 }
 
+/// The op's bytes as BuildKit marshals an op again (solver/pb/ops.go:
+/// protobuf-go, deterministic), so the digest is the one it keys the op by.
+/// protobuf-go writes the fields outside a oneof in field-number order, then
+/// the oneof; prost writes every field in number order, so the `op` oneof
+/// (2-7) came before `platform` (10). BuildKit v0.26 re-marshals each op and
+/// re-keys one whose bytes differ, and then finds no recipe lines for its
+/// errors. Maps are in key order in both.
+fn canonical_bytes(mut op: pb::Op) -> Vec<u8> {
+    let oneof = op.op.take();
+    let mut bytes = op.encode_to_vec();
+    if let Some(o) = &oneof {
+        o.encode(&mut bytes);
+    }
+    bytes
+}
+
 impl Vertex {
     /// Marshals `op` with `inputs` as its input edges.
     fn new(
@@ -112,9 +128,7 @@ impl Vertex {
                 index: o.index,
             })
             .collect();
-        // prost writes fields in tag order and maps in BTreeMap order, so the
-        // bytes (and the digest) depend only on the op's content.
-        let bytes = op.encode_to_vec();
+        let bytes = canonical_bytes(op);
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         let mut description = BTreeMap::new();
         if let Some(name) = name {
@@ -384,6 +398,52 @@ mod tests {
 
     fn digest_of(bytes: &[u8]) -> String {
         format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// The field numbers of a message's top-level fields, in byte order.
+    fn field_numbers(mut bytes: &[u8]) -> Vec<u64> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let key = prost::encoding::decode_varint(&mut bytes).unwrap();
+            out.push(key >> 3);
+            match key & 7 {
+                0 => drop(prost::encoding::decode_varint(&mut bytes).unwrap()),
+                2 => {
+                    let len = prost::encoding::decode_varint(&mut bytes).unwrap() as usize;
+                    bytes = &bytes[len..];
+                }
+                wire => panic!("wire type {wire} in an op"),
+            }
+        }
+        out
+    }
+
+    // Regression: with a platform, prost wrote the exec (2) before the
+    // platform (10), BuildKit v0.26 marshalled the op again with the oneof
+    // last and re-keyed it, and a failing step lost its recipe lines.
+    #[test]
+    fn ops_with_a_platform_are_marshalled_as_buildkit_marshals_them() {
+        let arm64 = pb::Platform {
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            ..Default::default()
+        };
+        let base = image("reg/x@sha256:00", ResolveMode::Default, None, Some(arm64));
+        let def = base.run(vec!["true".into()]).build_into("/out").marshal();
+        assert_eq!(
+            field_numbers(&def.def[0]),
+            [10, 3],
+            "platform, then the source"
+        );
+        assert_eq!(
+            field_numbers(&def.def[1]),
+            [1, 10, 2],
+            "input, platform, exec"
+        );
+        // Still the same op when decoded.
+        let exec = pb::Op::decode(def.def[1].as_slice()).unwrap();
+        assert!(matches!(exec.op, Some(pb::op::Op::Exec(_))));
+        assert_eq!(exec.platform.unwrap().architecture, "arm64");
     }
 
     fn sample() -> State {
