@@ -433,13 +433,26 @@ phase_locks() {
   done
 }
 
+# pool_fill <what> <lockfile> <mirror root> <log>: every blob a lockfile the
+# lock target wrote names, fetched from the mirror into the pool (sets
+# FETCHED) and verified there.
+pool_fill() {
+  local what="$1" lock="$2" mirror="$3" log="$4" hex name
+  [[ -s "$lock" ]] || die "$what: the lock target wrote no $lock"
+  FETCHED=0
+  while read -r hex name; do
+    fetch_blob "$mirror$name" "$name" "$hex" >>"$log"
+  done < <("$STATIC_BIN" lockfile entries "$lock")
+  lock_verified "$lock" || die "$what: pool verification failed for $lock"
+}
+
 # ------------------------------------------------------------------ corpus
 # Real package sets users install (tests/corpus/<set>/repro.yaml): each is
 # locked by the frontend's own lock target through the running engine,
 # against the base image's mirror, and its blobs go to the pool from the
 # mirror root the examples' apt output named (lock/hello/mirror).
 phase_corpus() {
-  local t dir set recipe stamp lock mirror n name hex
+  local t dir set recipe stamp lock mirror n
   t=$(date +%s)
   mirror="$(head -n 1 "$LOCK_DIR/hello/mirror")"
   [[ "$mirror" == http* ]] || die "corpus: no mirror root in $LOCK_DIR/hello/mirror"
@@ -457,12 +470,7 @@ phase_corpus() {
     DOCKER_BUILDKIT=1 run_logged "lock-corpus-$set" "$DOCKER" build --progress=plain \
       --target lock --output "type=local,dest=$LOCK_DIR/corpus-$set" \
       --build-arg "BASE=$BASE_REF" -f "$recipe" "$dir"
-    [[ -s "$lock" ]] || die "corpus $set: the lock target wrote no $lock"
-    FETCHED=0
-    while read -r hex name; do
-      fetch_blob "$mirror$name" "$name" "$hex" >>"$LOG_DIR/fetch-corpus-$set.log"
-    done < <("$STATIC_BIN" lockfile entries "$lock")
-    lock_verified "$lock" || die "corpus $set: pool verification failed after download"
+    pool_fill "corpus $set" "$lock" "$mirror" "$LOG_DIR/fetch-corpus-$set.log"
     printf '%s\n' "$stamp" >"$LOCK_DIR/corpus-$set/.stamp"
     n=$(lock_count "$lock")
     say "corpus $set: locked $n packages, $FETCHED downloaded"
@@ -514,7 +522,7 @@ multi_base() {
 # run it), and their blobs in the pool, from the mirror root the examples'
 # apt output named.
 multi_locks() {
-  local t ex dir stamp arch lock mirror hex name
+  local t ex dir stamp arch lock mirror
   t=$(date +%s)
   mirror="$(head -n 1 "$LOCK_DIR/hello/mirror" 2>/dev/null || true)"
   [[ "$mirror" == http* ]] || die "multi: no mirror root in $LOCK_DIR/hello/mirror (run the pool phase)"
@@ -533,12 +541,7 @@ multi_locks() {
       DOCKER_BUILDKIT=1 run_logged "lock-multi-$ex-$arch" "$DOCKER" build --progress=plain \
         --platform "linux/$arch" --target lock --output "type=local,dest=$dir" \
         --build-arg "BASE=$MULTI_BASE_REF" -f "$REPO_ROOT/examples/$ex/repro.yaml" "$REPO_ROOT/examples/$ex"
-      [[ -s "$lock" ]] || die "multi $ex: the lock target wrote no $lock"
-      FETCHED=0
-      while read -r hex name; do
-        fetch_blob "$mirror$name" "$name" "$hex" >>"$LOG_DIR/fetch-multi-$ex.log"
-      done < <("$STATIC_BIN" lockfile entries "$lock")
-      lock_verified "$lock" || die "multi $ex: pool verification failed for $lock"
+      pool_fill "multi $ex" "$lock" "$mirror" "$LOG_DIR/fetch-multi-$ex.log"
     done
     printf '%s\n' "$stamp" >"$dir/.stamp"
     say "multi $ex: $(lock_count "$dir/SHA256SUMS-$ARCH") + $(lock_count "$dir/SHA256SUMS-$OTHER_ARCH") packages locked, pool verified"

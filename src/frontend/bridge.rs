@@ -156,6 +156,15 @@ impl Bridge {
         Ok(id)
     }
 
+    /// Solves a Definition the frontend built, once the engine is known to
+    /// have every cap it uses (read off the Definition itself).
+    async fn solve_checked(&mut self, def: &pb::Definition) -> Result<String> {
+        check_llb_caps(&self.llb_caps, def)?;
+        self.solve(def.clone())
+            .await
+            .map_err(|s| anyhow!("{}", s.message()))
+    }
+
     async fn read_file(&mut self, reference: &str, path: &str) -> Result<Vec<u8>, tonic::Status> {
         Ok(self
             .client
@@ -745,11 +754,7 @@ async fn build_platform(
     };
     // The caps are read off what is sent, `--no-cache`'s metadata included.
     let def = out.definition(opts.no_cache);
-    check_llb_caps(&bridge.llb_caps, &def)?;
-    let id = bridge
-        .solve(def.clone())
-        .await
-        .map_err(|s| anyhow!("{}", s.message()))?;
+    let id = bridge.solve_checked(&def).await?;
     if let Some((_, OnDiff::Fail)) = published {
         fail_on_report(bridge, &id).await?;
     }
@@ -811,11 +816,7 @@ async fn build_locks(
         .build();
     // The lock target always resolves again: the package index moves on.
     let def = state.marshal_with(llb::Constraints { ignore_cache: true });
-    check_llb_caps(&bridge.llb_caps, &def)?;
-    let id = bridge
-        .solve(def.clone())
-        .await
-        .map_err(|s| anyhow!("{}", s.message()))?;
+    let id = bridge.solve_checked(&def).await?;
     Ok(Part {
         platform: platforms[0].clone(),
         id,
@@ -852,11 +853,7 @@ async fn solve_sbom(
     let def = prepared.sbom()?.marshal_with(llb::Constraints {
         ignore_cache: no_cache,
     });
-    check_llb_caps(&bridge.llb_caps, &def)?;
-    let id = bridge
-        .solve(def.clone())
-        .await
-        .map_err(|s| anyhow!("{}", s.message()))?;
+    let id = bridge.solve_checked(&def).await?;
     Ok(SbomRef {
         key: platform.key(),
         id,

@@ -14,7 +14,8 @@ use super::ImageGuard;
 use super::engine3::buildctl;
 use crate::support::pool::PoolServer;
 use crate::support::{
-    docker_build, docker_build_output, harness, lock_entries, oci_json, push_image, repo, run,
+    copy_files, docker_build, docker_build_output, harness, lock_entries, oci_json, push_image,
+    repo, run,
 };
 
 const BOTH: &str = "linux/amd64,linux/arm64";
@@ -23,12 +24,8 @@ const BOTH: &str = "linux/amd64,linux/arm64";
 /// the two-platform base.
 fn multi_context(example: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    let src = repo().join("examples").join(example);
-    for name in ["repro.yaml", "hello.c"] {
-        if src.join(name).exists() {
-            std::fs::copy(src.join(name), dir.path().join(name)).expect("copy");
-        }
-    }
+    copy_files(&repo().join("examples").join(example), dir.path());
+    // The harness's lockfiles replace the committed ones.
     for arch in ["amd64", "arm64"] {
         let lock = multi_lockfile(example, arch);
         std::fs::copy(&lock, dir.path().join(format!("SHA256SUMS-{arch}")))

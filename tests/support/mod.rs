@@ -309,7 +309,8 @@ pub fn corpus_context(set: &str) -> tempfile::TempDir {
     dir
 }
 
-fn copy_files(src: &Path, dest: &Path) {
+/// Copies the files (not the folders) of `src` into `dest`.
+pub fn copy_files(src: &Path, dest: &Path) {
     for entry in std::fs::read_dir(src).expect("read folder") {
         let entry = entry.expect("entry");
         if entry.file_type().expect("type").is_file() {
