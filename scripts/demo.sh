@@ -14,8 +14,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 REPRO_ENGINES=20 REPRO_ENGINE=20 \
   "$root/scripts/setup.sh" --only "engine,registry,base,frontend,pool:$example"
-# shellcheck disable=SC1091
-source "$root/target/harness/env"
+# shellcheck source=scripts/state.sh
+source "$root/scripts/state.sh"
+state_load "$root/target/harness/env"
 "$root/scripts/serve-pool.sh" start >/dev/null
 trap '"$root/scripts/serve-pool.sh" stop >/dev/null 2>&1 || true' EXIT
 mirror=$(cat "$HARNESS_DIR/pool.url")

@@ -4,6 +4,8 @@
 
 # Absolute paths, derived from this file's location.
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=scripts/state.sh
+source "$SCRIPTS_DIR/state.sh"
 REPO_ROOT="$(cd "$SCRIPTS_DIR/.." && pwd -P)"
 HARNESS_DIR="$REPO_ROOT/target/harness"
 

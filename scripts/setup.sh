@@ -765,31 +765,34 @@ phase_env() {
   # the engine-3 tests fail with this rather than with an empty reference.
   want engine3 ||
     E3_MISSING_MSG="the last scripts/setup.sh ran --only $only, without engine3; run scripts/setup.sh"
-  cat >"$HARNESS_DIR/env.tmp" <<ENV
-DOCKER=$DOCKER
-BASE_REF=$BASE_REF
-MULTI_BASE_REF=$(ref_of multi-base.ref)
-RPM_BASE_REF=$(ref_of base-rpm.ref)
-PACMAN_BASE_REF=$(ref_of base-pacman.ref)
-PACMAN_SIGNED_BASE_REF=$(ref_of base-pacman-signed.ref)
-NOAPT_BASE_REF=$(ref_of base-noapt.ref)
-BUILDCTL=$E3_BIN/buildctl
-E3_ADDR=$E3_ADDR
-E3_FRONTEND_REF=$E3_FRONTEND_REF
-E3_DOCKERFILE_REF=$E3_DOCKERFILE_REF
-E3_MISSING=$E3_MISSING_MSG
-FRONTEND_IMAGE=$FRONTEND_IMAGE
-POOL_DIR=$POOL_DIR
-LOCK_DIR=$LOCK_DIR
-REGISTRY=$REGISTRY
-HARNESS_DIR=$HARNESS_DIR
-ENV
+  local tmp="$HARNESS_DIR/env.tmp"
+  printf '# written by scripts/setup.sh; read with state_load (scripts/state.sh)\n' >"$tmp"
+  local -a entries=(
+    DOCKER "$DOCKER"
+    BASE_REF "$BASE_REF"
+    MULTI_BASE_REF "$(ref_of multi-base.ref)"
+    RPM_BASE_REF "$(ref_of base-rpm.ref)"
+    PACMAN_BASE_REF "$(ref_of base-pacman.ref)"
+    PACMAN_SIGNED_BASE_REF "$(ref_of base-pacman-signed.ref)"
+    NOAPT_BASE_REF "$(ref_of base-noapt.ref)"
+    BUILDCTL "$E3_BIN/buildctl"
+    E3_ADDR "$E3_ADDR"
+    E3_FRONTEND_REF "$E3_FRONTEND_REF"
+    E3_DOCKERFILE_REF "$E3_DOCKERFILE_REF"
+    E3_MISSING "$E3_MISSING_MSG"
+    FRONTEND_IMAGE "$FRONTEND_IMAGE"
+    POOL_DIR "$POOL_DIR"
+    LOCK_DIR "$LOCK_DIR"
+    REGISTRY "$REGISTRY"
+    HARNESS_DIR "$HARNESS_DIR"
+  )
   if e26_present; then
-    cat >>"$HARNESS_DIR/env.tmp" <<ENV
-ENGINE26_DOCKER=$E26_DOCKER
-ENGINE26_DOCKER_CONFIG=$E26_CONFIG
-ENV
+    entries+=(ENGINE26_DOCKER "$E26_DOCKER" ENGINE26_DOCKER_CONFIG "$E26_CONFIG")
   fi
+  local i
+  for ((i = 0; i < ${#entries[@]}; i += 2)); do
+    state_put "$tmp" "${entries[i]}" "${entries[i + 1]}" || die "cannot record ${entries[i]}"
+  done
   mv -f "$HARNESS_DIR/env.tmp" "$HARNESS_DIR/env"
   say "env: $HARNESS_DIR/env"
 }

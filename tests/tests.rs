@@ -8,4 +8,5 @@
 mod cli;
 mod e2e;
 mod golden;
+mod scripts;
 mod support;

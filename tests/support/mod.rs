@@ -72,6 +72,32 @@ impl Harness {
     }
 }
 
+/// Reads the harness's state file as `state_load` (scripts/state.sh) does:
+/// `KEY=VALUE` a line, the value byte for byte to the end of the line, `#`
+/// lines and blank lines skipped, nothing evaluated. An error names the line.
+pub fn parse_state(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut vars = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key_ok = |k: &str| {
+            let mut chars = k.chars();
+            chars
+                .next()
+                .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+                && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        };
+        match line.split_once('=') {
+            Some((key, value)) if key_ok(key) => {
+                vars.insert(key.to_string(), value.to_string());
+            }
+            _ => return Err(format!("{}: not KEY=VALUE", n + 1)),
+        }
+    }
+    Ok(vars)
+}
+
 /// The harness, or a panic that says how to get one: end-to-end tests never
 /// pass without a real engine.
 pub fn harness() -> &'static Harness {
@@ -81,11 +107,7 @@ pub fn harness() -> &'static Harness {
             panic!("REPRO_HARNESS_ENV is not set: the end-to-end tests need a real Docker Engine; run scripts/test.sh (it runs scripts/setup.sh first)")
         });
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read the harness env file {path}: {e}"));
-        let vars = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
+        let vars = parse_state(&text).unwrap_or_else(|e| panic!("{path}:{e}"));
         let h = Harness { vars };
         let out = h
             .docker()
