@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables are used by the sourcing scripts
 # Engine 3: standalone BuildKit (buildkitd + buildctl) built from the
 # BuildKit source tarball in ../shared/third_party (REPRO_THIRD_PARTY
 # overrides), with Go from Debian trixie's packages (fetched and unpacked
