@@ -6,8 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, PACKAGES_DIR, TOOL_DIR, err_at, frontend_image,
+    ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, PACKAGES_DIR, Platform, TOOL_DIR, err_at,
+    frontend_image,
 };
+use crate::distro::arch;
 use crate::distro::install::Installer;
 use crate::llb::{self, CopyOpts, LocalOpts, Location, Mount, Network, State};
 use crate::lockfile::{Entry, Lockfile};
@@ -41,6 +43,7 @@ pub fn install_packages(
         .unwrap_or(Installer::Dpkg);
     let packages_only: Vec<&Entry> = lock.packages().collect();
     check_kinds(&packages_only, installer)?;
+    check_arch(&packages_only, installer, &opts.platform)?;
     // With `signatures: true`, each package's .sig comes along.
     let mut entries = packages_only.clone();
     if packages.signatures {
@@ -117,6 +120,33 @@ fn check_kinds(packages: &[&Entry], installer: Installer) -> Result<(), ConvertE
                 "cannot install \"{}\" with {installer}: it installs {} packages (set packages.installer if the base image's tool is another)",
                 entry.name,
                 installer.package_kind()
+            ),
+        }),
+    }
+}
+
+/// Every package must be for the target platform's machine (or for every
+/// machine): a lockfile made for another platform fails here, at its line,
+/// rather than in the tool's own words halfway through the install.
+fn check_arch(
+    packages: &[&Entry],
+    installer: Installer,
+    platform: &Platform,
+) -> Result<(), ConvertError> {
+    let variant = platform.variant.as_deref();
+    let key = platform.key();
+    let found = packages.iter().find_map(|e| {
+        arch::mismatch(installer, &e.name, &platform.architecture, variant).map(|m| (e, m))
+    });
+    match found {
+        None => Ok(()),
+        Some((entry, m)) => Err(ConvertError {
+            file: entry.file.clone(),
+            line: entry.line,
+            col: 67,
+            message: format!(
+                "\"{}\" is a package for {}, and this build is for {key} ({} to {installer}): the lockfile was made for another platform; name the lockfile for {key} in packages.sums (SHA256SUMS-${{TARGETARCH}} picks one per platform, and --target lock --platform {key} writes it), or build for {} with --platform",
+                entry.name, m.package, m.wanted, m.package,
             ),
         }),
     }
