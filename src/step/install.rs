@@ -203,6 +203,10 @@ pub fn run(tool: Installer, packages: &Path, manual: &[String], root: &Path) -> 
             .status()
             .is_ok_and(|s| s.success());
     let plan = plan(tool, &files, deb_tools, rpm_keys);
+    if !find_program(root, &plan.program) {
+        println!("\nrepro-frontend: {}", no_tool(tool, &plan.program));
+        return Ok(false);
+    }
     println!(
         "repro-frontend: installing {} verified file(s) with {}",
         files.len(),
@@ -249,6 +253,18 @@ pub fn run(tool: Installer, packages: &Path, manual: &[String], root: &Path) -> 
         hint(&plan, &lines),
     )?;
     Ok(false)
+}
+
+/// The step's words for a base image without the tool its packages need
+/// (a distroless or scratch image), instead of the runtime's "executable
+/// file not found".
+fn no_tool(tool: Installer, program: &str) -> String {
+    format!(
+        "this base image has no {program}, so its {} packages cannot be installed: a base without a package tool \
+         (a distroless or scratch image) cannot take packages; use a base image that has {tool} \
+         (for .deb packages, a Debian or Ubuntu image), or remove packages: from the recipe",
+        tool.package_kind()
+    )
 }
 
 fn exit_status(status: Option<i32>) -> String {
@@ -478,6 +494,27 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    // Issue 23: a base with no package tool failed with the runtime's
+    // "executable file not found"; the step now says what to do.
+    #[test]
+    fn a_base_without_the_tool_fails_before_running_it_and_says_why() {
+        let root = tempfile::tempdir().unwrap();
+        let pkgs = root.path().join("tmp/repro-packages");
+        fs::create_dir_all(&pkgs).unwrap();
+        fs::write(pkgs.join("hello_2.10-3_amd64.deb"), b"!<arch>\n").unwrap();
+        let ran = run(Installer::Dpkg, &pkgs, &[], root.path()).unwrap();
+        assert!(!ran);
+        // Nothing of the tool's set-up was left behind either.
+        assert!(!root.path().join(POLICY_RC_D).exists());
+        let text = no_tool(Installer::Dpkg, "dpkg");
+        assert!(
+            text.starts_with(
+                "this base image has no dpkg, so its .deb packages cannot be installed"
+            )
+        );
+        assert!(text.contains("remove packages: from the recipe"));
     }
 
     #[test]
