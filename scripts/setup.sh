@@ -23,7 +23,8 @@
 #     multi     an arm64 base (debootstrap under qemu-user-static) pushed
 #               with the amd64 one as a two-platform index, and the
 #               examples' lockfiles and blobs for both (needs pool:hello)
-#     rpm, pacman, noapt   the test fixtures of those kinds
+#     rpm, pacman, noapt   the test fixtures of those kinds (noapt: bases
+#               without apt-get, and without dpkg either)
 #     engine3   standalone BuildKit (see scripts/buildkit.sh)
 #   Packages (only those the chosen phases need), binfmt_misc's entry for
 #   arm64 (registered before any engine starts: BuildKit looks for emulators
@@ -715,11 +716,16 @@ phase_pacman_signed() {
 
 # A Debian base without apt-get (as some slim images are): its install step
 # falls back to dpkg alone, and the tests check what that can and cannot do.
+# And one without dpkg either, shaped like a distroless image (os-release
+# still says Debian): the tests check the message a lockfile meets there.
 phase_noapt() {
   local t
   t=$(date +%s)
   tool_base noapt "rm -f /usr/bin/apt-get"
   say "no-apt base: $(cat "$HARNESS_DIR/base-noapt.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
+  t=$(date +%s)
+  tool_base nodpkg "rm -f /usr/bin/apt-get /usr/bin/dpkg"
+  say "no-dpkg base: $(cat "$HARNESS_DIR/base-nodpkg.ref") ($TOOL_BASE_HOW, $(since "$t")s)"
 }
 
 # Engine 3: standalone BuildKit built from ../shared/third_party, started
@@ -775,6 +781,7 @@ phase_env() {
     PACMAN_BASE_REF "$(ref_of base-pacman.ref)"
     PACMAN_SIGNED_BASE_REF "$(ref_of base-pacman-signed.ref)"
     NOAPT_BASE_REF "$(ref_of base-noapt.ref)"
+    NODPKG_BASE_REF "$(ref_of base-nodpkg.ref)"
     BUILDCTL "$E3_BIN/buildctl"
     E3_ADDR "$E3_ADDR"
     E3_FRONTEND_REF "$E3_FRONTEND_REF"
