@@ -6,6 +6,7 @@
 //! `scripts/test.sh` runs first) and fails loudly without it.
 
 mod cli;
+mod docs;
 mod e2e;
 mod golden;
 mod scripts;
