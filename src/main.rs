@@ -567,7 +567,7 @@ fn gateway() -> ExitCode {
         }
     };
     let opts = repro_frontend::frontend::opts::from_env(std::env::vars());
-    let code = match runtime.block_on(repro_frontend::frontend::bridge::run(opts)) {
+    let code = match runtime.block_on(repro_frontend::frontend::gateway::run(opts)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("repro-frontend: {e:#}");

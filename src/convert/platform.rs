@@ -11,8 +11,13 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+/// A platform text that is not `os/arch[/variant]`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid platform \"{0}\" (expected os/arch[/variant], e.g. linux/amd64)")]
+pub struct PlatformError(pub String);
+
 /// `os/arch[/variant]`, as `--platform` takes it.
-pub fn parse_platform(text: &str) -> Result<Platform, String> {
+pub fn parse_platform(text: &str) -> Result<Platform, PlatformError> {
     let parts: Vec<&str> = text.split('/').collect();
     match parts.as_slice() {
         [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
@@ -20,9 +25,7 @@ pub fn parse_platform(text: &str) -> Result<Platform, String> {
             architecture: arch.to_string(),
             variant: parts.get(2).map(|v| v.to_string()),
         }),
-        _ => Err(format!(
-            "invalid platform \"{text}\" (expected os/arch[/variant], e.g. linux/amd64)"
-        )),
+        _ => Err(PlatformError(text.to_string())),
     }
 }
 

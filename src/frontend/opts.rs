@@ -1,14 +1,97 @@
-//! The frontend's options, as BuildKit hands them over in the environment.
+//! The frontend's options, as BuildKit hands them over in the environment,
+//! parsed once into one typed value: the target, the platforms, the build
+//! args and the rest. Pure: it reads no environment itself (the caller hands
+//! over the variables).
 //!
 //! BuildKit passes each opt as `BUILDKIT_FRONTEND_OPT_<n>=<key>=<value>` (the
-//! numbering carries no meaning) plus `BUILDKIT_SESSION_ID`. This module turns
-//! that list into typed options; it reads no environment itself.
+//! numbering carries no meaning) plus `BUILDKIT_SESSION_ID`.
 
 use std::collections::BTreeMap;
 
 use crate::convert::Platform;
-pub use crate::convert::platform::parse_platform;
+pub use crate::convert::platform::{PlatformError, parse_platform};
 use crate::llb::{Network, ResolveMode};
+
+/// An opt BuildKit handed over that this frontend cannot take.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OptsError {
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error("invalid image-resolve-mode \"{0}\" (expected default, pull or local)")]
+    ResolveMode(String),
+    #[error("invalid network mode \"{0}\" (expected default, host or none)")]
+    Network(String),
+    #[error("invalid cache-imports option {json:?}: {reason}")]
+    CacheImports { json: String, reason: String },
+    #[error("unknown target \"{0}\" (targets: {list})", list = Target::listing())]
+    Target(String),
+}
+
+/// The targets a recipe has (`--target`); the first is the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Image,
+    Lock,
+    Packages,
+    Sbom,
+    Verify,
+}
+
+impl Target {
+    pub const ALL: [Target; 5] = [
+        Target::Image,
+        Target::Lock,
+        Target::Packages,
+        Target::Sbom,
+        Target::Verify,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Image => "image",
+            Target::Lock => "lock",
+            Target::Packages => "packages",
+            Target::Sbom => "sbom",
+            Target::Verify => "verify",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Target::Image => "build the image from the recipe and its lockfile",
+            Target::Lock => {
+                "write the lockfile for packages.install (use with --output type=local)"
+            }
+            Target::Packages => {
+                "fetch and verify the lockfile's package blobs only (use with --output type=local)"
+            }
+            Target::Sbom => "write the image's SPDX SBOM (use with --output type=local)",
+            Target::Verify => {
+                "rebuild and compare with the image named by the REPRO_VERIFY build arg (use with --output type=local)"
+            }
+        }
+    }
+
+    /// The `target` opt: empty is the default.
+    pub fn from_opt(opt: Option<&str>) -> Result<Target, OptsError> {
+        match opt.unwrap_or("") {
+            "" => Ok(Target::Image),
+            name => Target::ALL
+                .into_iter()
+                .find(|t| t.name() == name)
+                .ok_or_else(|| OptsError::Target(name.to_string())),
+        }
+    }
+
+    /// Every target with its description, for the unknown-target error.
+    fn listing() -> String {
+        Target::ALL
+            .iter()
+            .map(|t| format!("{}: {}", t.name(), t.description()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
 
 /// Options of one build request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,8 +104,9 @@ pub struct FrontendOpts {
     pub context_key: String,
     /// `build-arg:*` values.
     pub build_args: BTreeMap<String, String>,
-    /// `target`, if any.
-    pub target: Option<String>,
+    /// `target`, checked (`Image` when none is given, and for a subrequest,
+    /// which builds nothing).
+    pub target: Target,
     /// `platform`: the target platforms, in the order given, each once
     /// (`--platform linux/amd64,linux/arm64`); empty means the worker's own.
     pub platforms: Vec<Platform>,
@@ -69,10 +153,12 @@ pub struct CacheImport {
 
 /// `cache-imports` (a JSON list of `{"Type", "Attrs"}` as BuildKit's client
 /// writes it) and `cache-from` (registry references, comma-separated).
-fn cache_imports(raw: &BTreeMap<String, String>) -> Result<Vec<CacheImport>, String> {
+fn cache_imports(raw: &BTreeMap<String, String>) -> Result<Vec<CacheImport>, OptsError> {
     let mut out: Vec<CacheImport> = match raw.get("cache-imports").filter(|v| !v.is_empty()) {
-        Some(json) => serde_json::from_str(json)
-            .map_err(|e| format!("invalid cache-imports option {json:?}: {e}"))?,
+        Some(json) => serde_json::from_str(json).map_err(|e| OptsError::CacheImports {
+            json: json.clone(),
+            reason: e.to_string(),
+        })?,
         None => Vec::new(),
     };
     if let Some(refs) = raw.get("cache-from") {
@@ -90,7 +176,9 @@ fn cache_imports(raw: &BTreeMap<String, String>) -> Result<Vec<CacheImport>, Str
 pub const DEFAULT_FILENAME: &str = "repro.yaml";
 
 /// Collects `BUILDKIT_FRONTEND_OPT_*` pairs from an environment listing.
-pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<FrontendOpts, String> {
+pub fn from_env(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<FrontendOpts, OptsError> {
     let mut raw = BTreeMap::new();
     let mut session_id = None;
     for (k, v) in vars {
@@ -112,7 +200,7 @@ pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Fron
 
 /// A `--platform` list (`linux/amd64,linux/arm64`): each once, by the key
 /// BuildKit's exporters use (`linux/arm64/v8` is `linux/arm64`).
-pub fn parse_platforms(list: &str) -> Result<Vec<Platform>, String> {
+pub fn parse_platforms(list: &str) -> Result<Vec<Platform>, PlatformError> {
     let mut out: Vec<Platform> = Vec::new();
     for text in list.split(',').map(str::trim) {
         let p = parse_platform(text)?;
@@ -127,7 +215,7 @@ pub fn parse_platforms(list: &str) -> Result<Vec<Platform>, String> {
 pub fn parse(
     raw: &BTreeMap<String, String>,
     session_id: Option<String>,
-) -> Result<FrontendOpts, String> {
+) -> Result<FrontendOpts, OptsError> {
     let get = |k: &str| raw.get(k).filter(|v| !v.is_empty()).cloned();
     let build_args = raw
         .iter()
@@ -138,37 +226,38 @@ pub fn parse(
         .collect();
     let resolve_mode = match raw.get("image-resolve-mode") {
         None => ResolveMode::Default,
-        Some(v) => ResolveMode::from_opt(v).ok_or_else(|| {
-            format!("invalid image-resolve-mode \"{v}\" (expected default, pull or local)")
-        })?,
+        Some(v) => ResolveMode::from_opt(v).ok_or_else(|| OptsError::ResolveMode(v.clone()))?,
     };
     let platforms = match get("platform") {
         None => Vec::new(),
         Some(list) => parse_platforms(&list)?,
+    };
+    let request_id = get("requestid");
+    // A subrequest builds nothing: its answer does not depend on the target,
+    // which is not checked for it.
+    let target = match request_id {
+        Some(_) => Target::Image,
+        None => Target::from_opt(raw.get("target").map(String::as_str))?,
     };
     Ok(FrontendOpts {
         filename: get("filename").unwrap_or_else(|| DEFAULT_FILENAME.to_string()),
         dockerfile_key: get("dockerfilekey").unwrap_or_else(|| "dockerfile".to_string()),
         context_key: get("contextkey").unwrap_or_else(|| "context".to_string()),
         build_args,
-        target: get("target"),
+        target,
         platforms,
         resolve_mode,
         source: get("source"),
         session_id,
         no_cache: raw.contains_key("no-cache"),
-        request_id: get("requestid"),
+        request_id,
         cache_imports: cache_imports(raw)?,
         attest_sbom: attest_sbom(raw),
         network: match raw.get("force-network-mode").map(String::as_str) {
             None | Some("") | Some("default") | Some("sandbox") => Network::Sandbox,
             Some("host") => Network::Host,
             Some("none") => Network::None,
-            Some(other) => {
-                return Err(format!(
-                    "invalid network mode \"{other}\" (expected default, host or none)"
-                ));
-            }
+            Some(other) => return Err(OptsError::Network(other.to_string())),
         },
     })
 }
@@ -197,6 +286,7 @@ mod tests {
         assert!(
             parse(&raw, None)
                 .unwrap_err()
+                .to_string()
                 .contains("invalid cache-imports")
         );
     }
@@ -284,7 +374,30 @@ mod tests {
         assert!(
             parse(&raw, None)
                 .unwrap_err()
+                .to_string()
                 .contains("invalid platform \"arm64\"")
+        );
+    }
+
+    #[test]
+    fn targets_parse_by_name_and_an_unknown_one_lists_them_all() {
+        assert_eq!(Target::from_opt(None).unwrap(), Target::Image);
+        assert_eq!(Target::from_opt(Some("")).unwrap(), Target::Image);
+        assert_eq!(Target::from_opt(Some("image")).unwrap(), Target::Image);
+        assert_eq!(Target::from_opt(Some("lock")).unwrap(), Target::Lock);
+        assert_eq!(
+            Target::from_opt(Some("packages")).unwrap(),
+            Target::Packages
+        );
+        assert_eq!(Target::from_opt(Some("sbom")).unwrap(), Target::Sbom);
+        let err = Target::from_opt(Some("nope")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("unknown target \"nope\" (targets: image: build the image"),
+            "{err}"
+        );
+        assert!(
+            err.contains("; lock: ") && err.contains("; packages: "),
+            "{err}"
         );
     }
 }

@@ -6,7 +6,7 @@
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::result;
 use bollard_buildkit_proto::pb;
 
-use super::bridge::fake::*;
+use super::gateway::fake::*;
 
 const SOURCE: (&str, &str) = ("source", "repro-frontend:v0");
 const BOTH: (&str, &str) = ("platform", "linux/amd64,linux/arm64");

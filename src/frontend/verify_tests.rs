@@ -4,7 +4,7 @@
 
 use bollard_buildkit_proto::pb;
 
-use super::bridge::fake::*;
+use super::gateway::fake::*;
 
 const SOURCE: (&str, &str) = ("source", "repro-frontend:v0");
 const PUBLISHED: &str = "127.0.0.1:5000/repro/debian-published@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

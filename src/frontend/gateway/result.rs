@@ -1,0 +1,271 @@
+//! What the build hands back to BuildKit: the Result its exporters read (one
+//! ref with its image config, or a ref per platform), the SBOM attestations,
+//! the answers to subrequests, and a failure as a gRPC status. Pure: it only
+//! builds messages; `client` sends them.
+
+use std::collections::HashMap;
+
+use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
+    Attestation, AttestationKind, Attestations, InTotoSubject, InTotoSubjectKind, Ref, RefMap,
+    RefMapDeprecated, Result as GwResult, ReturnRequest, result,
+};
+use bollard_buildkit_proto::pb;
+
+use crate::convert::Platform;
+use crate::frontend::errors::{self, ReadFile};
+use crate::frontend::opts::Target;
+
+/// One platform's result: its ref, its image config (when it is an image)
+/// and, when the client asked for one, its SBOM attestation's ref.
+pub(super) struct Part {
+    pub platform: Platform,
+    pub id: String,
+    pub def: pb::Definition,
+    pub config: Option<Vec<u8>>,
+    pub sbom: Option<SbomRef>,
+}
+
+/// What a build returns.
+pub(super) struct Built {
+    /// One per platform, in the order asked; a single part when `multi` is
+    /// false.
+    pub parts: Vec<Part>,
+    /// Several platforms, each with its own ref. (The lock target's
+    /// lockfiles for several platforms are one ref: a single part.)
+    pub multi: bool,
+}
+
+/// The solved SBOM state and the platform key BuildKit's exporters look
+/// its attestations up by.
+pub(super) struct SbomRef {
+    pub key: String,
+    pub id: String,
+    pub def: pb::Definition,
+}
+
+/// The Return for a build's outcome: its Result, or its error with the
+/// place it names in a file the build read (`read`). `array_refs` is the
+/// engine's `proto.refarray` cap.
+pub(super) fn return_request(
+    outcome: anyhow::Result<Built>,
+    read: &[ReadFile],
+    array_refs: bool,
+) -> ReturnRequest {
+    match outcome {
+        Ok(built) => ReturnRequest {
+            result: Some(result_of(built, array_refs)),
+            error: None,
+        },
+        Err(e) => ReturnRequest {
+            result: None,
+            error: Some(errors::status(&e, read)),
+        },
+    }
+}
+
+/// The Result for BuildKit's exporters: one ref with its config, or, for
+/// several platforms, a ref per platform keyed as `refs.platforms` lists
+/// them, each with `containerimage.config/<platform>` (exptypes.go).
+fn result_of(built: Built, array_refs: bool) -> GwResult {
+    if !built.multi {
+        let mut parts = built.parts;
+        // A single-platform build has one part (checked where it is made).
+        return single_result(parts.swap_remove(0), array_refs);
+    }
+    let mut metadata = HashMap::new();
+    let mut attestations = HashMap::new();
+    metadata.insert(
+        "refs.platforms".to_string(),
+        platforms_listed(&built.parts).into_bytes(),
+    );
+    let mut refs = HashMap::new();
+    let mut old_refs = HashMap::new();
+    for part in built.parts {
+        let key = part.platform.key();
+        if let Some(config) = part.config {
+            metadata.insert(format!("containerimage.config/{key}"), config);
+        }
+        attestations.extend(part.sbom.map(sbom_attestation));
+        if array_refs {
+            let r = Ref {
+                id: part.id,
+                def: Some(part.def),
+            };
+            refs.insert(key, r);
+        } else {
+            old_refs.insert(key, part.id);
+        }
+    }
+    let r = match array_refs {
+        true => result::Result::Refs(RefMap { refs }),
+        false => result::Result::RefsDeprecated(RefMapDeprecated { refs: old_refs }),
+    };
+    GwResult {
+        result: Some(r),
+        metadata,
+        attestations,
+    }
+}
+
+/// The Result of one part: its ref, its config and its attestation.
+fn single_result(part: Part, array_refs: bool) -> GwResult {
+    let mut metadata = HashMap::new();
+    let mut attestations = HashMap::new();
+    if let Some(config) = part.config {
+        metadata.insert("containerimage.config".to_string(), config);
+    }
+    attestations.extend(part.sbom.map(sbom_attestation));
+    let r = match array_refs {
+        true => result::Result::Ref(Ref {
+            id: part.id,
+            def: Some(part.def),
+        }),
+        false => result::Result::RefDeprecated(part.id),
+    };
+    GwResult {
+        result: Some(r),
+        metadata,
+        attestations,
+    }
+}
+
+/// `refs.platforms`: each part's platform key and OCI platform, in order.
+fn platforms_listed(parts: &[Part]) -> String {
+    let listed: Vec<serde_json::Value> = parts
+        .iter()
+        .map(|p| {
+            let mut spec = serde_json::json!({
+                "architecture": p.platform.architecture,
+                "os": p.platform.os,
+            });
+            if let Some(v) = &p.platform.variant {
+                spec["variant"] = serde_json::Value::String(v.clone());
+            }
+            serde_json::json!({"ID": p.platform.key(), "Platform": spec})
+        })
+        .collect();
+    serde_json::json!({ "Platforms": listed }).to_string()
+}
+
+/// The SBOM as BuildKit's Dockerfile frontend returns one: an in-toto
+/// attestation of the file `sbom.spdx.json` in its ref, about the image
+/// itself (subject kind Self), keyed by the platform (exporter/containerimage
+/// writer.go looks up `Attestations[p.ID]`). BuildKit's own scanner then
+/// stays off (solver/llbsolver/proc/sbom.go: `HasSBOM` is true).
+fn sbom_attestation(s: SbomRef) -> (String, Attestations) {
+    let attestation = Attestation {
+        kind: AttestationKind::InToto as i32,
+        metadata: HashMap::from([("reason".to_string(), b"sbom".to_vec())]),
+        r#ref: Some(Ref {
+            id: s.id,
+            def: Some(s.def),
+        }),
+        path: format!("/{}", crate::convert::sbom::SBOM_FILE),
+        in_toto_predicate_type: "https://spdx.dev/Document".into(),
+        in_toto_subjects: vec![InTotoSubject {
+            kind: InTotoSubjectKind::Self_ as i32,
+            ..Default::default()
+        }],
+    };
+    (
+        s.key,
+        Attestations {
+            attestation: vec![attestation],
+        },
+    )
+}
+
+/// The subrequests this frontend answers (BuildKit's frontend/subrequests).
+const SUBREQUEST_DESCRIBE: &str = "frontend.subrequests.describe";
+const SUBREQUEST_TARGETS: &str = "frontend.targets";
+const SUBREQUEST_VERSION: &str = "1.0.0";
+
+/// The Return answering a subrequest: its metadata, or a failure for one
+/// this frontend does not know.
+pub(super) fn subrequest_answer(id: &str) -> ReturnRequest {
+    match subrequest(id) {
+        Ok(metadata) => ReturnRequest {
+            result: Some(GwResult {
+                metadata,
+                ..Default::default()
+            }),
+            error: None,
+        },
+        Err(e) => ReturnRequest {
+            result: None,
+            error: Some(errors::status(&e, &[])),
+        },
+    }
+}
+
+/// The metadata answering a subrequest, or an error for an unknown one.
+pub fn subrequest(id: &str) -> anyhow::Result<HashMap<String, Vec<u8>>> {
+    let mut meta = HashMap::new();
+    match id {
+        SUBREQUEST_DESCRIBE => {
+            meta.insert(
+                "result.json".into(),
+                serde_json::to_vec_pretty(&described())?,
+            );
+        }
+        SUBREQUEST_TARGETS => {
+            let list = serde_json::json!({"targets": targets_listed(), "sources": []});
+            meta.insert("result.json".into(), serde_json::to_vec_pretty(&list)?);
+            meta.insert("result.txt".into(), targets_table().into_bytes());
+        }
+        other => anyhow::bail!(
+            "unsupported subrequest \"{other}\" (this frontend answers {SUBREQUEST_DESCRIBE} and {SUBREQUEST_TARGETS})"
+        ),
+    }
+    meta.insert("version".into(), SUBREQUEST_VERSION.as_bytes().to_vec());
+    Ok(meta)
+}
+
+/// `frontend.subrequests.describe`'s answer: the subrequests answered.
+fn described() -> serde_json::Value {
+    serde_json::json!([
+        {
+            "name": SUBREQUEST_DESCRIBE,
+            "version": SUBREQUEST_VERSION,
+            "type": "rpc",
+            "description": "List available subrequest types",
+            "metadata": [{"name": "result.json"}]
+        },
+        {
+            "name": SUBREQUEST_TARGETS,
+            "version": SUBREQUEST_VERSION,
+            "type": "rpc",
+            "description": "List all targets current build supports",
+            "opts": [],
+            "metadata": [{"name": "result.json"}, {"name": "result.txt"}]
+        }
+    ])
+}
+
+/// The targets as `frontend.targets` lists them in `result.json`.
+fn targets_listed() -> Vec<serde_json::Value> {
+    Target::ALL
+        .into_iter()
+        .map(|t| {
+            let mut j = serde_json::json!({"name": t.name(), "description": t.description()});
+            if t == Target::Image {
+                j["default"] = serde_json::Value::Bool(true);
+            }
+            j
+        })
+        .collect()
+}
+
+/// The targets as `frontend.targets` prints them (`result.txt`).
+fn targets_table() -> String {
+    let mut txt = String::from("TARGET\tDESCRIPTION\n");
+    for t in Target::ALL {
+        let name = if t == Target::Image {
+            format!("{} (default)", t.name())
+        } else {
+            t.name().to_string()
+        };
+        txt.push_str(&format!("{name}\t{}\n", t.description()));
+    }
+    txt
+}
