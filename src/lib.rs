@@ -26,6 +26,7 @@ pub mod digest;
 pub mod distro;
 pub mod frontend;
 pub mod llb;
+pub mod located;
 pub mod lockfile;
 pub mod recipe;
 pub mod sbom;

@@ -100,14 +100,7 @@ pub struct Converted {
 }
 
 /// A conversion error, positioned in the recipe or the lockfile.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{col}: {message}")]
-pub struct ConvertError {
-    pub file: String,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-}
+pub type ConvertError = crate::located::Located;
 
 /// The build arg that puts provider templates in front of the recipe's.
 pub const PROVIDERS_ARG: &str = "REPRO_PROVIDERS";

@@ -3,10 +3,11 @@
 //! `buildctl` print the snippet with the line marked, as they do for the
 //! Dockerfile frontend's errors. Pure: no I/O.
 //!
-//! Every error of ours names its place as `<file>:<line>[:<col>]: ...` (the
-//! house style). The first message in the error's chain that starts so, with
-//! a file this build read, gets that file's bytes and the line as an
-//! `errdefs.Source` detail (BuildKit's solver/errdefs/errdefs.proto).
+//! An error that names a place carries it as data: `located::Located`, the
+//! recipe parser's `RecipeError` and the lockfile parser's `LockError`. The
+//! first error in the chain that is one of them, with a file this build
+//! read, gets that file's bytes and the line as an `errdefs.Source` detail
+//! (BuildKit's solver/errdefs/errdefs.proto). The message is not read back.
 
 use bollard_buildkit_proto::google::protobuf::Any;
 use bollard_buildkit_proto::google::rpc::Status;
@@ -14,6 +15,9 @@ use bollard_buildkit_proto::pb;
 use prost::Message;
 
 use crate::llb::sourcemap;
+use crate::located::Located;
+use crate::lockfile::LockError;
+use crate::recipe::RecipeError;
 
 /// BuildKit's `errdefs.Source` message: a file and ranges in it. The bare
 /// type name is what every BuildKit since v0.8 writes and reads as the
@@ -42,7 +46,7 @@ pub struct ReadFile {
 pub fn status(e: &anyhow::Error, files: &[ReadFile]) -> Status {
     let details = e
         .chain()
-        .find_map(|cause| locate(&cause.to_string(), files))
+        .find_map(|cause| locate(place(cause)?, files))
         .map(|(file, line)| Any {
             type_url: ERROR_SOURCE_TYPE.into(),
             value: ErrorSource {
@@ -66,16 +70,25 @@ pub fn status(e: &anyhow::Error, files: &[ReadFile]) -> Status {
     }
 }
 
-/// The file and line a message starts with (`name:line:` or
-/// `name:line:col:`), when the file is one the build read.
-fn locate<'f>(message: &str, files: &'f [ReadFile]) -> Option<(&'f ReadFile, usize)> {
+/// The file and line an error names, read off its type.
+fn place<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<(&'e str, usize)> {
+    if let Some(e) = cause.downcast_ref::<Located>() {
+        return Some((&e.file, e.line));
+    }
+    if let Some(e) = cause.downcast_ref::<RecipeError>() {
+        return Some((&e.file, e.span.line));
+    }
+    cause
+        .downcast_ref::<LockError>()
+        .map(|e| (e.file.as_str(), e.line))
+}
+
+/// The file the build read under that name, and the line, when the file
+/// has it.
+fn locate<'f>((name, line): (&str, usize), files: &'f [ReadFile]) -> Option<(&'f ReadFile, usize)> {
     files.iter().find_map(|f| {
-        let rest = message.strip_prefix(f.name.as_str())?.strip_prefix(':')?;
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let line: usize = rest.get(..digits)?.parse().ok()?;
-        let after = rest.get(digits..)?;
         let lines = f.data.split(|b| *b == b'\n').count();
-        (after.starts_with(':') && line >= 1 && line <= lines).then_some((f, line))
+        (f.name == name && line >= 1 && line <= lines).then_some((f, line))
     })
 }
 
@@ -99,7 +112,11 @@ mod tests {
 
     #[test]
     fn an_error_naming_a_recipe_line_carries_the_recipe() {
-        let e = anyhow::anyhow!("repro.yaml:3:9: cannot read the lockfile \"S\"");
+        let e = anyhow::Error::from(Located::new(
+            "repro.yaml",
+            (3, 9),
+            "cannot read the lockfile \"S\"",
+        ));
         let s = status(&e, &[recipe()]);
         assert_eq!(s.message, "repro.yaml:3:9: cannot read the lockfile \"S\"");
         let d = detail(&s);
@@ -120,7 +137,13 @@ mod tests {
             data: b"a\nb\n".to_vec(),
             language: String::new(),
         };
-        let e = anyhow::anyhow!("SHA256SUMS-amd64:2: bad line").context("load the lockfile");
+        let bad = LockError {
+            file: "SHA256SUMS-amd64".into(),
+            line: 2,
+            col: 1,
+            message: "bad line".into(),
+        };
+        let e = anyhow::Error::from(bad).context("load the lockfile");
         let d = detail(&status(&e, &[recipe(), lock]));
         assert_eq!(d.info.unwrap().filename, "SHA256SUMS-amd64");
         assert_eq!(d.ranges[0].start.unwrap().line, 2);
@@ -130,14 +153,24 @@ mod tests {
     fn no_detail_without_a_known_file_and_line() {
         for m in [
             "cannot resolve base image",
-            "other.yaml:1:1: not ours",
             "repro.yaml: no line",
-            "repro.yaml:99:1: past the end",
-            "repro.yaml:0:1: line zero",
-            "repro.yaml:2x: not a number",
+            // A place in the text only is not read back.
+            "repro.yaml:2:1: only text",
         ] {
             let s = status(&anyhow::anyhow!("{m}"), &[recipe()]);
             assert!(s.details.is_empty(), "{m}: {s:?}");
         }
+        for (file, line) in [("other.yaml", 1), ("repro.yaml", 99), ("repro.yaml", 0)] {
+            let e = anyhow::Error::from(Located::new(file, (line, 1), "not here"));
+            let s = status(&e, &[recipe()]);
+            assert!(s.details.is_empty(), "{file}:{line}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn the_recipe_parsers_error_carries_its_place() {
+        let e = crate::recipe::parse("repro.yaml", "base: x\npackages:\n  nope: 1\n").unwrap_err();
+        let d = detail(&status(&anyhow::Error::from(e), &[recipe()]));
+        assert_eq!(d.ranges[0].start.unwrap().line, 3);
     }
 }

@@ -19,7 +19,9 @@ use crate::distro::install::{Installer, os_release_field};
 use crate::distro::sources;
 use crate::frontend::opts::Target;
 use crate::llb::{self, LocalOpts, Network, ResolveMode, State};
+use crate::located::Located;
 use crate::lockfile::{self, Lockfile};
+use crate::recipe::yaml::Span;
 use crate::recipe::{self, Recipe, reference};
 
 /// Where the pipeline reads from. Paths of base files are absolute
@@ -276,13 +278,8 @@ struct Base {
 /// Resolves the base image and applies the pinning policy: pinned by digest,
 /// or allowed unpinned with a warning, or refused with the digest to paste.
 async fn pin_base<I: Inputs>(src: &mut I, recipe: &Recipe, req: &Request) -> Result<Base> {
-    let at = |e: &dyn std::fmt::Display| {
-        format!(
-            "{}:{}:{}: {e}",
-            recipe.file, recipe.base.span.line, recipe.base.span.col
-        )
-    };
-    let text = reference::normalize(&recipe.base.value).map_err(|e| anyhow!(at(&e)))?;
+    let at = |message: &dyn std::fmt::Display| at(recipe, recipe.base.span, message);
+    let text = reference::normalize(&recipe.base.value).map_err(|e| at(&e))?;
     let pinned = reference::has_digest(&text);
     let (mut digest, config) = src
         .resolve_image(&text, &req.platform, req.resolve_mode)
@@ -309,13 +306,15 @@ async fn pin_base<I: Inputs>(src: &mut I, recipe: &Recipe, req: &Request) -> Res
     } else if recipe.allow_unpinned_base {
         (format!("{text}@{digest}"), warning())
     } else if digest.is_empty() {
-        bail!(at(&format_args!(
+        return Err(at(&format_args!(
             "base image \"{text}\" is not pinned by digest, and the engine found no digest for it (try `docker inspect --format '{{{{index .RepoDigests 0}}}}' {text}`); pin it as name@sha256:<digest>, or set allow-unpinned-base: true for experiments"
-        )));
+        ))
+        .into());
     } else {
-        bail!(at(&format_args!(
+        return Err(at(&format_args!(
             "base image \"{text}\" is not pinned by digest; the engine resolved it to {text}@{digest} (paste that into base:, or set allow-unpinned-base: true for experiments)"
-        )));
+        ))
+        .into());
     };
     Ok(Base {
         reference,
@@ -330,11 +329,10 @@ async fn read_lockfiles<I: Inputs>(src: &mut I, recipe: &Recipe) -> Result<Vec<(
     for sums in recipe.packages.iter().flat_map(|p| &p.sums) {
         let path = sums.value.trim_start_matches("./").to_string();
         let bytes = src.context_file(&path).await.map_err(|e| {
-            anyhow!(
-                "{}:{}:{}: cannot read the lockfile \"{path}\" from the build context: {e}",
-                recipe.file,
-                sums.span.line,
-                sums.span.col,
+            at(
+                recipe,
+                sums.span,
+                format_args!("cannot read the lockfile \"{path}\" from the build context: {e}"),
             )
         })?;
         let text = String::from_utf8(bytes)
@@ -370,6 +368,11 @@ fn check_stale(recipe: &Recipe, base_ref: &str, lockfiles: &[(String, String)]) 
     Ok(())
 }
 
+/// An error at the recipe item that starts at `span`.
+fn at(recipe: &Recipe, span: Span, message: impl std::fmt::Display) -> Located {
+    Located::new(&recipe.file, (span.line, span.col), message)
+}
+
 /// What the base image's files say.
 #[derive(Default)]
 struct Probed {
@@ -393,13 +396,8 @@ async fn probe<I: Inputs>(
         return Ok(Probed::default());
     }
     // A lockfile with packages came from a `sums` entry: point at the first.
-    let (line, col) = p
-        .sums
-        .first()
-        .map_or((recipe.base.span.line, recipe.base.span.col), |s| {
-            (s.span.line, s.span.col)
-        });
-    let at = format!("{}:{line}:{col}", recipe.file);
+    let span = p.sums.first().map_or(recipe.base.span, |s| s.span);
+    let at = |message: &str| -> anyhow::Error { at(recipe, span, message).into() };
     let opened = src
         .open_base(&opts.base_ref, &opts.platform, opts.resolve_mode)
         .await?;
@@ -418,20 +416,20 @@ async fn probe<I: Inputs>(
         };
         probed.installer = from_os_release.or_else(|| installer_of_packages(lock));
         if probed.installer.is_none() && opened {
-            bail!(
-                "{at}: cannot tell the base image's package tool from its /etc/os-release; set packages.installer (dpkg, rpm, apk or pacman)"
-            );
+            return Err(at(
+                "cannot tell the base image's package tool from its /etc/os-release; set packages.installer (dpkg, rpm, apk or pacman)",
+            ));
         } else if probed.installer.is_none() {
-            bail!(
-                "{at}: cannot tell the base image's package tool from the lockfile's package kinds; pass --base-root (the base image's unpacked root filesystem) or set packages.installer (dpkg, rpm, apk or pacman)"
-            );
+            return Err(at(
+                "cannot tell the base image's package tool from the lockfile's package kinds; pass --base-root (the base image's unpacked root filesystem) or set packages.installer (dpkg, rpm, apk or pacman)",
+            ));
         }
     }
     if p.providers.is_empty() {
         if !opened && opts.extra_providers.is_empty() {
-            bail!(
-                "{at}: packages has no providers, and without --base-root the base image's package sources cannot be read; pass --base-root (the base image's unpacked root filesystem) or add packages.providers"
-            );
+            return Err(at(
+                "packages has no providers, and without --base-root the base image's package sources cannot be read; pass --base-root (the base image's unpacked root filesystem) or add packages.providers",
+            ));
         }
         if opened {
             let releasever = match os_release {
@@ -443,9 +441,9 @@ async fn probe<I: Inputs>(
             };
             probed.default_providers = default_providers(src, &opts.platform, &releasever).await?;
             if probed.default_providers.is_empty() && opts.extra_providers.is_empty() {
-                bail!(
-                    "{at}: packages has no providers, and the base image has no apt or apk sources to take them from; add packages.providers (URL templates such as \"http://<mirror>/debian/{{{{.Name}}}}\")"
-                );
+                return Err(at(
+                    "packages has no providers, and the base image has no apt or apk sources to take them from; add packages.providers (URL templates such as \"http://<mirror>/debian/{{.Name}}\")",
+                ));
             }
         }
     }

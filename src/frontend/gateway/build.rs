@@ -17,6 +17,7 @@ use crate::convert::verify::OnDiff;
 use crate::frontend::inputs::{self, Prepared, Request};
 use crate::frontend::opts::{FrontendOpts, Target};
 use crate::llb::{self, State};
+use crate::located::Located;
 
 /// Builds what the options ask for, every platform of it.
 pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Built> {
@@ -142,13 +143,15 @@ async fn build_locks(
         let prepared = inputs::prepare(&mut Gateway::new(bridge, opts), &req).await?;
         let (_, file, sums) = crate::convert::lock_file(&prepared.recipe)?;
         if let Some((other, _)) = names.iter().find(|(_, f)| *f == file) {
-            bail!(
-                "{}:{}:{}: packages.sums names the same lockfile \"{file}\" for {other} and {}; put ${{TARGETARCH}} in it (SHA256SUMS-${{TARGETARCH}}) so each platform has its own",
-                prepared.recipe.file,
-                sums.line,
-                sums.col,
-                platform.key()
-            );
+            return Err(Located::new(
+                &prepared.recipe.file,
+                (sums.line, sums.col),
+                format_args!(
+                    "packages.sums names the same lockfile \"{file}\" for {other} and {}; put ${{TARGETARCH}} in it (SHA256SUMS-${{TARGETARCH}}) so each platform has its own",
+                    platform.key()
+                ),
+            )
+            .into());
         }
         names.push((platform.key(), file.clone()));
         let lock = prepared.convert()?;

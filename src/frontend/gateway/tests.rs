@@ -3,7 +3,7 @@
 //! Tests only.
 
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
-    AttestationKind, InTotoSubjectKind, result,
+    AttestationKind, InTotoSubjectKind, ReturnRequest, result,
 };
 
 use super::fake::*;
@@ -431,6 +431,35 @@ async fn a_lockfile_error_names_the_lockfile_line() {
         "{}",
         error_of(&ret)
     );
+}
+
+/// The file and line of the errdefs.Source detail a failure went back with.
+fn source_of(r: &ReturnRequest) -> Option<(String, i32)> {
+    use crate::frontend::errors::ErrorSource;
+    use prost::Message;
+    let detail = r.error.as_ref()?.details.first()?;
+    let source = ErrorSource::decode(detail.value.as_slice()).ok()?;
+    let line = source.ranges.first()?.start?.line;
+    Some((source.info?.filename, line))
+}
+
+// The place went back as text parsed out of the message; it is data now,
+// from the parser (a lockfile line) or the pipeline (the recipe's base).
+#[tokio::test]
+async fn a_failures_place_goes_back_as_its_files_lines() {
+    let r = recipe("packages:\n  sums: SHA256SUMS\n  providers: [\"http://m/{{.Name}}\"]\n");
+    let sums = format!("# x\n{}  ../etc/passwd\n", "a".repeat(64));
+    let files = [
+        ("dockerfile/repro.yaml", r.as_str()),
+        ("context/SHA256SUMS", &sums),
+    ];
+    let ret = build(with_files(&files), vec![SOURCE]).await;
+    assert_eq!(source_of(&ret), Some(("SHA256SUMS".into(), 2)));
+    let r = "# syntax=x\nbase: 127.0.0.1:5000/repro/debian:bookworm\n";
+    let ret = build(with_files(&[("dockerfile/repro.yaml", r)]), vec![SOURCE]).await;
+    assert_eq!(source_of(&ret), Some(("repro.yaml".into(), 2)));
+    let ret = build(with_files(&[]), vec![SOURCE]).await;
+    assert_eq!(source_of(&ret), None, "{}", error_of(&ret));
 }
 
 #[tokio::test]
