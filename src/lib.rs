@@ -21,6 +21,7 @@
 //! image or the target rootfs: fetch, install, normalize, lock. Those and
 //! `frontend` do I/O; every other module is pure.
 
+pub mod cli;
 pub mod convert;
 pub mod digest;
 pub mod distro;

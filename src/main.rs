@@ -1,10 +1,12 @@
-//! The `repro-frontend` binary: with no arguments, the BuildKit gateway frontend.
+//! The `repro-frontend` binary: the command line parsed and dispatched to
+//! `repro_frontend::cli`. With no arguments, the BuildKit gateway frontend.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use repro_frontend::cli::{self, steps};
+use repro_frontend::frontend::local::LocalBuild;
 
 /// A BuildKit frontend that builds bit-for-bit reproducible images from a
 /// recipe and a SHA256SUMS lockfile. Run with no arguments, it is the frontend
@@ -132,27 +134,6 @@ enum Cmd {
     },
 }
 
-/// The `sources` subcommand: the roots to print.
-fn apt_sources(
-    root: &std::path::Path,
-    suite: Option<&str>,
-    all: bool,
-) -> anyhow::Result<Vec<String>> {
-    let files = repro_frontend::step::lock::apt_source_files(root).map_err(anyhow::Error::msg)?;
-    let mut roots = repro_frontend::distro::sources::apt_roots(&files, suite);
-    if roots.is_empty() {
-        let suite = suite.map(|s| format!(" for suite {s}")).unwrap_or_default();
-        anyhow::bail!(
-            "no http(s) deb source{suite} in {}/etc/apt/sources.list or sources.list.d/",
-            root.display().to_string().trim_end_matches('/')
-        );
-    }
-    if !all {
-        roots.truncate(1);
-    }
-    Ok(roots)
-}
-
 #[derive(Subcommand)]
 enum LockfileCmd {
     /// Turn `apt-get install --print-uris -o Acquire::ForceHash=SHA256`
@@ -174,53 +155,6 @@ enum LockfileCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-}
-
-/// Runs a `lockfile` subcommand, writing to stdout.
-fn lockfile(cmd: LockfileCmd) -> anyhow::Result<()> {
-    use repro_frontend::lockfile;
-    use std::io::{Read as _, Write as _};
-
-    let mut out = std::io::stdout().lock();
-    match cmd {
-        LockfileCmd::FromApt {
-            base,
-            roots,
-            packages,
-        } => {
-            let roots: Vec<String> = std::fs::read_to_string(&roots)
-                .with_context(|| format!("read {}", roots.display()))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect();
-            let mut uris = String::new();
-            std::io::stdin()
-                .read_to_string(&mut uris)
-                .context("read apt's output from stdin")?;
-            let pins = lockfile::apt::from_apt_print_uris(&uris, &roots)?;
-            anyhow::ensure!(
-                !pins.is_empty(),
-                "apt's output on stdin names no package file"
-            );
-            let header = lockfile::Header::new(&base, &packages);
-            out.write_all(lockfile::render(&header, &pins).as_bytes())?;
-        }
-        LockfileCmd::Entries { files } => {
-            let mut locks = Vec::new();
-            for f in &files {
-                let text =
-                    std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
-                locks.push(lockfile::parse_named(&f.display().to_string(), &text)?);
-            }
-            for e in lockfile::Lockfile::merge(locks)?.entries {
-                writeln!(out, "{}  {}", e.sha256, e.name)?;
-            }
-        }
-    }
-    out.flush()?;
-    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -248,35 +182,6 @@ struct VerifyArgs {
 /// Runs the verify step. A difference is not the step's failure: it writes
 /// the report to OUT (and stderr, for the build log) and succeeds, so the
 /// frontend can read the report and decide (fail the build with its summary,
-/// or export it with REPRO_VERIFY_ON_DIFF=report).
-fn verify(a: VerifyArgs) -> ExitCode {
-    use repro_frontend::step::verify;
-    let args = verify::Args {
-        ours: a.ours,
-        theirs: a.theirs,
-        ours_config: a.ours_config,
-        theirs_config: a.theirs_config,
-        facts: a.facts,
-        out: a.out,
-    };
-    match verify::run(&args) {
-        Ok(verify::Outcome::Reproduced { files }) => {
-            println!(
-                "reproduced: {files} path(s) and the image config are equal; wrote {}",
-                verify::STATEMENT_FILE
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(verify::Outcome::Different { report }) => {
-            eprint!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("repro-frontend: verify: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
 
 #[derive(clap::Args)]
 struct LlbArgs {
@@ -314,267 +219,66 @@ struct LlbArgs {
     dump: bool,
 }
 
-fn llb(a: LlbArgs) -> anyhow::Result<()> {
-    use std::io::Write as _;
-
-    let mut build_args = std::collections::BTreeMap::new();
-    for kv in &a.build_args {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--build-arg {kv:?} is not NAME=VALUE"))?;
-        build_args.insert(k.to_string(), v.to_string());
-    }
-    let (def, config) = repro_frontend::frontend::local::definition(
-        &repro_frontend::frontend::local::LocalBuild {
-            recipe: a.recipe.clone(),
-            context: a.context.clone(),
-            build_args,
-            platform: repro_frontend::frontend::opts::parse_platform(&a.platform)
-                .map_err(anyhow::Error::msg)?,
-            base_config: a.base_config.clone(),
-            base_root: a.base_root.clone(),
-            frontend_image: a.frontend_image.clone(),
+impl LlbArgs {
+    /// The offline conversion these arguments ask for.
+    fn build(&self) -> anyhow::Result<LocalBuild> {
+        Ok(LocalBuild {
+            recipe: self.recipe.clone(),
+            context: self.context.clone(),
+            build_args: cli::build_args(&self.build_args)?,
+            platform: repro_frontend::frontend::opts::parse_platform(&self.platform)?,
+            base_config: self.base_config.clone(),
+            base_root: self.base_root.clone(),
+            frontend_image: self.frontend_image.clone(),
             resolve_mode: repro_frontend::llb::ResolveMode::Default,
-        },
-        a.no_cache,
-    )?;
-    if let (Some(path), Some(config)) = (&a.config_out, &config) {
-        std::fs::write(path, config).with_context(|| format!("write {}", path.display()))?;
+        })
     }
-    let mut out = std::io::stdout().lock();
-    if a.dump {
-        for line in repro_frontend::llb::describe(&def) {
-            writeln!(out, "{line}")?;
-        }
-    } else {
-        out.write_all(&prost::Message::encode_to_vec(&def))?;
-    }
-    out.flush()?;
-    Ok(())
 }
 
-/// Runs the fetch step; false when a blob could not be fetched.
-fn fetch(
-    plan: &std::path::Path,
-    out: &std::path::Path,
-    context: &std::path::Path,
-) -> anyhow::Result<bool> {
-    use repro_frontend::step::fetch;
-    let text = std::fs::read(plan).with_context(|| format!("read {}", plan.display()))?;
-    let plan: fetch::Plan =
-        serde_json::from_slice(&text).with_context(|| format!("parse {}", plan.display()))?;
-    let outcomes = fetch::fetch(&plan, out, context, fetch::Limits::default(), 8)?;
-    let (lines, failure) = fetch::report(&outcomes);
-    for line in lines {
-        println!("{line}");
-    }
-    match failure {
-        None => Ok(true),
-        Some(msg) => {
-            // stdout, with the other lines, so the build output keeps them in order.
-            println!("{msg}");
-            Ok(false)
+impl VerifyArgs {
+    fn into_args(self) -> repro_frontend::step::verify::Args {
+        repro_frontend::step::verify::Args {
+            ours: self.ours,
+            theirs: self.theirs,
+            ours_config: self.ours_config,
+            theirs_config: self.theirs_config,
+            facts: self.facts,
+            out: self.out,
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        None => gateway(),
-        Some(Cmd::Lock {
+    let Some(command) = Cli::parse().command else {
+        return cli::gateway();
+    };
+    match command {
+        Cmd::Lock {
             base,
             out,
             packages,
-        }) => lock_step(&base, &packages, &out),
-        Some(Cmd::Fetch { plan, out, context }) => match fetch(&plan, &out, &context) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => finish(Err(e)),
-        },
-        Some(Cmd::Install { tool, manual, dir }) => install_step(&tool, &manual, &dir),
-        Some(Cmd::Lockfile(cmd)) => finish(lockfile(cmd)),
-        Some(Cmd::Sources { root, suite, all }) => {
-            finish(apt_sources(&root, suite.as_deref(), all).map(|roots| {
-                for r in roots {
-                    println!("{r}");
-                }
-            }))
-        }
-        Some(Cmd::Verify(args)) => verify(args),
-        Some(Cmd::Llb(args)) => finish(llb(args)),
-        Some(Cmd::Sbom { rootfs, facts, out }) => sbom_step(&rootfs, &facts, &out),
-        Some(Cmd::Normalize {
+        } => steps::lock(&base, &packages, &out),
+        Cmd::Fetch { plan, out, context } => steps::fetch(&plan, &out, &context),
+        Cmd::Install { tool, manual, dir } => steps::install(&tool, &manual, &dir),
+        Cmd::Lockfile(LockfileCmd::FromApt {
+            base,
+            roots,
+            packages,
+        }) => cli::finish(cli::lockfile_from_apt(&base, &roots, &packages)),
+        Cmd::Lockfile(LockfileCmd::Entries { files }) => cli::finish(cli::lockfile_entries(&files)),
+        Cmd::Sources { root, suite, all } => cli::sources(&root, suite.as_deref(), all),
+        Cmd::Verify(args) => steps::verify(&args.into_args()),
+        Cmd::Llb(a) => cli::finish(
+            a.build()
+                .and_then(|b| cli::llb(&b, a.no_cache, a.config_out.as_deref(), a.dump)),
+        ),
+        Cmd::Sbom { rootfs, facts, out } => steps::sbom(&rootfs, &facts, &out),
+        Cmd::Normalize {
             epoch,
             base,
             out,
             delta,
             dir,
-        }) => match normalize(epoch, base.as_deref(), out.as_deref(), &dir) {
-            ExitCode::SUCCESS if delta => delta_step(epoch, base, out),
-            code => code,
-        },
+        } => steps::normalize_and_delta(epoch, base, out, delta, &dir),
     }
-}
-
-/// The exit code of a subcommand run at the binary's edge; its error on stderr.
-fn finish(outcome: anyhow::Result<()>) -> ExitCode {
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("repro-frontend: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The lock step (inside the build): its outcome on stdout, which the
-/// build's progress shows.
-fn lock_step(base: &str, packages: &[String], out: &std::path::Path) -> ExitCode {
-    match repro_frontend::step::lock::run_apt(base, packages, out) {
-        Ok(n) => {
-            println!("locked {n} package file(s) in {}", out.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("repro-frontend: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The install step (inside the build, in the target rootfs).
-fn install_step(tool: &str, manual: &[String], dir: &std::path::Path) -> ExitCode {
-    let Some(tool) = repro_frontend::distro::install::Installer::from_name(tool) else {
-        println!("repro-frontend: unknown install tool {tool:?}");
-        return ExitCode::FAILURE;
-    };
-    match repro_frontend::step::install::run(tool, dir, manual, std::path::Path::new("/")) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            println!("repro-frontend: install: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The sbom step (inside the build): the document from the rootfs and facts.
-fn sbom_step(rootfs: &std::path::Path, facts: &std::path::Path, out: &std::path::Path) -> ExitCode {
-    match repro_frontend::step::sbom::run(rootfs, facts, out) {
-        Ok((dpkg, blobs)) => {
-            println!(
-                "wrote {}: {dpkg} installed package(s), {blobs} package file(s) from the lockfile",
-                out.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("repro-frontend: sbom: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs the normalize step and prints what it did.
-fn normalize(
-    epoch: i64,
-    base: Option<&std::path::Path>,
-    out: Option<&std::path::Path>,
-    dir: &std::path::Path,
-) -> ExitCode {
-    let done = match out {
-        Some(out) => repro_frontend::step::normalize::normalize_into(dir, out, epoch, base),
-        None => repro_frontend::step::normalize::normalize(dir, epoch, base),
-    };
-    match done.with_context(|| format!("normalize {}", dir.display())) {
-        Ok(report) => {
-            if out.is_some() {
-                println!(
-                    "copied {} entries onto scratch ({} hard link(s) kept as links)",
-                    report.copied, report.linked
-                );
-            }
-            for path in &report.removed {
-                println!("removed {}", path.display());
-            }
-            for path in &report.keystores {
-                println!(
-                    "clamped the entry dates of Java keystore {} to {epoch}",
-                    path.display()
-                );
-            }
-            for (path, why) in &report.skipped {
-                println!(
-                    "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
-                    path.display()
-                );
-            }
-            println!(
-                "clamped {} of {} entries to {epoch}",
-                report.clamped, report.entries
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("repro-frontend: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `normalize --delta`: prunes the normalized copy down to what differs
-/// from the base image, then applies it onto the base.
-fn delta_step(epoch: i64, base: Option<PathBuf>, out: Option<PathBuf>) -> ExitCode {
-    use repro_frontend::step::delta;
-    // clap's `requires_all` makes both present with --delta.
-    let (Some(base), Some(out)) = (base, out) else {
-        eprintln!("repro-frontend: --delta needs --base and --out");
-        return ExitCode::FAILURE;
-    };
-    let done = delta::prune_to_delta(&out, &base, epoch).and_then(|pruned| {
-        let applied = delta::apply_delta(&out, &base)?;
-        Ok((pruned, applied))
-    });
-    match done {
-        Ok((p, a)) => {
-            println!(
-                "the delta: {} entries differ from the base image ({} equal ones dropped), {} whiteout(s)",
-                p.kept, p.removed, p.whiteouts
-            );
-            println!(
-                "applied onto the base: {} written, {} hard link(s), {} removed",
-                a.written, a.linked, a.removed
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("repro-frontend: delta against {}: {e}", base.display());
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn gateway() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("repro-frontend: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let opts = repro_frontend::frontend::opts::from_env(std::env::vars());
-    let code = match runtime.block_on(repro_frontend::frontend::gateway::run(opts)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("repro-frontend: {e:#}");
-            1
-        }
-    };
-    // tokio reads stdin on a blocking thread that BuildKit's open pipe keeps
-    // alive; returning from main would wait on it forever. Leave now.
-    std::process::exit(code)
 }

@@ -1,0 +1,203 @@
+//! The bodies of the subcommands that run inside the build, in execs of
+//! the frontend's own image or the target rootfs: lock, fetch, install,
+//! normalize (and its delta), sbom, verify. Each runs its step and prints
+//! what it did for the build's progress. Does I/O (the step's files,
+//! stdout and stderr).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::finish;
+
+/// The lock step (inside the build): its outcome on stdout, which the
+/// build's progress shows.
+pub fn lock(base: &str, packages: &[String], out: &Path) -> ExitCode {
+    match crate::step::lock::run_apt(base, packages, out) {
+        Ok(n) => {
+            println!("locked {n} package file(s) in {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("repro-frontend: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The install step (inside the build, in the target rootfs).
+pub fn install(tool: &str, manual: &[String], dir: &Path) -> ExitCode {
+    let Some(tool) = crate::distro::install::Installer::from_name(tool) else {
+        println!("repro-frontend: unknown install tool {tool:?}");
+        return ExitCode::FAILURE;
+    };
+    match crate::step::install::run(tool, dir, manual, Path::new("/")) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            println!("repro-frontend: install: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The sbom step (inside the build): the document from the rootfs and facts.
+pub fn sbom(rootfs: &Path, facts: &Path, out: &Path) -> ExitCode {
+    match crate::step::sbom::run(rootfs, facts, out) {
+        Ok((dpkg, blobs)) => {
+            println!(
+                "wrote {}: {dpkg} installed package(s), {blobs} package file(s) from the lockfile",
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("repro-frontend: sbom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the normalize step and prints what it did.
+fn normalize(epoch: i64, base: Option<&Path>, out: Option<&Path>, dir: &Path) -> ExitCode {
+    let done = match out {
+        Some(out) => crate::step::normalize::normalize_into(dir, out, epoch, base),
+        None => crate::step::normalize::normalize(dir, epoch, base),
+    };
+    match done.with_context(|| format!("normalize {}", dir.display())) {
+        Ok(report) => {
+            if out.is_some() {
+                println!(
+                    "copied {} entries onto scratch ({} hard link(s) kept as links)",
+                    report.copied, report.linked
+                );
+            }
+            for path in &report.removed {
+                println!("removed {}", path.display());
+            }
+            for path in &report.keystores {
+                println!(
+                    "clamped the entry dates of Java keystore {} to {epoch}",
+                    path.display()
+                );
+            }
+            for (path, why) in &report.skipped {
+                println!(
+                    "warning: left Java keystore {} as it is ({why}): its entry dates may differ between builds",
+                    path.display()
+                );
+            }
+            println!(
+                "clamped {} of {} entries to {epoch}",
+                report.clamped, report.entries
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `normalize`, then with `delta` the delta step on its copy.
+pub fn normalize_and_delta(
+    epoch: i64,
+    base: Option<PathBuf>,
+    out: Option<PathBuf>,
+    delta_too: bool,
+    dir: &Path,
+) -> ExitCode {
+    match normalize(epoch, base.as_deref(), out.as_deref(), dir) {
+        ExitCode::SUCCESS if delta_too => delta(epoch, base, out),
+        code => code,
+    }
+}
+
+/// `normalize --delta`: prunes the normalized copy down to what differs
+/// from the base image, then applies it onto the base.
+fn delta(epoch: i64, base: Option<PathBuf>, out: Option<PathBuf>) -> ExitCode {
+    use crate::step::delta;
+    // clap's `requires_all` makes both present with --delta.
+    let (Some(base), Some(out)) = (base, out) else {
+        eprintln!("repro-frontend: --delta needs --base and --out");
+        return ExitCode::FAILURE;
+    };
+    let done = delta::prune_to_delta(&out, &base, epoch).and_then(|pruned| {
+        let applied = delta::apply_delta(&out, &base)?;
+        Ok((pruned, applied))
+    });
+    match done {
+        Ok((p, a)) => {
+            println!(
+                "the delta: {} entries differ from the base image ({} equal ones dropped), {} whiteout(s)",
+                p.kept, p.removed, p.whiteouts
+            );
+            println!(
+                "applied onto the base: {} written, {} hard link(s), {} removed",
+                a.written, a.linked, a.removed
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: delta against {}: {e}", base.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the fetch step: it fails when a blob could not be fetched.
+pub fn fetch(plan: &Path, out: &Path, context: &Path) -> ExitCode {
+    match fetch_blobs(plan, out, context) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => finish(Err(e)),
+    }
+}
+
+/// The fetch step's work; false when a blob could not be fetched.
+fn fetch_blobs(plan: &Path, out: &Path, context: &Path) -> anyhow::Result<bool> {
+    use crate::step::fetch;
+    let text = std::fs::read(plan).with_context(|| format!("read {}", plan.display()))?;
+    let plan: fetch::Plan =
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", plan.display()))?;
+    let outcomes = fetch::fetch(&plan, out, context, fetch::Limits::default(), 8)?;
+    let (lines, failure) = fetch::report(&outcomes);
+    for line in lines {
+        println!("{line}");
+    }
+    match failure {
+        None => Ok(true),
+        Some(msg) => {
+            // stdout, with the other lines, so the build output keeps them in order.
+            println!("{msg}");
+            Ok(false)
+        }
+    }
+}
+
+/// Runs the verify step. A difference is not the step's failure: it writes
+/// the report to OUT (and stderr, for the build log) and succeeds, so the
+/// frontend can read the report and decide (fail the build with its summary,
+/// or export it with REPRO_VERIFY_ON_DIFF=report).
+pub fn verify(args: &crate::step::verify::Args) -> ExitCode {
+    use crate::step::verify;
+    match verify::run(args) {
+        Ok(verify::Outcome::Reproduced { files }) => {
+            println!(
+                "reproduced: {files} path(s) and the image config are equal; wrote {}",
+                verify::STATEMENT_FILE
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(verify::Outcome::Different { report }) => {
+            eprint!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: verify: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
