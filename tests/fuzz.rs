@@ -271,7 +271,7 @@ fn run_plan(input: &[u8]) {
                 Ok(None) => skipped += 1,
                 Err(e) => attempts.push(Attempt {
                     from: t.as_str().to_string(),
-                    failure: Some(e),
+                    failure: Some(e.0),
                 }),
             }
         }

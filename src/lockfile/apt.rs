@@ -96,9 +96,9 @@ pub fn from_apt_print_uris(output: &str, roots: &[String]) -> Result<Vec<Pin>, A
                 url: url.clone(),
                 roots: roots.join(", "),
             })?;
-        check_name(name).map_err(|message| AptError::BadName {
+        check_name(name).map_err(|e| AptError::BadName {
             url: url.clone(),
-            message,
+            message: e.0,
         })?;
         out.push(Pin {
             sha256: hex.to_ascii_lowercase(),

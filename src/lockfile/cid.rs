@@ -39,13 +39,22 @@ const DAG_PB: u64 = 0x70;
 pub const ACCEPTED: &str =
     "CIDv0 (Qm…) or CIDv1 in base32 (b…) with the raw or dag-pb codec and a sha2-256 multihash";
 
+/// A text that is not a CID this frontend accepts, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("\"{text}\" is not a CID we accept ({why}; accepted: {ACCEPTED})")]
+pub struct CidError {
+    pub text: String,
+    pub why: String,
+}
+
 impl Cid {
     /// Parses a CID's text form.
-    pub fn parse(text: &str) -> Result<Cid, String> {
+    pub fn parse(text: &str) -> Result<Cid, CidError> {
         let refuse = |why: &str| {
-            Err(format!(
-                "\"{text}\" is not a CID we accept ({why}; accepted: {ACCEPTED})"
-            ))
+            Err(CidError {
+                text: text.to_string(),
+                why: why.to_string(),
+            })
         };
         if text.len() == 46 && text.starts_with("Qm") {
             let Some(bytes) = base58_decode(text) else {
@@ -214,7 +223,7 @@ mod tests {
                 "codec 0x71",
             ),
         ] {
-            let e = Cid::parse(text).unwrap_err();
+            let e = Cid::parse(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text}: {e}");
             assert!(e.ends_with(&format!("accepted: {ACCEPTED})")), "{e}");
         }

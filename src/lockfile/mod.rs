@@ -306,12 +306,12 @@ fn entry(file: &str, line_no: usize, line: &str) -> Result<Entry, LockError> {
             ));
         }
     };
-    check_name(name).map_err(|m| err(NAME_COL, m))?;
+    check_name(name).map_err(|m| err(NAME_COL, m.0))?;
     let sha256 = line[..64].to_ascii_lowercase();
     if let Some(text) = name.strip_prefix("/ipfs/") {
         // The CID starts after "/ipfs/".
         let at = NAME_COL + 6;
-        let cid = Cid::parse(text).map_err(|m| err(at, m))?;
+        let cid = Cid::parse(text).map_err(|m| err(at, m.to_string()))?;
         if let Some(hashed) = cid.file_sha256().filter(|h| *h != sha256) {
             return Err(err(
                 at,
@@ -404,8 +404,17 @@ pub fn render(header: &Header, pins: &[Pin]) -> String {
     s
 }
 
+/// A lockfile name that is not a clean relative path of safe characters.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NameError(pub String);
+
 /// Checks that a name is a clean relative path made of safe characters.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
+    check_name_text(name).map_err(NameError)
+}
+
+fn check_name_text(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("empty name".into());
     }

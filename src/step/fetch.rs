@@ -95,12 +95,17 @@ impl Location {
 
 /// Renders a provider for a blob and sorts out its scheme; `None` when the
 /// provider names blobs by CID and this one has none.
-pub fn locate(template: &Template, v: Vars) -> Result<Option<Location>, String> {
+pub fn locate(template: &Template, v: Vars) -> Result<Option<Location>, LocateError> {
     let Some(rendered) = template.render(v) else {
         return Ok(None);
     };
-    scheme_of(rendered, v.sha256).map(Some)
+    scheme_of(rendered, v.sha256).map(Some).map_err(LocateError)
 }
+
+/// A provider's URL for a blob that names no scheme the fetch step knows.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LocateError(pub String);
 
 fn scheme_of(rendered: String, sha256: &str) -> Result<Location, String> {
     if rendered.starts_with("http://") || rendered.starts_with("https://") {
@@ -315,7 +320,7 @@ fn fetch_one(
             Err(e) => {
                 attempts.push(Attempt {
                     from: t.as_str().to_string(),
-                    failure: Some(e),
+                    failure: Some(e.0),
                 });
                 continue;
             }
@@ -569,7 +574,7 @@ mod tests {
     }
 
     /// Where a provider says a blob without a CID is.
-    fn loc(template: &str, name: &str, sha256: &str) -> Result<Location, String> {
+    fn loc(template: &str, name: &str, sha256: &str) -> Result<Location, LocateError> {
         let v = Vars {
             name,
             sha256,
@@ -607,6 +612,7 @@ mod tests {
         assert!(
             loc("ftp://m/{{.Name}}", "x.deb", &sum)
                 .unwrap_err()
+                .0
                 .contains("unknown scheme")
         );
         assert!(loc("oci://hostonly", "x.deb", &sum).is_err());

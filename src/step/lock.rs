@@ -21,10 +21,19 @@ const APT_LISTS: &str = "/var/lib/apt/lists";
 /// Runs inside the base image (the `lock` subcommand): reads apt's sources,
 /// refreshes the index, asks apt what it would download for `packages`, and
 /// writes the lockfile to `out`. Only apt (Debian, Ubuntu) can do this so far.
-pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result<usize, String> {
+pub fn run_apt(base: &str, packages: &[String], out: &Path) -> Result<usize, LockStepError> {
+    apt_lock(base, packages, out).map_err(LockStepError)
+}
+
+/// Why the lock step failed, as it prints it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LockStepError(pub String);
+
+fn apt_lock(base: &str, packages: &[String], out: &Path) -> Result<usize, String> {
     use std::process::Command;
 
-    let files = apt_source_files(Path::new("/"))?;
+    let files = source_files(Path::new("/"))?;
     let roots = crate::distro::sources::apt_roots(&files, None);
     if roots.is_empty() {
         return Err(
@@ -61,7 +70,7 @@ pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result
     }
     let pins = from_apt_print_uris(&String::from_utf8_lossy(&output.stdout), &roots)
         .map_err(|e| e.to_string())?;
-    let header = Header::new(base, packages).with_releases(apt_releases(Path::new(APT_LISTS))?);
+    let header = Header::new(base, packages).with_releases(releases(Path::new(APT_LISTS))?);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -72,7 +81,11 @@ pub fn run_apt(base: &str, packages: &[String], out: &std::path::Path) -> Result
 }
 /// The InRelease files apt keeps in `lists` (it verified each signature
 /// when it fetched them), as release lines.
-pub fn apt_releases(lists: &Path) -> Result<Vec<Release>, String> {
+pub fn apt_releases(lists: &Path) -> Result<Vec<Release>, LockStepError> {
+    releases(lists).map_err(LockStepError)
+}
+
+fn releases(lists: &Path) -> Result<Vec<Release>, String> {
     let read_err = |e: std::io::Error| format!("cannot read {}: {e}", lists.display());
     let mut out = Vec::new();
     for entry in std::fs::read_dir(lists).map_err(read_err)? {
@@ -89,7 +102,11 @@ pub fn apt_releases(lists: &Path) -> Result<Vec<Release>, String> {
 }
 
 /// apt's source files under `root`, as (name, text) in apt's reading order.
-pub fn apt_source_files(root: &Path) -> Result<Vec<(String, String)>, String> {
+pub fn apt_source_files(root: &Path) -> Result<Vec<(String, String)>, LockStepError> {
+    source_files(root).map_err(LockStepError)
+}
+
+fn source_files(root: &Path) -> Result<Vec<(String, String)>, String> {
     let etc = root.join("etc/apt");
     let mut files = Vec::new();
     let list = etc.join("sources.list");
