@@ -10,6 +10,7 @@ pub mod examples;
 mod image;
 mod layers;
 mod lock;
+mod newcomer;
 pub mod platforms;
 mod providers;
 mod sbom;
