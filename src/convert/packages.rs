@@ -226,38 +226,7 @@ fn fetch_with_fallback(
                 })
                 .collect(),
         };
-        // A plan of strings always serializes.
-        let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
-        let plan_state = State::scratch()
-            .file()
-            .mkfile("/plan.json", 0o644, json, Some(0))
-            .name(format!(
-                "plan the fetch of {} package(s) (sha256 {key}…)",
-                group.len()
-            ))
-            .build();
-        let mut exec = tool
-            .run(vec![
-                FRONTEND_BINARY.into(),
-                "fetch".into(),
-                "--plan".into(),
-                "/plan/plan.json".into(),
-                "--out".into(),
-                OUT_DIR.into(),
-                "--context".into(),
-                fetch::CONTEXT_DIR.into(),
-            ])
-            .network(opts.network)
-            .mount(Mount::readonly("/plan", plan_state))
-            .name(format!(
-                "fetch {} package(s) (sha256 {key}…), trying {} provider(s) in order",
-                group.len(),
-                providers.len()
-            ));
-        if let Some(ctx) = &context {
-            exec = exec.mount(Mount::readonly(fetch::CONTEXT_DIR, ctx.clone()));
-        }
-        let out = exec.at(at.clone()).build_into(OUT_DIR);
+        let out = fetch_group(&tool, &plan, *key, context.as_ref(), opts, at);
         gather = gather.copy(
             &out,
             "/",
@@ -284,6 +253,51 @@ fn fetch_with_fallback(
         .name(format!("gather {} package(s){note}", entries.len()))
         .at(at.clone())
         .build()
+}
+
+/// One group's fetch step: its plan in a file of its own, and our binary
+/// fetching the plan's blobs into `OUT_DIR`. `key` is the group's first
+/// sha256 digit.
+fn fetch_group(
+    tool: &State,
+    plan: &fetch::Plan,
+    key: char,
+    context: Option<&State>,
+    opts: &Opts,
+    at: &Option<Location>,
+) -> State {
+    // A plan of strings always serializes.
+    let json = serde_json::to_vec_pretty(plan).unwrap_or_default();
+    let plan_state = State::scratch()
+        .file()
+        .mkfile("/plan.json", 0o644, json, Some(0))
+        .name(format!(
+            "plan the fetch of {} package(s) (sha256 {key}…)",
+            plan.blobs.len()
+        ))
+        .build();
+    let mut exec = tool
+        .run(vec![
+            FRONTEND_BINARY.into(),
+            "fetch".into(),
+            "--plan".into(),
+            "/plan/plan.json".into(),
+            "--out".into(),
+            OUT_DIR.into(),
+            "--context".into(),
+            fetch::CONTEXT_DIR.into(),
+        ])
+        .network(opts.network)
+        .mount(Mount::readonly("/plan", plan_state))
+        .name(format!(
+            "fetch {} package(s) (sha256 {key}…), trying {} provider(s) in order",
+            plan.blobs.len(),
+            plan.providers.len()
+        ));
+    if let Some(ctx) = context {
+        exec = exec.mount(Mount::readonly(fetch::CONTEXT_DIR, ctx.clone()));
+    }
+    exec.at(at.clone()).build_into(OUT_DIR)
 }
 
 /// The build context, when context:// providers read blobs from it: only

@@ -109,85 +109,120 @@ impl Recipe {
     /// Expands `${NAME}` everywhere args are allowed, except in shell-form
     /// `run` strings, which see the args as environment variables instead.
     pub fn expand(&self, args: &ArgValues) -> Result<Recipe, RecipeError> {
-        let lookup = |n: &str| args.get(n).map(str::to_string);
-        let file = self.file.clone();
-        let ex = |s: &Spanned<String>| -> Result<Spanned<String>, RecipeError> {
-            args::expand(&s.value, &lookup)
-                .map(|v| Spanned::new(v, s.span))
-                .map_err(|e| RecipeError {
-                    file: file.clone(),
-                    span: shift(s.span, e.offset),
-                    message: e.message,
-                })
-        };
-        let ex_list = |l: &[Spanned<String>]| l.iter().map(&ex).collect::<Result<Vec<_>, _>>();
-        let ex_map = |m: &[(String, Spanned<String>)]| {
-            m.iter()
-                .map(|(k, v)| Ok((k.clone(), ex(v)?)))
-                .collect::<Result<Vec<_>, RecipeError>>()
+        let x = Expander {
+            file: &self.file,
+            args,
         };
         let mut out = self.clone();
-        out.base = ex(&self.base)?;
+        out.base = x.one(&self.base)?;
         if let Some(p) = &self.packages {
-            let decoder = Decoder { file: &self.file };
-            let providers = ex_list(&p.providers)?;
-            for pr in &providers {
-                decoder.template(pr)?;
-            }
-            // Checked again once build args are in: `${PKG}` could be `-o...`.
-            let install = ex_list(&p.install)?;
-            for i in &install {
-                decoder.package_name(i)?;
-            }
-            out.packages = Some(Packages {
-                span: p.span,
-                sums: ex_list(&p.sums)?,
-                providers,
-                installer: p.installer.clone(),
-                signatures: p.signatures,
-                install,
-                allow_stale_lock: p.allow_stale_lock,
-            });
+            out.packages = Some(x.packages(p)?);
         }
         out.steps = self
             .steps
             .iter()
-            .map(|s| {
-                let step = match &s.value {
-                    Step::Run(Command::Shell(c)) => Step::Run(Command::Shell(c.clone())),
-                    Step::Run(Command::Exec(argv)) => Step::Run(Command::Exec(ex_list(argv)?)),
-                    Step::Copy {
-                        src,
-                        dest,
-                        owner,
-                        mode,
-                    } => Step::Copy {
-                        src: ex(src)?,
-                        dest: ex(dest)?,
-                        owner: owner.as_ref().map(&ex).transpose()?,
-                        mode: mode.clone(),
-                    },
-                    Step::Env(m) => Step::Env(ex_map(m)?),
-                    Step::Workdir(w) => Step::Workdir(ex(w)?),
-                    Step::User(u) => Step::User(ex(u)?),
-                };
-                Ok(Spanned::new(step, s.span))
-            })
+            .map(|s| Ok(Spanned::new(x.step(&s.value)?, s.span)))
             .collect::<Result<_, RecipeError>>()?;
-        let img = &self.image;
-        out.image = ImageSettings {
-            entrypoint: img.entrypoint.as_deref().map(&ex_list).transpose()?,
-            cmd: img.cmd.as_deref().map(&ex_list).transpose()?,
-            env: ex_map(&img.env)?,
-            workdir: img.workdir.as_ref().map(&ex).transpose()?,
-            user: img.user.as_ref().map(&ex).transpose()?,
-            labels: ex_map(&img.labels)?,
-            expose: ex_list(&img.expose)?,
-            volumes: ex_list(&img.volumes)?,
-            stop_signal: img.stop_signal.as_ref().map(&ex).transpose()?,
-            layers: img.layers,
-        };
+        out.image = x.image(&self.image)?;
         Ok(out)
+    }
+}
+
+/// Expands build args in the parts of one recipe, each error at its place.
+struct Expander<'a> {
+    file: &'a str,
+    args: &'a ArgValues,
+}
+
+impl Expander<'_> {
+    fn one(&self, s: &Spanned<String>) -> Result<Spanned<String>, RecipeError> {
+        let lookup = |n: &str| self.args.get(n).map(str::to_string);
+        args::expand(&s.value, &lookup)
+            .map(|v| Spanned::new(v, s.span))
+            .map_err(|e| RecipeError {
+                file: self.file.to_string(),
+                span: shift(s.span, e.offset),
+                message: e.message,
+            })
+    }
+
+    fn list(&self, l: &[Spanned<String>]) -> Result<Vec<Spanned<String>>, RecipeError> {
+        l.iter().map(|s| self.one(s)).collect()
+    }
+
+    fn map(
+        &self,
+        m: &[(String, Spanned<String>)],
+    ) -> Result<Vec<(String, Spanned<String>)>, RecipeError> {
+        m.iter()
+            .map(|(k, v)| Ok((k.clone(), self.one(v)?)))
+            .collect()
+    }
+
+    fn option(&self, s: &Option<Spanned<String>>) -> Result<Option<Spanned<String>>, RecipeError> {
+        s.as_ref().map(|s| self.one(s)).transpose()
+    }
+
+    fn packages(&self, p: &Packages) -> Result<Packages, RecipeError> {
+        let decoder = Decoder { file: self.file };
+        let providers = self.list(&p.providers)?;
+        for pr in &providers {
+            decoder.template(pr)?;
+        }
+        // Checked again once build args are in: `${PKG}` could be `-o...`.
+        let install = self.list(&p.install)?;
+        for i in &install {
+            decoder.package_name(i)?;
+        }
+        Ok(Packages {
+            span: p.span,
+            sums: self.list(&p.sums)?,
+            providers,
+            installer: p.installer.clone(),
+            signatures: p.signatures,
+            install,
+            allow_stale_lock: p.allow_stale_lock,
+        })
+    }
+
+    fn step(&self, step: &Step) -> Result<Step, RecipeError> {
+        Ok(match step {
+            Step::Run(Command::Shell(c)) => Step::Run(Command::Shell(c.clone())),
+            Step::Run(Command::Exec(argv)) => Step::Run(Command::Exec(self.list(argv)?)),
+            Step::Copy {
+                src,
+                dest,
+                owner,
+                mode,
+            } => Step::Copy {
+                src: self.one(src)?,
+                dest: self.one(dest)?,
+                owner: self.option(owner)?,
+                mode: mode.clone(),
+            },
+            Step::Env(m) => Step::Env(self.map(m)?),
+            Step::Workdir(w) => Step::Workdir(self.one(w)?),
+            Step::User(u) => Step::User(self.one(u)?),
+        })
+    }
+
+    fn image(&self, img: &ImageSettings) -> Result<ImageSettings, RecipeError> {
+        Ok(ImageSettings {
+            entrypoint: img
+                .entrypoint
+                .as_deref()
+                .map(|l| self.list(l))
+                .transpose()?,
+            cmd: img.cmd.as_deref().map(|l| self.list(l)).transpose()?,
+            env: self.map(&img.env)?,
+            workdir: self.option(&img.workdir)?,
+            user: self.option(&img.user)?,
+            labels: self.map(&img.labels)?,
+            expose: self.list(&img.expose)?,
+            volumes: self.list(&img.volumes)?,
+            stop_signal: self.option(&img.stop_signal)?,
+            layers: img.layers,
+        })
     }
 }
 
