@@ -5,13 +5,13 @@
 //! 2. the lockfile's blobs gathered into one read-only directory: one HTTP
 //!    source per blob, verified by BuildKit against its sha256, when the
 //!    recipe has a single http(s) provider; otherwise fetch execs of our own
-//!    binary that try the providers in order (see `fetch.rs`);
+//!    binary that try the providers in order (see `step::fetch`);
 //! 3. one install exec of the whole set (dpkg, rpm, apk or pacman) with no
 //!    network;
 //! 4. the recipe's steps, each with `SOURCE_DATE_EPOCH` set;
 //! 5. the normalize exec: our own static binary, from our own image, reads
 //!    the target mounted read-only at /target and writes the normalized copy
-//!    to a scratch mount at /out (see `normalize.rs`); that mount is the
+//!    to a scratch mount at /out (see `step::normalize`); that mount is the
 //!    result: one layer, no whiteouts.
 
 pub mod image;

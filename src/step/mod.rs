@@ -1,7 +1,8 @@
 //! What runs inside the build, in execs of the frontend's own image or of
 //! the target rootfs: these modules read and write files and run the
-//! distro's tools. May do I/O; nothing outside `main.rs` calls them at
-//! conversion time.
+//! distro's tools. Do I/O; `cli::steps` runs them. The conversion uses only
+//! their pure parts (the fetch plan's types and `fetch::locate`, the verify
+//! step's file names), never their I/O.
 //!
 //! - `fetch`: providers tried in order, every blob checked;
 //! - `install`: the distro's tool on the verified package files, offline;
@@ -10,7 +11,7 @@
 //!   image (deletions as OCI whiteouts) and applied onto a writable mount
 //!   of the base, whose snapshot is the layer over the base's own;
 //! - `lock`: apt's answer turned into a SHA256SUMS;
-//! - `verify`: a rebuild compared with a published image, file by file.
+//! - `verify`: a rebuild compared with a published image, file by file;
 //! - `sbom`: the built rootfs's packages into an SPDX document.
 
 pub mod delta;
