@@ -5,10 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{
-    ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, PACKAGES_DIR, Platform, TOOL_DIR, err_at,
-    frontend_image,
-};
+use super::base::frontend_image;
+use super::opts::{ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, PACKAGES_DIR, TOOL_DIR, err_at};
+use super::platform::Platform;
 use crate::distro::arch;
 use crate::distro::install::Installer;
 use crate::llb::{self, CopyOpts, LocalOpts, Location, Mount, Network, State};

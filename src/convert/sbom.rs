@@ -3,9 +3,9 @@
 //! that reads them with the built image's rootfs mounted read-only and
 //! writes `/out/sbom.spdx.json` (see `crate::sbom` for the document).
 
-use super::{
-    ConvertError, Converted, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR, frontend_image, packages,
-};
+use super::base::frontend_image;
+use super::opts::{ConvertError, Converted, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR};
+use super::packages;
 use crate::llb::{Mount, Network, State};
 use crate::lockfile::Lockfile;
 use crate::recipe::Recipe;

@@ -2,7 +2,7 @@
 //! `env`, `workdir` and `user`; each op points at its step's lines.
 //! Pure: builds LLB only.
 
-use super::{ConvertError, Opts, err_at};
+use super::opts::{ConvertError, Opts, err_at};
 use crate::llb::{self, CopyOpts, LocalOpts, Location, Owner, State};
 use crate::recipe::{Command, Recipe, Spanned, Step};
 

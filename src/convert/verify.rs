@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{Converted, FRONTEND_BINARY, OUT_DIR, Opts, frontend_image};
+use super::base::frontend_image;
+use super::opts::{Converted, FRONTEND_BINARY, OUT_DIR, Opts};
+use super::platform::Platform;
 use crate::llb::{self, Mount, Network, State};
 use crate::recipe::reference;
 
@@ -88,7 +90,7 @@ pub fn facts(
     inputs: &crate::sbom::Inputs,
     base_ref: &str,
     published: &str,
-    platform: &crate::convert::Platform,
+    platform: &Platform,
 ) -> Vec<u8> {
     let named = |f: &crate::sbom::InputFile| json!({ "name": f.name, "sha256": f.sha256 });
     let body = json!({

@@ -1,0 +1,92 @@
+//! The normalize exec that ends the image's graph: our binary squashes the
+//! built rootfs onto scratch, or writes what differs onto a mount of the
+//! base. Pure: builds LLB only (`step::normalize` is what runs in the build).
+
+use crate::llb::{Mount, Network, State};
+use crate::recipe::Layers;
+
+use super::base::frontend_image;
+use super::opts::{BASE_DIR, DELTA_SNAPSHOTTER, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR};
+
+/// What the normalize exec makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Normalize {
+    /// The whole rootfs on scratch: the image's one layer.
+    Squash,
+    /// `image.layers: base` on a worker whose snapshotter (named) would not
+    /// record the layer deterministically: squashed, and the step's name
+    /// says so (Docker 20.10 has no Warn RPC to say it otherwise).
+    SquashInstead(String),
+    /// The base image, with what differs from it written onto a writable
+    /// mount of it: that mount's new snapshot is one layer on the base's.
+    Delta,
+}
+
+impl Normalize {
+    /// What `image.layers` asks for, on a worker with `snapshotter`.
+    pub(super) fn choose(layers: Layers, snapshotter: Option<&str>) -> Normalize {
+        match (layers, snapshotter) {
+            (Layers::Squash, _) => Normalize::Squash,
+            (Layers::Base, Some(DELTA_SNAPSHOTTER)) => Normalize::Delta,
+            (Layers::Base, Some(other)) => Normalize::SquashInstead(format!("is {other}")),
+            (Layers::Base, None) => Normalize::SquashInstead(
+                "is Docker's classic image store (the worker names no snapshotter)".to_string(),
+            ),
+        }
+    }
+}
+
+/// The normalize exec: our binary, in the frontend image, copies the built
+/// rootfs onto scratch with times clamped and build litter removed; for
+/// `Delta` it then prunes the copy to what differs from the base (deletions
+/// as whiteouts) and applies that onto a writable mount of the base.
+pub(super) fn normalize(opts: &Opts, base: State, built: State, mode: Normalize) -> State {
+    let epoch = opts.epoch.to_string();
+    let mut args = vec![
+        FRONTEND_BINARY.into(),
+        "normalize".into(),
+        "--epoch".into(),
+        epoch.clone(),
+        "--base".into(),
+        BASE_DIR.into(),
+        "--out".into(),
+        OUT_DIR.into(),
+    ];
+    let squash =
+        format!("normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches");
+    let (base_mount, name) = match &mode {
+        Normalize::Squash => (Mount::readonly(BASE_DIR, base), squash),
+        Normalize::SquashInstead(snapshotter) => (
+            Mount::readonly(BASE_DIR, base),
+            format!(
+                "{squash} (warning: image.layers: base needs the {DELTA_SNAPSHOTTER} snapshotter, and this engine's {snapshotter}: the image has one squashed layer)"
+            ),
+        ),
+        Normalize::Delta => {
+            args.push("--delta".into());
+            (
+                Mount::writable(BASE_DIR, base),
+                format!(
+                    "normalize: clamp times to {epoch}, remove logs and caches, write what differs onto the base image"
+                ),
+            )
+        }
+    };
+    args.push(TARGET_DIR.into());
+    let exec = frontend_image(opts)
+        .run(args)
+        .network(Network::None)
+        .mount(base_mount)
+        .mount(Mount::readonly(TARGET_DIR, built))
+        .name(name);
+    match mode {
+        // The base mount's snapshot: the base's layers and one more. The
+        // scratch mount only holds the delta on its way.
+        Normalize::Delta => {
+            let mut outs = exec.mount(Mount::scratch(OUT_DIR)).build();
+            outs.mounts.swap_remove(0)
+        }
+        // The scratch mount's snapshot is the image's one layer.
+        _ => exec.build_into(OUT_DIR),
+    }
+}
