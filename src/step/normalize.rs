@@ -694,8 +694,22 @@ mod tests {
         assert_eq!(report.removed, [PathBuf::from("/run/new")]);
     }
 
-    #[test]
-    fn the_copy_onto_scratch_keeps_everything_and_leaves_the_source_alone() {
+    /// A source tree with a set-id file and its hard link, a symlink, a
+    /// fifo, a read-only directory, a user xattr (where the filesystem takes
+    /// them) and a file under /dev, copied onto scratch at epoch 2000.
+    struct Copied {
+        /// Holds the directory: bind it (not `..`) to keep the tree.
+        _tmp: tempfile::TempDir,
+        src: PathBuf,
+        out: PathBuf,
+        report: Report,
+        /// Whether the source's `user.repro` xattr could be set.
+        xattr: bool,
+        /// The source's usr/bin before the copy.
+        before: fs::Metadata,
+    }
+
+    fn copied_onto_scratch() -> Copied {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
         let out = tmp.path().join("out");
@@ -729,6 +743,27 @@ mod tests {
 
         let report = normalize_into(&src, &out, 2000, None).unwrap();
 
+        // Writable again after the copy, so the temporary directory can go.
+        fs::set_permissions(src.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
+        Copied {
+            _tmp: tmp,
+            src,
+            out,
+            report,
+            xattr,
+            before,
+        }
+    }
+
+    #[test]
+    fn the_copy_onto_scratch_keeps_links_modes_times_and_xattrs() {
+        let Copied {
+            _tmp,
+            out,
+            report,
+            xattr,
+            ..
+        } = copied_onto_scratch();
         assert_eq!(report.linked, 1);
         let a = fs::symlink_metadata(out.join("usr/bin/perl")).unwrap();
         let b = fs::symlink_metadata(out.join("usr/bin/perl5")).unwrap();
@@ -753,6 +788,7 @@ mod tests {
             "directories keep their own time"
         );
         if xattr {
+            let name = CString::new("user.repro").unwrap();
             let copy = c_path(&out.join("usr/bin/perl")).unwrap();
             let mut value = [0u8; 8];
             // SAFETY: valid path and name; value is 8 bytes long.
@@ -770,12 +806,22 @@ mod tests {
                 "extended attributes are copied"
             );
         }
+    }
+
+    #[test]
+    fn the_copy_onto_scratch_empties_dev_and_leaves_the_source_alone() {
+        let Copied {
+            _tmp,
+            src,
+            out,
+            before,
+            ..
+        } = copied_onto_scratch();
         assert_eq!(fs::read_dir(out.join("dev")).unwrap().count(), 0);
         // The source is read, never written.
         assert!(src.join("dev/null").exists());
         let after = fs::symlink_metadata(src.join("usr/bin")).unwrap();
         assert_eq!((before.mtime(), before.ino()), (after.mtime(), after.ino()));
-        fs::set_permissions(src.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]
