@@ -68,15 +68,10 @@ pub fn install_packages(
         .find(|e| !cids.contains_key(e.sha256.as_str()))
         && providers.iter().all(Template::needs_cid)
     {
-        return Err(ConvertError {
-            file: e.file.clone(),
-            line: e.line,
-            col: 67,
-            message: format!(
+        return Err(e.error_at_name(format!(
                 "\"{}\" has no CID (no \"<sha256>  /ipfs/<cid>\" line with its sha256), and every provider names blobs by {{{{.CID}}}}; add its CID line or a provider by name, such as http://<mirror>/debian/{{{{.Name}}}}",
                 e.name
-            ),
-        });
+            )));
     }
     // A single provider that gives an http(s) URL for every blob: BuildKit's
     // own HTTP sources, nothing to fall back to.
@@ -111,16 +106,11 @@ pub fn install_packages(
 fn check_kinds(packages: &[&Entry], installer: Installer) -> Result<(), ConvertError> {
     match packages.iter().find(|e| !installer.accepts(&e.name)) {
         None => Ok(()),
-        Some(entry) => Err(ConvertError {
-            file: entry.file.clone(),
-            line: entry.line,
-            col: 67,
-            message: format!(
+        Some(entry) => Err(entry.error_at_name(format!(
                 "cannot install \"{}\" with {installer}: it installs {} packages (set packages.installer if the base image's tool is another)",
                 entry.name,
                 installer.package_kind()
-            ),
-        }),
+            ))),
     }
 }
 
@@ -139,15 +129,10 @@ fn check_arch(
     });
     match found {
         None => Ok(()),
-        Some((entry, m)) => Err(ConvertError {
-            file: entry.file.clone(),
-            line: entry.line,
-            col: 67,
-            message: format!(
+        Some((entry, m)) => Err(entry.error_at_name(format!(
                 "\"{}\" is a package for {}, and this build is for {key} ({} to {installer}): the lockfile was made for another platform; name the lockfile for {key} in packages.sums (SHA256SUMS-${{TARGETARCH}} picks one per platform, and --target lock --platform {key} writes it), or build for {} with --platform",
                 entry.name, m.package, m.wanted, m.package,
-            ),
-        }),
+            ))),
     }
 }
 

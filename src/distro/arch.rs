@@ -90,22 +90,28 @@ pub fn mismatch(
     let wanted = tool_arch(installer, architecture, variant)?;
     let got = package_arch(installer, name)?;
     let universal = matches!(got, "all" | "noarch" | "any");
-    // Alpine's folders also hold `noarch`; Fedora's i686 sets carry some
-    // i386 and i586 packages, so any x86 spelling suits a 386 target.
+    // Fedora's i686 sets carry some i386 and i586 packages, so any x86
+    // spelling suits a 386 target.
     let x86 = wanted == "i686" && matches!(got, "i386" | "i486" | "i586" | "i686");
-    let known = KNOWN.contains(&got);
-    (!universal && !x86 && known && got != wanted).then(|| Mismatch {
+    (!universal && !x86 && spells_an_arch(installer, got) && got != wanted).then(|| Mismatch {
         package: got.to_string(),
         wanted,
     })
 }
 
-/// Every architecture spelling above, so a name whose last field merely looks
-/// like one (an Alpine folder named otherwise) is not taken for one.
-const KNOWN: &[&str] = &[
-    "amd64", "arm64", "armel", "armhf", "i386", "ppc64el", "mips64el", "s390x", "riscv64",
-    "x86_64", "aarch64", "armv7hl", "i686", "ppc64le", "armv7", "x86", "armv7h",
-];
+/// Whether `got` is this tool's name for some platform, so that a name
+/// whose last field merely looks like one (an Alpine folder named
+/// otherwise, an odd Debian version) is not taken for one.
+fn spells_an_arch(installer: Installer, got: &str) -> bool {
+    const ARCHES: [&str; 8] = [
+        "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le",
+    ];
+    ARCHES.iter().any(|a| {
+        [None, Some("v6")]
+            .into_iter()
+            .any(|v| tool_arch(installer, a, v) == Some(got))
+    })
+}
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,11 @@ impl Entry {
         format!("sha256:{}", self.sha256)
     }
 
+    /// An error about this entry, placed at its name on its lockfile line.
+    pub fn error_at_name(&self, message: impl ToString) -> crate::located::Located {
+        crate::located::Located::new(&self.file, (self.line, NAME_COL), message)
+    }
+
     /// A short form of the digest for progress names.
     pub fn short_digest(&self) -> &str {
         &self.sha256[..12]
