@@ -132,7 +132,12 @@ fn through_llb(case: &Path, args: &[(String, String)]) -> (Vec<u8>, Vec<u8>) {
         },
         base_config: Some(config),
         base_root: Some(root),
-        frontend_image: "repro-frontend:v0".into(),
+        // What the gateway pins the `source` opt to.
+        frontend_image: format!(
+            "{}@{}",
+            crate::frontend::gateway::fake::FRONTEND_TAG,
+            crate::frontend::gateway::fake::FRONTEND_DIGEST
+        ),
         resolve_mode: ResolveMode::Default,
     };
     let (def, config) =

@@ -197,3 +197,29 @@ async fn one_lockfile_name_for_two_platforms_is_refused_with_where_it_is_named()
         "repro.yaml:4:9: packages.sums names the same lockfile \"SHA256SUMS\" for linux/amd64 and linux/arm64; put ${TARGETARCH} in it (SHA256SUMS-${TARGETARCH}) so each platform has its own"
     );
 }
+
+// Regression: the helper image was the `source` tag, resolved again at
+// solve time for every op that named it.
+#[tokio::test]
+async fn every_platforms_helper_steps_run_the_frontend_resolved_once_by_digest() {
+    let fake = two_arch_fake("SHA256SUMS-${TARGETARCH}");
+    let ret = build(fake.clone(), vec![SOURCE, BOTH]).await;
+    assert!(ret.error.is_none(), "{}", error_of(&ret));
+    let st = fake.0.lock().unwrap();
+    let asked: Vec<&String> = st
+        .resolved
+        .iter()
+        .filter(|r| r.contains("frontend"))
+        .collect();
+    assert_eq!(asked, [FRONTEND_TAG], "the frontend resolved once");
+    let pinned = format!("docker-image://{FRONTEND_TAG}@{FRONTEND_DIGEST}");
+    let images: Vec<String> = st
+        .solved
+        .iter()
+        .flat_map(ops_with_platforms)
+        .map(|(what, _)| what)
+        .filter(|w| w.starts_with("docker-image://") && w.contains("frontend"))
+        .collect();
+    assert!(!images.is_empty());
+    assert!(images.iter().all(|w| *w == pinned), "{images:?}");
+}

@@ -11,6 +11,7 @@ use super::client::{
     CAP_SOLVE_BASE, ImageRef,
 };
 use super::inputs::Gateway;
+use super::pin;
 use super::result::{Built, Part, SbomRef};
 use crate::convert::Platform;
 use crate::convert::verify::OnDiff;
@@ -31,6 +32,11 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
     }
     let target = opts.target;
     let platforms = target_platforms(opts, bridge);
+    let frontend = pin_frontend(bridge, opts).await?;
+    let opts = &FrontendOpts {
+        source: Some(frontend),
+        ..opts.clone()
+    };
     if platforms.len() == 1 {
         let part = build_platform(bridge, opts, &platforms[0]).await?;
         return Ok(Built {
@@ -62,6 +68,30 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
         parts.push(build_platform(bridge, opts, platform).await?);
     }
     Ok(Built { parts, multi: true })
+}
+
+/// The frontend's own image by digest, once for the whole build: every
+/// platform's helper execs run it (see `pin`).
+async fn pin_frontend(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<String> {
+    let source = opts.source.as_deref().ok_or_else(|| {
+        anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
+    })?;
+    let metadata = std::fs::read(pin::FRONTEND_METADATA).ok();
+    let platform = bridge.worker_platform().cloned().unwrap_or(Platform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    });
+    let pinned = pin::pin(
+        bridge,
+        source,
+        metadata.as_deref(),
+        &platform,
+        opts.session_id.as_deref(),
+    )
+    .await?;
+    eprintln!("repro-frontend: helper steps run {pinned:?}");
+    Ok(pinned.reference().to_string())
 }
 
 /// The platforms to build: those asked for, else the worker's own.

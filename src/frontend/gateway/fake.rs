@@ -40,7 +40,15 @@ pub struct State {
     pub image_config: Option<Vec<u8>>,
     /// The worker's snapshotter label (`with_files` sets overlayfs).
     pub snapshotter: Option<String>,
+    /// Every reference ResolveImageConfig was asked for, in order.
+    pub resolved: Vec<String>,
 }
+
+/// The frontend image as the fake's `source` opt names it, normalized.
+pub const FRONTEND_TAG: &str = "docker.io/library/repro-frontend:v0";
+/// Its digest in the fake's store.
+pub const FRONTEND_DIGEST: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 #[derive(Clone, Default)]
 pub struct Fake(pub Arc<Mutex<State>>);
@@ -57,6 +65,15 @@ impl LlbBridge for Fake {
     ) -> Result<Response<ResolveImageConfigResponse>, Status> {
         let req = req.into_inner();
         let r = req.r#ref;
+        self.0.lock().unwrap().resolved.push(r.clone());
+        // The frontend's own image, as BuildKit's store holds it.
+        if r == FRONTEND_TAG {
+            return Ok(Response::new(ResolveImageConfigResponse {
+                digest: FRONTEND_DIGEST.into(),
+                config: br#"{"architecture":"amd64","os":"linux"}"#.to_vec(),
+                r#ref: r,
+            }));
+        }
         if let Some(config) = self.0.lock().unwrap().image_config.clone() {
             let digest = r.split_once('@').map_or(DIGEST, |(_, d)| d).to_string();
             return Ok(Response::new(ResolveImageConfigResponse {

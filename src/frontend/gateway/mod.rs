@@ -14,11 +14,13 @@
 //! - `client`: the connection and the raw LLBBridge calls;
 //! - `inputs`: the `Inputs` trait read through the client;
 //! - `build`: one build's orchestration, platform by platform;
+//! - `pin`: the frontend's own image, by the digest it was started from;
 //! - `result`: the Result, attestations and subrequest answers (pure).
 
 mod build;
 mod client;
 mod inputs;
+mod pin;
 mod result;
 
 #[cfg(test)]

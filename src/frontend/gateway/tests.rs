@@ -32,7 +32,7 @@ async fn returns_the_image_with_its_config() {
         "epoch defaults to the base's created time"
     );
     assert_eq!(config["config"]["Cmd"], serde_json::json!(["hello"]));
-    // The last solve is the image; its frontend image ref is qualified.
+    // The last solve is the image; its frontend image is pinned by digest.
     let st = fake.0.lock().unwrap();
     let ops = decode_ops(st.solved.last().unwrap());
     let idents: Vec<String> = ops
@@ -43,7 +43,7 @@ async fn returns_the_image_with_its_config() {
         })
         .collect();
     assert!(
-        idents.contains(&"docker-image://docker.io/library/repro-frontend:v0".to_string()),
+        idents.contains(&format!("docker-image://{FRONTEND_TAG}@{FRONTEND_DIGEST}")),
         "{idents:?}"
     );
     assert!(
