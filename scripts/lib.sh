@@ -260,20 +260,43 @@ e26_present() {
   [[ -x "$E26_DOCKERD" && -x "$E26_DOCKER" && -x "$E26_CONFIG/cli-plugins/docker-buildx" ]]
 }
 
-# static_bin_build: build the static frontend binary ($STATIC_BIN), the one
-# the frontend image is made of; cargo does nothing when it is up to date.
+# static_bin_build [repo]: build the static frontend binary of a checkout
+# (default: this one, $STATIC_BIN) under its target/static; cargo does
+# nothing when it is up to date. The checkout's path and cargo's home are
+# remapped to fixed names, so the bytes do not depend on where the clone is
+# (two clean clones in different folders give one binary).
 static_bin_build() {
+  local repo="${1:-$REPO_ROOT}" bin
+  bin="$(static_bin_of "$repo")"
   command -v cargo >/dev/null || die "cargo not found in PATH"
   (
-    cd "$REPO_ROOT" || die "cannot enter $REPO_ROOT"
-    export RUSTFLAGS='-C target-feature=+crt-static'
+    cd "$repo" || die "cannot enter $repo"
+    CARGO_ENCODED_RUSTFLAGS="$(static_rustflags "$repo")"
+    export CARGO_ENCODED_RUSTFLAGS
+    unset RUSTFLAGS
     run_logged cargo-static \
-      cargo build --release --target x86_64-unknown-linux-gnu --target-dir "$REPO_ROOT/target/static"
+      cargo build --release --locked --target x86_64-unknown-linux-gnu --target-dir "$repo/target/static"
   ) || exit
-  [[ -x "$STATIC_BIN" ]] || die "cargo did not produce $STATIC_BIN"
-  if ldd "$STATIC_BIN" 2>&1 | grep -q '=>'; then
-    die "$STATIC_BIN is dynamically linked: $(ldd "$STATIC_BIN" 2>&1 | tr '\n' ' ')"
+  [[ -x "$bin" ]] || die "cargo did not produce $bin"
+  if ldd "$bin" 2>&1 | grep -q '=>'; then
+    die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
   fi
+}
+
+static_bin_of() { echo "$1/target/static/x86_64-unknown-linux-gnu/release/repro-frontend"; }
+
+# The rustc flags of the static build (CARGO_ENCODED_RUSTFLAGS: one flag per
+# 0x1f-separated field, so a path with a space stays one flag).
+static_rustflags() { # <repo>
+  local home="${CARGO_HOME:-$HOME/.cargo}"
+  printf -- '-Ctarget-feature=+crt-static\x1f--remap-path-prefix=%s=/repro-frontend\x1f--remap-path-prefix=%s=/cargo' \
+    "$1" "$home"
+}
+
+# The time of a checkout's last commit (seconds): the frontend image's file
+# and config times, never the clock.
+commit_epoch() { # <repo>
+  git -C "$1" log -1 --format=%ct 2>/dev/null || die "$1 is not a git checkout: the frontend image takes its times from the last commit"
 }
 
 # The machine's own Debian mirror: the first `deb` source whose suite is
@@ -303,7 +326,7 @@ e26_apt_opts() {
 
 e26_apt_setup() {
   local mirror a="$E26_DIR/apt" keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-  static_bin_build
+  static_bin_build "$REPO_ROOT"
   mirror="$(debian_mirror_uri)" ||
     die "no 'deb' source for bookworm in /etc/apt/sources.list or /etc/apt/sources.list.d/"
   [[ -r "$keyring" ]] || die "$keyring not found (package debian-archive-keyring)"
@@ -471,35 +494,52 @@ engine_use() {
 }
 
 # ---------------------------------------------------- images per engine
-frontend_tar() {
-  tar -C "$1" --owner=0 --group=0 --numeric-owner --mtime=@0 --sort=name \
+frontend_tar() { # <dir holding repro-frontend> <epoch>
+  tar -C "$1" --owner=0 --group=0 --numeric-owner --mtime="@$2" --sort=name \
     --mode=0755 -c repro-frontend
 }
 
-frontend_import() { # <engine> <dir holding repro-frontend>
-  frontend_tar "$2" |
-    engine_docker "$1" import \
-      --change 'ENTRYPOINT ["/repro-frontend"]' \
-      --change 'LABEL moby.buildkit.frontend.network.none=true' \
-      --change 'LABEL moby.buildkit.frontend.caps=moby.buildkit.frontend.subrequests' \
-      - "$FRONTEND_IMAGE"
+# frontend_archive <dir holding repro-frontend> <out>: without engine 26,
+# the image is written as a `docker load` archive by push-image.py: a
+# config with the commit's time and the labels frontend.Dockerfile sets, so
+# its ID is the same on every set-up (a `docker import` would carry the
+# clock).
+frontend_archive() { # <stage> <out> [repo] [tag]
+  local epoch
+  epoch="$(commit_epoch "${3:-$REPO_ROOT}")"
+  frontend_tar "$1" "$epoch" >"$1.layer.tar"
+  python3 "$SCRIPTS_DIR/push-image.py" archive "${4:-$FRONTEND_IMAGE}" --arch amd64 \
+    --rootfs-tar "$1.layer.tar" --out "$2" \
+    --created "$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)" \
+    --entrypoint /repro-frontend \
+    --label moby.buildkit.frontend.network.none=true \
+    --label moby.buildkit.frontend.caps=moby.buildkit.frontend.subrequests
+  rm -f "$1.layer.tar"
 }
 
 # On engine 26 the image is built from frontend.Dockerfile with buildx, the
 # way users make it, with the named context "build" (a folder holding the
-# binary) standing in for the Rust stage, so nothing is pulled.
-frontend_buildx() { # <dir holding repro-frontend>
-  engine_docker 26 buildx build --progress=plain --provenance=false \
-    -f "$REPO_ROOT/frontend.Dockerfile" --build-context "build=$1" \
-    -t "$FRONTEND_IMAGE" "$1"
+# binary) standing in for the Rust stage, so nothing is pulled. Its times
+# come from the checkout's last commit: the binary's mtime and
+# SOURCE_DATE_EPOCH (the config's created and history), so the image is the
+# same bytes wherever and whenever it is built.
+frontend_buildx() { # <dir holding repro-frontend> [repo] [tag]
+  local repo="${2:-$REPO_ROOT}" tag="${3:-$FRONTEND_IMAGE}" epoch
+  epoch="$(commit_epoch "$repo")"
+  touch -h -d "@$epoch" "$1/repro-frontend"
+  engine_docker 26 buildx build --progress=plain --provenance=false --sbom=false \
+    --build-arg "SOURCE_DATE_EPOCH=$epoch" \
+    -f "$repo/frontend.Dockerfile" --build-context "build=$1" \
+    -t "$tag" "$1"
 }
 
 # A stamp per engine: "<binary sha256> <image id>" of the last import.
 frontend_stamp() { echo "$HARNESS_DIR/frontend-image.$1"; }
 
-# The identity of a frontend image: its binary and the Dockerfile around it.
+# The identity of a frontend image: its binary, the Dockerfile around it and
+# the commit time its times come from.
 frontend_sum() { # <binary>
-  cat "$1" "$REPO_ROOT/frontend.Dockerfile" | sha256sum | cut -d' ' -f1
+  { cat "$1" "$REPO_ROOT/frontend.Dockerfile"; commit_epoch "$REPO_ROOT"; } | sha256sum | cut -d' ' -f1
 }
 
 frontend_fresh() { # <engine> <binary>: the store holds an import of this binary
@@ -515,32 +555,41 @@ frontend_fresh() { # <engine> <binary>: the store holds an import of this binary
 # files present it is built from frontend.Dockerfile with buildx, on engine 26
 # (started for the purpose; the engine that was running is started again
 # afterwards), so both engines load the very image users would build.
-# Without them it falls back to `docker import` on engine 20.
+# Without them it is written by frontend_archive. Either way its times come
+# from the last commit, so a set-up of the same commit makes the same image.
 frontend_tarball() {
-  local bin="$1" sum tarball stage cur
+  local bin="$1" sum tarball
   sum="$(frontend_sum "$bin")"
   tarball="$HARNESS_DIR/frontend-image-$sum.tar"
   if [[ ! -s "$tarball" ]]; then
-    stage="$HARNESS_DIR/frontend-image"
-    rm -rf "$stage" "$HARNESS_DIR"/frontend-image-*.tar
-    mkdir -p "$stage"
-    install -m 0755 "$bin" "$stage/repro-frontend"
-    if e26_present; then
-      cur="$(engine_running)"
-      [[ "$cur" == 26 ]] || engine_use 26 >&2
-      run_logged frontend-buildx frontend_buildx "$stage" >&2
-      run_logged frontend-save engine_docker 26 save -o "$tarball.tmp" "$FRONTEND_IMAGE" >&2
-      if [[ -n "$cur" && "$cur" != 26 && "$cur" != other ]]; then
-        engine_use "$cur" >&2
-      fi
-    else
-      run_logged frontend-import-20 frontend_import 20 "$stage" >&2
-      run_logged frontend-save engine_docker 20 save -o "$tarball.tmp" "$FRONTEND_IMAGE" >&2
-    fi
-    mv -f "$tarball.tmp" "$tarball"
-    rm -rf "$stage"
+    rm -f "$HARNESS_DIR"/frontend-image-*.tar
+    frontend_image_tar "$REPO_ROOT" "$bin" "$FRONTEND_IMAGE" "$tarball"
   fi
   echo "$tarball"
+}
+
+# frontend_image_tar <repo> <binary> <tag> <out>: a checkout's frontend image
+# (its binary, its frontend.Dockerfile, its commit's time) as a `docker load`
+# archive, made as frontend_tarball says.
+frontend_image_tar() {
+  local repo="$1" bin="$2" tag="$3" out="$4" stage cur
+  stage="$HARNESS_DIR/frontend-image"
+  rm -rf "$stage"
+  mkdir -p "$stage"
+  install -m 0755 "$bin" "$stage/repro-frontend"
+  if e26_present; then
+    cur="$(engine_running)"
+    [[ "$cur" == 26 ]] || engine_use 26 >&2
+    run_logged frontend-buildx frontend_buildx "$stage" "$repo" "$tag" >&2
+    run_logged frontend-save engine_docker 26 save -o "$out.tmp" "$tag" >&2
+    if [[ -n "$cur" && "$cur" != 26 && "$cur" != other ]]; then
+      engine_use "$cur" >&2
+    fi
+  else
+    run_logged frontend-archive frontend_archive "$stage" "$out.tmp" "$repo" "$tag" >&2
+  fi
+  mv -f "$out.tmp" "$out"
+  rm -rf "$stage"
 }
 
 # frontend_install <engine> <binary>: load the frontend image for this binary

@@ -9,6 +9,11 @@
   push-image.py index <registry>/<repo>:<tag> DIGEST [DIGEST ...]
       a manifest list of manifests already in <repo>, each with the platform
       its config names; prints the list's digest.
+  push-image.py archive <name>:<tag> --arch ARCH --rootfs-tar FILE --out FILE
+                [--created RFC3339] [--entrypoint ARG ...] [--label K=V ...]
+      the same one-layer image as a `docker load` archive, pushed nowhere:
+      every byte comes from the arguments (no clock), so the image ID (the
+      config's digest) is the same on every set-up; prints the ID.
 
 Docker 20.10 cannot import a rootfs for another platform into its image
 store, and `docker manifest` is experimental there, so set-up writes the
@@ -18,8 +23,10 @@ arm64 base and the two-platform index itself. Used by scripts/setup.sh.
 import argparse
 import gzip
 import hashlib
+import io
 import json
 import sys
+import tarfile
 import urllib.parse
 import urllib.request
 
@@ -130,14 +137,56 @@ def index(args):
     print(digest)
 
 
+def tar_member(name, data, mode=0o644):
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info, io.BytesIO(data)
+
+
+def archive(args):
+    with open(args.rootfs_tar, "rb") as f:
+        tar = f.read()
+    labels = dict(kv.split("=", 1) for kv in args.label)
+    config = {
+        "architecture": args.arch,
+        "os": "linux",
+        "created": args.created,
+        "config": {"Entrypoint": args.entrypoint, "Labels": labels},
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(tar)]},
+        "history": [{"created": args.created, "comment": "repro-frontend static binary"}],
+    }
+    config_bytes = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+    config_hex = hashlib.sha256(config_bytes).hexdigest()
+    layer_hex = hashlib.sha256(tar).hexdigest()
+    manifest = [
+        {"Config": f"{config_hex}.json", "RepoTags": [args.ref], "Layers": [f"{layer_hex}/layer.tar"]}
+    ]
+    with tarfile.open(args.out, "w", format=tarfile.USTAR_FORMAT) as out:
+        for name, data in [
+            (f"{config_hex}.json", config_bytes),
+            (f"{layer_hex}/layer.tar", tar),
+            ("manifest.json", json.dumps(manifest, separators=(",", ":")).encode()),
+        ]:
+            out.addfile(*tar_member(name, data))
+    print(f"sha256:{config_hex}")
+
+
+def image_parser(sub, name):
+    """A sub-command that makes one single-layer image from a rootfs tar."""
+    c = sub.add_parser(name)
+    c.add_argument("ref")
+    c.add_argument("--arch", required=True)
+    c.add_argument("--rootfs-tar", required=True)
+    c.add_argument("--created", default="1970-01-01T00:00:00Z")
+    return c
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd_name", required=True)
-    i = sub.add_parser("image")
-    i.add_argument("ref")
-    i.add_argument("--arch", required=True)
-    i.add_argument("--rootfs-tar", required=True)
-    i.add_argument("--created", default="1970-01-01T00:00:00Z")
+    i = image_parser(sub, "image")
     i.add_argument("--env", action="append", default=[])
     i.add_argument("--cmd", action="append", default=[])
     i.set_defaults(run=image)
@@ -145,6 +194,11 @@ def main():
     x.add_argument("ref")
     x.add_argument("digests", nargs="+")
     x.set_defaults(run=index)
+    a = image_parser(sub, "archive")
+    a.add_argument("--out", required=True)
+    a.add_argument("--entrypoint", action="append", default=[])
+    a.add_argument("--label", action="append", default=[])
+    a.set_defaults(run=archive)
     args = p.parse_args()
     args.run(args)
 

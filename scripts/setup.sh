@@ -320,7 +320,7 @@ phase_base() {
 phase_frontend() {
   local t
   t=$(date +%s)
-  static_bin_build
+  static_bin_build "$REPO_ROOT"
   # Into the running engine's store (engine.sh imports it into the other
   # engine's store when switching).
   frontend_install "$REPRO_ENGINE" "$STATIC_BIN"

@@ -2,7 +2,8 @@
 # The project's test command. Prepares the harness (scripts/setup.sh), then:
 #   1. every cargo test, end-to-end through Docker 20.10 (`docker build`);
 #   2. the end-to-end tests again through Docker 26.1 (`docker buildx build`,
-#      frontend image built from frontend.Dockerfile);
+#      frontend image built from frontend.Dockerfile), and the frontend image
+#      rebuilt from two clean clones to one ID;
 #   3. the engine-3 tests through standalone BuildKit and buildctl;
 #   4. the cross-engine checks: each example's rootfs tar is byte-identical
 #      on all three, and Docker 26.1's image config is engine 3's, byte for byte.
@@ -50,6 +51,8 @@ if [[ " $engines " == *" 26 "* ]]; then
   step "engine 26: cargo test --test tests e2e" env REPRO_ENGINE=26 cargo test --test tests e2e "$@"
   step "engine 26: buildx --print targets, --sbom=true" env REPRO_ENGINE=26 \
     cargo test --test tests -- --ignored e2e::targets::buildx e2e::sbom::buildx
+  step "engine 26: the frontend image from two clean clones" env REPRO_ENGINE=26 \
+    cargo test --test tests -- --ignored e2e::frontend_image
   prune 26
   "$SCRIPTS_DIR/engine.sh" use 20
 fi

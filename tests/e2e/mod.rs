@@ -7,6 +7,7 @@ mod distros;
 pub mod engine3;
 mod errors;
 pub mod examples;
+mod frontend_image;
 mod image;
 mod layers;
 mod lock;
