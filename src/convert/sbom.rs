@@ -10,7 +10,7 @@ use crate::llb::{Mount, Network, State};
 use crate::lockfile::Lockfile;
 use crate::recipe::Recipe;
 use crate::recipe::template::Vars;
-use crate::sbom::{Blob, Facts, Inputs};
+use crate::sbom::{Blob, Facts, Inputs, split_reference};
 
 /// The name of the document in the sbom target's result.
 pub const SBOM_FILE: &str = "sbom.spdx.json";
@@ -50,30 +50,18 @@ pub fn facts(
         })
         .collect();
     blobs.sort();
-    let (repository, digest) = match opts.base_ref.split_once('@') {
-        Some((name, digest)) => (name, digest),
-        None => (opts.base_ref.as_str(), ""),
-    };
+    let (repository, digest) = split_reference(&opts.base_ref);
     Ok(Facts {
         tool: format!("repro-frontend-{}", env!("CARGO_PKG_VERSION")),
         epoch: opts.epoch,
         base_ref: opts.base_ref.clone(),
-        base_repository: strip_tag(repository).to_string(),
+        base_repository: repository.to_string(),
         base_digest: digest.to_string(),
         architecture: opts.platform.architecture.clone(),
+        frontend: opts.frontend_image.clone(),
         inputs: inputs.clone(),
         blobs,
     })
-}
-
-/// `name:tag` -> `name` (a `:` after the last `/` starts a tag; one before
-/// it is a registry's port).
-fn strip_tag(name: &str) -> &str {
-    let last = name.rfind('/').map_or(0, |i| i + 1);
-    match name[last..].rfind(':') {
-        Some(i) => &name[..last + i],
-        None => name,
-    }
 }
 
 /// The sbom exec on a converted image: its result holds only
@@ -106,22 +94,4 @@ pub fn sbom_llb(converted: &Converted, facts: &Facts, opts: &Opts) -> State {
         .mount(Mount::readonly(TARGET_DIR, converted.state.clone()))
         .name("sbom: list the image's packages as an SPDX 2.3 document".to_string())
         .build_into(OUT_DIR)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_are_stripped_and_ports_kept() {
-        assert_eq!(
-            strip_tag("127.0.0.1:5000/repro/debian:bookworm"),
-            "127.0.0.1:5000/repro/debian"
-        );
-        assert_eq!(
-            strip_tag("127.0.0.1:5000/repro/debian"),
-            "127.0.0.1:5000/repro/debian"
-        );
-        assert_eq!(strip_tag("debian:12"), "debian");
-    }
 }

@@ -81,6 +81,9 @@ pub struct Facts {
     pub base_repository: String,
     pub base_digest: String,
     pub architecture: String,
+    /// The frontend image the build's helper steps ran (fetch, normalize,
+    /// this sbom step), by digest when the gateway knew it.
+    pub frontend: String,
     pub inputs: Inputs,
     pub blobs: Vec<Blob>,
 }
@@ -113,10 +116,15 @@ pub fn render(facts: &Facts, rootfs: &Rootfs) -> Result<Vec<u8>, SbomError> {
 fn document(facts: &Facts, rootfs: &Rootfs) -> Result<Value, SbomError> {
     let created = rfc3339(facts.epoch)?;
     let mut ids = Ids::default();
-    let mut packages = vec![image_package(facts), base_package(facts)];
+    let mut packages = vec![
+        image_package(facts),
+        base_package(facts),
+        frontend_package(facts),
+    ];
     let mut relationships = vec![
         relation("SPDXRef-DOCUMENT", "DESCRIBES", IMAGE_ID),
         relation(IMAGE_ID, "GENERATED_FROM", BASE_ID),
+        relation(FRONTEND_ID, "BUILD_TOOL_OF", IMAGE_ID),
     ];
     let mut files = Vec::new();
     for (kind, f) in facts
@@ -164,6 +172,7 @@ fn document(facts: &Facts, rootfs: &Rootfs) -> Result<Value, SbomError> {
 
 const IMAGE_ID: &str = "SPDXRef-Image";
 const BASE_ID: &str = "SPDXRef-BaseImage";
+const FRONTEND_ID: &str = "SPDXRef-Frontend";
 
 fn image_package(facts: &Facts) -> Value {
     json!({
@@ -177,20 +186,51 @@ fn image_package(facts: &Facts) -> Value {
 }
 
 fn base_package(facts: &Facts) -> Value {
+    let comment = format!("the base image {}", facts.base_ref);
+    let (repository, digest) = (&facts.base_repository, &facts.base_digest);
+    oci_package(BASE_ID, repository, digest, &facts.architecture, comment)
+}
+
+/// The frontend image, which made the image from the base: pinned by digest
+/// so a reader can rebuild it (docs/calling.md) and compare.
+fn frontend_package(facts: &Facts) -> Value {
+    let comment = format!(
+        "the frontend image that ran the build's steps, {}",
+        facts.frontend
+    );
+    let (repository, digest) = split_reference(&facts.frontend);
+    // It runs on the worker's platform, which need not be the image's.
+    oci_package(FRONTEND_ID, repository, digest, "", comment)
+}
+
+/// An image package by repository and digest (empty when unpinned).
+fn oci_package(id: &str, repository: &str, digest: &str, arch: &str, comment: String) -> Value {
     let mut p = json!({
-        "SPDXID": BASE_ID,
-        "name": facts.base_repository,
+        "SPDXID": id,
+        "name": repository,
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": false,
         "primaryPackagePurpose": "CONTAINER",
-        "comment": format!("the base image {}", facts.base_ref),
-        "externalRefs": [purl_ref(&purl::oci(&facts.base_repository, &facts.base_digest, &facts.architecture))],
+        "comment": comment,
+        "externalRefs": [purl_ref(&purl::oci(repository, digest, arch))],
     });
-    if let Some(hex) = facts.base_digest.strip_prefix("sha256:") {
-        p["versionInfo"] = json!(facts.base_digest);
+    if let Some(hex) = digest.strip_prefix("sha256:") {
+        p["versionInfo"] = json!(digest);
         p["checksums"] = json!([checksum("SHA256", hex)]);
     }
     p
+}
+
+/// `name[:tag][@digest]` -> the repository (no tag) and the digest (empty
+/// when there is none). A `:` after the last `/` starts a tag; one before
+/// it is a registry's port.
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    let (name, digest) = reference.split_once('@').unwrap_or((reference, ""));
+    let last = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last..].rfind(':') {
+        Some(i) => (&name[..last + i], digest),
+        None => (name, digest),
+    }
 }
 
 /// The packages in the image: dpkg's, each matched to its lockfile blob if

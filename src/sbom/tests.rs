@@ -35,6 +35,10 @@ fn facts() -> Facts {
         base_repository: "127.0.0.1:5000/repro/debian".into(),
         base_digest: format!("sha256:{}", "1".repeat(64)),
         architecture: "amd64".into(),
+        frontend: format!(
+            "docker.io/library/repro-frontend:v0@sha256:{}",
+            "2".repeat(64)
+        ),
         inputs: Inputs {
             recipe: Some(InputFile::of("repro.yaml", b"base: x\n")),
             lockfiles: vec![InputFile::of("SHA256SUMS-amd64", b"sums\n")],
@@ -257,4 +261,42 @@ fn facts_round_trip_through_json() {
     let f = facts();
     let text = serde_json::to_vec(&f).unwrap();
     assert_eq!(serde_json::from_slice::<Facts>(&text).unwrap(), f);
+}
+
+#[test]
+fn references_split_into_repository_and_digest_tags_dropped_ports_kept() {
+    let d = format!("sha256:{}", "1".repeat(64));
+    let pinned = format!("127.0.0.1:5000/repro/debian:bookworm@{d}");
+    assert_eq!(
+        split_reference(&pinned),
+        ("127.0.0.1:5000/repro/debian", d.as_str())
+    );
+    assert_eq!(
+        split_reference("127.0.0.1:5000/repro/debian"),
+        ("127.0.0.1:5000/repro/debian", "")
+    );
+    assert_eq!(split_reference("debian:12"), ("debian", ""));
+}
+
+#[test]
+fn the_frontend_that_ran_the_steps_is_a_build_tool_of_the_image_by_digest() {
+    let doc: Value = serde_json::from_slice(&render(&facts(), &rootfs()).unwrap()).unwrap();
+    let frontend = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["SPDXID"] == "SPDXRef-Frontend")
+        .expect("a frontend package");
+    assert_eq!(frontend["name"], "docker.io/library/repro-frontend");
+    assert_eq!(
+        frontend["versionInfo"],
+        format!("sha256:{}", "2".repeat(64))
+    );
+    assert_eq!(frontend["checksums"][0]["checksumValue"], "2".repeat(64));
+    let rel = json!({
+        "spdxElementId": "SPDXRef-Frontend",
+        "relationshipType": "BUILD_TOOL_OF",
+        "relatedSpdxElement": "SPDXRef-Image",
+    });
+    assert!(doc["relationships"].as_array().unwrap().contains(&rel));
 }
