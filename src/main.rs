@@ -252,6 +252,9 @@ fn main() -> ExitCode {
     let Some(command) = Cli::parse().command else {
         return cli::gateway();
     };
+    if let Some(refused) = steps::check_self() {
+        return refused;
+    }
     match command {
         Cmd::Lock {
             base,

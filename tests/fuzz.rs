@@ -147,6 +147,7 @@ fn run_recipe(input: &[u8]) {
         args,
         platform,
         frontend_image: "docker.io/library/repro-frontend:v0".into(),
+        frontend_local: None,
         resolve_mode: ResolveMode::Default,
         context_name: "context".into(),
         context: LocalOpts::default(),

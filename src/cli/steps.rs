@@ -11,6 +11,39 @@ use anyhow::Context as _;
 
 use super::finish;
 
+/// Before any step: when the gateway said which binary it planned the step
+/// for (`convert::FRONTEND_SHA256_ENV`, set when the frontend image is known
+/// only by a local tag), this binary must hash the same, or the step does
+/// not run. `None` means go on.
+pub fn check_self() -> Option<ExitCode> {
+    let expected = std::env::var(crate::convert::FRONTEND_SHA256_ENV).ok()?;
+    let actual = std::fs::read("/proc/self/exe")
+        .map(|b| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)));
+    match actual {
+        Ok(actual) => match same_binary(&expected, &actual) {
+            Ok(()) => None,
+            Err(message) => {
+                println!("repro-frontend: {message}");
+                Some(ExitCode::FAILURE)
+            }
+        },
+        Err(e) => {
+            println!("repro-frontend: cannot read this step's own binary to check it: {e}");
+            Some(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Whether a helper step's binary is the one the gateway planned it for.
+fn same_binary(expected: &str, actual: &str) -> Result<(), String> {
+    if expected.eq_ignore_ascii_case(actual) {
+        return Ok(());
+    }
+    Err(format!(
+        "this step runs a repro-frontend binary with sha256 {actual}, not the {expected} of the frontend that planned the build: the frontend image's tag moved during the build; build again"
+    ))
+}
+
 /// The lock step (inside the build): its outcome on stdout, which the
 /// build's progress shows.
 pub fn lock(base: &str, packages: &[String], out: &Path) -> ExitCode {
@@ -199,5 +232,19 @@ pub fn verify(args: &crate::step::verify::Args) -> ExitCode {
             eprintln!("repro-frontend: verify: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_runs_only_under_the_binary_the_gateway_planned_it_for() {
+        let a = "ab".repeat(32);
+        assert_eq!(same_binary(&a, &a.to_uppercase()), Ok(()));
+        let err = same_binary(&a, &"cd".repeat(32)).unwrap_err();
+        assert!(err.contains(&"cd".repeat(32)) && err.contains(&a), "{err}");
+        assert!(err.contains("tag moved"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::llb::{self, Location, State};
 
-use super::opts::Opts;
+use super::opts::{FRONTEND_SHA256_ENV, Opts};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -43,4 +43,14 @@ pub(crate) fn frontend_image(opts: &Opts) -> State {
         // binary natively whatever the target platform is.
         None,
     )
+}
+
+/// The environment of a helper exec of our binary: when the frontend image
+/// is known only by a tag (see `LocalFrontend`), the sha256 its binary must
+/// have.
+pub(crate) fn helper_env(opts: &Opts) -> Vec<(String, String)> {
+    match &opts.frontend_local {
+        Some(local) => vec![(FRONTEND_SHA256_ENV.into(), local.binary_sha256.clone())],
+        None => Vec::new(),
+    }
 }

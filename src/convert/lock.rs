@@ -6,7 +6,7 @@ use crate::llb::{Mount, State};
 use crate::recipe::yaml::Span;
 use crate::recipe::{Packages, Recipe};
 
-use super::base::{base_states, frontend_image};
+use super::base::{base_states, frontend_image, helper_env};
 use super::locator::Locator;
 use super::opts::{ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, err_at};
 
@@ -56,6 +56,7 @@ pub fn lock_llb(recipe: &Recipe, opts: &Opts) -> Result<State, ConvertError> {
         .with_user("0:0")
         .run(argv)
         .env("DEBIAN_FRONTEND", "noninteractive")
+        .envs(helper_env(opts))
         .network(opts.network)
         .mount(Mount::readonly("/repro", frontend_image(opts)))
         .name(format!(

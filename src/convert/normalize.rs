@@ -5,7 +5,7 @@
 use crate::llb::{Mount, Network, State};
 use crate::recipe::Layers;
 
-use super::base::frontend_image;
+use super::base::{frontend_image, helper_env};
 use super::opts::{BASE_DIR, DELTA_SNAPSHOTTER, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR};
 
 /// What the normalize exec makes.
@@ -76,6 +76,7 @@ pub(super) fn normalize(opts: &Opts, base: State, built: State, mode: Normalize)
     let exec = frontend_image(opts)
         .run(args)
         .network(Network::None)
+        .envs(helper_env(opts))
         .mount(base_mount)
         .mount(Mount::readonly(TARGET_DIR, built))
         .name(name);

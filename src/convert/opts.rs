@@ -23,6 +23,32 @@ pub const OUT_DIR: &str = "/out";
 /// Path of our binary inside the frontend image.
 pub const FRONTEND_BINARY: &str = "/repro-frontend";
 
+/// A frontend image the engine holds under a local tag only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalFrontend {
+    /// `sha256:<hex>` of its config: Docker's image ID.
+    pub image_id: String,
+    /// The hex sha256 of the gateway's own binary. Every helper exec gets it
+    /// in [`FRONTEND_SHA256_ENV`] and stops unless its binary hashes the
+    /// same, so a tag moved during the build cannot swap the code that
+    /// checks the packages.
+    pub binary_sha256: String,
+}
+
+/// The variable a helper exec reads its expected binary's sha256 from.
+pub const FRONTEND_SHA256_ENV: &str = "REPRO_FRONTEND_SHA256";
+
+impl Opts {
+    /// The frontend image as the SBOM and the verify statement record it:
+    /// by digest, or by its tag and image ID on a classic image store.
+    pub fn frontend_record(&self) -> String {
+        match &self.frontend_local {
+            Some(local) => format!("{}@{}", self.frontend_image, local.image_id),
+            None => self.frontend_image.clone(),
+        }
+    }
+}
+
 /// Everything the conversion needs besides the recipe and the lockfile.
 #[derive(Clone, Debug)]
 pub struct Opts {
@@ -32,8 +58,13 @@ pub struct Opts {
     pub epoch: i64,
     pub args: ArgValues,
     pub platform: Platform,
-    /// The frontend's own image (the `source` opt), for the normalize exec.
+    /// The frontend's own image as the helper execs run it: pinned by digest
+    /// where the engine gave one (see `frontend::gateway::pin`).
     pub frontend_image: String,
+    /// Set when the engine knows that image only by a local tag (Docker's
+    /// classic image store gives no digest): what the records name and what
+    /// each helper exec checks it runs.
+    pub frontend_local: Option<LocalFrontend>,
     pub resolve_mode: ResolveMode,
     /// The build context local and how to reach it.
     pub context_name: String,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::base::frontend_image;
+use super::base::{frontend_image, helper_env};
 use super::opts::{ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, PACKAGES_DIR, TOOL_DIR, err_at};
 use super::platform::Platform;
 use crate::distro::arch;
@@ -272,6 +272,7 @@ fn fetch_group(
             fetch::CONTEXT_DIR.into(),
         ])
         .network(opts.network)
+        .envs(helper_env(opts))
         .mount(Mount::readonly("/plan", plan_state))
         .name(format!(
             "fetch {} package(s) (sha256 {key}…), trying {} provider(s) in order",
@@ -394,6 +395,7 @@ fn install(root: &State, blobs: State, how: &Install, opts: &Opts, at: Option<Lo
         .with_user("0:0")
         .run(argv)
         .network(Network::None)
+        .envs(helper_env(opts))
         .mount(Mount::readonly(PACKAGES_DIR, blobs))
         .mount(Mount::readonly(TOOL_DIR, frontend_image(opts)))
         .name(format!(

@@ -3,7 +3,7 @@
 //! that reads them with the built image's rootfs mounted read-only and
 //! writes `/out/sbom.spdx.json` (see `crate::sbom` for the document).
 
-use super::base::frontend_image;
+use super::base::{frontend_image, helper_env};
 use super::opts::{ConvertError, Converted, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR};
 use super::packages;
 use crate::llb::{Mount, Network, State};
@@ -58,7 +58,7 @@ pub fn facts(
         base_repository: repository.to_string(),
         base_digest: digest.to_string(),
         architecture: opts.platform.architecture.clone(),
-        frontend: opts.frontend_image.clone(),
+        frontend: opts.frontend_record(),
         inputs: inputs.clone(),
         blobs,
     })
@@ -90,6 +90,7 @@ pub fn sbom_llb(converted: &Converted, facts: &Facts, opts: &Opts) -> State {
             format!("{OUT_DIR}/{SBOM_FILE}"),
         ])
         .network(Network::None)
+        .envs(helper_env(opts))
         .mount(Mount::readonly(FACTS_DIR, facts_state))
         .mount(Mount::readonly(TARGET_DIR, converted.state.clone()))
         .name("sbom: list the image's packages as an SPDX 2.3 document".to_string())

@@ -46,6 +46,7 @@ fn opts(args: ArgValues) -> Opts {
             variant: None,
         },
         frontend_image: "repro-frontend:v0".into(),
+        frontend_local: None,
         resolve_mode: ResolveMode::Default,
         context_name: "context".into(),
         context: LocalOpts::default(),

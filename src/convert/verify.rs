@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::base::frontend_image;
+use super::base::{frontend_image, helper_env};
 use super::opts::{Converted, FRONTEND_BINARY, OUT_DIR, Opts};
 use super::platform::Platform;
 use crate::llb::{self, Mount, Network, State};
@@ -85,12 +85,14 @@ pub struct Published {
 }
 
 /// What the statement records: the recipe's and the lockfiles' bytes by
-/// sha256, the base, and the published image. Deterministic JSON.
+/// sha256, the base, the published image and the frontend that compared
+/// them (`Opts::frontend_record`). Deterministic JSON.
 pub fn facts(
     inputs: &crate::sbom::Inputs,
     base_ref: &str,
     published: &str,
     platform: &Platform,
+    frontend: &str,
 ) -> Vec<u8> {
     let named = |f: &crate::sbom::InputFile| json!({ "name": f.name, "sha256": f.sha256 });
     let body = json!({
@@ -99,6 +101,7 @@ pub fn facts(
         "base": base_ref,
         "image": published,
         "platform": platform.key(),
+        "frontend": frontend,
     });
     let mut bytes = body.to_string().into_bytes();
     bytes.push(b'\n');
@@ -146,6 +149,7 @@ pub fn verify_llb(built: &Converted, published: &Published, facts: Vec<u8>, opts
             OUT_DIR.into(),
         ])
         .network(Network::None)
+        .envs(helper_env(opts))
         .mount(Mount::readonly(OURS_DIR, built.state.clone()))
         .mount(Mount::readonly(THEIRS_DIR, theirs))
         .mount(Mount::readonly(FACTS_DIR, files))
@@ -210,8 +214,11 @@ mod tests {
             lockfiles: vec![crate::sbom::InputFile::of("SHA256SUMS", b"x")],
         };
         let arm64 = crate::convert::platform::parse_platform("linux/arm64/v8").unwrap();
-        let a = facts(&inputs, "b@sha256:1", "i@sha256:2", &arm64);
-        assert_eq!(a, facts(&inputs, "b@sha256:1", "i@sha256:2", &arm64));
+        let a = facts(&inputs, "b@sha256:1", "i@sha256:2", &arm64, "f@sha256:3");
+        assert_eq!(
+            a,
+            facts(&inputs, "b@sha256:1", "i@sha256:2", &arm64, "f@sha256:3")
+        );
         let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(
             v["lockfiles"][0]["sha256"],
@@ -220,5 +227,6 @@ mod tests {
         assert_eq!(v["image"], "i@sha256:2");
         // An index names several platforms: the statement says which.
         assert_eq!(v["platform"], "linux/arm64");
+        assert_eq!(v["frontend"], "f@sha256:3");
     }
 }

@@ -62,6 +62,8 @@ pub struct Request {
     pub platform: Platform,
     /// The frontend's own image, before normalizing.
     pub frontend_image: String,
+    /// Its image ID and binary when the engine gave no digest.
+    pub frontend_local: Option<convert::LocalFrontend>,
     pub resolve_mode: ResolveMode,
     /// The build context local and its session.
     pub context_name: String,
@@ -182,6 +184,7 @@ impl Prepared {
             &self.opts.base_ref,
             &published.reference,
             &self.opts.platform,
+            &self.opts.frontend_record(),
         );
         Ok(Output {
             state: convert::verify::verify_llb(&built, published, facts, &self.opts),
@@ -215,6 +218,7 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
         args,
         platform: req.platform.clone(),
         frontend_image: reference::normalize(&req.frontend_image)?,
+        frontend_local: req.frontend_local.clone(),
         resolve_mode: req.resolve_mode,
         context_name: req.context_name.clone(),
         context: LocalOpts {

@@ -55,6 +55,7 @@ pub fn prepare(b: &LocalBuild) -> Result<Prepared> {
         build_args: b.build_args.clone(),
         platform: b.platform.clone(),
         frontend_image: b.frontend_image.clone(),
+        frontend_local: None,
         resolve_mode: b.resolve_mode,
         context_name: "context".into(),
         session_id: None,

@@ -111,8 +111,12 @@ pub struct FrontendOpts {
     /// (`--platform linux/amd64,linux/arm64`); empty means the worker's own.
     pub platforms: Vec<Platform>,
     pub resolve_mode: ResolveMode,
-    /// The frontend's own image reference (`source`).
+    /// The frontend's own image reference (`source`); the gateway replaces
+    /// it with the pinned one before it converts anything.
     pub source: Option<String>,
+    /// Set by the gateway, never by a client: the frontend image is known
+    /// only by a local tag (see `convert::LocalFrontend`).
+    pub frontend_local: Option<crate::convert::LocalFrontend>,
     pub session_id: Option<String>,
     /// `no-cache`: recompute everything (the Dockerfile frontend's opt; a
     /// recipe is one stage, so any value means all of it).
@@ -248,6 +252,7 @@ pub fn parse(
         platforms,
         resolve_mode,
         source: get("source"),
+        frontend_local: None,
         session_id,
         no_cache: raw.contains_key("no-cache"),
         request_id,

@@ -106,6 +106,11 @@ impl Exec {
         self
     }
 
+    pub fn envs(mut self, vars: Vec<(String, String)>) -> Self {
+        self.extra_env.extend(vars);
+        self
+    }
+
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self

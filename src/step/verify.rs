@@ -55,6 +55,10 @@ pub struct Facts {
     /// The platform compared (`linux/arm64`): an index names several.
     #[serde(default)]
     pub platform: Option<String>,
+    /// The frontend image that rebuilt and compared, by digest (or by tag
+    /// and image ID on Docker's classic image store).
+    #[serde(default)]
+    pub frontend: Option<String>,
 }
 
 /// A file by name and sha256 (hex).
@@ -462,6 +466,7 @@ pub fn statement(facts: &Facts, files: usize) -> Result<Vec<u8>, VerifyError> {
             "lockfiles": facts.lockfiles.iter().map(named).collect::<Vec<_>>(),
             "base": facts.base,
             "platform": facts.platform,
+            "frontend": facts.frontend,
             "filesCompared": files,
             "configCompared": "every field but rootfs.diff_ids",
         },
@@ -758,6 +763,7 @@ mod tests {
             base: "reg.invalid/debian@sha256:3333".into(),
             image: format!("reg.invalid/hello@sha256:{}", "4".repeat(64)),
             platform: Some("linux/arm64".into()),
+            frontend: Some(format!("repro-frontend:v0@sha256:{}", "5".repeat(64))),
         }
     }
 
@@ -772,6 +778,10 @@ mod tests {
         assert_eq!(v["subject"][0]["digest"]["sha256"], "4".repeat(64));
         assert_eq!(v["predicate"]["result"], "reproduced");
         assert_eq!(v["predicate"]["filesCompared"], 6);
+        assert_eq!(
+            v["predicate"]["frontend"],
+            format!("repro-frontend:v0@sha256:{}", "5".repeat(64))
+        );
         assert_eq!(
             v["predicate"]["lockfiles"][0]["digest"]["sha256"],
             "2".repeat(64)

@@ -34,7 +34,8 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
     let platforms = target_platforms(opts, bridge);
     let frontend = pin_frontend(bridge, opts).await?;
     let opts = &FrontendOpts {
-        source: Some(frontend),
+        source: Some(frontend.reference().to_string()),
+        frontend_local: frontend.local().cloned(),
         ..opts.clone()
     };
     if platforms.len() == 1 {
@@ -72,7 +73,7 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
 
 /// The frontend's own image by digest, once for the whole build: every
 /// platform's helper execs run it (see `pin`).
-async fn pin_frontend(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<String> {
+async fn pin_frontend(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<pin::Pinned> {
     let source = opts.source.as_deref().ok_or_else(|| {
         anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
     })?;
@@ -91,7 +92,7 @@ async fn pin_frontend(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<String
     )
     .await?;
     eprintln!("repro-frontend: helper steps run {pinned:?}");
-    Ok(pinned.reference().to_string())
+    Ok(pinned)
 }
 
 /// The platforms to build: those asked for, else the worker's own.
@@ -261,6 +262,7 @@ fn request(opts: &FrontendOpts, snapshotter: Option<&str>, platform: &Platform) 
         build_args: opts.build_args.clone(),
         platform: platform.clone(),
         frontend_image,
+        frontend_local: opts.frontend_local.clone(),
         resolve_mode: opts.resolve_mode,
         context_name: opts.context_key.clone(),
         session_id: opts.session_id.clone(),

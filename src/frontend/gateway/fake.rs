@@ -42,6 +42,9 @@ pub struct State {
     pub snapshotter: Option<String>,
     /// Every reference ResolveImageConfig was asked for, in order.
     pub resolved: Vec<String>,
+    /// The frontend's own tag resolves with no digest, as a locally built
+    /// image does in Docker's classic image store.
+    pub frontend_local: bool,
 }
 
 /// The frontend image as the fake's `source` opt names it, normalized.
@@ -68,8 +71,13 @@ impl LlbBridge for Fake {
         self.0.lock().unwrap().resolved.push(r.clone());
         // The frontend's own image, as BuildKit's store holds it.
         if r == FRONTEND_TAG {
+            let local = self.0.lock().unwrap().frontend_local;
             return Ok(Response::new(ResolveImageConfigResponse {
-                digest: FRONTEND_DIGEST.into(),
+                digest: if local {
+                    String::new()
+                } else {
+                    FRONTEND_DIGEST.into()
+                },
                 config: br#"{"architecture":"amd64","os":"linux"}"#.to_vec(),
                 r#ref: r,
             }));

@@ -8,14 +8,19 @@
 //! reference with the digest BuildKit resolved. Older engines (Docker
 //! 20.10's v0.8) have no such file; there the `source` opt is resolved once,
 //! the way BuildKit resolved it to start us (the tag, default mode, the
-//! worker's platform), and pinned to the digest that answers.
+//! worker's platform), and pinned to the digest that answers. Docker's
+//! classic image store answers a locally built image with no digest at all:
+//! there the helpers run the tag, and each checks that its binary hashes
+//! the same as the gateway's (`convert::LocalFrontend`), while the records
+//! name the tag and its image ID.
 
 use anyhow::{Result, anyhow};
 use bollard_buildkit_proto::pb;
 use prost::Message as _;
+use sha2::{Digest as _, Sha256};
 
 use super::client::{Bridge, ImageRef};
-use crate::convert::Platform;
+use crate::convert::{LocalFrontend, Platform};
 use crate::llb::ResolveMode;
 use crate::recipe::reference;
 
@@ -31,13 +36,25 @@ pub(super) enum Pinned {
     Given(String),
     /// The `source` opt's tag, resolved once by this build.
     Resolved(String),
+    /// A tag the engine holds locally, with no digest (Docker's classic
+    /// image store).
+    Local(String, LocalFrontend),
 }
 
 impl Pinned {
-    /// The reference every helper exec uses: `name[:tag]@sha256:<hex>`.
+    /// The reference every helper exec uses: `name[:tag]@sha256:<hex>`, or
+    /// the local tag.
     pub(super) fn reference(&self) -> &str {
         match self {
-            Pinned::Started(r) | Pinned::Given(r) | Pinned::Resolved(r) => r,
+            Pinned::Started(r) | Pinned::Given(r) | Pinned::Resolved(r) | Pinned::Local(r, _) => r,
+        }
+    }
+
+    /// The identity the helpers check, for a local tag.
+    pub(super) fn local(&self) -> Option<&LocalFrontend> {
+        match self {
+            Pinned::Local(_, local) => Some(local),
+            _ => None,
         }
     }
 }
@@ -94,9 +111,12 @@ pub(super) async fn pin(
         platform,
         mode: ResolveMode::Default,
     };
-    let (digest, _) = bridge
+    let (digest, config) = bridge
         .resolve_named("frontend image", &image, session_id)
         .await?;
+    if digest.is_empty() && !config.is_empty() {
+        return Ok(Pinned::Local(named, local_frontend(&config)?));
+    }
     if !digest
         .strip_prefix("sha256:")
         .is_some_and(crate::digest::is_sha256_hex)
@@ -106,6 +126,18 @@ pub(super) async fn pin(
         ));
     }
     Ok(Pinned::Resolved(format!("{named}@{digest}")))
+}
+
+/// The local image's ID (the sha256 of the config the engine answered) and
+/// this process's own binary's sha256.
+fn local_frontend(config: &[u8]) -> Result<LocalFrontend> {
+    let binary = std::fs::read("/proc/self/exe").map_err(|e| {
+        anyhow!("cannot read this frontend's own binary to pin its helper steps: {e}")
+    })?;
+    Ok(LocalFrontend {
+        image_id: format!("sha256:{}", hex::encode(Sha256::digest(config))),
+        binary_sha256: hex::encode(Sha256::digest(&binary)),
+    })
 }
 
 #[cfg(test)]

@@ -53,6 +53,44 @@ async fn returns_the_image_with_its_config() {
 }
 
 #[tokio::test]
+async fn a_local_frontend_tag_is_run_by_tag_with_every_helper_checking_its_binary() {
+    let fake = hello_with_a_provider();
+    fake.0.lock().unwrap().frontend_local = true;
+    let ret = build(fake.clone(), vec![SOURCE]).await;
+    assert!(ret.error.is_none(), "{}", error_of(&ret));
+    let own = std::fs::read("/proc/self/exe").unwrap();
+    let want = format!(
+        "{}={}",
+        crate::convert::FRONTEND_SHA256_ENV,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&own))
+    );
+    let st = fake.0.lock().unwrap();
+    let ops = decode_ops(st.solved.last().unwrap());
+    let mut helpers = 0;
+    for op in &ops {
+        match &op.op {
+            Some(bollard_buildkit_proto::pb::op::Op::Source(s))
+                if s.identifier.contains("frontend") =>
+            {
+                assert_eq!(s.identifier, format!("docker-image://{FRONTEND_TAG}"));
+            }
+            Some(bollard_buildkit_proto::pb::op::Op::Exec(e)) => {
+                let meta = e.meta.as_ref().unwrap();
+                if meta.args[0].ends_with("/repro-frontend") {
+                    helpers += 1;
+                    assert!(meta.env.contains(&want), "{:?}: {:?}", meta.args, meta.env);
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        helpers >= 2,
+        "fetch, install and normalize run our binary ({helpers})"
+    );
+}
+
+#[tokio::test]
 async fn recipe_errors_come_back_as_the_returned_status() {
     let fake = with_files(&[("dockerfile/repro.yaml", &recipe("stesp: []\n"))]);
     let ret = build(fake, vec![SOURCE]).await;
