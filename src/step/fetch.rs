@@ -19,6 +19,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -119,14 +120,7 @@ fn scheme_of(rendered: String, sha256: &str) -> Result<Location, String> {
             .ok_or_else(|| format!("\"{rendered}\" is not oci://<registry>/<repository>"))?;
         let repo = repo.trim_end_matches('/');
         // Registries on the loopback are plain HTTP, as the engines assume.
-        let scheme = if host.starts_with("127.")
-            || host.starts_with("localhost")
-            || host.starts_with("[::1]")
-        {
-            "http"
-        } else {
-            "https"
-        };
+        let scheme = if is_loopback(host) { "http" } else { "https" };
         return Ok(Location::Registry {
             url: format!("{scheme}://{host}/v2/{repo}/blobs/sha256:{sha256}"),
             shown: rendered,
@@ -147,6 +141,31 @@ fn scheme_of(rendered: String, sha256: &str) -> Result<Location, String> {
     Err(format!(
         "\"{rendered}\" has an unknown scheme (use http://, https://, oci:// or context://)"
     ))
+}
+
+/// Whether a registry host (`<host>[:<port>]`) is this machine's loopback,
+/// matched exactly: an address in 127.0.0.0/8, `[::1]` or `localhost` (any
+/// case), each with an optional port. `localhost.example`,
+/// `127.0.0.1.example` and `localhostx` are other hosts.
+pub fn is_loopback(host: &str) -> bool {
+    // The name, and what follows it: nothing or `:<port>`.
+    let (local, rest) = match host.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((v6, rest)) => (v6.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback()), rest),
+            None => return false,
+        },
+        None => {
+            let (name, rest) = host.find(':').map_or((host, ""), |i| host.split_at(i));
+            let local = name.eq_ignore_ascii_case("localhost")
+                || name.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback());
+            (local, rest)
+        }
+    };
+    let port_ok = rest.is_empty()
+        || rest.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        });
+    local && port_ok
 }
 
 /// One try at one provider.
@@ -404,14 +423,22 @@ fn registry_to_file(agent: &ureq::Agent, url: &str, dest: &Path, want: Want) -> 
     if status.as_u16() != 401 {
         return Err(format!("HTTP {status}"));
     }
-    let challenge = resp
+    // A response may carry several WWW-Authenticate fields.
+    let values: Vec<&str> = resp
         .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let token_url = bearer_token_url(&challenge)
-        .ok_or_else(|| format!("HTTP 401 and no Bearer challenge ({challenge:?})"))?;
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let token_url = values
+        .iter()
+        .find_map(|v| bearer_token_url(v))
+        .ok_or_else(|| {
+            format!(
+                "HTTP 401 and no Bearer challenge with an http(s) realm ({:?})",
+                values.join(", ")
+            )
+        })?;
     let mut token_resp = agent.get(&token_url).call().map_err(describe_error)?;
     if !token_resp.status().is_success() {
         return Err(format!(
@@ -434,26 +461,253 @@ fn registry_to_file(agent: &ureq::Agent, url: &str, dest: &Path, want: Want) -> 
 }
 
 /// `Bearer realm="https://auth/token",service="reg",scope="repository:x:pull"`
-/// -> `https://auth/token?service=reg&scope=repository:x:pull`.
-pub fn bearer_token_url(challenge: &str) -> Option<String> {
-    let rest = challenge.trim().strip_prefix("Bearer ")?;
-    let mut realm = None;
-    let mut query = Vec::new();
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        let v = v.trim_matches('"');
-        match k {
-            "realm" => realm = Some(v.to_string()),
-            "service" | "scope" => query.push(format!("{k}={v}")),
-            _ => {}
+/// -> `https://auth/token?service=reg&scope=repository:x:pull`: the first
+/// Bearer challenge of a `WWW-Authenticate` value, its `service` and `scope`
+/// percent-encoded onto the realm's URL. `None` when the value does not
+/// parse, has no Bearer challenge, or its realm is not an http(s) URL.
+pub fn bearer_token_url(header: &str) -> Option<String> {
+    let challenges = challenges(header).ok()?;
+    let bearer = challenges
+        .iter()
+        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
+    let realm = bearer.param("realm")?;
+    if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+        return None;
+    }
+    let query: Vec<String> = bearer
+        .params
+        .iter()
+        .filter(|(k, _)| k == "service" || k == "scope")
+        .map(|(k, v)| format!("{k}={}", query_escape(v)))
+        .collect();
+    let joiner = if realm.contains('?') { '&' } else { '?' };
+    Some(match query.is_empty() {
+        true => realm.to_string(),
+        false => format!("{realm}{joiner}{}", query.join("&")),
+    })
+}
+
+/// Percent-encodes a query value, leaving RFC 3986's unreserved characters
+/// and the `:` and `/` of a registry scope as they are.
+fn query_escape(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
         }
     }
-    let realm = realm?;
-    Some(if query.is_empty() {
-        realm
-    } else {
-        format!("{realm}?{}", query.join("&"))
-    })
+    out
+}
+
+/// One challenge of a `WWW-Authenticate` value (RFC 7235 section 4.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    /// As sent; compare without case.
+    pub scheme: String,
+    /// A token68 instead of parameters (`Negotiate abc==`).
+    pub token68: Option<String>,
+    /// Names lowercased, values unquoted, in their order.
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// The first value of a parameter, by its lowercase name.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses a `WWW-Authenticate` value: `1#challenge`, a challenge being
+/// `auth-scheme [ 1*SP ( token68 / #auth-param ) ]` and an auth-param
+/// `token BWS "=" BWS ( token / quoted-string )` (RFC 7235 sections 2.1 and
+/// 4.1, RFC 7230 section 3.2.6 for quoted-string and its `\` escapes).
+pub fn challenges(header: &str) -> Result<Vec<Challenge>, String> {
+    let mut p = Lexer {
+        s: header.as_bytes(),
+        i: 0,
+    };
+    let mut out = Vec::new();
+    loop {
+        p.skip_list_separators();
+        if p.done() {
+            break;
+        }
+        let scheme = p.token().ok_or_else(|| p.expected("an auth-scheme"))?;
+        let mut challenge = Challenge {
+            scheme,
+            token68: None,
+            params: Vec::new(),
+        };
+        let spaced = p.skip_ows() > 0;
+        if spaced && !p.done() && p.peek() != Some(b',') {
+            if let Some(t) = p.token68() {
+                challenge.token68 = Some(t);
+            } else {
+                p.params(&mut challenge.params)?;
+            }
+        }
+        p.skip_ows();
+        if !p.done() && p.peek() != Some(b',') {
+            return Err(p.expected("\",\" or the end"));
+        }
+        out.push(challenge);
+    }
+    if out.is_empty() {
+        return Err("no challenge".into());
+    }
+    Ok(out)
+}
+
+/// A cursor over a header value.
+struct Lexer<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Lexer<'_> {
+    fn done(&self) -> bool {
+        self.i >= self.s.len()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn expected(&self, what: &str) -> String {
+        format!("expected {what} at byte {}", self.i)
+    }
+
+    /// Spaces and tabs; how many.
+    fn skip_ows(&mut self) -> usize {
+        let start = self.i;
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// What `#rule` allows between elements: commas and spaces.
+    fn skip_list_separators(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b',')) {
+            self.i += 1;
+        }
+    }
+
+    fn is_tchar(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    }
+
+    fn token(&mut self) -> Option<String> {
+        let start = self.i;
+        while self.peek().is_some_and(Self::is_tchar) {
+            self.i += 1;
+        }
+        (self.i > start).then(|| String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+    }
+
+    /// A token68, only when it is all there is up to the next `,` or the
+    /// end (otherwise the text is auth-params, and nothing is consumed).
+    fn token68(&mut self) -> Option<String> {
+        let start = self.i;
+        let mut j = self.i;
+        while self
+            .s
+            .get(j)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b))
+        {
+            j += 1;
+        }
+        if j == start {
+            return None;
+        }
+        while self.s.get(j) == Some(&b'=') {
+            j += 1;
+        }
+        let mut k = j;
+        while matches!(self.s.get(k), Some(b' ' | b'\t')) {
+            k += 1;
+        }
+        if k < self.s.len() && self.s[k] != b',' {
+            return None;
+        }
+        self.i = j;
+        Some(String::from_utf8_lossy(&self.s[start..j]).into_owned())
+    }
+
+    /// `#auth-param` up to the end or the start of the next challenge (a
+    /// token after a comma that no `=` follows).
+    fn params(&mut self, out: &mut Vec<(String, String)>) -> Result<(), String> {
+        loop {
+            let name = self
+                .token()
+                .ok_or_else(|| self.expected("a parameter name"))?;
+            self.skip_ows();
+            if self.peek() != Some(b'=') {
+                return Err(self.expected(&format!("\"=\" after \"{name}\"")));
+            }
+            self.i += 1;
+            self.skip_ows();
+            let value = match self.peek() {
+                Some(b'"') => self.quoted()?,
+                _ => self
+                    .token()
+                    .ok_or_else(|| self.expected(&format!("a value for \"{name}\"")))?,
+            };
+            out.push((name.to_ascii_lowercase(), value));
+            // Another parameter of this challenge, or the next challenge?
+            let save = self.i;
+            self.skip_ows();
+            if self.peek() != Some(b',') {
+                self.i = save;
+                return Ok(());
+            }
+            self.skip_list_separators();
+            let next = self.i;
+            let is_param = self.token().is_some() && {
+                self.skip_ows();
+                self.peek() == Some(b'=')
+            };
+            self.i = if is_param { next } else { save };
+            if !is_param {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A quoted-string, unescaped: `"a \"b\""` -> `a "b"`.
+    fn quoted(&mut self) -> Result<String, String> {
+        let start = self.i;
+        self.i += 1;
+        let mut value = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err(format!("unterminated quoted string at byte {start}")),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(String::from_utf8_lossy(&value).into_owned());
+                }
+                Some(b'\\') => {
+                    let escaped = self
+                        .s
+                        .get(self.i + 1)
+                        .copied()
+                        .ok_or_else(|| format!("unterminated quoted string at byte {start}"))?;
+                    value.push(escaped);
+                    self.i += 2;
+                }
+                Some(b) => {
+                    value.push(b);
+                    self.i += 1;
+                }
+            }
+        }
+    }
 }
 
 fn describe_error(e: ureq::Error) -> String {
@@ -618,6 +872,50 @@ mod tests {
         assert!(loc("oci://hostonly", "x.deb", &sum).is_err());
     }
 
+    // Issue 24: the plain-HTTP exception matched `localhost.evil.tld` and
+    // `127.0.0.1.evil.tld` by prefix.
+    #[test]
+    fn only_loopback_registries_are_plain_http() {
+        let sum = "ab".repeat(32);
+        let scheme = |host: &str| match loc(&format!("oci://{host}/r"), "x", &sum).unwrap() {
+            Location::Registry { url, .. } => url.split_once("://").unwrap().0.to_string(),
+            other => panic!("{other:?}"),
+        };
+        for remote in [
+            "localhost.evil.tld",
+            "localhost.evil.tld:5000",
+            "localhostx",
+            "localhost:",
+            "localhost:5000x",
+            "127.0.0.1.evil.tld",
+            "127.0.0.1.evil.tld:5000",
+            "127.0.0",
+            "127.0.0.256",
+            "127.0.0.01",
+            "127.example",
+            "[::1].evil.tld",
+            "[::1]x",
+            "[::2]",
+            "128.0.0.1",
+            "registry.example",
+        ] {
+            assert_eq!(scheme(remote), "https", "{remote}");
+        }
+        for local in [
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "127.1.2.3:80",
+            "127.255.255.254",
+            "localhost",
+            "localhost:5000",
+            "LocalHost:5000",
+            "[::1]",
+            "[::1]:5000",
+        ] {
+            assert_eq!(scheme(local), "http", "{local}");
+        }
+    }
+
     #[test]
     fn bearer_challenges() {
         assert_eq!(
@@ -625,6 +923,95 @@ mod tests {
             Some("https://auth.example/token?service=reg.example&scope=repository:a/b:pull")
         );
         assert_eq!(bearer_token_url("Basic realm=x"), None);
+    }
+
+    #[test]
+    fn challenges_parse_into_schemes_token68_and_params() {
+        let got =
+            challenges(r#"Negotiate abc==, Basic realm="a,b=c", charset=UTF-8,Bearer"#).unwrap();
+        let params = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            got,
+            [
+                Challenge {
+                    scheme: "Negotiate".into(),
+                    token68: Some("abc==".into()),
+                    params: vec![],
+                },
+                Challenge {
+                    scheme: "Basic".into(),
+                    token68: None,
+                    params: params(&[("realm", "a,b=c"), ("charset", "UTF-8")]),
+                },
+                Challenge {
+                    scheme: "Bearer".into(),
+                    token68: None,
+                    params: vec![],
+                },
+            ]
+        );
+        assert_eq!(
+            challenges(r#"Bearer realm="open"#).unwrap_err(),
+            "unterminated quoted string at byte 13"
+        );
+        assert!(challenges(" , ").is_err());
+    }
+
+    // Issue 24: the challenge parser split inside quoted values.
+    #[test]
+    fn bearer_challenges_follow_rfc_7235() {
+        let url = |h: &str| bearer_token_url(h);
+        let ok = |h: &str, want: &str| assert_eq!(url(h).as_deref(), Some(want), "{h}");
+        // Commas and `=` inside quoted values; the realm's own query kept.
+        ok(
+            r#"Bearer realm="https://auth.example/token?a=1,b=2",service="reg",scope="repository:x:pull,push""#,
+            "https://auth.example/token?a=1,b=2&service=reg&scope=repository:x:pull%2Cpush",
+        );
+        // Several challenges in one header, Bearer not first; a quoted comma
+        // in another scheme's realm.
+        ok(
+            r#"Basic realm="basic, realm", Bearer realm="https://auth.example/t", service="reg""#,
+            "https://auth.example/t?service=reg",
+        );
+        // A token68 challenge before it.
+        ok(
+            r#"Negotiate abc+/123==, Bearer realm="https://auth.example/t""#,
+            "https://auth.example/t",
+        );
+        // Scheme and parameter names in any case; token values; spaces
+        // around `=` and `,`.
+        ok(
+            r#"bEARER REALM = "https://auth.example/t" , Service=reg,SCOPE="a=b""#,
+            "https://auth.example/t?service=reg&scope=a%3Db",
+        );
+        // Backslash-escaped quotes and backslashes.
+        ok(
+            r#"Bearer realm="https://auth.example/t",service="a \"b\" \\c""#,
+            "https://auth.example/t?service=a%20%22b%22%20%5Cc",
+        );
+        // Other parameters are ignored, quoted commas and all.
+        ok(
+            r#"Bearer realm="https://auth.example/t",error="invalid_token",error_description="expired, renew it""#,
+            "https://auth.example/t",
+        );
+        // No Bearer challenge, a broken header, or a realm that is no URL.
+        for bad in [
+            "",
+            "Basic realm=x",
+            "Basic realm=\"a\", Negotiate abc==",
+            r#"Bearer realm="https://auth.example/t"#,
+            r#"Bearer realm"#,
+            r#"Bearer realm=,service=x"#,
+            r#"Bearer service="reg""#,
+            r#"Bearer realm="file:///etc/passwd""#,
+            r#"Bearer realm="https://auth.example/t" junk"#,
+        ] {
+            assert_eq!(url(bad), None, "{bad}");
+        }
     }
 
     /// Serves fixed responses per path; anything else is a 404.
