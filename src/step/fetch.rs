@@ -2,17 +2,20 @@
 //! order and keep the first whose bytes match the lockfile's sha256.
 //!
 //! BuildKit cannot fall back from one URL to another: a failed source ends the
-//! whole build. So when a recipe lists several providers (or an `oci://` or
-//! `context://` one), the frontend runs `repro-frontend fetch` from its own
-//! image instead. Its LLB holds the whole provider list and the blob list, so
+//! whole build, and it has no size or time bound. So when a recipe lists
+//! several providers (or an `oci://` or `context://` one), or the lockfile
+//! gives sizes, the frontend runs `repro-frontend fetch` from its own image
+//! instead. Its LLB holds the whole provider list and the blob list, so
 //! which provider answered never changes the LLB of the install step; and a
 //! blob is written to the output only after its digest was checked, so nothing
 //! unverified can be installed. A healthy first provider is the only one asked.
 //!
 //! A provider cannot hold the step: each download stops at the blob's size
 //! when the lockfile gives one (a byte more, or a byte short, and the next
-//! provider is tried) and at [`MAX_BLOB_BYTES`] when it does not; a read that
-//! waits longer than [`Limits::stall`] fails; and a download goes to one
+//! provider is tried) and at [`MAX_BLOB_BYTES`] when it does not; one try at
+//! one provider, every request of it included, ends at [`Limits::deadline`]
+//! (a provider that trickles is dropped then, and the next one tried); a read
+//! that waits longer than [`Limits::stall`] fails; and a download goes to one
 //! `<name>.partial` file in the output folder, removed when it fails, so the
 //! disk holds at most one partial file per blob in flight (8 at a time).
 //! Like `normalize.rs`, this module does I/O because it runs inside the build.
@@ -23,7 +26,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -168,6 +171,17 @@ pub fn is_loopback(host: &str) -> bool {
     local && port_ok
 }
 
+/// Whether an `http://` or `https://` URL names a loopback host (see
+/// [`is_loopback`]); user info before an `@` is not the host.
+pub fn url_is_loopback(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    is_loopback(host)
+}
+
 /// One try at one provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
@@ -191,16 +205,22 @@ impl Outcome {
     }
 }
 
-/// Timeouts of one request and the size cap of one download.
+/// How long one try at one provider for one blob may take: 10 minutes,
+/// about half a megabyte a second for the largest Debian packages.
+pub const DEADLINE: Duration = Duration::from_secs(600);
+
+/// Timeouts of one try and the size cap of one download.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub connect: Duration,
     /// Until the response headers arrive.
     pub response: Duration,
-    /// For the whole body.
-    pub body: Duration,
+    /// For the whole of one try at one provider for one blob: every request
+    /// (a registry's challenge and token too) and every byte of the body. A
+    /// provider that trickles is dropped at this point for the next.
+    pub deadline: Duration,
     /// For each read from the connection: a provider that stops sending
-    /// fails after this long, not after `body`.
+    /// fails after this long, not at the deadline.
     pub stall: Duration,
     /// The most a blob without a recorded size may have.
     pub max_bytes: u64,
@@ -211,7 +231,7 @@ impl Default for Limits {
         Limits {
             connect: Duration::from_secs(10),
             response: Duration::from_secs(30),
-            body: Duration::from_secs(600),
+            deadline: DEADLINE,
             stall: Duration::from_secs(30),
             max_bytes: MAX_BLOB_BYTES,
         }
@@ -289,7 +309,6 @@ pub fn fetch(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(limits.connect))
         .timeout_recv_response(Some(limits.response))
-        .timeout_recv_body(Some(limits.body))
         .timeout_per_read(Some(limits.stall))
         .http_status_as_error(false)
         .build()
@@ -323,10 +342,6 @@ fn fetch_one(
     limits: &Limits,
 ) -> Outcome {
     let dest = out.join(basename(&blob.name));
-    let want = Want {
-        sha256: &blob.sha256,
-        length: Length::of(blob, limits),
-    };
     let mut attempts = Vec::new();
     let mut skipped = 0;
     for t in templates {
@@ -343,6 +358,11 @@ fn fetch_one(
                 });
                 continue;
             }
+        };
+        let want = Want {
+            sha256: &blob.sha256,
+            length: Length::of(blob, limits),
+            deadline: Deadline::start(limits.deadline),
         };
         let result = match &loc {
             Location::Http(url) => http_to_file(agent, url, None, &dest, want),
@@ -367,11 +387,78 @@ fn fetch_one(
     }
 }
 
-/// What a download must be: its digest and its length.
+/// What a download must be: its digest and its length, by its deadline.
 #[derive(Clone, Copy, Debug)]
 struct Want<'a> {
     sha256: &'a str,
     length: Length,
+    deadline: Deadline,
+}
+
+/// When one try at one provider ends.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    fn start(total: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+
+    fn passed(self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// What is left, for the next request's own bound; the failure when
+    /// nothing is.
+    fn remaining(self) -> Result<Duration, String> {
+        match self.at.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(self.failure(None)),
+        }
+    }
+
+    fn failure(self, received: Option<u64>) -> String {
+        let got = received.map_or(String::new(), |n| format!(", {n} byte(s) received"));
+        format!(
+            "not done within {}, the deadline of one try at one provider{got}",
+            show_duration(self.total)
+        )
+    }
+}
+
+/// `600 s`, `1.5 s`.
+fn show_duration(d: Duration) -> String {
+    match d.subsec_millis() {
+        0 => format!("{} s", d.as_secs()),
+        _ => format!("{:.1} s", d.as_secs_f64()),
+    }
+}
+
+/// A GET bounded by what is left of the try.
+fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    deadline: Deadline,
+) -> Result<ureq::RequestBuilder<ureq::typestate::WithoutBody>, String> {
+    Ok(agent
+        .get(url)
+        .config()
+        .timeout_global(Some(deadline.remaining()?))
+        .build())
+}
+
+/// A failed request in words; past the deadline, the deadline's.
+fn request_error(e: ureq::Error, deadline: Deadline) -> String {
+    match e {
+        ureq::Error::Timeout(_) if deadline.passed() => deadline.failure(None),
+        e => describe_error(e),
+    }
 }
 
 /// GETs a URL into `dest` if its bytes have the expected length and sha256.
@@ -382,11 +469,11 @@ fn http_to_file(
     dest: &Path,
     want: Want,
 ) -> Result<(), String> {
-    let mut req = agent.get(url);
+    let mut req = get(agent, url, want.deadline)?;
     if let Some(a) = auth {
         req = req.header("Authorization", a);
     }
-    let resp = req.call().map_err(describe_error)?;
+    let resp = req.call().map_err(|e| request_error(e, want.deadline))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
@@ -411,11 +498,10 @@ fn body_to_file(
 
 /// Registry blobs: anonymous pull, following a Bearer token challenge.
 fn registry_to_file(agent: &ureq::Agent, url: &str, dest: &Path, want: Want) -> Result<(), String> {
-    let resp = agent
-        .get(url)
+    let resp = get(agent, url, want.deadline)?
         .header("Accept", "application/octet-stream")
         .call()
-        .map_err(describe_error)?;
+        .map_err(|e| request_error(e, want.deadline))?;
     let status = resp.status();
     if status.is_success() {
         return body_to_file(resp, dest, want);
@@ -439,17 +525,23 @@ fn registry_to_file(agent: &ureq::Agent, url: &str, dest: &Path, want: Want) -> 
                 values.join(", ")
             )
         })?;
-    let mut token_resp = agent.get(&token_url).call().map_err(describe_error)?;
+    let mut token_resp = get(agent, &token_url, want.deadline)?
+        .call()
+        .map_err(|e| request_error(e, want.deadline))?;
     if !token_resp.status().is_success() {
         return Err(format!(
             "anonymous token request: HTTP {}",
             token_resp.status()
         ));
     }
-    let text = token_resp
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("anonymous token response: {e}"))?;
+    let text =
+        token_resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| match want.deadline.passed() {
+                true => want.deadline.failure(None),
+                false => format!("anonymous token response: {e}"),
+            })?;
     let body: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("anonymous token response: {e}"))?;
     let token = body
@@ -739,11 +831,17 @@ fn verified_copy(src: impl Read, dest: &Path, want: Want) -> Result<(), String> 
         loop {
             let n = src
                 .read(&mut buf)
-                .map_err(|e| format!("reading the body: {e}"))?;
+                .map_err(|e| match want.deadline.passed() {
+                    true => want.deadline.failure(Some(read)),
+                    false => format!("reading the body: {e}"),
+                })?;
             if n == 0 {
                 break;
             }
             read += n as u64;
+            if want.deadline.passed() {
+                return Err(want.deadline.failure(Some(read)));
+            }
             if read > max {
                 return Err(want.length.too_long());
             }
@@ -917,6 +1015,18 @@ mod tests {
     }
 
     #[test]
+    fn loopback_urls() {
+        assert!(url_is_loopback("http://127.0.0.1:8000/pool/a.deb"));
+        assert!(url_is_loopback("https://localhost/a.deb"));
+        assert!(url_is_loopback("http://[::1]:80?x"));
+        assert!(url_is_loopback("http://user@127.0.0.1/a"));
+        assert!(!url_is_loopback("http://127.0.0.1@mirror.example/a"));
+        assert!(!url_is_loopback("http://localhost.mirror.example/a"));
+        assert!(!url_is_loopback("http://mirror.example/127.0.0.1/a"));
+        assert!(!url_is_loopback("127.0.0.1/a"));
+    }
+
+    #[test]
     fn bearer_challenges() {
         assert_eq!(
             bearer_token_url(r#"Bearer realm="https://auth.example/token",service="reg.example",scope="repository:a/b:pull""#).as_deref(),
@@ -1048,7 +1158,7 @@ mod tests {
         Limits {
             connect: Duration::from_secs(2),
             response: Duration::from_secs(2),
-            body: Duration::from_secs(5),
+            deadline: Duration::from_secs(5),
             stall: Duration::from_secs(2),
             max_bytes: MAX_BLOB_BYTES,
         }
@@ -1299,46 +1409,67 @@ mod tests {
         Bytes(Vec<u8>),
         /// A Content-Length header of this value, then these bytes.
         Announce(u64, Vec<u8>),
+        /// A Content-Length header, then one byte per interval.
+        Trickle(Vec<u8>, Duration),
     }
 
-    /// Serves each path its `Send`, one thread per connection so a stream
-    /// without end does not hold the others.
-    fn serve_stream(routes: Vec<(&'static str, Send)>) -> String {
+    /// A server on 127.0.0.1 that answers each connection in a thread of its
+    /// own (so a stream without end does not hold the others): `answer`
+    /// gets the request's head and the connection. Its address.
+    fn serve_each(
+        answer: impl Fn(&str, &mut std::net::TcpStream) + std::marker::Send + Sync + 'static,
+    ) -> std::net::SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        let routes = std::sync::Arc::new(routes);
+        let addr = l.local_addr().unwrap();
+        let answer = std::sync::Arc::new(answer);
         std::thread::spawn(move || {
             for mut s in l.incoming().flatten() {
-                let routes = routes.clone();
+                let answer = answer.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 4096];
                     let n = s.read(&mut buf).unwrap_or(0);
-                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let Some((_, send)) = routes.iter().find(|(p, _)| *p == path) else {
-                        let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-                        return;
-                    };
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n");
-                    match send {
-                        Send::Zeros => {
-                            let _ = s.write_all(b"\r\n");
-                            let zeros = vec![0u8; 1 << 16];
-                            while s.write_all(&zeros).is_ok() {}
-                        }
-                        Send::Bytes(b) => {
-                            let _ = s.write_all(b"\r\n");
-                            let _ = s.write_all(b);
-                        }
-                        Send::Announce(len, b) => {
-                            let _ = write!(s, "Content-Length: {len}\r\n\r\n");
-                            let _ = s.write_all(b);
-                        }
-                    }
+                    answer(&String::from_utf8_lossy(&buf[..n]), &mut s);
                 });
             }
         });
-        url
+        addr
+    }
+
+    /// Serves each path its `Send`.
+    fn serve_stream(routes: Vec<(&'static str, Send)>) -> String {
+        let addr = serve_each(move |req, s| {
+            let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let Some((_, send)) = routes.iter().find(|(p, _)| *p == path) else {
+                let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                return;
+            };
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n");
+            match send {
+                Send::Zeros => {
+                    let _ = s.write_all(b"\r\n");
+                    let zeros = vec![0u8; 1 << 16];
+                    while s.write_all(&zeros).is_ok() {}
+                }
+                Send::Bytes(b) => {
+                    let _ = s.write_all(b"\r\n");
+                    let _ = s.write_all(b);
+                }
+                Send::Announce(len, b) => {
+                    let _ = write!(s, "Content-Length: {len}\r\n\r\n");
+                    let _ = s.write_all(b);
+                }
+                Send::Trickle(b, every) => {
+                    let _ = write!(s, "Content-Length: {}\r\n\r\n", b.len());
+                    for byte in b {
+                        if s.write_all(&[*byte]).is_err() {
+                            break;
+                        }
+                        std::thread::sleep(*every);
+                    }
+                }
+            }
+        });
+        format!("http://{addr}")
     }
 
     fn only_file_left(out: &Path) -> Vec<String> {
@@ -1406,6 +1537,149 @@ mod tests {
         );
         assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
         assert_eq!(only_file_left(out.path()), ["a.deb"]);
+    }
+
+    /// A blob of these bytes, its size in the lockfile.
+    fn sized(name: &str, bytes: &[u8]) -> Blob {
+        Blob {
+            name: name.into(),
+            sha256: sha(bytes),
+            size: Some(bytes.len() as u64),
+            cid: None,
+        }
+    }
+
+    /// Fetches one blob, each try at one provider ending at `deadline`.
+    fn fetch_within(
+        providers: Vec<String>,
+        blob: Blob,
+        deadline: Duration,
+    ) -> (tempfile::TempDir, Vec<Outcome>) {
+        let out = tempfile::tempdir().unwrap();
+        let plan = Plan {
+            providers,
+            blobs: vec![blob],
+        };
+        let limits = Limits {
+            deadline,
+            ..test_limits()
+        };
+        let outcomes = fetch(&plan, out.path(), Path::new("/"), limits, 1).unwrap();
+        (out, outcomes)
+    }
+
+    // Issue 24: a mirror trickling a byte at a time held the fetch until the
+    // body's own timeout; one try at one provider now has one deadline.
+    #[test]
+    fn a_trickling_provider_is_abandoned_at_the_deadline_for_the_next() {
+        let good: Vec<u8> = (0..600u32).map(|i| (i % 251) as u8).collect();
+        // 60 s for the whole file: far past the deadline and the test's limit.
+        let hostile = serve_stream(vec![
+            (
+                "/slow/a.deb",
+                Send::Trickle(good.clone(), Duration::from_millis(100)),
+            ),
+            ("/good/a.deb", Send::Bytes(good.clone())),
+        ]);
+        let started = std::time::Instant::now();
+        let (out, outcomes) = fetch_within(
+            vec![
+                format!("{hostile}/slow/{{{{.Name}}}}"),
+                format!("{hostile}/good/{{{{.Name}}}}"),
+            ],
+            sized("a.deb", &good),
+            Duration::from_secs(1),
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        let attempts = &outcomes[0].attempts;
+        assert_eq!(attempts.len(), 2, "{attempts:?}");
+        let failure = attempts[0].failure.as_deref().unwrap();
+        assert!(
+            failure.starts_with("not done within 1 s, the deadline of one try at one provider, "),
+            "{failure}"
+        );
+        assert!(failure.ends_with(" byte(s) received"), "{failure}");
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
+        assert_eq!(only_file_left(out.path()), ["a.deb"]);
+    }
+
+    /// A registry at 127.0.0.1 that asks for a Bearer token (a challenge
+    /// with commas in its quoted values) and serves `blob` for the token,
+    /// each answer `delay` late; the URL of its `oci://` provider.
+    fn serve_registry(blob: Vec<u8>, delay: Duration) -> String {
+        let addr = std::sync::Arc::new(std::sync::OnceLock::<std::net::SocketAddr>::new());
+        let known = addr.clone();
+        let bound = serve_each(move |req, s| {
+            let target = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let authorized = req
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: Bearer t0k"));
+            std::thread::sleep(delay);
+            let token_path = "/token?x=1,y=2&service=reg&scope=repository:r:pull%2Cpush";
+            let head = |len: usize| {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+            };
+            let _ = if target == token_path {
+                let body = br#"{"token":"t0k"}"#;
+                s.write_all(head(body.len()).as_bytes())
+                    .and_then(|()| s.write_all(body))
+            } else if !target.starts_with("/v2/r/blobs/sha256:") {
+                s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            } else if !authorized {
+                let at = known.get().copied();
+                let at = at.map_or(String::new(), |a| a.to_string());
+                write!(
+                    s,
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x, y\"\r\nWWW-Authenticate: Bearer realm=\"http://{at}/token?x=1,y=2\",service=\"reg\",scope=\"repository:r:pull,push\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            } else {
+                s.write_all(head(blob.len()).as_bytes())
+                    .and_then(|()| s.write_all(&blob))
+            };
+        });
+        let _ = addr.set(bound);
+        let addr = bound;
+        format!("oci://{addr}/r")
+    }
+
+    #[test]
+    fn a_registry_blob_comes_through_its_bearer_challenge() {
+        let good = b"a registry blob".to_vec();
+        let registry = serve_registry(good.clone(), Duration::ZERO);
+        let (out, outcomes) = run(
+            vec![registry.clone()],
+            vec![sized("p/a.deb", &good)],
+            Path::new("/"),
+        );
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        assert_eq!(outcomes[0].attempts[0].from, registry);
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
+    }
+
+    // Issue 24: each request of a registry's token dance had its own
+    // timeouts, so a slow registry could hold one try for their sum.
+    #[test]
+    fn the_deadline_covers_every_request_of_a_registry_try() {
+        let good = b"a registry blob".to_vec();
+        // Three answers (challenge, token, blob), each 700 ms late: each
+        // within the per-request limits, the three past the deadline.
+        let registry = serve_registry(good.clone(), Duration::from_millis(700));
+        let mirror = serve(vec![("/p/a.deb", "200 OK", good.clone())]);
+        let (out, outcomes) = fetch_within(
+            vec![registry, format!("{mirror}/{{{{.Name}}}}")],
+            sized("p/a.deb", &good),
+            Duration::from_millis(1500),
+        );
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        let attempts = &outcomes[0].attempts;
+        assert_eq!(attempts.len(), 2, "{attempts:?}");
+        assert_eq!(
+            attempts[0].failure.as_deref(),
+            Some("not done within 1.5 s, the deadline of one try at one provider")
+        );
+        assert_eq!(attempts[1].from, format!("{mirror}/p/a.deb"));
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
     }
 
     #[test]
