@@ -1015,6 +1015,25 @@ mod tests {
         assert_eq!(diff(a.path(), b.path()), []);
     }
 
+    // Issue 24 (every path inside the root): a link is compared as data,
+    // never followed out of the tree (`/` would be walked, `/dev/zero` read
+    // without end).
+    #[test]
+    fn links_are_compared_never_followed() {
+        let (a, b) = (tree(), tree());
+        for d in [&a, &b] {
+            symlink("/", d.path().join("root")).unwrap();
+            symlink("/dev/zero", d.path().join("zero")).unwrap();
+        }
+        let s = scan(a.path()).unwrap();
+        assert_eq!(s.len(), 8);
+        assert_eq!(s[b"/root".as_slice()].kind, "symlink");
+        assert_eq!(s[b"/zero".as_slice()].sha256, None);
+        assert!(s.keys().all(|k| k.starts_with(b"/usr") || k.len() <= 5));
+        let d = diff(a.path(), b.path());
+        assert!(d.iter().all(|d| d.kind == Kind::Mtime), "{d:?}");
+    }
+
     // Issue 24: a name with a newline injected lines into the summary.
     #[test]
     fn a_name_with_a_newline_stays_on_its_line() {
