@@ -100,8 +100,8 @@ enum Cmd {
     /// Compare a rebuilt image with a published one, file by file and by
     /// config (runs inside the build, for the `verify` target): write
     /// verify.intoto.json to OUT when equal; otherwise write
-    /// verify-report.txt and print it on stderr (the frontend fails the
-    /// build).
+    /// verify-report.txt (and verify-report.json) and print it on stderr
+    /// (the frontend fails the build).
     Verify(VerifyArgs),
     /// Write the image's SPDX 2.3 SBOM from its rootfs (dpkg's database,
     /// os-release) and the facts the conversion wrote (runs inside the build,

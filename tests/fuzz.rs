@@ -81,6 +81,11 @@ const TARGETS: &[Target] = &[
         seeds: image_seeds,
         run: run_image,
     },
+    Target {
+        name: "verify-report",
+        seeds: verify_report_seeds,
+        run: run_verify_report,
+    },
 ];
 
 // ---- the targets ----------------------------------------------------------
@@ -527,6 +532,102 @@ fn image_seeds(_: &Repo) -> Vec<Vec<u8>> {
         status.as_bytes().to_vec(),
         [config.as_bytes(), b"\0", other.as_bytes()].concat(),
         [config.as_bytes(), b"\0", config.as_bytes()].concat(),
+    ]
+}
+
+/// The verify step's comparison of two tree listings and what it writes
+/// from the differences: the report, its summary and the JSON report. The
+/// input is split at its first two NUL bytes: before them the listings,
+/// after them two image configs (split at a NUL, as for `image`). Listing
+/// records end at a NUL: an attribute byte (its low bit picks the side, the
+/// rest the entry's type and fields), then the name's raw bytes. Beyond "no
+/// panic": the report and the summary have exactly one line per difference
+/// (no name adds one), no control character, and the JSON parses and gives
+/// back every name's bytes, two names never shown the same.
+fn run_verify_report(input: &[u8]) {
+    use repro_frontend::step::verify::{self, Entry, Listing};
+    let (listing, configs) = match input.windows(2).position(|w| w == b"\0\0") {
+        Some(i) => (&input[..i], &input[i + 2..]),
+        None => (input, &b""[..]),
+    };
+    let (mut ours, mut theirs) = (Listing::new(), Listing::new());
+    let mut image = String::from("img@sha256:0");
+    for record in listing.split(|&b| b == 0) {
+        let Some((&a, name)) = record.split_first() else {
+            continue;
+        };
+        let path = [b"/".as_slice(), name].concat();
+        let kind = ["file", "directory", "symlink"][usize::from(a >> 1) % 3];
+        let entry = Entry {
+            kind,
+            mode: 0o644 ^ u32::from((a >> 3) & 7),
+            uid: u32::from(a >> 7),
+            gid: 0,
+            size: u64::from(a >> 4),
+            sha256: (kind == "file").then(|| format!("{:02x}", a & 0x30)),
+            mtime: (i64::from(a >> 5), 0),
+            link: (kind == "symlink").then(|| path.iter().rev().copied().collect()),
+            xattrs: match a & 0x40 {
+                0 => Vec::new(),
+                _ => vec![(name.to_vec(), "00".to_string())],
+            },
+            hardlink_of: (a & 0x80 != 0).then(|| path[..path.len() / 2].to_vec()),
+        };
+        if a == 0xff {
+            image = String::from_utf8_lossy(name).into_owned();
+        }
+        match a & 1 {
+            0 => ours.insert(path, entry),
+            _ => theirs.insert(path, entry),
+        };
+    }
+    let (a, b) = match configs.iter().position(|&c| c == 0) {
+        Some(i) => (&configs[..i], &configs[i + 1..]),
+        None => (configs, &b"{}"[..]),
+    };
+    let mut diffs = verify::compare_configs(a, b, ("ours", "theirs")).unwrap_or_default();
+    diffs.extend(verify::compare_trees(&ours, &theirs));
+    let n = diffs.len();
+
+    let report = verify::report(&image, &diffs);
+    assert_eq!(report.matches('\n').count(), n + 1, "{report:?}");
+    assert!(report.ends_with('\n'));
+    let stray = |text: &str| text.chars().any(|c| c != '\n' && c.is_control());
+    assert!(!stray(&report), "a control character in {report:?}");
+    let summary = verify::summary(&report);
+    let lines = 1 + n.min(20) + usize::from(n > 20);
+    assert_eq!(summary.matches('\n').count(), lines, "{summary:?}");
+    assert_eq!(summary.lines().count(), lines, "{summary:?}");
+    assert!(!stray(&summary), "a control character in {summary:?}");
+
+    let json: serde_json::Value = serde_json::from_slice(&verify::report_json(&image, &diffs))
+        .expect("the JSON report parses");
+    let rows = json["differences"].as_array().expect("differences");
+    assert_eq!(rows.len(), n);
+    let mut shown: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (row, d) in rows.iter().zip(&diffs) {
+        let path = row["path"].as_str().expect("a path");
+        let name = match row.get("pathHex") {
+            Some(h) => hex::decode(h.as_str().expect("hex")).expect("hex"),
+            None => path.as_bytes().to_vec(),
+        };
+        assert_eq!(name, d.path, "{row}");
+        if let Some(other) = shown.insert(path.to_string(), d.path.clone()) {
+            assert_eq!(other, d.path, "two names shown as {path:?}");
+        }
+    }
+}
+
+fn verify_report_seeds(_: &Repo) -> Vec<Vec<u8>> {
+    let config =
+        br#"{"architecture":"amd64","config":{"Env":["A=1"]},"created":"2024-01-01T00:00:00Z"}"#;
+    let other = br#"{"architecture":"amd64","config":{"Env":["A=\n2"],"Cmd":["\u2028"]}}"#;
+    vec![
+        b"\x00usr/bin/hello\x00\x01usr/bin/hello\x00\x02etc\x00\x05etc\x00\x04bin\x00".to_vec(),
+        b"\x00a\xff\x00\x01a\xfe\x00\x40a\\xff\x00\x81a\\\\xff\x00".to_vec(),
+        b"\x00x\ncontent y: rebuilt a, published b\x00\x01x\r\x1b[2K\xe2\x80\xa8\x00\xffimg\nname\x00".to_vec(),
+        [b"\x10same\x00\x11same\x00\x00".as_slice(), config, b"\0", other].concat(),
+        (0..30u8).flat_map(|i| [i * 2, b'f', b'0' + i % 10, 0]).collect(),
     ]
 }
 

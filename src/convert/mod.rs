@@ -4,8 +4,9 @@
 //! 1. the base image, by digest;
 //! 2. the lockfile's blobs gathered into one read-only directory: one HTTP
 //!    source per blob, verified by BuildKit against its sha256, when the
-//!    recipe has a single http(s) provider; otherwise fetch execs of our own
-//!    binary that try the providers in order (see `step::fetch`);
+//!    recipe has a single http(s) provider and the lockfile no sizes;
+//!    otherwise fetch execs of our own binary that try the providers in
+//!    order and stop at each blob's size and deadline (see `step::fetch`);
 //! 3. one install exec of the whole set (dpkg, rpm, apk or pacman) with no
 //!    network;
 //! 4. the recipe's steps, each with `SOURCE_DATE_EPOCH` set;

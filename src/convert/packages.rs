@@ -74,7 +74,12 @@ pub fn install_packages(
             )));
     }
     // A single provider that gives an http(s) URL for every blob: BuildKit's
-    // own HTTP sources, nothing to fall back to.
+    // own HTTP sources, nothing to fall back to. They have no size or time
+    // bound, so where the lockfile gives sizes the fetch step (which stops
+    // at the size and at a deadline) is used instead, unless the provider is
+    // the build host's own loopback: a service of the user's own, which the
+    // engine reaches and a step in the build's network would not.
+    let sized = entries.iter().any(|e| e.size.is_some());
     let urls: Option<Vec<String>> = match providers.as_slice() {
         [single] => entries
             .iter()
@@ -82,7 +87,8 @@ pub fn install_packages(
                 Ok(Some(fetch::Location::Http(url))) => Some(url),
                 _ => None,
             })
-            .collect(),
+            .collect::<Option<Vec<String>>>()
+            .filter(|urls| !sized || urls.iter().all(|u| fetch::url_is_loopback(u))),
         _ => None,
     };
     let blobs = match urls {
@@ -148,7 +154,9 @@ fn vars_of<'a>(e: &'a Entry, cids: &HashMap<&str, &'a str>) -> Vars<'a> {
 
 /// One BuildKit HTTP source per blob, verified and cached by BuildKit by its
 /// sha256, gathered into one directory: the path when the recipe has a single
-/// http(s) provider, so there is nothing to fall back to.
+/// http(s) provider, so there is nothing to fall back to, and the lockfile
+/// gives no sizes to bound the downloads by (or the provider is on the
+/// loopback).
 fn fetch_natively(entries: &[&Entry], urls: &[String], at: &Option<Location>) -> State {
     let mut gather = State::scratch().file();
     for (e, url) in entries.iter().zip(urls) {

@@ -90,6 +90,16 @@ fn ops(c: &Converted) -> Vec<(pb::Op, pb::OpMetadata)> {
         .collect()
 }
 
+/// The marshalled ops as text, to look for what a file's bytes hold.
+fn llb_text(c: &Converted) -> String {
+    c.state
+        .marshal()
+        .def
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect()
+}
+
 /// The install step's exec (`repro-frontend install ...`) and its name.
 fn install_exec(c: &Converted) -> (pb::ExecOp, String) {
     subcommand_exec(c, "install")
@@ -148,6 +158,58 @@ fn one_verified_http_source_per_package() {
     assert_eq!(sources[0].attrs["http.filename"], "hello_2.10-3_amd64.deb");
 }
 
+// Issue 24: with one http(s) provider, BuildKit's HTTP source fetched the
+// blobs with no size or time bound, the lockfile's sizes ignored.
+#[test]
+fn with_sizes_in_the_lockfile_one_provider_goes_through_the_bounded_fetch_step() {
+    let sizes = "# size: 53080 pool/main/h/hello/hello_2.10-3_amd64.deb\n";
+    let c = convert_cids(r#"providers: ["http://m.invalid/{{.Name}}"]"#, sizes).unwrap();
+    let http_sources = ops(&c)
+        .into_iter()
+        .filter(|(op, _)| {
+            matches!(&op.op, Some(pb::op::Op::Source(s)) if s.identifier.starts_with("http"))
+        })
+        .count();
+    assert_eq!(http_sources, 0);
+    let fetches: Vec<String> = execs(&c)
+        .into_iter()
+        .filter(|(e, _)| {
+            e.meta
+                .as_ref()
+                .unwrap()
+                .args
+                .get(1)
+                .is_some_and(|a| a == "fetch")
+        })
+        .map(|(_, name)| name)
+        .collect();
+    assert_eq!(
+        fetches,
+        [
+            "fetch 1 package(s) (sha256 a…), trying 1 provider(s) in order",
+            "fetch 1 package(s) (sha256 b…), trying 1 provider(s) in order",
+        ]
+    );
+    // The plan carries the size; the blob without one is capped by the step.
+    let bytes = llb_text(&c);
+    assert!(bytes.contains(r#""size": 53080"#), "{bytes}");
+    assert_eq!(bytes.matches(r#""size":"#).count(), 1);
+    // A mirror on the build host's loopback stays with the engine's own
+    // HTTP source: a step in the build's network could not reach it.
+    let c = convert_cids(r#"providers: ["http://127.0.0.1:8000/{{.Name}}"]"#, sizes).unwrap();
+    assert!(execs(&c).iter().all(|(e, _)| {
+        e.meta
+            .as_ref()
+            .unwrap()
+            .args
+            .get(1)
+            .is_none_or(|a| a != "fetch")
+    }));
+    assert!(
+        llb_text(&c).contains("http://127.0.0.1:8000/pool/main/h/hello/hello_2.10-3_amd64.deb")
+    );
+}
+
 const CID_A: &str = "QmRY19HEWeTJtRC6vAdz7rDfX3PjSMgXmd1KYi9guAACUj";
 const CID_B: &str = "QmQPeNsJPyVWPFDVHb77w8G42Fvo15z4bG2X8D2GhfbSXc";
 
@@ -194,13 +256,7 @@ fn a_blob_without_a_cid_goes_to_the_providers_by_name_or_is_refused_at_its_line(
         &one,
     )
     .unwrap();
-    let bytes: String = c
-        .state
-        .marshal()
-        .def
-        .iter()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .collect();
+    let bytes = llb_text(&c);
     assert!(bytes.contains(&format!(r#""cid": "{CID_A}""#)), "{bytes}");
     assert_eq!(bytes.matches(r#""cid":"#).count(), 1);
     // Said once, in the gather step's name.

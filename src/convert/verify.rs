@@ -109,8 +109,9 @@ pub fn facts(
 }
 
 /// The verify exec: its `/out` holds `verify.intoto.json` when the rebuild
-/// equals the published image, otherwise `verify-report.txt`; the exec
-/// succeeds either way and the frontend reads which (see `on_diff`).
+/// equals the published image, otherwise `verify-report.txt` and
+/// `verify-report.json`; the exec succeeds either way and the frontend reads
+/// which (see `on_diff`).
 pub fn verify_llb(built: &Converted, published: &Published, facts: Vec<u8>, opts: &Opts) -> State {
     let theirs = llb::image(
         &published.reference,

@@ -2,27 +2,31 @@
 //! order and keep the first whose bytes match the lockfile's sha256.
 //!
 //! BuildKit cannot fall back from one URL to another: a failed source ends the
-//! whole build. So when a recipe lists several providers (or an `oci://` or
-//! `context://` one), the frontend runs `repro-frontend fetch` from its own
-//! image instead. Its LLB holds the whole provider list and the blob list, so
+//! whole build, and it has no size or time bound. So when a recipe lists
+//! several providers (or an `oci://` or `context://` one), or the lockfile
+//! gives sizes, the frontend runs `repro-frontend fetch` from its own image
+//! instead. Its LLB holds the whole provider list and the blob list, so
 //! which provider answered never changes the LLB of the install step; and a
 //! blob is written to the output only after its digest was checked, so nothing
 //! unverified can be installed. A healthy first provider is the only one asked.
 //!
 //! A provider cannot hold the step: each download stops at the blob's size
 //! when the lockfile gives one (a byte more, or a byte short, and the next
-//! provider is tried) and at [`MAX_BLOB_BYTES`] when it does not; a read that
-//! waits longer than [`Limits::stall`] fails; and a download goes to one
+//! provider is tried) and at [`MAX_BLOB_BYTES`] when it does not; one try at
+//! one provider, every request of it included, ends at [`Limits::deadline`]
+//! (a provider that trickles is dropped then, and the next one tried); a read
+//! that waits longer than [`Limits::stall`] fails; and a download goes to one
 //! `<name>.partial` file in the output folder, removed when it fails, so the
 //! disk holds at most one partial file per blob in flight (8 at a time).
 //! Like `normalize.rs`, this module does I/O because it runs inside the build.
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -119,14 +123,7 @@ fn scheme_of(rendered: String, sha256: &str) -> Result<Location, String> {
             .ok_or_else(|| format!("\"{rendered}\" is not oci://<registry>/<repository>"))?;
         let repo = repo.trim_end_matches('/');
         // Registries on the loopback are plain HTTP, as the engines assume.
-        let scheme = if host.starts_with("127.")
-            || host.starts_with("localhost")
-            || host.starts_with("[::1]")
-        {
-            "http"
-        } else {
-            "https"
-        };
+        let scheme = if is_loopback(host) { "http" } else { "https" };
         return Ok(Location::Registry {
             url: format!("{scheme}://{host}/v2/{repo}/blobs/sha256:{sha256}"),
             shown: rendered,
@@ -147,6 +144,42 @@ fn scheme_of(rendered: String, sha256: &str) -> Result<Location, String> {
     Err(format!(
         "\"{rendered}\" has an unknown scheme (use http://, https://, oci:// or context://)"
     ))
+}
+
+/// Whether a registry host (`<host>[:<port>]`) is this machine's loopback,
+/// matched exactly: an address in 127.0.0.0/8, `[::1]` or `localhost` (any
+/// case), each with an optional port. `localhost.example`,
+/// `127.0.0.1.example` and `localhostx` are other hosts.
+pub fn is_loopback(host: &str) -> bool {
+    // The name, and what follows it: nothing or `:<port>`.
+    let (local, rest) = match host.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((v6, rest)) => (v6.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback()), rest),
+            None => return false,
+        },
+        None => {
+            let (name, rest) = host.find(':').map_or((host, ""), |i| host.split_at(i));
+            let local = name.eq_ignore_ascii_case("localhost")
+                || name.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback());
+            (local, rest)
+        }
+    };
+    let port_ok = rest.is_empty()
+        || rest.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        });
+    local && port_ok
+}
+
+/// Whether an `http://` or `https://` URL names a loopback host (see
+/// [`is_loopback`]); user info before an `@` is not the host.
+pub fn url_is_loopback(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    is_loopback(host)
 }
 
 /// One try at one provider.
@@ -172,16 +205,22 @@ impl Outcome {
     }
 }
 
-/// Timeouts of one request and the size cap of one download.
+/// How long one try at one provider for one blob may take: 10 minutes,
+/// about half a megabyte a second for the largest Debian packages.
+pub const DEADLINE: Duration = Duration::from_secs(600);
+
+/// Timeouts of one try and the size cap of one download.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub connect: Duration,
     /// Until the response headers arrive.
     pub response: Duration,
-    /// For the whole body.
-    pub body: Duration,
+    /// For the whole of one try at one provider for one blob: every request
+    /// (a registry's challenge and token too) and every byte of the body. A
+    /// provider that trickles is dropped at this point for the next.
+    pub deadline: Duration,
     /// For each read from the connection: a provider that stops sending
-    /// fails after this long, not after `body`.
+    /// fails after this long, not at the deadline.
     pub stall: Duration,
     /// The most a blob without a recorded size may have.
     pub max_bytes: u64,
@@ -192,7 +231,7 @@ impl Default for Limits {
         Limits {
             connect: Duration::from_secs(10),
             response: Duration::from_secs(30),
-            body: Duration::from_secs(600),
+            deadline: DEADLINE,
             stall: Duration::from_secs(30),
             max_bytes: MAX_BLOB_BYTES,
         }
@@ -270,7 +309,6 @@ pub fn fetch(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(limits.connect))
         .timeout_recv_response(Some(limits.response))
-        .timeout_recv_body(Some(limits.body))
         .timeout_per_read(Some(limits.stall))
         .http_status_as_error(false)
         .build()
@@ -304,10 +342,6 @@ fn fetch_one(
     limits: &Limits,
 ) -> Outcome {
     let dest = out.join(basename(&blob.name));
-    let want = Want {
-        sha256: &blob.sha256,
-        length: Length::of(blob, limits),
-    };
     let mut attempts = Vec::new();
     let mut skipped = 0;
     for t in templates {
@@ -324,6 +358,11 @@ fn fetch_one(
                 });
                 continue;
             }
+        };
+        let want = Want {
+            sha256: &blob.sha256,
+            length: Length::of(blob, limits),
+            deadline: Deadline::start(limits.deadline),
         };
         let result = match &loc {
             Location::Http(url) => http_to_file(agent, url, None, &dest, want),
@@ -348,11 +387,78 @@ fn fetch_one(
     }
 }
 
-/// What a download must be: its digest and its length.
+/// What a download must be: its digest and its length, by its deadline.
 #[derive(Clone, Copy, Debug)]
 struct Want<'a> {
     sha256: &'a str,
     length: Length,
+    deadline: Deadline,
+}
+
+/// When one try at one provider ends.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    fn start(total: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+
+    fn passed(self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// What is left, for the next request's own bound; the failure when
+    /// nothing is.
+    fn remaining(self) -> Result<Duration, String> {
+        match self.at.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(self.failure(None)),
+        }
+    }
+
+    fn failure(self, received: Option<u64>) -> String {
+        let got = received.map_or(String::new(), |n| format!(", {n} byte(s) received"));
+        format!(
+            "not done within {}, the deadline of one try at one provider{got}",
+            show_duration(self.total)
+        )
+    }
+}
+
+/// `600 s`, `1.5 s`.
+fn show_duration(d: Duration) -> String {
+    match d.subsec_millis() {
+        0 => format!("{} s", d.as_secs()),
+        _ => format!("{:.1} s", d.as_secs_f64()),
+    }
+}
+
+/// A GET bounded by what is left of the try.
+fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    deadline: Deadline,
+) -> Result<ureq::RequestBuilder<ureq::typestate::WithoutBody>, String> {
+    Ok(agent
+        .get(url)
+        .config()
+        .timeout_global(Some(deadline.remaining()?))
+        .build())
+}
+
+/// A failed request in words; past the deadline, the deadline's.
+fn request_error(e: ureq::Error, deadline: Deadline) -> String {
+    match e {
+        ureq::Error::Timeout(_) if deadline.passed() => deadline.failure(None),
+        e => describe_error(e),
+    }
 }
 
 /// GETs a URL into `dest` if its bytes have the expected length and sha256.
@@ -363,11 +469,11 @@ fn http_to_file(
     dest: &Path,
     want: Want,
 ) -> Result<(), String> {
-    let mut req = agent.get(url);
+    let mut req = get(agent, url, want.deadline)?;
     if let Some(a) = auth {
         req = req.header("Authorization", a);
     }
-    let resp = req.call().map_err(describe_error)?;
+    let resp = req.call().map_err(|e| request_error(e, want.deadline))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
@@ -392,11 +498,10 @@ fn body_to_file(
 
 /// Registry blobs: anonymous pull, following a Bearer token challenge.
 fn registry_to_file(agent: &ureq::Agent, url: &str, dest: &Path, want: Want) -> Result<(), String> {
-    let resp = agent
-        .get(url)
+    let resp = get(agent, url, want.deadline)?
         .header("Accept", "application/octet-stream")
         .call()
-        .map_err(describe_error)?;
+        .map_err(|e| request_error(e, want.deadline))?;
     let status = resp.status();
     if status.is_success() {
         return body_to_file(resp, dest, want);
@@ -404,25 +509,39 @@ fn registry_to_file(agent: &ureq::Agent, url: &str, dest: &Path, want: Want) -> 
     if status.as_u16() != 401 {
         return Err(format!("HTTP {status}"));
     }
-    let challenge = resp
+    // A response may carry several WWW-Authenticate fields.
+    let values: Vec<&str> = resp
         .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let token_url = bearer_token_url(&challenge)
-        .ok_or_else(|| format!("HTTP 401 and no Bearer challenge ({challenge:?})"))?;
-    let mut token_resp = agent.get(&token_url).call().map_err(describe_error)?;
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let token_url = values
+        .iter()
+        .find_map(|v| bearer_token_url(v))
+        .ok_or_else(|| {
+            format!(
+                "HTTP 401 and no Bearer challenge with an http(s) realm ({:?})",
+                values.join(", ")
+            )
+        })?;
+    let mut token_resp = get(agent, &token_url, want.deadline)?
+        .call()
+        .map_err(|e| request_error(e, want.deadline))?;
     if !token_resp.status().is_success() {
         return Err(format!(
             "anonymous token request: HTTP {}",
             token_resp.status()
         ));
     }
-    let text = token_resp
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("anonymous token response: {e}"))?;
+    let text =
+        token_resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| match want.deadline.passed() {
+                true => want.deadline.failure(None),
+                false => format!("anonymous token response: {e}"),
+            })?;
     let body: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("anonymous token response: {e}"))?;
     let token = body
@@ -434,26 +553,253 @@ fn registry_to_file(agent: &ureq::Agent, url: &str, dest: &Path, want: Want) -> 
 }
 
 /// `Bearer realm="https://auth/token",service="reg",scope="repository:x:pull"`
-/// -> `https://auth/token?service=reg&scope=repository:x:pull`.
-pub fn bearer_token_url(challenge: &str) -> Option<String> {
-    let rest = challenge.trim().strip_prefix("Bearer ")?;
-    let mut realm = None;
-    let mut query = Vec::new();
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        let v = v.trim_matches('"');
-        match k {
-            "realm" => realm = Some(v.to_string()),
-            "service" | "scope" => query.push(format!("{k}={v}")),
-            _ => {}
+/// -> `https://auth/token?service=reg&scope=repository:x:pull`: the first
+/// Bearer challenge of a `WWW-Authenticate` value, its `service` and `scope`
+/// percent-encoded onto the realm's URL. `None` when the value does not
+/// parse, has no Bearer challenge, or its realm is not an http(s) URL.
+pub fn bearer_token_url(header: &str) -> Option<String> {
+    let challenges = challenges(header).ok()?;
+    let bearer = challenges
+        .iter()
+        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
+    let realm = bearer.param("realm")?;
+    if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+        return None;
+    }
+    let query: Vec<String> = bearer
+        .params
+        .iter()
+        .filter(|(k, _)| k == "service" || k == "scope")
+        .map(|(k, v)| format!("{k}={}", query_escape(v)))
+        .collect();
+    let joiner = if realm.contains('?') { '&' } else { '?' };
+    Some(match query.is_empty() {
+        true => realm.to_string(),
+        false => format!("{realm}{joiner}{}", query.join("&")),
+    })
+}
+
+/// Percent-encodes a query value, leaving RFC 3986's unreserved characters
+/// and the `:` and `/` of a registry scope as they are.
+fn query_escape(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
         }
     }
-    let realm = realm?;
-    Some(if query.is_empty() {
-        realm
-    } else {
-        format!("{realm}?{}", query.join("&"))
-    })
+    out
+}
+
+/// One challenge of a `WWW-Authenticate` value (RFC 7235 section 4.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    /// As sent; compare without case.
+    pub scheme: String,
+    /// A token68 instead of parameters (`Negotiate abc==`).
+    pub token68: Option<String>,
+    /// Names lowercased, values unquoted, in their order.
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// The first value of a parameter, by its lowercase name.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses a `WWW-Authenticate` value: `1#challenge`, a challenge being
+/// `auth-scheme [ 1*SP ( token68 / #auth-param ) ]` and an auth-param
+/// `token BWS "=" BWS ( token / quoted-string )` (RFC 7235 sections 2.1 and
+/// 4.1, RFC 7230 section 3.2.6 for quoted-string and its `\` escapes).
+pub fn challenges(header: &str) -> Result<Vec<Challenge>, String> {
+    let mut p = Lexer {
+        s: header.as_bytes(),
+        i: 0,
+    };
+    let mut out = Vec::new();
+    loop {
+        p.skip_list_separators();
+        if p.done() {
+            break;
+        }
+        let scheme = p.token().ok_or_else(|| p.expected("an auth-scheme"))?;
+        let mut challenge = Challenge {
+            scheme,
+            token68: None,
+            params: Vec::new(),
+        };
+        let spaced = p.skip_ows() > 0;
+        if spaced && !p.done() && p.peek() != Some(b',') {
+            if let Some(t) = p.token68() {
+                challenge.token68 = Some(t);
+            } else {
+                p.params(&mut challenge.params)?;
+            }
+        }
+        p.skip_ows();
+        if !p.done() && p.peek() != Some(b',') {
+            return Err(p.expected("\",\" or the end"));
+        }
+        out.push(challenge);
+    }
+    if out.is_empty() {
+        return Err("no challenge".into());
+    }
+    Ok(out)
+}
+
+/// A cursor over a header value.
+struct Lexer<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Lexer<'_> {
+    fn done(&self) -> bool {
+        self.i >= self.s.len()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn expected(&self, what: &str) -> String {
+        format!("expected {what} at byte {}", self.i)
+    }
+
+    /// Spaces and tabs; how many.
+    fn skip_ows(&mut self) -> usize {
+        let start = self.i;
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// What `#rule` allows between elements: commas and spaces.
+    fn skip_list_separators(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b',')) {
+            self.i += 1;
+        }
+    }
+
+    fn is_tchar(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    }
+
+    fn token(&mut self) -> Option<String> {
+        let start = self.i;
+        while self.peek().is_some_and(Self::is_tchar) {
+            self.i += 1;
+        }
+        (self.i > start).then(|| String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+    }
+
+    /// A token68, only when it is all there is up to the next `,` or the
+    /// end (otherwise the text is auth-params, and nothing is consumed).
+    fn token68(&mut self) -> Option<String> {
+        let start = self.i;
+        let mut j = self.i;
+        while self
+            .s
+            .get(j)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b))
+        {
+            j += 1;
+        }
+        if j == start {
+            return None;
+        }
+        while self.s.get(j) == Some(&b'=') {
+            j += 1;
+        }
+        let mut k = j;
+        while matches!(self.s.get(k), Some(b' ' | b'\t')) {
+            k += 1;
+        }
+        if k < self.s.len() && self.s[k] != b',' {
+            return None;
+        }
+        self.i = j;
+        Some(String::from_utf8_lossy(&self.s[start..j]).into_owned())
+    }
+
+    /// `#auth-param` up to the end or the start of the next challenge (a
+    /// token after a comma that no `=` follows).
+    fn params(&mut self, out: &mut Vec<(String, String)>) -> Result<(), String> {
+        loop {
+            let name = self
+                .token()
+                .ok_or_else(|| self.expected("a parameter name"))?;
+            self.skip_ows();
+            if self.peek() != Some(b'=') {
+                return Err(self.expected(&format!("\"=\" after \"{name}\"")));
+            }
+            self.i += 1;
+            self.skip_ows();
+            let value = match self.peek() {
+                Some(b'"') => self.quoted()?,
+                _ => self
+                    .token()
+                    .ok_or_else(|| self.expected(&format!("a value for \"{name}\"")))?,
+            };
+            out.push((name.to_ascii_lowercase(), value));
+            // Another parameter of this challenge, or the next challenge?
+            let save = self.i;
+            self.skip_ows();
+            if self.peek() != Some(b',') {
+                self.i = save;
+                return Ok(());
+            }
+            self.skip_list_separators();
+            let next = self.i;
+            let is_param = self.token().is_some() && {
+                self.skip_ows();
+                self.peek() == Some(b'=')
+            };
+            self.i = if is_param { next } else { save };
+            if !is_param {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A quoted-string, unescaped: `"a \"b\""` -> `a "b"`.
+    fn quoted(&mut self) -> Result<String, String> {
+        let start = self.i;
+        self.i += 1;
+        let mut value = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err(format!("unterminated quoted string at byte {start}")),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(String::from_utf8_lossy(&value).into_owned());
+                }
+                Some(b'\\') => {
+                    let escaped = self
+                        .s
+                        .get(self.i + 1)
+                        .copied()
+                        .ok_or_else(|| format!("unterminated quoted string at byte {start}"))?;
+                    value.push(escaped);
+                    self.i += 2;
+                }
+                Some(b) => {
+                    value.push(b);
+                    self.i += 1;
+                }
+            }
+        }
+    }
 }
 
 fn describe_error(e: ureq::Error) -> String {
@@ -485,11 +831,17 @@ fn verified_copy(src: impl Read, dest: &Path, want: Want) -> Result<(), String> 
         loop {
             let n = src
                 .read(&mut buf)
-                .map_err(|e| format!("reading the body: {e}"))?;
+                .map_err(|e| match want.deadline.passed() {
+                    true => want.deadline.failure(Some(read)),
+                    false => format!("reading the body: {e}"),
+                })?;
             if n == 0 {
                 break;
             }
             read += n as u64;
+            if want.deadline.passed() {
+                return Err(want.deadline.failure(Some(read)));
+            }
             if read > max {
                 return Err(want.length.too_long());
             }
@@ -618,6 +970,62 @@ mod tests {
         assert!(loc("oci://hostonly", "x.deb", &sum).is_err());
     }
 
+    // Issue 24: the plain-HTTP exception matched `localhost.evil.tld` and
+    // `127.0.0.1.evil.tld` by prefix.
+    #[test]
+    fn only_loopback_registries_are_plain_http() {
+        let sum = "ab".repeat(32);
+        let scheme = |host: &str| match loc(&format!("oci://{host}/r"), "x", &sum).unwrap() {
+            Location::Registry { url, .. } => url.split_once("://").unwrap().0.to_string(),
+            other => panic!("{other:?}"),
+        };
+        for remote in [
+            "localhost.evil.tld",
+            "localhost.evil.tld:5000",
+            "localhostx",
+            "localhost:",
+            "localhost:5000x",
+            "127.0.0.1.evil.tld",
+            "127.0.0.1.evil.tld:5000",
+            "127.0.0",
+            "127.0.0.256",
+            "127.0.0.01",
+            "127.example",
+            "[::1].evil.tld",
+            "[::1]x",
+            "[::2]",
+            "128.0.0.1",
+            "registry.example",
+        ] {
+            assert_eq!(scheme(remote), "https", "{remote}");
+        }
+        for local in [
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "127.1.2.3:80",
+            "127.255.255.254",
+            "localhost",
+            "localhost:5000",
+            "LocalHost:5000",
+            "[::1]",
+            "[::1]:5000",
+        ] {
+            assert_eq!(scheme(local), "http", "{local}");
+        }
+    }
+
+    #[test]
+    fn loopback_urls() {
+        assert!(url_is_loopback("http://127.0.0.1:8000/pool/a.deb"));
+        assert!(url_is_loopback("https://localhost/a.deb"));
+        assert!(url_is_loopback("http://[::1]:80?x"));
+        assert!(url_is_loopback("http://user@127.0.0.1/a"));
+        assert!(!url_is_loopback("http://127.0.0.1@mirror.example/a"));
+        assert!(!url_is_loopback("http://localhost.mirror.example/a"));
+        assert!(!url_is_loopback("http://mirror.example/127.0.0.1/a"));
+        assert!(!url_is_loopback("127.0.0.1/a"));
+    }
+
     #[test]
     fn bearer_challenges() {
         assert_eq!(
@@ -625,6 +1033,95 @@ mod tests {
             Some("https://auth.example/token?service=reg.example&scope=repository:a/b:pull")
         );
         assert_eq!(bearer_token_url("Basic realm=x"), None);
+    }
+
+    #[test]
+    fn challenges_parse_into_schemes_token68_and_params() {
+        let got =
+            challenges(r#"Negotiate abc==, Basic realm="a,b=c", charset=UTF-8,Bearer"#).unwrap();
+        let params = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            got,
+            [
+                Challenge {
+                    scheme: "Negotiate".into(),
+                    token68: Some("abc==".into()),
+                    params: vec![],
+                },
+                Challenge {
+                    scheme: "Basic".into(),
+                    token68: None,
+                    params: params(&[("realm", "a,b=c"), ("charset", "UTF-8")]),
+                },
+                Challenge {
+                    scheme: "Bearer".into(),
+                    token68: None,
+                    params: vec![],
+                },
+            ]
+        );
+        assert_eq!(
+            challenges(r#"Bearer realm="open"#).unwrap_err(),
+            "unterminated quoted string at byte 13"
+        );
+        assert!(challenges(" , ").is_err());
+    }
+
+    // Issue 24: the challenge parser split inside quoted values.
+    #[test]
+    fn bearer_challenges_follow_rfc_7235() {
+        let url = |h: &str| bearer_token_url(h);
+        let ok = |h: &str, want: &str| assert_eq!(url(h).as_deref(), Some(want), "{h}");
+        // Commas and `=` inside quoted values; the realm's own query kept.
+        ok(
+            r#"Bearer realm="https://auth.example/token?a=1,b=2",service="reg",scope="repository:x:pull,push""#,
+            "https://auth.example/token?a=1,b=2&service=reg&scope=repository:x:pull%2Cpush",
+        );
+        // Several challenges in one header, Bearer not first; a quoted comma
+        // in another scheme's realm.
+        ok(
+            r#"Basic realm="basic, realm", Bearer realm="https://auth.example/t", service="reg""#,
+            "https://auth.example/t?service=reg",
+        );
+        // A token68 challenge before it.
+        ok(
+            r#"Negotiate abc+/123==, Bearer realm="https://auth.example/t""#,
+            "https://auth.example/t",
+        );
+        // Scheme and parameter names in any case; token values; spaces
+        // around `=` and `,`.
+        ok(
+            r#"bEARER REALM = "https://auth.example/t" , Service=reg,SCOPE="a=b""#,
+            "https://auth.example/t?service=reg&scope=a%3Db",
+        );
+        // Backslash-escaped quotes and backslashes.
+        ok(
+            r#"Bearer realm="https://auth.example/t",service="a \"b\" \\c""#,
+            "https://auth.example/t?service=a%20%22b%22%20%5Cc",
+        );
+        // Other parameters are ignored, quoted commas and all.
+        ok(
+            r#"Bearer realm="https://auth.example/t",error="invalid_token",error_description="expired, renew it""#,
+            "https://auth.example/t",
+        );
+        // No Bearer challenge, a broken header, or a realm that is no URL.
+        for bad in [
+            "",
+            "Basic realm=x",
+            "Basic realm=\"a\", Negotiate abc==",
+            r#"Bearer realm="https://auth.example/t"#,
+            r#"Bearer realm"#,
+            r#"Bearer realm=,service=x"#,
+            r#"Bearer service="reg""#,
+            r#"Bearer realm="file:///etc/passwd""#,
+            r#"Bearer realm="https://auth.example/t" junk"#,
+        ] {
+            assert_eq!(url(bad), None, "{bad}");
+        }
     }
 
     /// Serves fixed responses per path; anything else is a 404.
@@ -661,7 +1158,7 @@ mod tests {
         Limits {
             connect: Duration::from_secs(2),
             response: Duration::from_secs(2),
-            body: Duration::from_secs(5),
+            deadline: Duration::from_secs(5),
             stall: Duration::from_secs(2),
             max_bytes: MAX_BLOB_BYTES,
         }
@@ -912,46 +1409,67 @@ mod tests {
         Bytes(Vec<u8>),
         /// A Content-Length header of this value, then these bytes.
         Announce(u64, Vec<u8>),
+        /// A Content-Length header, then one byte per interval.
+        Trickle(Vec<u8>, Duration),
     }
 
-    /// Serves each path its `Send`, one thread per connection so a stream
-    /// without end does not hold the others.
-    fn serve_stream(routes: Vec<(&'static str, Send)>) -> String {
+    /// A server on 127.0.0.1 that answers each connection in a thread of its
+    /// own (so a stream without end does not hold the others): `answer`
+    /// gets the request's head and the connection. Its address.
+    fn serve_each(
+        answer: impl Fn(&str, &mut std::net::TcpStream) + std::marker::Send + Sync + 'static,
+    ) -> std::net::SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        let routes = std::sync::Arc::new(routes);
+        let addr = l.local_addr().unwrap();
+        let answer = std::sync::Arc::new(answer);
         std::thread::spawn(move || {
             for mut s in l.incoming().flatten() {
-                let routes = routes.clone();
+                let answer = answer.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 4096];
                     let n = s.read(&mut buf).unwrap_or(0);
-                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let Some((_, send)) = routes.iter().find(|(p, _)| *p == path) else {
-                        let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-                        return;
-                    };
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n");
-                    match send {
-                        Send::Zeros => {
-                            let _ = s.write_all(b"\r\n");
-                            let zeros = vec![0u8; 1 << 16];
-                            while s.write_all(&zeros).is_ok() {}
-                        }
-                        Send::Bytes(b) => {
-                            let _ = s.write_all(b"\r\n");
-                            let _ = s.write_all(b);
-                        }
-                        Send::Announce(len, b) => {
-                            let _ = write!(s, "Content-Length: {len}\r\n\r\n");
-                            let _ = s.write_all(b);
-                        }
-                    }
+                    answer(&String::from_utf8_lossy(&buf[..n]), &mut s);
                 });
             }
         });
-        url
+        addr
+    }
+
+    /// Serves each path its `Send`.
+    fn serve_stream(routes: Vec<(&'static str, Send)>) -> String {
+        let addr = serve_each(move |req, s| {
+            let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let Some((_, send)) = routes.iter().find(|(p, _)| *p == path) else {
+                let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                return;
+            };
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n");
+            match send {
+                Send::Zeros => {
+                    let _ = s.write_all(b"\r\n");
+                    let zeros = vec![0u8; 1 << 16];
+                    while s.write_all(&zeros).is_ok() {}
+                }
+                Send::Bytes(b) => {
+                    let _ = s.write_all(b"\r\n");
+                    let _ = s.write_all(b);
+                }
+                Send::Announce(len, b) => {
+                    let _ = write!(s, "Content-Length: {len}\r\n\r\n");
+                    let _ = s.write_all(b);
+                }
+                Send::Trickle(b, every) => {
+                    let _ = write!(s, "Content-Length: {}\r\n\r\n", b.len());
+                    for byte in b {
+                        if s.write_all(&[*byte]).is_err() {
+                            break;
+                        }
+                        std::thread::sleep(*every);
+                    }
+                }
+            }
+        });
+        format!("http://{addr}")
     }
 
     fn only_file_left(out: &Path) -> Vec<String> {
@@ -1019,6 +1537,149 @@ mod tests {
         );
         assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
         assert_eq!(only_file_left(out.path()), ["a.deb"]);
+    }
+
+    /// A blob of these bytes, its size in the lockfile.
+    fn sized(name: &str, bytes: &[u8]) -> Blob {
+        Blob {
+            name: name.into(),
+            sha256: sha(bytes),
+            size: Some(bytes.len() as u64),
+            cid: None,
+        }
+    }
+
+    /// Fetches one blob, each try at one provider ending at `deadline`.
+    fn fetch_within(
+        providers: Vec<String>,
+        blob: Blob,
+        deadline: Duration,
+    ) -> (tempfile::TempDir, Vec<Outcome>) {
+        let out = tempfile::tempdir().unwrap();
+        let plan = Plan {
+            providers,
+            blobs: vec![blob],
+        };
+        let limits = Limits {
+            deadline,
+            ..test_limits()
+        };
+        let outcomes = fetch(&plan, out.path(), Path::new("/"), limits, 1).unwrap();
+        (out, outcomes)
+    }
+
+    // Issue 24: a mirror trickling a byte at a time held the fetch until the
+    // body's own timeout; one try at one provider now has one deadline.
+    #[test]
+    fn a_trickling_provider_is_abandoned_at_the_deadline_for_the_next() {
+        let good: Vec<u8> = (0..600u32).map(|i| (i % 251) as u8).collect();
+        // 60 s for the whole file: far past the deadline and the test's limit.
+        let hostile = serve_stream(vec![
+            (
+                "/slow/a.deb",
+                Send::Trickle(good.clone(), Duration::from_millis(100)),
+            ),
+            ("/good/a.deb", Send::Bytes(good.clone())),
+        ]);
+        let started = std::time::Instant::now();
+        let (out, outcomes) = fetch_within(
+            vec![
+                format!("{hostile}/slow/{{{{.Name}}}}"),
+                format!("{hostile}/good/{{{{.Name}}}}"),
+            ],
+            sized("a.deb", &good),
+            Duration::from_secs(1),
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        let attempts = &outcomes[0].attempts;
+        assert_eq!(attempts.len(), 2, "{attempts:?}");
+        let failure = attempts[0].failure.as_deref().unwrap();
+        assert!(
+            failure.starts_with("not done within 1 s, the deadline of one try at one provider, "),
+            "{failure}"
+        );
+        assert!(failure.ends_with(" byte(s) received"), "{failure}");
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
+        assert_eq!(only_file_left(out.path()), ["a.deb"]);
+    }
+
+    /// A registry at 127.0.0.1 that asks for a Bearer token (a challenge
+    /// with commas in its quoted values) and serves `blob` for the token,
+    /// each answer `delay` late; the URL of its `oci://` provider.
+    fn serve_registry(blob: Vec<u8>, delay: Duration) -> String {
+        let addr = std::sync::Arc::new(std::sync::OnceLock::<std::net::SocketAddr>::new());
+        let known = addr.clone();
+        let bound = serve_each(move |req, s| {
+            let target = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let authorized = req
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: Bearer t0k"));
+            std::thread::sleep(delay);
+            let token_path = "/token?x=1,y=2&service=reg&scope=repository:r:pull%2Cpush";
+            let head = |len: usize| {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+            };
+            let _ = if target == token_path {
+                let body = br#"{"token":"t0k"}"#;
+                s.write_all(head(body.len()).as_bytes())
+                    .and_then(|()| s.write_all(body))
+            } else if !target.starts_with("/v2/r/blobs/sha256:") {
+                s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            } else if !authorized {
+                let at = known.get().copied();
+                let at = at.map_or(String::new(), |a| a.to_string());
+                write!(
+                    s,
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x, y\"\r\nWWW-Authenticate: Bearer realm=\"http://{at}/token?x=1,y=2\",service=\"reg\",scope=\"repository:r:pull,push\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            } else {
+                s.write_all(head(blob.len()).as_bytes())
+                    .and_then(|()| s.write_all(&blob))
+            };
+        });
+        let _ = addr.set(bound);
+        let addr = bound;
+        format!("oci://{addr}/r")
+    }
+
+    #[test]
+    fn a_registry_blob_comes_through_its_bearer_challenge() {
+        let good = b"a registry blob".to_vec();
+        let registry = serve_registry(good.clone(), Duration::ZERO);
+        let (out, outcomes) = run(
+            vec![registry.clone()],
+            vec![sized("p/a.deb", &good)],
+            Path::new("/"),
+        );
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        assert_eq!(outcomes[0].attempts[0].from, registry);
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
+    }
+
+    // Issue 24: each request of a registry's token dance had its own
+    // timeouts, so a slow registry could hold one try for their sum.
+    #[test]
+    fn the_deadline_covers_every_request_of_a_registry_try() {
+        let good = b"a registry blob".to_vec();
+        // Three answers (challenge, token, blob), each 700 ms late: each
+        // within the per-request limits, the three past the deadline.
+        let registry = serve_registry(good.clone(), Duration::from_millis(700));
+        let mirror = serve(vec![("/p/a.deb", "200 OK", good.clone())]);
+        let (out, outcomes) = fetch_within(
+            vec![registry, format!("{mirror}/{{{{.Name}}}}")],
+            sized("p/a.deb", &good),
+            Duration::from_millis(1500),
+        );
+        assert!(outcomes[0].ok(), "{outcomes:?}");
+        let attempts = &outcomes[0].attempts;
+        assert_eq!(attempts.len(), 2, "{attempts:?}");
+        assert_eq!(
+            attempts[0].failure.as_deref(),
+            Some("not done within 1.5 s, the deadline of one try at one provider")
+        );
+        assert_eq!(attempts[1].from, format!("{mirror}/p/a.deb"));
+        assert_eq!(fs::read(out.path().join("a.deb")).unwrap(), good);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! gets `dpkg --install` (argument order), with a message saying what it
 //! needs when a Pre-Depends chain makes that fail. While the tool runs, a
 //! `policy-rc.d` that refuses every service start exists (unless the base
-//! has its own); it is gone before the step ends. When the tool fails, the
+//! has its own); it is gone before the step ends, unless a package put its
+//! own in its place, which stays. When the tool fails, the
 //! last lines of the step name the packages and the tool's own reasons.
 //!
 //! This module does I/O (processes, files); it only ever runs inside a
@@ -287,7 +288,8 @@ fn report_failure(what: &str, lines: &[String], hint: Option<String>) -> io::Res
 }
 
 /// The `policy-rc.d` of the step: written when the base has none, removed
-/// when the tool is done; a base's own policy is left as it is.
+/// when the tool is done if it is still ours; a base's own policy, or one a
+/// package installed in its place, is left as it is.
 pub struct Policy {
     made: Option<PathBuf>,
 }
@@ -304,11 +306,32 @@ impl Policy {
         Ok(Policy { made: Some(path) })
     }
 
+    /// Removes the policy if it is still ours: a regular file with the text
+    /// we wrote. A package that shipped its own (dpkg unpacks over a file no
+    /// package owns) or a script that replaced or removed it keeps its way.
     pub fn remove(self) -> io::Result<()> {
-        match &self.made {
-            Some(path) => fs::remove_file(path).map_err(|e| at(path, e)),
-            None => Ok(()),
+        let Some(path) = &self.made else {
+            return Ok(());
+        };
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(at(path, e)),
         }
+        // Reads at most one byte more than ours: a large file is not ours.
+        let mut text = Vec::new();
+        fs::File::open(path)
+            .and_then(|f| {
+                use std::io::Read as _;
+                f.take(POLICY_RC_D_TEXT.len() as u64 + 1)
+                    .read_to_end(&mut text)
+            })
+            .map_err(|e| at(path, e))?;
+        if text != POLICY_RC_D_TEXT.as_bytes() {
+            return Ok(());
+        }
+        fs::remove_file(path).map_err(|e| at(path, e))
     }
 }
 
@@ -711,5 +734,39 @@ mod tests {
         fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
         Policy::install(root.path()).unwrap().remove().unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "#!/bin/sh\nexit 0\n");
+    }
+
+    // Issue 24: a package that ships its own policy-rc.d (over ours, during
+    // the install) had it deleted by the cleanup.
+    #[test]
+    fn a_policy_a_package_put_in_our_place_is_kept() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("usr/sbin")).unwrap();
+        let path = root.path().join(POLICY_RC_D);
+        let shipped = "#!/bin/sh\n# from a package\nexit 0\n";
+        // Replaced in place (dpkg unpacks over an unowned file).
+        let policy = Policy::install(root.path()).unwrap();
+        fs::write(&path, shipped).unwrap();
+        policy.remove().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), shipped);
+        // Replaced by a link: kept, and the target is not read as ours.
+        fs::remove_file(&path).unwrap();
+        let policy = Policy::install(root.path()).unwrap();
+        fs::remove_file(&path).unwrap();
+        fs::write(root.path().join("usr/sbin/other"), POLICY_RC_D_TEXT).unwrap();
+        std::os::unix::fs::symlink("other", &path).unwrap();
+        policy.remove().unwrap();
+        assert!(
+            fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // Removed by a maintainer script: nothing to do, no error.
+        fs::remove_file(&path).unwrap();
+        let policy = Policy::install(root.path()).unwrap();
+        fs::remove_file(&path).unwrap();
+        policy.remove().unwrap();
+        assert!(fs::symlink_metadata(&path).is_err());
     }
 }

@@ -3,11 +3,16 @@
 //! in-toto statement when they are equal or a report when they are not.
 //! Runs inside the build as `repro-frontend verify`; does I/O (reads both
 //! trees, writes the output folder).
+//!
+//! Paths are compared as the raw bytes the file system holds, never decoded:
+//! two names that differ in one byte are two paths, whatever their encoding.
+//! Names are escaped only where they are shown ([`escape`]), so a name with a
+//! newline or a terminal control cannot add a line to the report.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Read as _};
-use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +28,8 @@ pub const PREDICATE_TYPE: &str = "https://repro-frontend.invalid/verify/v1";
 pub const STATEMENT_FILE: &str = "verify.intoto.json";
 /// The report written when they differ.
 pub const REPORT_FILE: &str = "verify-report.txt";
+/// The same report as JSON, beside it.
+pub const REPORT_JSON_FILE: &str = "verify-report.json";
 /// How many differing paths the closing summary names.
 const SUMMARY_PATHS: usize = 20;
 
@@ -37,9 +44,69 @@ pub enum VerifyError {
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> VerifyError + '_ {
     move |source| VerifyError::Io {
-        path: path.display().to_string(),
+        path: escape(path.as_os_str().as_bytes()),
         source,
     }
+}
+
+/// A name as shown: printable text as it is; a backslash as `\\`; newline,
+/// tab and carriage return as `\n`, `\t`, `\r`; other control bytes and
+/// bytes that are not UTF-8 as `\xHH`; control, line-separator and
+/// direction-changing characters beyond ASCII as `\u{HHHH}`. Every escape
+/// starts with a backslash and a literal one is doubled, so two names never
+/// show the same, and the result is one line of printable text.
+pub fn escape(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c => push_shown(&mut out, c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Text from elsewhere (a config value, an image name) made one printable
+/// line: control and hidden characters escaped as by [`escape`], backslashes
+/// left as they are (the text is shown, never keyed).
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_shown(&mut out, c);
+    }
+    out
+}
+
+/// One character as [`escape`] shows it, a backslash aside.
+fn push_shown(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if hidden(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+        c => out.push(c),
+    }
+}
+
+/// Characters beyond ASCII that break or disguise a line: C1 controls, the
+/// line and paragraph separators, direction marks and overrides, zero-width
+/// characters and the byte-order mark.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
 }
 
 /// What the frontend tells the step about the build (the facts file).
@@ -126,19 +193,31 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Difference {
     pub kind: Kind,
-    pub path: String,
+    /// The raw bytes of the path from the root, or `config:<field>`.
+    pub path: Vec<u8>,
+    /// Each side as shown, one printable line (names in it escaped).
     pub ours: String,
     pub theirs: String,
 }
 
 impl Difference {
-    fn new(kind: Kind, path: &str, ours: impl Into<String>, theirs: impl Into<String>) -> Self {
+    pub fn new(
+        kind: Kind,
+        path: impl AsRef<[u8]>,
+        ours: impl Into<String>,
+        theirs: impl Into<String>,
+    ) -> Self {
         Difference {
             kind,
-            path: path.to_string(),
+            path: path.as_ref().to_vec(),
             ours: ours.into(),
             theirs: theirs.into(),
         }
+    }
+
+    /// The path as shown ([`escape`]).
+    pub fn shown_path(&self) -> String {
+        escape(&self.path)
     }
 
     /// One line: `<kind> <path>: rebuilt <ours>, published <theirs>`.
@@ -146,7 +225,7 @@ impl Difference {
         format!(
             "{} {}: rebuilt {}, published {}",
             self.kind.name(),
-            self.path,
+            self.shown_path(),
             self.ours,
             self.theirs
         )
@@ -165,20 +244,25 @@ pub struct Entry {
     /// Regular files only.
     pub sha256: Option<String>,
     pub mtime: (i64, i64),
-    pub link: Option<String>,
-    /// Sorted by name; values in hex.
-    pub xattrs: Vec<(String, String)>,
+    /// The target's raw bytes.
+    pub link: Option<Vec<u8>>,
+    /// Sorted by name (raw bytes); values in hex.
+    pub xattrs: Vec<(Vec<u8>, String)>,
     /// The first path (in byte order) of this file's hard-link group, when
     /// that is another path.
-    pub hardlink_of: Option<String>,
+    pub hardlink_of: Option<Vec<u8>>,
 }
 
+/// Tree entries by the raw bytes of their path from the root
+/// (`/usr/bin/hello`).
+pub type Listing = BTreeMap<Vec<u8>, Entry>;
+
 /// Every entry under `root` but the root itself (a layer tar does not carry
-/// it), keyed by its path from the root (`/usr/bin/hello`).
-pub fn scan(root: &Path) -> Result<BTreeMap<String, Entry>, VerifyError> {
+/// it), keyed by the raw bytes of its path from the root.
+pub fn scan(root: &Path) -> Result<Listing, VerifyError> {
     let mut out = BTreeMap::new();
     let mut inodes = BTreeMap::new();
-    let mut stack = vec![(root.to_path_buf(), String::new())];
+    let mut stack = vec![(root.to_path_buf(), Vec::new())];
     while let Some((dir, rel)) = stack.pop() {
         let mut children = fs::read_dir(&dir)
             .map_err(io_at(&dir))?
@@ -188,7 +272,9 @@ pub fn scan(root: &Path) -> Result<BTreeMap<String, Entry>, VerifyError> {
         children.sort();
         for name in children {
             let path = dir.join(&name);
-            let key = format!("{rel}/{}", String::from_utf8_lossy(name.as_bytes()));
+            let mut key = rel.clone();
+            key.push(b'/');
+            key.extend_from_slice(name.as_bytes());
             let meta = fs::symlink_metadata(&path).map_err(io_at(&path))?;
             if meta.is_dir() {
                 stack.push((path.clone(), key.clone()));
@@ -199,7 +285,7 @@ pub fn scan(root: &Path) -> Result<BTreeMap<String, Entry>, VerifyError> {
         }
     }
     // Group leaders by byte order of the path, so both sides agree.
-    let mut leaders: HashMap<(u64, u64), String> = HashMap::new();
+    let mut leaders: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     for (key, inode) in inodes {
         match leaders.get(&inode) {
             Some(first) => {
@@ -236,8 +322,8 @@ fn entry(path: &Path, meta: &fs::Metadata) -> Result<Entry, VerifyError> {
         true => Some(
             fs::read_link(path)
                 .map_err(io_at(path))?
-                .display()
-                .to_string(),
+                .into_os_string()
+                .into_vec(),
         ),
         false => None,
     };
@@ -245,10 +331,10 @@ fn entry(path: &Path, meta: &fs::Metadata) -> Result<Entry, VerifyError> {
         true => Some(file_sha256(path)?),
         false => None,
     };
-    let mut xattrs: Vec<(String, String)> = super::normalize::read_xattrs(path)
+    let mut xattrs: Vec<(Vec<u8>, String)> = super::normalize::read_xattrs(path)
         .map_err(io_at(path))?
         .into_iter()
-        .map(|(n, v)| (String::from_utf8_lossy(&n).into_owned(), hex::encode(v)))
+        .map(|(n, v)| (n, hex::encode(v)))
         .collect();
     xattrs.sort();
     Ok(Entry {
@@ -281,10 +367,7 @@ fn file_sha256(path: &Path) -> Result<String, VerifyError> {
 
 /// Compares two scanned trees; differences in path order, each path's in
 /// kind order.
-pub fn compare_trees(
-    ours: &BTreeMap<String, Entry>,
-    theirs: &BTreeMap<String, Entry>,
-) -> Vec<Difference> {
+pub fn compare_trees(ours: &Listing, theirs: &Listing) -> Vec<Difference> {
     let mut out = Vec::new();
     for (path, o) in ours {
         match theirs.get(path) {
@@ -301,7 +384,7 @@ pub fn compare_trees(
     out
 }
 
-fn compare_entries(path: &str, o: &Entry, t: &Entry) -> Vec<Difference> {
+fn compare_entries(path: &[u8], o: &Entry, t: &Entry) -> Vec<Difference> {
     let d = |kind, ours: String, theirs: String| Difference::new(kind, path, ours, theirs);
     if o.kind != t.kind {
         return vec![d(Kind::Type, o.kind.into(), t.kind.into())];
@@ -333,19 +416,22 @@ fn compare_entries(path: &str, o: &Entry, t: &Entry) -> Vec<Difference> {
         out.push(d(Kind::Mtime, show(o.mtime), show(t.mtime)));
     }
     if o.link != t.link {
-        let show = |l: &Option<String>| format!("-> {}", l.as_deref().unwrap_or(""));
+        let show = |l: &Option<Vec<u8>>| format!("-> {}", escape(l.as_deref().unwrap_or(b"")));
         out.push(d(Kind::Link, show(&o.link), show(&t.link)));
     }
     if o.xattrs != t.xattrs {
-        let show = |x: &[(String, String)]| {
-            let parts: Vec<String> = x.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let show = |x: &[(Vec<u8>, String)]| {
+            let parts: Vec<String> = x
+                .iter()
+                .map(|(n, v)| format!("{}={v}", escape(n)))
+                .collect();
             format!("[{}]", parts.join(" "))
         };
         out.push(d(Kind::Xattr, show(&o.xattrs), show(&t.xattrs)));
     }
     if o.hardlink_of != t.hardlink_of {
-        let show = |h: &Option<String>| match h {
-            Some(p) => format!("a hard link of {p}"),
+        let show = |h: &Option<Vec<u8>>| match h {
+            Some(p) => format!("a hard link of {}", escape(p)),
             None => "its first or only name".to_string(),
         };
         out.push(d(
@@ -418,10 +504,11 @@ fn compare_fields(
         if o == t || (prefix == "config:" && key == "config" && both_objects(o, t)) {
             continue;
         }
-        let show = |v: Option<&Value>| v.map_or("nothing".to_string(), Value::to_string);
+        let show =
+            |v: Option<&Value>| v.map_or("nothing".to_string(), |v| printable(&v.to_string()));
         out.push(Difference::new(
             Kind::Config,
-            &format!("{prefix}{key}"),
+            format!("{prefix}{key}"),
             show(o),
             show(t),
         ));
@@ -493,7 +580,8 @@ fn counts(diffs: &[Difference]) -> String {
 /// The full report: the counts, then every difference, one a line.
 pub fn report(image: &str, diffs: &[Difference]) -> String {
     let mut out = format!(
-        "the rebuild differs from {image}: {} difference(s): {}\n",
+        "the rebuild differs from {}: {} difference(s): {}\n",
+        printable(image),
         diffs.len(),
         counts(diffs)
     );
@@ -502,6 +590,53 @@ pub fn report(image: &str, diffs: &[Difference]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The report as JSON (deterministic bytes, keys sorted, ending in a
+/// newline): `image`, `result: "different"`, `counts` per kind and
+/// `differences`, each with `kind`, `path` as [`Difference::line`] shows it,
+/// `rebuilt` and `published`. A path whose shown form is not the name itself
+/// (it had bytes to escape) has `pathHex` too: the raw bytes in hex, which
+/// are the name. So the name is `pathHex` decoded when there is one,
+/// otherwise `path`.
+pub fn report_json(image: &str, diffs: &[Difference]) -> Vec<u8> {
+    let counts: serde_json::Map<String, Value> = Kind::ALL
+        .iter()
+        .map(|k| {
+            (
+                k.name().to_string(),
+                diffs.iter().filter(|d| d.kind == *k).count(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k, json!(n)))
+        .collect();
+    let differences: Vec<Value> = diffs
+        .iter()
+        .map(|d| {
+            let shown = d.shown_path();
+            let mut row = json!({
+                "kind": d.kind.name(),
+                "path": shown,
+                "rebuilt": d.ours,
+                "published": d.theirs,
+            });
+            if shown.as_bytes() != d.path.as_slice() {
+                row["pathHex"] = json!(hex::encode(&d.path));
+            }
+            row
+        })
+        .collect();
+    let body = json!({
+        "image": image,
+        "result": "different",
+        "counts": counts,
+        "differences": differences,
+    });
+    // A tree of strings and numbers always serializes.
+    let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
 }
 
 /// The summary of a report (as [`report`] writes it): its counts and the
@@ -576,6 +711,8 @@ pub fn run(args: &Args) -> Result<Outcome, VerifyError> {
     let report = report(&facts.image, &diffs);
     let path = args.out.join(REPORT_FILE);
     fs::write(&path, &report).map_err(io_at(&path))?;
+    let path = args.out.join(REPORT_JSON_FILE);
+    fs::write(&path, report_json(&facts.image, &diffs)).map_err(io_at(&path))?;
     Ok(Outcome::Different { report })
 }
 
@@ -636,11 +773,14 @@ mod tests {
         let s = scan(a.path()).unwrap();
         assert_eq!(s.len(), 6);
         assert_eq!(
-            s["/usr/bin/hi"].hardlink_of.as_deref(),
-            Some("/usr/bin/hello")
+            s[b"/usr/bin/hi".as_slice()].hardlink_of.as_deref(),
+            Some(b"/usr/bin/hello".as_slice())
         );
-        assert_eq!(s["/usr/bin/hello"].hardlink_of, None);
-        assert_eq!(s["/bin"].link.as_deref(), Some("usr/bin"));
+        assert_eq!(s[b"/usr/bin/hello".as_slice()].hardlink_of, None);
+        assert_eq!(
+            s[b"/bin".as_slice()].link.as_deref(),
+            Some(b"usr/bin".as_slice())
+        );
     }
 
     #[test]
@@ -702,12 +842,12 @@ mod tests {
         fix_times(b.path());
         set_time(&b.path().join("usr/changed"), 1_700_000_000);
         let d = diff(a.path(), b.path());
-        let kinds: Vec<(Kind, &str)> = d.iter().map(|d| (d.kind, d.path.as_str())).collect();
+        let kinds: Vec<(Kind, String)> = d.iter().map(|d| (d.kind, d.shown_path())).collect();
         assert_eq!(
             kinds,
             [
-                (Kind::Missing, "/usr/bin/other"),
-                (Kind::Extra, "/usr/changed")
+                (Kind::Missing, "/usr/bin/other".to_string()),
+                (Kind::Extra, "/usr/changed".to_string())
             ]
         );
     }
@@ -733,7 +873,7 @@ mod tests {
         let ours = br#"{"architecture":"amd64","config":{"Cmd":["hello"],"Env":["A=1"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
         let theirs = br#"{"architecture":"amd64","config":{"Cmd":["hello"],"Env":["A=2"]},"history":[{"created_by":"x"}],"rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#;
         let d = compare_configs(ours, theirs, ("ours", "theirs")).unwrap();
-        let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+        let paths: Vec<String> = d.iter().map(Difference::shown_path).collect();
         assert_eq!(paths, ["config:config.Env", "config:history"]);
         assert_eq!(d[0].ours, r#"["A=1"]"#);
         assert_eq!(d[1].ours, "nothing");
@@ -849,12 +989,183 @@ mod tests {
             fs::read_to_string(out.path().join(REPORT_FILE)).unwrap(),
             report
         );
+        let json: Value =
+            serde_json::from_slice(&fs::read(out.path().join(REPORT_JSON_FILE)).unwrap()).unwrap();
+        assert_eq!(json["differences"][1]["path"], "/usr/changed");
+    }
+
+    /// Two trees of one file each, with these names and the same bytes.
+    fn named_trees(ours: &[u8], theirs: &[u8]) -> (tempfile::TempDir, tempfile::TempDir) {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for (d, name) in [(&a, ours), (&b, theirs)] {
+            let p = d.path().join(std::ffi::OsStr::from_bytes(name));
+            fs::write(&p, b"same\n").unwrap();
+            set_time(&p, 1_700_000_000);
+        }
+        (a, b)
+    }
+
+    // Issue 24: paths were keyed by lossy UTF-8, so two different non-UTF-8
+    // names were one path and a changed tree was "reproduced".
+    #[test]
+    fn two_non_utf8_names_are_two_paths() {
+        let (a, b) = named_trees(b"a\xff", b"a\xfe");
+        let d = diff(a.path(), b.path());
+        let kinds: Vec<Kind> = d.iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, [Kind::Extra, Kind::Missing], "{d:?}");
+        let lines: Vec<String> = d.iter().map(Difference::line).collect();
+        assert_eq!(
+            lines,
+            [
+                r"extra /a\xfe: rebuilt nothing, published file",
+                r"missing /a\xff: rebuilt file, published nothing",
+            ]
+        );
+        let (a, b) = named_trees(b"a\xff", b"a\xff");
+        assert_eq!(diff(a.path(), b.path()), []);
+    }
+
+    // Issue 24 (every path inside the root): a link is compared as data,
+    // never followed out of the tree (`/` would be walked, `/dev/zero` read
+    // without end).
+    #[test]
+    fn links_are_compared_never_followed() {
+        let (a, b) = (tree(), tree());
+        for d in [&a, &b] {
+            symlink("/", d.path().join("root")).unwrap();
+            symlink("/dev/zero", d.path().join("zero")).unwrap();
+        }
+        let s = scan(a.path()).unwrap();
+        assert_eq!(s.len(), 8);
+        assert_eq!(s[b"/root".as_slice()].kind, "symlink");
+        assert_eq!(s[b"/zero".as_slice()].sha256, None);
+        assert!(s.keys().all(|k| k.starts_with(b"/usr") || k.len() <= 5));
+        let d = diff(a.path(), b.path());
+        assert!(d.iter().all(|d| d.kind == Kind::Mtime), "{d:?}");
+    }
+
+    // Issue 24: a name with a newline injected lines into the summary.
+    #[test]
+    fn a_name_with_a_newline_stays_on_its_line() {
+        let evil = b"x\ncontent hello: rebuilt a, published b\r\x1b[2K";
+        let (a, b) = named_trees(b"x", evil);
+        let d = diff(a.path(), b.path());
+        let report = report("img@sha256:1", &d);
+        assert_eq!(report.lines().count(), 3, "{report}");
+        assert!(
+            report.contains(
+                r"extra /x\ncontent hello: rebuilt a, published b\r\x1b[2K: rebuilt nothing, published file"
+            ),
+            "{report}"
+        );
+        let summary = summary(&report);
+        assert_eq!(summary.lines().count(), 3, "{summary}");
+        assert!(!summary.contains('\r') && !summary.contains('\x1b'));
+    }
+
+    /// The name [`escape`] showed, read back.
+    fn unescape(shown: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = shown;
+        while let Some(c) = rest.chars().next() {
+            rest = &rest[c.len_utf8()..];
+            if c != '\\' {
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                continue;
+            }
+            let e = rest.chars().next().expect("an escape");
+            rest = &rest[1..];
+            match e {
+                '\\' => out.push(b'\\'),
+                'n' => out.push(b'\n'),
+                't' => out.push(b'\t'),
+                'r' => out.push(b'\r'),
+                'x' => {
+                    out.push(u8::from_str_radix(&rest[..2], 16).unwrap());
+                    rest = &rest[2..];
+                }
+                'u' => {
+                    let end = rest.find('}').unwrap();
+                    let c = char::from_u32(u32::from_str_radix(&rest[1..end], 16).unwrap());
+                    out.extend_from_slice(c.unwrap().encode_utf8(&mut [0; 4]).as_bytes());
+                    rest = &rest[end + 1..];
+                }
+                other => panic!("unknown escape {other:?} in {shown:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn names_are_shown_on_one_printable_line_and_read_back() {
+        for (name, shown) in [
+            (b"/usr/bin/hello".as_slice(), "/usr/bin/hello"),
+            ("/usr/share/doc/café".as_bytes(), "/usr/share/doc/café"),
+            (b"/a\nb", r"/a\nb"),
+            (b"/a\\nb", r"/a\\nb"),
+            (b"/a\xff", r"/a\xff"),
+            (b"/a\\xff", r"/a\\xff"),
+            (b"/\x1b[31m\x7f\t\r", r"/\x1b[31m\x7f\t\r"),
+            (
+                "/\u{2028}\u{202e}\u{85}".as_bytes(),
+                r"/\u{2028}\u{202e}\u{0085}",
+            ),
+        ] {
+            assert_eq!(escape(name), shown);
+            assert_eq!(unescape(shown), name, "{shown}");
+        }
+        // Every name of up to two bytes reads back, so no two show the same.
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let name = [b'/', a, b];
+                let shown = escape(&name);
+                assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+                assert_eq!(unescape(&shown), name, "{shown:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_json_report_names_every_path_exactly() {
+        let diffs = vec![
+            Difference::new(Kind::Extra, b"/a\xff", "nothing", "file"),
+            Difference::new(Kind::Extra, b"/a\ncontent x", "nothing", "file"),
+            Difference::new(Kind::Content, "/usr/bin/hello", "sha256:1", "sha256:2"),
+            Difference::new(Kind::Config, "config:created", "\"a\"", "nothing"),
+        ];
+        let bytes = report_json("img@sha256:1", &diffs);
+        assert_eq!(bytes, report_json("img@sha256:1", &diffs));
+        assert!(bytes.ends_with(b"}\n"));
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["result"], "different");
+        assert_eq!(v["image"], "img@sha256:1");
+        assert_eq!(v["counts"], json!({"extra": 2, "content": 1, "config": 1}));
+        let rows = v["differences"].as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0]["path"], r"/a\xff");
+        assert_eq!(rows[0]["pathHex"], "2f61ff");
+        assert_eq!(rows[1]["path"], r"/a\ncontent x");
+        assert_eq!(rows[1]["pathHex"], hex::encode(b"/a\ncontent x"));
+        assert_eq!(
+            rows[2],
+            json!({"kind": "content", "path": "/usr/bin/hello", "rebuilt": "sha256:1", "published": "sha256:2"})
+        );
+        assert_eq!(rows[3]["rebuilt"], "\"a\"");
+        assert!(rows[3].get("pathHex").is_none());
+        // The name is pathHex decoded, else path.
+        for (row, d) in rows.iter().zip(&diffs) {
+            let name = match row.get("pathHex") {
+                Some(h) => hex::decode(h.as_str().unwrap()).unwrap(),
+                None => row["path"].as_str().unwrap().as_bytes().to_vec(),
+            };
+            assert_eq!(name, d.path);
+        }
     }
 
     #[test]
     fn the_summary_names_the_first_paths_and_counts_the_rest() {
         let diffs: Vec<Difference> = (0..SUMMARY_PATHS + 3)
-            .map(|i| Difference::new(Kind::Content, &format!("/f{i}"), "a".repeat(300), "b"))
+            .map(|i| Difference::new(Kind::Content, format!("/f{i}"), "a".repeat(300), "b"))
             .collect();
         let summary = summary(&report("img@sha256:1", &diffs));
         let lines: Vec<&str> = summary.lines().collect();

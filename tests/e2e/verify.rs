@@ -136,6 +136,21 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
         report.contains("\nextra /usr/share/doc/hello/changed: rebuilt nothing, published file\n"),
         "{report}"
     );
+    // And the same differences as JSON, beside it.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("verify-report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["image"], changed.as_str());
+    let extra = serde_json::json!({
+        "kind": "extra",
+        "path": "/usr/share/doc/hello/changed",
+        "rebuilt": "nothing",
+        "published": "file",
+    });
+    assert!(
+        json["differences"].as_array().unwrap().contains(&extra),
+        "{json}"
+    );
     assert!(!out.path().join("verify.intoto.json").exists());
 }
 

@@ -16,6 +16,10 @@ pub enum Fault {
     ServerError,
     /// Accept the connection and never answer.
     Hang,
+    /// Serve the file, then 64 MiB of zeros, with no Content-Length.
+    Oversized,
+    /// Announce the file's length, then send it a byte a second.
+    Trickle,
 }
 
 pub struct PoolServer {
@@ -31,6 +35,26 @@ impl PoolServer {
     pub fn start(dir: PathBuf) -> PoolServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        Self::serve_on(listener, url, dir)
+    }
+
+    /// Serves `dir` on every interface, named by the host's address on the
+    /// interface of its default route: a mirror that is not on the
+    /// loopback. `None` when the host has no such route.
+    pub fn start_off_loopback(dir: PathBuf) -> Option<PoolServer> {
+        // Connecting a UDP socket sends nothing; it picks the interface.
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        probe.connect("192.0.2.1:9").ok()?;
+        let ip = probe.local_addr().ok()?.ip();
+        if ip.is_loopback() || ip.is_unspecified() {
+            return None;
+        }
+        let listener = TcpListener::bind("0.0.0.0:0").ok()?;
+        let port = listener.local_addr().ok()?.port();
+        Some(Self::serve_on(listener, format!("http://{ip}:{port}"), dir))
+    }
+
+    fn serve_on(listener: TcpListener, url: String, dir: PathBuf) -> PoolServer {
         let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
         let aliases: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let hits: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -120,6 +144,32 @@ fn serve(
             std::thread::sleep(std::time::Duration::from_secs(120));
             return;
         }
+        (Some(Fault::Oversized), Ok(bytes)) => {
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let _ = out.write_all(&bytes);
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..64 {
+                if out.write_all(&zeros).is_err() {
+                    break;
+                }
+            }
+            return;
+        }
+        (Some(Fault::Trickle), Ok(bytes)) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            let _ = out.write_all(head.as_bytes());
+            for b in bytes {
+                if out.write_all(&[b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            return;
+        }
+        (Some(Fault::Oversized | Fault::Trickle), Err(_)) => return,
         (Some(Fault::WrongBytes), Ok(mut bytes)) => {
             if let Some(b) = bytes.first_mut() {
                 *b ^= 0xff;
