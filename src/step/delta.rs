@@ -12,10 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::step::normalize::{at, read_xattrs, set_times, sorted_children};
+use crate::step::normalize::{
+    at, is_whiteout_name, read_xattrs, set_times, sorted_children, whiteout_name_error,
+};
 
 /// What a pass did, counted in entries below `out` (files and directories;
 /// `out` itself is never counted).
@@ -44,7 +47,9 @@ pub struct ApplyReport {
 /// a writable copy of the base: `.wh.<name>` removes `<name>`, any other
 /// entry replaces what `target` has at its path (directories are merged),
 /// with owner, mode, extended attributes and times; hard links stay links.
-/// `target`'s own root is left as it is. Run on a mount of the base image
+/// `target`'s own root is left as it is; a link in `target` is replaced,
+/// never written through, and a whiteout of `.`, `..` or an empty name is
+/// refused. Run on a mount of the base image
 /// (not an exec's root, so no runtime mount stub lands in it), the mount's
 /// new snapshot is the layer on top of the base's, and within the build it
 /// reads as the full image.
@@ -61,7 +66,9 @@ pub fn apply_delta(delta: &Path, target: &Path) -> io::Result<ApplyReport> {
 /// Turns `out` (a full normalized rootfs) into the delta against `base` (the
 /// base image's rootfs, read only): entries equal to the base's are removed,
 /// names the base has and `out` lacks become whiteouts (owner 0:0, mode
-/// 0644, times at `epoch`), and every kept directory keeps its times.
+/// 0644, times at `epoch`), and every kept directory keeps its times. No
+/// link in either tree is followed, and a name in `out` that would act as a
+/// whiteout (`.wh.*`) is refused before anything is pruned.
 pub fn prune_to_delta(out: &Path, base: &Path, epoch: i64) -> io::Result<DeltaReport> {
     let base_meta = fs::symlink_metadata(base).map_err(|e| at(base, e))?;
     if !base_meta.is_dir() {
@@ -77,7 +84,7 @@ pub fn prune_to_delta(out: &Path, base: &Path, epoch: i64) -> io::Result<DeltaRe
     // First pass: read everything (out before any change), decide per entry,
     // and collect the link groups to keep whole.
     let mut links = Links::default();
-    let plan = plan_dir(out, Some(base), &out_meta, false, &mut links)?;
+    let plan = plan_dir(out, out, Some(base), &out_meta, false, &mut links)?;
     // Second pass: prune by the plan.
     let mut report = DeltaReport::default();
     apply_dir(plan, &links.keep, epoch, true, &mut report)?;
@@ -161,8 +168,9 @@ impl Links {
 
 /// Reads the directory `dir` of `out` (with `meta`, taken before it was
 /// listed) against `base`, the base's directory at the same path when it is
-/// one.
+/// one. A name in `out` that would act as a whiteout is refused.
 fn plan_dir(
+    out: &Path,
     dir: &Path,
     base: Option<&Path>,
     meta: &fs::Metadata,
@@ -181,6 +189,10 @@ fn plan_dir(
         let Some(name) = child.file_name() else {
             continue;
         };
+        if is_whiteout_name(name.as_bytes()) {
+            let shown = Path::new("/").join(child.strip_prefix(out).unwrap_or(&child));
+            return Err(whiteout_name_error(&shown));
+        }
         names.insert(name.to_os_string());
         let cm = fs::symlink_metadata(&child).map_err(|e| at(&child, e))?;
         let bpath = base.map(|b| b.join(name));
@@ -196,7 +208,7 @@ fn plan_dir(
             let sub = bpath
                 .as_deref()
                 .filter(|_| bm.as_ref().is_some_and(|m| m.is_dir()));
-            let sub = plan_dir(&child, sub, &cm, same, links)?;
+            let sub = plan_dir(out, &child, sub, &cm, same, links)?;
             plan.children.push(Node::Dir(sub));
             continue;
         }
@@ -677,5 +689,76 @@ mod tests {
             !listing(&target).iter().any(|p| p.contains(".wh.")),
             "a whiteout file was copied"
         );
+    }
+
+    // A delta entry `.wh..` removed the directory above it, `.wh.` the
+    // directory it is in (issue 24).
+    #[test]
+    fn a_whiteout_of_dot_dotdot_or_nothing_is_refused() {
+        for name in [".wh.", ".wh..", ".wh..."] {
+            let tmp = tempfile::tempdir().unwrap();
+            let delta = tmp.path().join("delta");
+            let target = tmp.path().join("target");
+            write(&delta.join("etc").join(name), "");
+            write(&target.join("etc/passwd"), "root");
+            write(&target.join("keep"), "k");
+            let before = listing(&target);
+            let err = apply_delta(&delta, &target).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}: {err}");
+            assert!(err.to_string().contains("names no entry"), "{name}: {err}");
+            assert_eq!(listing(&target), before, "{name}");
+        }
+    }
+
+    // A name like a whiteout in the normalized tree would delete the base's
+    // file when the layer is applied (issue 24).
+    #[test]
+    fn a_name_like_a_whiteout_in_out_is_refused() {
+        let (_tmp, base, out) = fixture();
+        write(&out.join("etc/.wh.keep.conf"), "");
+        let err = prune_to_delta(&out, &base, EPOCH).unwrap_err();
+        assert!(err.to_string().contains("/etc/.wh.keep.conf"), "{err}");
+        assert!(out.join("etc/keep.conf").exists(), "out is left alone");
+    }
+
+    /// Every entry below `dir` with its content, sorted.
+    fn contents(dir: &Path) -> Vec<String> {
+        listing(dir)
+            .into_iter()
+            .map(|rel| {
+                let p = dir.join(rel.trim_end_matches('/'));
+                let text = fs::read(&p).map(|b| String::from_utf8_lossy(&b).into_owned());
+                format!("{rel} {}", text.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    // Guards that a link in the base or the target is data: neither the
+    // prune nor the apply reads or writes through it.
+    #[test]
+    fn links_in_the_base_lead_nowhere_outside_it() {
+        let (tmp, base, out) = fixture();
+        let outside = tmp.path().join("outside");
+        write(&outside.join("f"), "outside");
+        write(&outside.join("keep.conf"), "same");
+        let before = contents(&outside);
+        // The base's /etc is a link out; out has a real /etc.
+        fs::remove_dir_all(base.join("etc")).unwrap();
+        symlink(&outside, base.join("etc")).unwrap();
+        prune_to_delta(&out, &base, EPOCH).unwrap();
+        // Nothing of outside's read as the base's: no whiteout for its `f`,
+        // and its equal keep.conf is no reason to drop out's.
+        assert!(!listing(&out).iter().any(|p| p.contains(".wh.")));
+        assert!(out.join("etc/keep.conf").exists());
+        // Applying onto a target whose /var is a link out replaces the link.
+        let target = tmp.path().join("target");
+        cp_a(&base, &target);
+        symlink(&outside, target.join("var")).unwrap();
+        let delta = tmp.path().join("delta");
+        write(&delta.join("var/.wh.f"), "");
+        write(&delta.join("var/new"), "n");
+        apply_delta(&delta, &target).unwrap();
+        assert!(fs::symlink_metadata(target.join("var")).unwrap().is_dir());
+        assert_eq!(contents(&outside), before);
     }
 }

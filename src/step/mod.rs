@@ -7,6 +7,7 @@
 //! - `fetch`: providers tried in order, every blob checked;
 //! - `install`: the distro's tool on the verified package files, offline;
 //! - `normalize`: copy onto scratch, clamp times, prune (with `keystore`);
+//! - `inroot`: paths inside a mounted rootfs, its links never followed out;
 //! - `delta`: the normalized copy pruned to what differs from the base
 //!   image (deletions as OCI whiteouts) and applied onto a writable mount
 //!   of the base, whose snapshot is the layer over the base's own;
@@ -16,6 +17,7 @@
 
 pub mod delta;
 pub mod fetch;
+pub mod inroot;
 pub mod install;
 pub mod keystore;
 pub mod lock;

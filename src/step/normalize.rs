@@ -12,13 +12,16 @@
 //! the target's. This is the one library module that touches a filesystem;
 //! the gateway never calls it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs;
-use std::io;
+use std::io::{self, Read, Seek};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::step::inroot;
 
 /// Caches whose content depends on inode numbers or timing; removed, like
 /// the backups below, whoever wrote them: an image never needs them.
@@ -35,6 +38,13 @@ const BACKUP_DIRS: &[&str] = &["var/lib/dpkg", "var/cache/debconf"];
 /// Directories for runtime and scratch state: what the build added there is
 /// removed; the directories themselves and what the base had stay.
 const SCRATCH_DIRS: &[&str] = &["run", "tmp", "var/tmp"];
+
+/// The longest pacman `desc` file read (a package's is a few KiB).
+const DESC_CAP: u64 = 16 << 20;
+
+/// The longest file read as a Java keystore (the JDK's cacerts is about
+/// 200 KiB).
+const KEYSTORE_CAP: u64 = 64 << 20;
 
 /// What a pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,58 +64,166 @@ pub struct Report {
 
 /// Normalizes the tree at `root`. `base`, when given, is the base image's
 /// rootfs: an entry of a scratch directory that the base also has is kept.
-/// Without it, "added by the build" means "newer than the epoch".
+/// Without it, "added by the build" means "newer than the epoch". No link
+/// in `root` is followed: a pass takes a directory only when no component
+/// of its path is a link (see [`inroot`]). A name that would act as an OCI
+/// whiteout (`.wh.*`) is refused before anything changes.
 pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Report> {
     let mut report = Report::default();
-    let newer = |m: &fs::Metadata| newer_than(m.mtime(), m.mtime_nsec(), epoch);
-    for rel in CACHES {
-        remove(root, &root.join(rel), &mut report)?;
+    for path in removals(root, epoch, base)? {
+        remove(root, &path, &mut report)?;
     }
-    for rel in LOG_DIRS {
-        walk_files(&root.join(rel), &mut |path, meta| {
-            if meta.is_file() && newer(meta) {
-                remove(root, path, &mut report)?;
-            }
-            Ok(())
-        })?;
-    }
-    for rel in BACKUP_DIRS {
-        walk_files(&root.join(rel), &mut |path, meta| {
-            if !meta.is_dir()
-                && path
-                    .file_name()
-                    .is_some_and(|n| n.as_bytes().ends_with(b"-old"))
-            {
-                remove(root, path, &mut report)?;
-            }
-            Ok(())
-        })?;
-    }
-    for rel in SCRATCH_DIRS {
-        prune_added(root, Path::new(rel), base, &newer, &mut report)?;
-    }
-    empty_dev(root, &mut report)?;
-    remove_sqlite_shm(root, epoch, &mut report)?;
-    clamp_pacman_install_dates(root, epoch)?;
-    clamp_tree(root, root, epoch, &mut report)?;
+    clamp(root, epoch, &mut report)?;
     Ok(report)
 }
 
-/// Copies the tree at `src` into the empty directory `out`, then normalizes
-/// the copy (see [`normalize`]). `src` is only read.
+/// Copies the tree at `src` into the empty directory `out` and normalizes
+/// the copy (see [`normalize`]). `src` is only read. What the passes remove
+/// is found in `src` first and never copied (a build's sparse `lastlog` can
+/// be hundreds of GB long); the copy's directory that held it gets the
+/// times a removal followed by the clamp would have given it.
 pub fn normalize_into(
     src: &Path,
     out: &Path,
     epoch: i64,
     base: Option<&Path>,
 ) -> io::Result<Report> {
-    let mut copier = Copier::default();
+    let gone = removals(src, epoch, base)?;
+    let mut copier = Copier::skipping(gone.iter().cloned().collect());
     let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
     copier.copy_dir(src, out, &meta)?;
-    let mut report = normalize(out, epoch, base)?;
-    report.copied = copier.copied;
-    report.linked = copier.linked;
+    let mut report = Report {
+        copied: copier.copied,
+        linked: copier.linked,
+        ..Report::default()
+    };
+    let mut parents = HashSet::new();
+    for path in &gone {
+        report.removed.push(shown(src, path));
+        if let Some(parent) = path.parent()
+            && parents.insert(parent)
+        {
+            let copy = out.join(parent.strip_prefix(src).unwrap_or(parent));
+            set_times_nofollow(&copy, epoch, true)?;
+            report.clamped += 1;
+        }
+    }
+    clamp(out, epoch, &mut report)?;
     Ok(report)
+}
+
+/// The passes that change entries in place: install dates, keystores,
+/// times.
+fn clamp(root: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
+    clamp_pacman_install_dates(root, epoch)?;
+    clamp_tree(root, root, epoch, report)
+}
+
+/// What the passes remove from `root`, read before anything is removed or
+/// copied: paths below `root` reached through no link, in the passes'
+/// order, none below another. Fails on a name that would act as a whiteout
+/// (see [`scan`]).
+fn removals(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Vec<PathBuf>> {
+    let newer = |m: &fs::Metadata| newer_than(m.mtime(), m.mtime_nsec(), epoch);
+    let mut gone = Vec::new();
+    for rel in CACHES {
+        if let Some((path, _)) = inroot::unlinked(root, Path::new(rel))? {
+            gone.push(path);
+        }
+    }
+    for rel in LOG_DIRS {
+        walk_below(root, rel, &mut |path, meta| {
+            if meta.is_file() && newer(meta) {
+                gone.push(path.to_path_buf());
+            }
+        })?;
+    }
+    for rel in BACKUP_DIRS {
+        walk_below(root, rel, &mut |path, meta| {
+            if !meta.is_dir()
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.as_bytes().ends_with(b"-old"))
+            {
+                gone.push(path.to_path_buf());
+            }
+        })?;
+    }
+    for rel in SCRATCH_DIRS {
+        prune_added(root, Path::new(rel), base, &newer, &mut gone)?;
+    }
+    gone.extend(dev_entries(root)?);
+    let skip: HashSet<PathBuf> = gone.iter().cloned().collect();
+    scan(root, root, epoch, &skip, &mut gone)?;
+    Ok(outermost(gone))
+}
+
+/// `paths` without repeats and without any path below another of them, in
+/// their order.
+fn outermost(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let all: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let mut seen = HashSet::new();
+    paths
+        .iter()
+        .filter(|p| !p.ancestors().skip(1).any(|a| all.contains(a)) && seen.insert(p.as_path()))
+        .cloned()
+        .collect()
+}
+
+/// `path` as the image shows it: `/<path below root>`.
+fn shown(root: &Path, path: &Path) -> PathBuf {
+    Path::new("/").join(path.strip_prefix(root).unwrap_or(path))
+}
+
+/// Whether a name would act as an OCI whiteout in a layer (`.wh.<name>`,
+/// `.wh..wh..opq`).
+pub(crate) fn is_whiteout_name(name: &[u8]) -> bool {
+    name.starts_with(b".wh.")
+}
+
+/// The error for an entry whose name would act as a whiteout, shown at its
+/// path in the image.
+pub(crate) fn whiteout_name_error(shown: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{}: a name starting with .wh. would act as an OCI whiteout in the image's layer (deleting what the layer below has there); rename or remove it in the step that made it",
+            shown.display()
+        ),
+    )
+}
+
+/// One walk of the whole tree below `dir` (not following links, skipping
+/// what `skip` holds): refuses a name that would act as a whiteout, and
+/// pushes onto `gone` the SQLite shared-memory files the build wrote (see
+/// [`is_sqlite_shm`]).
+fn scan(
+    root: &Path,
+    dir: &Path,
+    epoch: i64,
+    skip: &HashSet<PathBuf>,
+    gone: &mut Vec<PathBuf>,
+) -> io::Result<()> {
+    for path in sorted_children(dir)? {
+        if skip.contains(&path) {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).map_err(|e| at(&path, e))?;
+        if is_sqlite_shm(&path, &meta, epoch) {
+            gone.push(path);
+            continue;
+        }
+        if path
+            .file_name()
+            .is_some_and(|n| is_whiteout_name(n.as_bytes()))
+        {
+            return Err(whiteout_name_error(&shown(root, &path)));
+        }
+        if meta.is_dir() {
+            scan(root, &path, epoch, skip, gone)?;
+        }
+    }
+    Ok(())
 }
 
 /// A faithful copy: content, owner, mode (set-id bits too), extended
@@ -124,6 +242,8 @@ pub(crate) struct Copier {
     /// unless both are directories.
     apply: bool,
     pub(crate) whiteouts: u64,
+    /// Paths below the source that are not copied (what the passes remove).
+    skip: HashSet<PathBuf>,
 }
 
 impl Copier {
@@ -131,6 +251,14 @@ impl Copier {
     pub(crate) fn applying() -> Copier {
         Copier {
             apply: true,
+            ..Copier::default()
+        }
+    }
+
+    /// A copier that leaves out the paths in `skip` (with what is below).
+    pub(crate) fn skipping(skip: HashSet<PathBuf>) -> Copier {
+        Copier {
+            skip,
             ..Copier::default()
         }
     }
@@ -158,11 +286,14 @@ impl Copier {
     /// Copies (or, applying, applies) each entry of `src` into `dst`.
     pub(crate) fn copy_children(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
         for child in sorted_children(src)? {
+            if self.skip.contains(&child) {
+                continue;
+            }
             if let Some(name) = child.file_name() {
                 let whiteout = name.as_bytes().strip_prefix(b".wh.");
                 match whiteout {
                     Some(gone) if self.apply => {
-                        remove_any(&dst.join(std::ffi::OsStr::from_bytes(gone)))?;
+                        remove_any(&dst.join(whiteout_target(&child, gone)?))?;
                         self.whiteouts += 1;
                     }
                     _ => self.copy_entry(&child, &dst.join(name))?,
@@ -197,7 +328,7 @@ impl Copier {
                 }
                 self.links.insert(key, dst.to_path_buf());
             }
-            fs::copy(src, dst).map_err(|e| at(dst, e))?;
+            copy_file(src, dst)?;
         } else {
             // Device nodes, fifos, sockets: made again with the same type and
             // device number.
@@ -216,6 +347,91 @@ impl Copier {
         }
         finish(src, dst, &meta)
     }
+}
+
+/// The name a whiteout at `path` removes: `gone` (what follows `.wh.`),
+/// which must name an entry of the directory; an empty name, `.` or `..`
+/// would remove the directory itself or its parent, and is refused.
+fn whiteout_target<'a>(path: &Path, gone: &'a [u8]) -> io::Result<&'a std::ffi::OsStr> {
+    if matches!(gone, b"" | b"." | b"..") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: a whiteout of {:?} names no entry of its directory: refused",
+                path.display(),
+                String::from_utf8_lossy(gone)
+            ),
+        ));
+    }
+    Ok(std::ffi::OsStr::from_bytes(gone))
+}
+
+/// Copies the regular file `src` to the new file `dst`, data extents only
+/// (lseek SEEK_DATA/SEEK_HOLE), then sets its length with ftruncate: holes
+/// stay holes. Where the filesystem cannot tell (EINVAL), the whole file
+/// is copied.
+fn copy_file(src: &Path, dst: &Path) -> io::Result<()> {
+    let from = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(src)
+        .map_err(|e| at(src, e))?;
+    let to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)
+        .map_err(|e| at(dst, e))?;
+    let len = from.metadata().map_err(|e| at(src, e))?.len();
+    let mut offset = 0;
+    while offset < len {
+        let data = match seek(&from, offset, libc::SEEK_DATA) {
+            Ok(Some(d)) => d,
+            // No data after `offset`: the rest is a hole.
+            Ok(None) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => offset,
+            Err(e) => return Err(at(src, e)),
+        };
+        let hole = match seek(&from, data, libc::SEEK_HOLE) {
+            Ok(Some(h)) => h.min(len),
+            Ok(None) => len,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => len,
+            Err(e) => return Err(at(src, e)),
+        };
+        copy_range(&from, &to, data, hole - data).map_err(|e| at(dst, e))?;
+        offset = hole.max(data + 1);
+    }
+    to.set_len(len).map_err(|e| at(dst, e))
+}
+
+/// lseek(2) with `whence` (SEEK_DATA, SEEK_HOLE) from `offset`; None where
+/// the kernel answers ENXIO (no data from there on).
+fn seek(file: &fs::File, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+    // SAFETY: a plain lseek on an open descriptor we own; no memory is passed.
+    let at = unsafe { libc::lseek(file.as_raw_fd(), offset as libc::off_t, whence) };
+    if at < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ENXIO) => Ok(None),
+            _ => Err(err),
+        };
+    }
+    Ok(Some(at as u64))
+}
+
+/// Copies `len` bytes at `offset` of `from` to the same place in `to`.
+fn copy_range(from: &fs::File, to: &fs::File, offset: u64, len: u64) -> io::Result<()> {
+    let (mut r, mut w) = (from, to);
+    r.seek(io::SeekFrom::Start(offset))?;
+    w.seek(io::SeekFrom::Start(offset))?;
+    let copied = io::copy(&mut r.take(len), &mut w)?;
+    if copied != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the file became shorter while it was copied",
+        ));
+    }
+    Ok(())
 }
 
 /// Removes whatever `path` is (a directory with its contents); nothing
@@ -344,57 +560,57 @@ pub(crate) fn at(path: &Path, err: io::Error) -> io::Error {
     io::Error::new(err.kind(), format!("{}: {err}", path.display()))
 }
 
-/// Empties /dev. The runtime mounts its own /dev over it, so nothing there
+/// What emptying /dev removes. The runtime mounts its own /dev over it, so nothing there
 /// is ever seen; and Docker 20.10's copy turns device nodes into empty files
 /// where newer engines keep them, so leaving them would make the engines'
 /// images differ.
-fn empty_dev(root: &Path, report: &mut Report) -> io::Result<()> {
-    let dev = root.join("dev");
-    match fs::symlink_metadata(&dev) {
-        Ok(m) if m.is_dir() => {}
-        _ => return Ok(()),
+fn dev_entries(root: &Path) -> io::Result<Vec<PathBuf>> {
+    match inroot::real_dir(root, Path::new("dev"))? {
+        Some(dev) => sorted_children(&dev),
+        None => Ok(Vec::new()),
     }
-    for child in sorted_children(&dev)? {
-        remove(root, &child, report)?;
-    }
-    Ok(())
 }
 
-/// Removes SQLite shared-memory files (`<db>-shm`) the build wrote: an index
-/// of the write-ahead log that SQLite rebuilds on open, holding whatever was
-/// in memory (rpm's database leaves one behind).
-fn remove_sqlite_shm(root: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
-    walk_files(root, &mut |path, meta| {
-        if meta.is_file()
-            && newer_than(meta.mtime(), meta.mtime_nsec(), epoch)
-            && let Some(db) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix("-shm"))
-            && path.with_file_name(db).is_file()
-        {
-            remove(root, path, report)?;
-        }
-        Ok(())
-    })
+/// Whether `path` is a SQLite shared-memory file (`<db>-shm`) the build
+/// wrote: an index of the write-ahead log that SQLite rebuilds on open,
+/// holding whatever was in memory (rpm's database leaves one behind). The
+/// database beside it must be a regular file itself, not a link.
+fn is_sqlite_shm(path: &Path, meta: &fs::Metadata, epoch: i64) -> bool {
+    meta.is_file()
+        && newer_than(meta.mtime(), meta.mtime_nsec(), epoch)
+        && path
+            .file_name()
+            .and_then(|n| n.as_bytes().strip_suffix(b"-shm"))
+            .filter(|db| !db.is_empty())
+            .is_some_and(|db| {
+                fs::symlink_metadata(path.with_file_name(std::ffi::OsStr::from_bytes(db)))
+                    .is_ok_and(|m| m.is_file())
+            })
 }
 
 /// pacman records when it installed each package (`%INSTALLDATE%` in
 /// `/var/lib/pacman/local/*/desc`); dates after the epoch become the epoch.
 fn clamp_pacman_install_dates(root: &Path, epoch: i64) -> io::Result<()> {
-    let local = root.join("var/lib/pacman/local");
-    if !local.is_dir() {
+    let Some(local) = inroot::real_dir(root, Path::new("var/lib/pacman/local"))? else {
         return Ok(());
-    }
+    };
     for dir in sorted_children(&local)? {
-        let desc = dir.join("desc");
-        let Ok(meta) = fs::symlink_metadata(&desc) else {
+        let Some(name) = dir.file_name() else {
+            continue;
+        };
+        let Some((desc, meta)) = inroot::unlinked(&local, &Path::new(name).join("desc"))? else {
             continue;
         };
         if !meta.is_file() {
             continue;
         }
-        let text = fs::read_to_string(&desc)?;
+        let bytes = inroot::read_regular(&desc, DESC_CAP)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            at(
+                &desc,
+                io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
+            )
+        })?;
         let mut out = String::with_capacity(text.len());
         let mut lines = text.split_inclusive('\n');
         let mut changed = false;
@@ -413,40 +629,40 @@ fn clamp_pacman_install_dates(root: &Path, epoch: i64) -> io::Result<()> {
             }
         }
         if changed {
-            fs::write(&desc, out)?;
+            fs::write(&desc, out).map_err(|e| at(&desc, e))?;
         }
     }
     Ok(())
 }
 
-/// Removes what the build added below `root/rel` (see [`normalize`]).
+/// Pushes onto `gone` what the build added below `root/rel` (see
+/// [`normalize`]). Only a real directory reached through no link is pruned:
+/// a symlink (Debian's /var/run -> /run) is left alone. An entry is in the
+/// base when the base has it at the same path, reached through no link.
 fn prune_added(
     root: &Path,
     rel: &Path,
     base: Option<&Path>,
     newer: &dyn Fn(&fs::Metadata) -> bool,
-    report: &mut Report,
+    gone: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
-    let dir = root.join(rel);
-    // Only real directories: a symlink (Debian's /var/run -> /run) is left alone.
-    match fs::symlink_metadata(&dir) {
-        Ok(m) if m.is_dir() => {}
-        _ => return Ok(()),
-    }
+    let Some(dir) = inroot::real_dir(root, rel)? else {
+        return Ok(());
+    };
     for child in sorted_children(&dir)? {
         let Some(name) = child.file_name() else {
             continue;
         };
         let child_rel = rel.join(name);
-        let meta = fs::symlink_metadata(&child)?;
+        let meta = fs::symlink_metadata(&child).map_err(|e| at(&child, e))?;
         let in_base = match base {
-            Some(b) => fs::symlink_metadata(b.join(&child_rel)).is_ok(),
+            Some(b) => inroot::unlinked(b, &child_rel)?.is_some(),
             None => !newer(&meta),
         };
         if !in_base {
-            remove(root, &child, report)?;
+            gone.push(child);
         } else if meta.is_dir() {
-            prune_added(root, &child_rel, base, newer, report)?;
+            prune_added(root, &child_rel, base, newer, gone)?;
         }
     }
     Ok(())
@@ -456,9 +672,7 @@ fn prune_added(
 /// reports it as `/<path below root>`.
 fn remove(root: &Path, path: &Path, report: &mut Report) -> io::Result<()> {
     if remove_any(path)? {
-        report
-            .removed
-            .push(Path::new("/").join(path.strip_prefix(root).unwrap_or(path)));
+        report.removed.push(shown(root, path));
     }
     Ok(())
 }
@@ -474,29 +688,24 @@ pub(crate) fn sorted_children(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(children)
 }
 
-/// Calls `f` on every non-directory entry below `dir` (not following links).
-fn walk_files(
-    dir: &Path,
-    f: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<()>,
-) -> io::Result<()> {
-    let paths = match sorted_children(dir) {
-        Ok(p) => p,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
-    for path in paths {
-        let meta = fs::symlink_metadata(&path)?;
+/// Calls `f` on every non-directory entry below `root/rel`, a real
+/// directory reached through no link (nothing when it is not one), not
+/// following links below it either.
+fn walk_below(root: &Path, rel: &str, f: &mut dyn FnMut(&Path, &fs::Metadata)) -> io::Result<()> {
+    match inroot::real_dir(root, Path::new(rel))? {
+        Some(dir) => walk_files(&dir, f),
+        None => Ok(()),
+    }
+}
+
+/// Calls `f` on every non-directory entry below the directory `dir`.
+fn walk_files(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) -> io::Result<()> {
+    for path in sorted_children(dir)? {
+        let meta = fs::symlink_metadata(&path).map_err(|e| at(&path, e))?;
         if meta.is_dir() {
             walk_files(&path, f)?;
         } else {
-            f(&path, &meta)?;
+            f(&path, &meta);
         }
     }
     Ok(())
@@ -536,11 +745,20 @@ fn may_be_keystore(path: &Path) -> bool {
 /// Clamps the entry dates of a JKS keystore the build wrote (see
 /// `keystore.rs`); content is rewritten in place, so hard links stay.
 fn clamp_keystore(root: &Path, path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
-    let data = fs::read(path).map_err(|e| at(path, e))?;
+    let shown = shown(root, path);
+    let data = match inroot::read_regular(path, KEYSTORE_CAP) {
+        Ok(data) => data,
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+            report
+                .skipped
+                .push((shown, format!("longer than {KEYSTORE_CAP} bytes, not read")));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     if !crate::step::keystore::is_jks(&data) {
         return Ok(());
     }
-    let shown = Path::new("/").join(path.strip_prefix(root).unwrap_or(path));
     match crate::step::keystore::clamp_dates(&data, epoch, crate::step::keystore::DEFAULT_PASSWORD)
     {
         Ok(Some(bytes)) => {
@@ -897,5 +1115,288 @@ mod tests {
         let again = normalize(tmp.path(), 5, None).unwrap();
         assert_eq!(again.clamped, 0);
         assert!(again.removed.is_empty());
+    }
+
+    /// Every entry below `dir` with its type, mode, mtime and content (or
+    /// link target), sorted: what a pass must leave alone.
+    fn snapshot(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for c in sorted_children(&d).unwrap() {
+                let m = fs::symlink_metadata(&c).unwrap();
+                let what = if m.is_dir() {
+                    stack.push(c.clone());
+                    String::new()
+                } else if m.file_type().is_symlink() {
+                    fs::read_link(&c).unwrap().display().to_string()
+                } else {
+                    String::from_utf8_lossy(&fs::read(&c).unwrap()).into_owned()
+                };
+                out.push(format!(
+                    "{} {:o} {} {what}",
+                    c.display(),
+                    m.mode(),
+                    m.mtime()
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// A directory outside every root, laid out like the root's /var with
+    /// something for each pass to remove or rewrite.
+    fn outside_var(dir: &Path) {
+        write_tree(
+            dir,
+            &[
+                ("log/new.log", "the build's output"),
+                ("cache/apt/pkgcache.bin", "c"),
+                ("cache/ldconfig/aux-cache", "a"),
+                ("cache/debconf/config.dat-old", "b"),
+                ("lib/dpkg/status-old", "b"),
+                ("lib/pacman/local/pkg/desc", "%INSTALLDATE%\n1795631660\n"),
+                ("tmp/added/f", "t"),
+                ("db.sqlite", "db"),
+            ],
+        );
+    }
+
+    /// Writes each (path, text) below `root`, making the directories.
+    fn write_tree(root: &Path, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            fs::write(root.join(path), text).unwrap();
+        }
+    }
+
+    /// A root whose /var (or each directory the passes visit below it) is
+    /// a link to `outside`, absolute or relative with `..` enough to leave
+    /// the root.
+    fn root_linking_out(root: &Path, outside: &Path, whole_var: bool, absolute: bool) {
+        let target = |rel: &str, depth: usize| {
+            let abs = outside.join(rel);
+            if absolute {
+                abs
+            } else {
+                let up = "../".repeat(depth + 8);
+                PathBuf::from(format!("{up}{}", abs.display()).replace("//", "/"))
+            }
+        };
+        fs::create_dir_all(root.join("var")).unwrap();
+        if whole_var {
+            fs::remove_dir(root.join("var")).unwrap();
+            symlink(target("", 0), root.join("var")).unwrap();
+            return;
+        }
+        for (link, to) in [
+            ("var/log", "log"),
+            ("var/cache/apt", "cache/apt"),
+            ("var/cache/ldconfig", "cache/ldconfig"),
+            ("var/cache/debconf", "cache/debconf"),
+            ("var/lib/dpkg", "lib/dpkg"),
+            ("var/lib/pacman/local/pkg", "lib/pacman/local/pkg"),
+            ("var/tmp", "tmp"),
+        ] {
+            let path = root.join(link);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            symlink(target(to, link.matches('/').count()), &path).unwrap();
+        }
+        symlink(target("db.sqlite", 0), root.join("db.sqlite")).unwrap();
+        fs::write(root.join("db.sqlite-shm"), "x").unwrap();
+    }
+
+    // A link in the built root made normalize delete and rewrite files
+    // outside it, in the normalize container (issue 24).
+    #[test]
+    fn links_out_of_the_root_are_never_followed() {
+        for whole_var in [true, false] {
+            for absolute in [true, false] {
+                for into in [false, true] {
+                    let tmp = tempfile::tempdir().unwrap();
+                    let outside = tmp.path().join("outside");
+                    outside_var(&outside);
+                    let before = snapshot(&outside);
+                    let root = tmp.path().join("root");
+                    root_linking_out(&root, &outside, whole_var, absolute);
+                    let done = if into {
+                        let out = tmp.path().join("out");
+                        fs::create_dir(&out).unwrap();
+                        normalize_into(&root, &out, 1_000, None)
+                    } else {
+                        normalize(&root, 1_000, None)
+                    };
+                    let case = format!("whole var {whole_var}, absolute {absolute}, copy {into}");
+                    assert!(done.is_ok(), "{case}: {done:?}");
+                    assert_eq!(snapshot(&outside), before, "{case}");
+                }
+            }
+        }
+    }
+
+    // `etc/.wh.passwd` in a built root deleted the base's /etc/passwd in
+    // `image.layers: base` (issue 24).
+    #[test]
+    fn a_name_that_would_be_a_whiteout_is_refused_with_its_path() {
+        for name in [".wh.passwd", ".wh..wh..opq", ".wh.."] {
+            let tmp = tempfile::tempdir().unwrap();
+            let src = tmp.path().join("src");
+            fs::create_dir_all(src.join("etc")).unwrap();
+            fs::write(src.join("etc").join(name), "").unwrap();
+            let out = tmp.path().join("out");
+            fs::create_dir(&out).unwrap();
+            let err = normalize_into(&src, &out, 1_000, None).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("/etc/{name}")), "{msg}");
+            assert!(msg.contains("whiteout"), "{msg}");
+            assert_eq!(
+                fs::read_dir(&out).unwrap().count(),
+                0,
+                "refused before the copy"
+            );
+            assert!(normalize(&src, 1_000, None).is_err(), "in place too");
+        }
+        // A directory of that name too; one the passes remove is no matter.
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("usr/.wh.lib")).unwrap();
+        assert!(normalize(tmp.path(), 1_000, None).is_err());
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("tmp")).unwrap();
+        fs::write(tmp.path().join("tmp/.wh.x"), "").unwrap();
+        let report = normalize(tmp.path(), 1_000, None).unwrap();
+        assert_eq!(report.removed, [PathBuf::from("/tmp/.wh.x")]);
+    }
+
+    /// The bytes of `f` from `at` on, `n` of them.
+    fn read_at(f: &fs::File, at: u64, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, at).unwrap();
+        buf
+    }
+
+    // A `useradd` with a large uid leaves a sparse lastlog hundreds of GB
+    // long; the copy made it dense (issue 24).
+    #[test]
+    fn sparse_files_stay_sparse_in_the_copy() {
+        const GIB: u64 = 1 << 30;
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(src.join("var/lib")).unwrap();
+        let big = src.join("var/lib/big");
+        let f = fs::File::create(&big).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"head", 0).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"tail", GIB + 4).unwrap();
+        // A hole at the end too: the length comes from ftruncate.
+        f.set_len(2 * GIB).unwrap();
+        drop(f);
+        let out = tmp.path().join("out");
+        fs::create_dir(&out).unwrap();
+        normalize_into(&src, &out, 1_000, None).unwrap();
+        let copy = out.join("var/lib/big");
+        let m = fs::symlink_metadata(&copy).unwrap();
+        assert_eq!(m.len(), 2 * GIB);
+        assert!(
+            m.blocks() < 1024,
+            "{} blocks: the holes were filled",
+            m.blocks()
+        );
+        let c = fs::File::open(&copy).unwrap();
+        assert_eq!(read_at(&c, 0, 8), b"head\0\0\0\0");
+        assert_eq!(read_at(&c, GIB, 8), b"\0\0\0\0tail");
+        assert_eq!(read_at(&c, 2 * GIB - 4, 4), [0; 4]);
+    }
+
+    // normalize copied a build's lastlog in full before it deleted it.
+    #[test]
+    fn what_the_passes_remove_is_never_copied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(src.join("var/log")).unwrap();
+        fs::create_dir_all(src.join("tmp/build/deep")).unwrap();
+        fs::write(src.join("var/log/lastlog"), "l").unwrap();
+        fs::write(src.join("tmp/build/deep/f"), "f").unwrap();
+        let out = tmp.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let report = normalize_into(&src, &out, 1_000, None).unwrap();
+        // var, var/log, tmp: nothing else was copied.
+        assert_eq!(report.copied, 3, "{report:?}");
+        assert_eq!(
+            report.removed,
+            [
+                PathBuf::from("/var/log/lastlog"),
+                PathBuf::from("/tmp/build")
+            ]
+        );
+        assert!(!out.join("var/log/lastlog").exists());
+        assert_eq!(fs::read_dir(out.join("tmp")).unwrap().count(), 0);
+    }
+
+    /// `cp -a src dst`: a faithful copy made by another tool than ours.
+    fn cp_a(src: &Path, dst: &Path) {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(src)
+            .arg(dst)
+            .status();
+        assert!(ok.unwrap().success(), "cp -a {}", src.display());
+    }
+
+    /// Every entry below `root` with what a layer carries of it.
+    fn described(root: &Path) -> Vec<String> {
+        let mut out: Vec<String> = snapshot(root)
+            .into_iter()
+            .map(|l| l.replacen(&root.display().to_string(), "", 1))
+            .collect();
+        let m = fs::symlink_metadata(root).unwrap();
+        out.push(format!("/ {:o} {} {}", m.mode(), m.mtime(), m.atime()));
+        out
+    }
+
+    // Guards the copy that skips what the passes remove: it must give the
+    // tree that copying first and removing after gave.
+    #[test]
+    fn skipping_removals_in_the_copy_gives_the_tree_removing_after_the_copy_gave() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        write_tree(
+            &src,
+            &[
+                ("var/log/apt/history.log", "h"),
+                ("var/log/old.log", "o"),
+                ("var/lib/dpkg/status-old", "s"),
+                ("dev/null", ""),
+                ("run/keep/new", ""),
+                ("etc/conf", "c"),
+            ],
+        );
+        fs::create_dir_all(src.join("tmp")).unwrap();
+        set_times_nofollow(&src.join("var/log/old.log"), 10, true).unwrap();
+        // Every directory older than the epoch, as in a base.
+        for d in [
+            "var/log/apt",
+            "var/log",
+            "var/lib/dpkg",
+            "var/lib",
+            "var",
+            "dev",
+            "run/keep",
+            "run",
+            "etc",
+            "tmp",
+            "",
+        ] {
+            set_times_nofollow(&src.join(d), 10, true).unwrap();
+        }
+        let base = tmp.path().join("base");
+        fs::create_dir_all(base.join("run/keep")).unwrap();
+        let old_way = tmp.path().join("old");
+        cp_a(&src, &old_way);
+        let old = normalize(&old_way, 1_000, Some(&base)).unwrap();
+        let out = tmp.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let new = normalize_into(&src, &out, 1_000, Some(&base)).unwrap();
+        assert_eq!(described(&out), described(&old_way));
+        assert_eq!((new.removed, new.clamped), (old.removed, old.clamped));
     }
 }
