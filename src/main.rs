@@ -78,8 +78,8 @@ enum Cmd {
     /// or in a copy of DIR made in OUT (runs inside the build, on the target
     /// rootfs).
     Normalize {
-        /// Seconds since 1970.
-        #[arg(long)]
+        /// Seconds since 1970, up to the end of 9999.
+        #[arg(long, value_parser = epoch_arg)]
         epoch: i64,
         /// The base image's rootfs: what it has under /run and /tmp is kept.
         #[arg(long)]
@@ -245,6 +245,17 @@ impl VerifyArgs {
             facts: self.facts,
             out: self.out,
         }
+    }
+}
+
+/// `--epoch`: a whole number of seconds in the range every file time and
+/// image time can carry.
+fn epoch_arg(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if repro_frontend::recipe::epoch_in_range(n) => Ok(n),
+        _ => Err(format!(
+            "\"{s}\" is not a whole number of seconds from 1970 to the end of 9999"
+        )),
     }
 }
 

@@ -219,11 +219,11 @@ impl<'a> Decoder<'a> {
     fn epoch(&self, node: &Node) -> Result<Spanned<i64>, RecipeError> {
         let s = self.string(node, "epoch")?;
         match s.value.parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(Spanned::new(n, s.span)),
+            Ok(n) if super::epoch_in_range(n) => Ok(Spanned::new(n, s.span)),
             _ => self.err(
                 s.span,
                 format!(
-                    "epoch must be a whole number of seconds since 1970 (like SOURCE_DATE_EPOCH), found \"{}\"",
+                    "epoch must be a whole number of seconds from 1970 to the end of 9999 (like SOURCE_DATE_EPOCH), found \"{}\"",
                     s.value
                 ),
             ),

@@ -117,6 +117,7 @@ pub struct Recipe {
     pub base: Spanned<String>,
     /// Lets `base` be a tag without a digest (experiments only; warned about).
     pub allow_unpinned_base: bool,
+    /// Checked by [`epoch_in_range`].
     pub epoch: Option<Spanned<i64>>,
     pub packages: Option<Packages>,
     pub steps: Vec<Spanned<Step>>,
@@ -169,4 +170,13 @@ impl fmt::Display for Command {
             }
         }
     }
+}
+
+/// The last second of the year 9999: the largest epoch taken. An RFC 3339
+/// time (the image's `created`) has four digits of year.
+pub const MAX_EPOCH: i64 = 253_402_300_799;
+
+/// Whether `n` can be a build's epoch: from 1970 to the end of 9999.
+pub fn epoch_in_range(n: i64) -> bool {
+    (0..=MAX_EPOCH).contains(&n)
 }
