@@ -43,6 +43,9 @@ struct Target {
     name: &'static str,
     seeds: fn(&Repo) -> Vec<Vec<u8>>,
     run: fn(&[u8]),
+    /// Runs one input in `cost` inputs' time: the target gets that many
+    /// times fewer inputs (a filesystem target builds a tree per input).
+    cost: u64,
 }
 
 const TARGETS: &[Target] = &[
@@ -50,41 +53,55 @@ const TARGETS: &[Target] = &[
         name: "recipe",
         seeds: recipe_seeds,
         run: run_recipe,
+        cost: 1,
     },
     Target {
         name: "lockfile",
         seeds: lockfile_seeds,
         run: run_lockfile,
+        cost: 1,
     },
     Target {
         name: "base",
         seeds: base_seeds,
         run: run_base,
+        cost: 1,
     },
     Target {
         name: "opts",
         seeds: opts_seeds,
         run: run_opts,
+        cost: 1,
     },
     Target {
         name: "plan",
         seeds: plan_seeds,
         run: run_plan,
+        cost: 1,
     },
     Target {
         name: "sources",
         seeds: sources_seeds,
         run: run_sources,
+        cost: 1,
     },
     Target {
         name: "image",
         seeds: image_seeds,
         run: run_image,
+        cost: 1,
     },
     Target {
         name: "verify-report",
         seeds: verify_report_seeds,
         run: run_verify_report,
+        cost: 1,
+    },
+    Target {
+        name: "normalize",
+        seeds: normalize_seeds,
+        run: run_normalize,
+        cost: 40,
     },
 ];
 
@@ -631,6 +648,155 @@ fn verify_report_seeds(_: &Repo) -> Vec<Vec<u8>> {
     ]
 }
 
+/// The normalize walk on a small tree built from the input: records end at
+/// a NUL, each an operation byte and a relative path (`path=target` for a
+/// link). Beside the tree lies an outside directory holding a sentinel, and
+/// `@` in a link's target stands for that directory's absolute path, so
+/// links out of the root are easy to reach. Beyond "no panic": the source
+/// tree and the outside directory are unchanged whatever happens, and a
+/// normalized copy has no `.wh.` name and no sparse file made dense.
+fn run_normalize(input: &[u8]) {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let (src, out, base, outside) = (
+        tmp.path().join("src"),
+        tmp.path().join("out"),
+        tmp.path().join("base"),
+        tmp.path().join("outside"),
+    );
+    for d in [&src, &out, &base, &outside] {
+        std::fs::create_dir(d).expect("a directory");
+    }
+    std::fs::write(outside.join("sentinel"), b"keep me").expect("the sentinel");
+    for record in input.split(|&b| b == 0).take(12) {
+        let Some((&op, spec)) = record.split_first() else {
+            continue;
+        };
+        let (name, target) = match spec.iter().position(|&b| b == b'=') {
+            Some(i) => (&spec[..i], &spec[i + 1..]),
+            None => (spec, &b""[..]),
+        };
+        let rel = Path::new(std::ffi::OsStr::from_bytes(name));
+        // Only plain names: the fixture itself stays inside `src`.
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            || name.is_empty()
+        {
+            continue;
+        }
+        let path = src.join(rel);
+        // Nor through a link it made: only normalize is under test.
+        if path
+            .ancestors()
+            .take_while(|a| *a != src)
+            .any(|a| a.is_symlink())
+        {
+            continue;
+        }
+        if let Some(parent) = path.parent()
+            && std::fs::create_dir_all(parent).is_err()
+        {
+            continue;
+        }
+        let target: Vec<u8> = match target.strip_prefix(b"@") {
+            Some(rest) => [outside.as_os_str().as_bytes(), rest].concat(),
+            None => target.to_vec(),
+        };
+        let _ = match op % 7 {
+            0 => std::fs::create_dir(&path),
+            1 => std::fs::write(&path, name),
+            2 | 3 => std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path),
+            4 => std::ffi::CString::new(path.as_os_str().as_bytes())
+                .map_err(std::io::Error::other)
+                .and_then(|c| {
+                    // SAFETY: a valid NUL-terminated path.
+                    match unsafe { libc::mkfifo(c.as_ptr(), 0o600) } {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                }),
+            // A private key or an identity for the secrets pass.
+            6 => std::fs::write(
+                &path,
+                b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+            ),
+            _ => std::fs::File::create(&path).and_then(|f| {
+                use std::io::{Seek as _, Write as _};
+                let mut f = f;
+                f.seek(std::io::SeekFrom::Start(1 << 30))?;
+                f.write_all(b"end")
+            }),
+        };
+    }
+    let listing = |dir: &Path| {
+        let mut entries = Vec::new();
+        tree(dir, &mut entries);
+        entries
+    };
+    let (src_before, outside_before) = (listing(&src), listing(&outside));
+    let result =
+        repro_frontend::step::normalize::normalize_into(&src, &out, 1_000_000_000, Some(&base));
+    let same = |a: &[(PathBuf, std::fs::Metadata)], b: &[(PathBuf, std::fs::Metadata)]| {
+        let key = |(p, m): &(PathBuf, std::fs::Metadata)| (p.clone(), m.len(), m.mode(), m.mtime());
+        a.iter().map(key).eq(b.iter().map(key))
+    };
+    assert!(same(&listing(&src), &src_before), "the source tree changed");
+    assert!(
+        same(&listing(&outside), &outside_before),
+        "a file outside the root changed"
+    );
+    assert_eq!(
+        std::fs::read(outside.join("sentinel")).ok().as_deref(),
+        Some(&b"keep me"[..])
+    );
+    if result.is_ok() {
+        for (p, m) in listing(&out) {
+            let name = p.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+            assert!(
+                !name.starts_with(b".wh."),
+                "a whiteout name was copied: {p:?}"
+            );
+            assert!(
+                !m.is_file() || m.blocks() * 512 < 64 << 20,
+                "{p:?} was copied dense"
+            );
+        }
+    }
+}
+
+/// Every entry below `dir` with its metadata, links not followed, in sorted
+/// order.
+fn tree(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for p in paths {
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let is_dir = m.is_dir();
+        out.push((p.clone(), m));
+        if is_dir {
+            tree(&p, out);
+        }
+    }
+}
+
+fn normalize_seeds(_: &Repo) -> Vec<Vec<u8>> {
+    vec![
+        b"\x00var\x00\x03var/log=@\x00\x01var/lib/dpkg/status\x00".to_vec(),
+        b"\x03var=@\x00\x02tmp=/\x00\x02run=..\x00".to_vec(),
+        b"\x01etc/.wh.passwd\x00\x01etc/passwd\x00\x01etc/x.wh..\x00".to_vec(),
+        b"\x05var/log/lastlog\x00\x05opt/big\x00\x04tmp/fifo\x00".to_vec(),
+        b"\x03var/cache=@/sentinel\x00\x01var/cache/ldconfig/aux-cache\x00\x03var/lib/dpkg=@\x00".to_vec(),
+        b"\x06etc/ssh/ssh_host_rsa_key\x00\x01etc/ssh/ssh_host_rsa_key.pub\x00\x03etc/ssl/certs/a.0=../ssh/ssh_host_rsa_key\x00\x01etc/machine-id\x00\x06srv/x.key\x00".to_vec(),
+    ]
+}
+
 // ---- mutation -------------------------------------------------------------
 
 /// SplitMix64: small, and the same sequence for the same seed everywhere.
@@ -1005,7 +1171,7 @@ fn main() -> ExitCode {
     quiet_hook();
     let mut failed = 0;
     for t in &selected {
-        let r = fuzz(t, &repo, iters, seed);
+        let r = fuzz(t, &repo, (iters / t.cost).max(1), seed);
         match &r.crash {
             None => println!(
                 "test fuzz::{} ... ok ({} inputs in {:.2?}, slowest input {:.2?})",
