@@ -94,6 +94,26 @@ enum Cmd {
         /// of the base's own: `image.layers: base`).
         #[arg(long, requires_all = ["out", "base"])]
         delta: bool,
+        /// A state of the build before DIR, `LABEL=PATH`, in build order
+        /// (the root after the install step, after each step): names who
+        /// made a private key or identity.
+        #[arg(long = "stage", value_name = "LABEL=PATH")]
+        stages: Vec<String>,
+        /// An image path (`*` within a name) whose private key the build
+        /// made is left out of the image (the recipe's private-keys.remove).
+        #[arg(long = "remove-key", value_name = "PATTERN")]
+        remove_keys: Vec<String>,
+        /// An image path whose private key ships on purpose
+        /// (private-keys.keep).
+        #[arg(long = "keep-key", value_name = "PATTERN")]
+        keep_keys: Vec<String>,
+        /// The recipe's file name, for messages.
+        #[arg(long)]
+        recipe: Option<String>,
+        /// Write what became of the private keys and identities the build
+        /// made here (JSON), for the SBOM and the image's annotations.
+        #[arg(long)]
+        record: Option<PathBuf>,
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
@@ -113,6 +133,10 @@ enum Cmd {
         /// The facts file (JSON) the conversion wrote.
         #[arg(long)]
         facts: PathBuf,
+        /// The normalize step's record of the private keys and identities
+        /// the build made.
+        #[arg(long)]
+        secrets: Option<PathBuf>,
         /// The document to write.
         #[arg(long)]
         out: PathBuf,
@@ -286,13 +310,32 @@ fn main() -> ExitCode {
             a.build()
                 .and_then(|b| cli::llb(&b, a.no_cache, a.config_out.as_deref(), a.dump)),
         ),
-        Cmd::Sbom { rootfs, facts, out } => steps::sbom(&rootfs, &facts, &out),
+        Cmd::Sbom {
+            rootfs,
+            facts,
+            secrets,
+            out,
+        } => steps::sbom(&rootfs, &facts, secrets.as_deref(), &out),
         Cmd::Normalize {
             epoch,
             base,
             out,
             delta,
+            stages,
+            remove_keys,
+            keep_keys,
+            recipe,
+            record,
             dir,
-        } => steps::normalize_and_delta(epoch, base, out, delta, &dir),
+        } => {
+            let secrets = steps::Secrets {
+                stages,
+                remove: remove_keys,
+                keep: keep_keys,
+                recipe: recipe.unwrap_or_default(),
+                record,
+            };
+            steps::normalize_and_delta(epoch, base, out, delta, &secrets, &dir)
+        }
     }
 }

@@ -76,8 +76,8 @@ pub fn install(tool: &str, manual: &[String], dir: &Path) -> ExitCode {
 }
 
 /// The sbom step (inside the build): the document from the rootfs and facts.
-pub fn sbom(rootfs: &Path, facts: &Path, out: &Path) -> ExitCode {
-    match crate::step::sbom::run(rootfs, facts, out) {
+pub fn sbom(rootfs: &Path, facts: &Path, secrets: Option<&Path>, out: &Path) -> ExitCode {
+    match crate::step::sbom::run(rootfs, facts, secrets, out) {
         Ok((dpkg, blobs)) => {
             println!(
                 "wrote {}: {dpkg} installed package(s), {blobs} package file(s) from the lockfile",
@@ -92,12 +92,96 @@ pub fn sbom(rootfs: &Path, facts: &Path, out: &Path) -> ExitCode {
     }
 }
 
+/// The normalize step's secrets options as given on its command line.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    /// `LABEL=PATH`, in build order.
+    pub stages: Vec<String>,
+    pub remove: Vec<String>,
+    pub keep: Vec<String>,
+    pub recipe: String,
+    /// Where the record goes.
+    pub record: Option<PathBuf>,
+}
+
+impl Secrets {
+    fn input(&self) -> anyhow::Result<crate::step::normalize::SecretsInput> {
+        use crate::step::secrets::{Policy, Stage};
+        let mut stages = Vec::new();
+        for s in &self.stages {
+            // The label may hold `=`; the path is after the last one.
+            let Some((label, dir)) = s.rsplit_once('=') else {
+                anyhow::bail!("--stage {s:?} is not LABEL=PATH");
+            };
+            stages.push(Stage {
+                label: label.to_string(),
+                dir: PathBuf::from(dir),
+            });
+        }
+        Ok(crate::step::normalize::SecretsInput {
+            stages,
+            policy: Policy {
+                remove: self.remove.clone(),
+                keep: self.keep.clone(),
+                recipe: self.recipe.clone(),
+            },
+        })
+    }
+}
+
+/// Prints what became of the private keys and identities the build made,
+/// one line each, and writes the record.
+fn report_secrets(
+    found: &crate::step::secrets::Outcome,
+    record: Option<&Path>,
+) -> anyhow::Result<()> {
+    use crate::step::secrets::Action;
+    for f in &found.findings {
+        let regenerate = f
+            .regenerate
+            .as_deref()
+            .map(|r| format!("; a container makes its own with: {r}"))
+            .unwrap_or_default();
+        match f.action {
+            Action::Removed => println!(
+                "removed {}: {}, made by {}{regenerate}",
+                f.path, f.what, f.made_by
+            ),
+            Action::Emptied => println!(
+                "emptied {}: {}, made by {}; left empty, as on first boot{regenerate}",
+                f.path, f.what, f.made_by
+            ),
+            Action::Kept => println!(
+                "WARNING: KEPT {}: {}, made by {}, ships in the image because the recipe's private-keys.keep says so; every container of this image shares it",
+                f.path, f.what, f.made_by
+            ),
+        }
+    }
+    if let Some(path) = record {
+        std::fs::write(path, found.record())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs the normalize step and prints what it did.
-fn normalize(epoch: i64, base: Option<&Path>, out: Option<&Path>, dir: &Path) -> ExitCode {
-    let done = match out {
-        Some(out) => crate::step::normalize::normalize_into(dir, out, epoch, base),
-        None => crate::step::normalize::normalize(dir, epoch, base),
-    };
+fn normalize(
+    epoch: i64,
+    base: Option<&Path>,
+    out: Option<&Path>,
+    secrets: &Secrets,
+    dir: &Path,
+) -> ExitCode {
+    let done = secrets.input().and_then(|input| {
+        Ok(match out {
+            Some(out) => crate::step::normalize::normalize_into_with(dir, out, epoch, base, &input),
+            None => crate::step::normalize::normalize_with(dir, epoch, base, &input),
+        }?)
+    });
+    let done = done.and_then(|report| {
+        report_secrets(&report.secrets, secrets.record.as_deref())?;
+        Ok(report)
+    });
     match done.with_context(|| format!("normalize {}", dir.display())) {
         Ok(report) => {
             if out.is_some() {
@@ -106,8 +190,17 @@ fn normalize(epoch: i64, base: Option<&Path>, out: Option<&Path>, dir: &Path) ->
                     report.copied, report.linked
                 );
             }
+            // The secrets pass's removals were printed with their reason.
+            let explained: std::collections::HashSet<&str> = report
+                .secrets
+                .findings
+                .iter()
+                .map(|f| f.path.as_str())
+                .collect();
             for path in &report.removed {
-                println!("removed {}", path.display());
+                if !explained.contains(path.to_string_lossy().as_ref()) {
+                    println!("removed {}", path.display());
+                }
             }
             for path in &report.keystores {
                 println!(
@@ -140,9 +233,10 @@ pub fn normalize_and_delta(
     base: Option<PathBuf>,
     out: Option<PathBuf>,
     delta_too: bool,
+    secrets: &Secrets,
     dir: &Path,
 ) -> ExitCode {
-    match normalize(epoch, base.as_deref(), out.as_deref(), dir) {
+    match normalize(epoch, base.as_deref(), out.as_deref(), secrets, dir) {
         ExitCode::SUCCESS if delta_too => delta(epoch, base, out),
         code => code,
     }

@@ -96,6 +96,44 @@ pub struct Rootfs {
     /// os-release's `ID` and `VERSION_ID`.
     pub os_id: String,
     pub os_version: String,
+    /// What the normalize step did with the private keys and identities the
+    /// build made (its record), in path order.
+    pub secrets: Vec<Handled>,
+}
+
+/// One entry of the normalize step's record of the private keys and
+/// identities the build made (written by `step::secrets`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handled {
+    pub path: String,
+    /// `removed`, `emptied` or `kept`.
+    pub action: String,
+    pub what: String,
+    pub made_by: String,
+    #[serde(default)]
+    pub regenerate: Option<String>,
+}
+
+impl Handled {
+    /// The entry as one line: what happened, what it was, who made it, and
+    /// how a container makes its own.
+    pub fn line(&self) -> String {
+        let mut line = match self.action.as_str() {
+            "kept" => format!(
+                "KEPT on purpose (private-keys.keep): {}: {}, made by {}; every container of this image shares it",
+                self.path, self.what, self.made_by
+            ),
+            action => format!(
+                "{action} {}: {}, made by {}",
+                self.path, self.what, self.made_by
+            ),
+        };
+        if let Some(r) = &self.regenerate {
+            line.push_str(&format!("; a container makes its own with: {r}"));
+        }
+        line
+    }
 }
 
 /// The SPDX document, as bytes: pretty JSON with sorted keys and arrays and
@@ -116,11 +154,12 @@ pub fn render(facts: &Facts, rootfs: &Rootfs) -> Result<Vec<u8>, SbomError> {
 fn document(facts: &Facts, rootfs: &Rootfs) -> Result<Value, SbomError> {
     let created = rfc3339(facts.epoch)?;
     let mut ids = Ids::default();
-    let mut packages = vec![
-        image_package(facts),
-        base_package(facts),
-        frontend_package(facts),
-    ];
+    let mut image = image_package(facts);
+    let notes = secrets_annotations(facts, rootfs)?;
+    if !notes.is_empty() {
+        image["annotations"] = Value::Array(notes);
+    }
+    let mut packages = vec![image, base_package(facts), frontend_package(facts)];
     let mut relationships = vec![
         relation("SPDXRef-DOCUMENT", "DESCRIBES", IMAGE_ID),
         relation(IMAGE_ID, "GENERATED_FROM", BASE_ID),
@@ -173,6 +212,24 @@ fn document(facts: &Facts, rootfs: &Rootfs) -> Result<Value, SbomError> {
 const IMAGE_ID: &str = "SPDXRef-Image";
 const BASE_ID: &str = "SPDXRef-BaseImage";
 const FRONTEND_ID: &str = "SPDXRef-Frontend";
+
+/// The image's annotations: one per private key or identity the build
+/// made, saying what the frontend did with it.
+fn secrets_annotations(facts: &Facts, rootfs: &Rootfs) -> Result<Vec<Value>, SbomError> {
+    let date = rfc3339(facts.epoch)?;
+    Ok(rootfs
+        .secrets
+        .iter()
+        .map(|h| {
+            json!({
+                "annotationDate": date,
+                "annotationType": "OTHER",
+                "annotator": format!("Tool: {}", facts.tool),
+                "comment": h.line(),
+            })
+        })
+        .collect())
+}
 
 fn image_package(facts: &Facts) -> Value {
     json!({

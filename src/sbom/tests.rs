@@ -66,6 +66,7 @@ fn rootfs() -> Rootfs {
         dpkg: Some(dpkg::parse_status(STATUS).unwrap()),
         os_id,
         os_version,
+        secrets: Vec::new(),
     }
 }
 
@@ -299,4 +300,45 @@ fn the_frontend_that_ran_the_steps_is_a_build_tool_of_the_image_by_digest() {
         "relatedSpdxElement": "SPDXRef-Image",
     });
     assert!(doc["relationships"].as_array().unwrap().contains(&rel));
+}
+
+#[test]
+fn what_normalize_did_with_keys_is_annotated_on_the_image() {
+    let mut fs = rootfs();
+    fs.secrets = serde_json::from_str(
+        r#"[{"path":"/etc/ssh/ssh_host_ed25519_key","action":"removed","what":"SSH host key","madeBy":"package openssh-server","regenerate":"ssh-keygen -A"},
+            {"path":"/srv/demo.key","action":"kept","what":"private key (PRIVATE KEY)","madeBy":"step 1"}]"#,
+    )
+    .unwrap();
+    let with: Value = serde_json::from_slice(&render(&facts(), &fs).unwrap()).unwrap();
+    let image = with["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["SPDXID"] == "SPDXRef-Image")
+        .unwrap();
+    let notes = image["annotations"].as_array().unwrap();
+    assert_eq!(notes.len(), 2);
+    let comment = notes[0]["comment"].as_str().unwrap();
+    assert!(
+        comment.starts_with("removed /etc/ssh/ssh_host_ed25519_key: SSH host key")
+            && comment.ends_with("ssh-keygen -A"),
+        "{comment}"
+    );
+    assert_eq!(notes[0]["annotationType"], "OTHER");
+    assert!(
+        notes[1]["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("KEPT on purpose")
+    );
+    // Without a record, no annotations key at all.
+    let plain = doc();
+    assert!(
+        plain["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.get("annotations").is_none())
+    );
 }

@@ -14,6 +14,8 @@
 //! - `lock`: apt's answer turned into a SHA256SUMS;
 //! - `verify`: a rebuild compared with a published image, file by file;
 //! - `sbom`: the built rootfs's packages into an SPDX document.
+//! - `secrets`: the private keys and machine identities the build made,
+//!   found and decided on for normalize (removed, emptied, kept or refused).
 
 pub mod delta;
 pub mod fetch;
@@ -23,4 +25,5 @@ pub mod keystore;
 pub mod lock;
 pub mod normalize;
 pub mod sbom;
+pub mod secrets;
 pub mod verify;

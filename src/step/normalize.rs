@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::step::inroot;
+use crate::step::{inroot, secrets};
 
 /// Caches whose content depends on inode numbers or timing; removed, like
 /// the backups below, whoever wrote them: an image never needs them.
@@ -60,6 +60,18 @@ pub struct Report {
     pub keystores: Vec<PathBuf>,
     /// Keystores left as they were, and why.
     pub skipped: Vec<(PathBuf, String)>,
+    /// The private keys and identities the build made, and what became of
+    /// each (see [`secrets`]).
+    pub secrets: secrets::Outcome,
+}
+
+/// What the secrets pass is told: who made what (the build's stages) and
+/// the recipe's `private-keys:` choices. The default knows no stages and
+/// takes the frontend's defaults.
+#[derive(Clone, Debug, Default)]
+pub struct SecretsInput {
+    pub stages: Vec<secrets::Stage>,
+    pub policy: secrets::Policy,
 }
 
 /// Normalizes the tree at `root`. `base`, when given, is the base image's
@@ -69,12 +81,66 @@ pub struct Report {
 /// of its path is a link (see [`inroot`]). A name that would act as an OCI
 /// whiteout (`.wh.*`) is refused before anything changes.
 pub fn normalize(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Report> {
+    normalize_with(root, epoch, base, &SecretsInput::default())
+}
+
+/// [`normalize`], with the build's stages and the recipe's choices for the
+/// private keys and identities it made (see [`secrets`]). A private key
+/// nobody decided on is an error before anything changes.
+pub fn normalize_with(
+    root: &Path,
+    epoch: i64,
+    base: Option<&Path>,
+    input: &SecretsInput,
+) -> io::Result<Report> {
+    let mut gone = removals(root, epoch, base)?;
+    let found = find_secrets(root, epoch, base, input, &mut gone)?;
     let mut report = Report::default();
-    for path in removals(root, epoch, base)? {
+    for path in gone {
         remove(root, &path, &mut report)?;
     }
+    for rel in found.emptied() {
+        empty(root, Path::new(rel))?;
+    }
+    report.secrets = found;
     clamp(root, epoch, &mut report)?;
     Ok(report)
+}
+
+/// The secrets pass on `root`: what it removes joins `gone` (outermost
+/// paths kept); a refusal is an error naming every file.
+fn find_secrets(
+    root: &Path,
+    epoch: i64,
+    base: Option<&Path>,
+    input: &SecretsInput,
+    gone: &mut Vec<PathBuf>,
+) -> io::Result<secrets::Outcome> {
+    let skip: HashSet<PathBuf> = gone.iter().cloned().collect();
+    let found = secrets::find(root, base, epoch, &input.stages, &input.policy, &skip)?;
+    if let Some(text) = found.refusal(&input.policy) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, text));
+    }
+    let more: Vec<PathBuf> = found.removed().map(|rel| root.join(rel)).collect();
+    gone.extend(more);
+    *gone = outermost(std::mem::take(gone));
+    Ok(found)
+}
+
+/// Truncates the regular file `root/rel` (reached through no link) to
+/// nothing.
+fn empty(root: &Path, rel: &Path) -> io::Result<()> {
+    if let Some((path, meta)) = inroot::unlinked(root, rel)?
+        && meta.is_file()
+    {
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| at(&path, e))?;
+    }
+    Ok(())
 }
 
 /// Copies the tree at `src` into the empty directory `out` and normalizes
@@ -88,13 +154,31 @@ pub fn normalize_into(
     epoch: i64,
     base: Option<&Path>,
 ) -> io::Result<Report> {
-    let gone = removals(src, epoch, base)?;
+    normalize_into_with(src, out, epoch, base, &SecretsInput::default())
+}
+
+/// [`normalize_into`], with the build's stages and the recipe's choices
+/// for the private keys and identities it made (see [`normalize_with`]):
+/// what is removed is never copied, what is emptied is emptied in the copy.
+pub fn normalize_into_with(
+    src: &Path,
+    out: &Path,
+    epoch: i64,
+    base: Option<&Path>,
+    input: &SecretsInput,
+) -> io::Result<Report> {
+    let mut gone = removals(src, epoch, base)?;
+    let found = find_secrets(src, epoch, base, input, &mut gone)?;
     let mut copier = Copier::skipping(gone.iter().cloned().collect());
     let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
     copier.copy_dir(src, out, &meta)?;
+    for rel in found.emptied() {
+        empty(out, Path::new(rel))?;
+    }
     let mut report = Report {
         copied: copier.copied,
         linked: copier.linked,
+        secrets: found,
         ..Report::default()
     };
     let mut parents = HashSet::new();
@@ -1060,6 +1144,73 @@ mod tests {
                 .removed
                 .contains(&PathBuf::from("/root/.rpmdb/rpmdb.sqlite-shm"))
         );
+    }
+
+    // Issue 24: host keys and machine identities made at install time were
+    // shipped (each build differed, and every container shared one key).
+    #[test]
+    fn install_time_keys_are_never_copied_and_identities_are_emptied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, out) = (tmp.path().join("src"), tmp.path().join("out"));
+        fs::create_dir_all(src.join("etc/ssh")).unwrap();
+        fs::create_dir(&out).unwrap();
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+        fs::write(src.join("etc/ssh/ssh_host_ed25519_key"), key).unwrap();
+        fs::write(
+            src.join("etc/ssh/ssh_host_ed25519_key.pub"),
+            "ssh-ed25519 AAAA\n",
+        )
+        .unwrap();
+        fs::write(
+            src.join("etc/machine-id"),
+            "0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        fs::write(src.join("etc/hostname"), "kept\n").unwrap();
+        let report = normalize_into(&src, &out, 1_000, None).unwrap();
+        assert!(!out.join("etc/ssh/ssh_host_ed25519_key").exists());
+        assert!(!out.join("etc/ssh/ssh_host_ed25519_key.pub").exists());
+        assert_eq!(fs::read(out.join("etc/machine-id")).unwrap(), b"");
+        assert_eq!(fs::read(out.join("etc/hostname")).unwrap(), b"kept\n");
+        assert_eq!(mtime(&out.join("etc/machine-id")), 1_000);
+        assert_eq!(mtime(&out.join("etc/ssh")), 1_000);
+        assert_eq!(report.secrets.findings.len(), 3);
+        // The source is only read.
+        assert!(src.join("etc/ssh/ssh_host_ed25519_key").exists());
+        assert_ne!(fs::read(src.join("etc/machine-id")).unwrap(), b"");
+
+        // In place, the same.
+        normalize(&src, 1_000, None).unwrap();
+        assert!(!src.join("etc/ssh/ssh_host_ed25519_key").exists());
+        assert_eq!(fs::read(src.join("etc/machine-id")).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_key_nobody_decided_on_fails_before_anything_is_copied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, out) = (tmp.path().join("src"), tmp.path().join("out"));
+        fs::create_dir_all(src.join("srv")).unwrap();
+        fs::create_dir(&out).unwrap();
+        let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        fs::write(src.join("srv/app.key"), key).unwrap();
+        let err = normalize_into(&src, &out, 1_000, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/srv/app.key: a private key (PRIVATE KEY)"),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "nothing copied");
+        let keep = SecretsInput {
+            policy: secrets::Policy {
+                keep: vec!["/srv/app.key".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let report = normalize_into_with(&src, &out, 1_000, None, &keep).unwrap();
+        assert_eq!(fs::read_to_string(out.join("srv/app.key")).unwrap(), key);
+        assert_eq!(report.secrets.findings[0].action, secrets::Action::Kept);
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn read_rootfs(rootfs: &Path) -> Result<Rootfs, StepError> {
         dpkg,
         os_id,
         os_version,
+        secrets: Vec::new(),
     })
 }
 
@@ -88,9 +89,19 @@ fn optional(rootfs: &Path, rel: &str, cap: u64) -> Result<Option<String>, StepEr
     }
 }
 
+/// The longest record of removed keys read.
+const RECORD_CAP: u64 = 16 << 20;
+
 /// Writes the document for `rootfs` and the facts file to `out`; returns
-/// the number of packages from dpkg and from the lockfile.
-pub fn run(rootfs: &Path, facts: &Path, out: &Path) -> Result<(usize, usize), StepError> {
+/// the number of packages from dpkg and from the lockfile. `secrets` is the
+/// normalize step's record of the private keys and identities the build
+/// made, when there is one.
+pub fn run(
+    rootfs: &Path,
+    facts: &Path,
+    secrets: Option<&Path>,
+    out: &Path,
+) -> Result<(usize, usize), StepError> {
     let text = std::fs::read(facts).map_err(|source| StepError::Read {
         path: facts.display().to_string(),
         source,
@@ -99,7 +110,17 @@ pub fn run(rootfs: &Path, facts: &Path, out: &Path) -> Result<(usize, usize), St
         path: facts.display().to_string(),
         message: e.to_string(),
     })?;
-    let fs = read_rootfs(rootfs)?;
+    let mut fs = read_rootfs(rootfs)?;
+    if let Some(path) = secrets {
+        let text = inroot::read_regular(path, RECORD_CAP).map_err(|source| StepError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        fs.secrets = serde_json::from_slice(&text).map_err(|e| StepError::Facts {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
     let doc = sbom::render(&facts_value, &fs)?;
     std::fs::write(out, doc).map_err(|source| StepError::Write {
         path: out.display().to_string(),
@@ -134,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let facts = dir.path().join("facts.json");
         std::fs::write(&facts, "{}").unwrap();
-        let e = run(dir.path(), &facts, &dir.path().join("out.json")).unwrap_err();
+        let e = run(dir.path(), &facts, None, &dir.path().join("out.json")).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with(&format!("{}: missing field", facts.display())),
