@@ -7,7 +7,7 @@ use crate::recipe::Recipe;
 use super::base::base_states;
 use super::image::{self, Provenance};
 use super::locator::Locator;
-use super::normalize::{Normalize, normalize};
+use super::normalize::{INSTALL_STAGE, Normalize, Secrets, normalize};
 use super::opts::{ConvertError, Converted, Opts};
 use super::packages::{self, Installed};
 use super::steps;
@@ -41,12 +41,21 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         .and_then(|v| v.as_str())
         .unwrap_or("")
         .to_string();
-    let built = steps::apply(recipe, opts, installed.root, &mut user, &|s| {
-        at.span(s.span)
-    })?;
+    let mut stages = Vec::new();
+    if recipe.packages.is_some() {
+        stages.push((INSTALL_STAGE.to_string(), installed.root.clone()));
+    }
+    let built = steps::apply(
+        recipe,
+        opts,
+        installed.root,
+        &mut user,
+        &|s| at.span(s.span),
+        &mut stages,
+    )?;
     let mode = Normalize::choose(recipe.image.layers, opts.snapshotter.as_deref());
     let layered = mode == Normalize::Delta;
-    let state = normalize(opts, base, built, mode);
+    let (state, secrets) = normalize(opts, base, built, mode, &Secrets::of(recipe, stages));
     let comment = format!(
         "{} package(s) from the lockfile and {} step(s) on {}",
         installed.count,
@@ -69,5 +78,6 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         state,
         config,
         packages: installed.blobs,
+        secrets: Some(secrets),
     })
 }

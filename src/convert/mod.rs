@@ -43,7 +43,7 @@ pub use image_llb::to_llb;
 pub use lock::{lock_file, lock_llb};
 pub use opts::{
     BASE_DIR, ConvertError, Converted, DELTA_SNAPSHOTTER, FRONTEND_BINARY, FRONTEND_SHA256_ENV,
-    LocalFrontend, OUT_DIR, Opts, PACKAGES_DIR, PROVIDERS_ARG, TARGET_DIR, TOOL_DIR,
-    extra_providers,
+    LocalFrontend, OUT_DIR, Opts, PACKAGES_DIR, PROVIDERS_ARG, SECRETS_RECORD, TARGET_DIR,
+    TOOL_DIR, extra_providers,
 };
 pub use platform::Platform;

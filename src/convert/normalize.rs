@@ -3,10 +3,62 @@
 //! base. Pure: builds LLB only (`step::normalize` is what runs in the build).
 
 use crate::llb::{Mount, Network, State};
-use crate::recipe::Layers;
+use crate::recipe::{Layers, Recipe};
 
 use super::base::{frontend_image, helper_env};
 use super::opts::{BASE_DIR, DELTA_SNAPSHOTTER, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR};
+
+/// The label of the root after the install step, among the stages.
+pub(super) const INSTALL_STAGE: &str = "the install step";
+
+/// Where the stages are mounted in the normalize exec: `/stages/<n>`.
+const STAGES_DIR: &str = "/stages";
+
+/// Where the record's scratch mount is.
+const RECORD_DIR: &str = "/record";
+
+/// What normalize is told about private keys: the build's stages (the
+/// root after the install step, after each step that changes files), in
+/// order, and the recipe's `private-keys:`.
+pub(super) struct Secrets {
+    stages: Vec<(String, State)>,
+    remove: Vec<String>,
+    keep: Vec<String>,
+    recipe: String,
+}
+
+impl Secrets {
+    pub(super) fn of(recipe: &Recipe, stages: Vec<(String, State)>) -> Secrets {
+        let values =
+            |l: &[crate::recipe::Spanned<String>]| l.iter().map(|s| s.value.clone()).collect();
+        Secrets {
+            stages,
+            remove: values(&recipe.private_keys.remove),
+            keep: values(&recipe.private_keys.keep),
+            recipe: recipe.file.clone(),
+        }
+    }
+
+    /// The normalize exec's flags for these.
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--recipe".to_string(), self.recipe.clone()];
+        for (n, (label, _)) in self.stages.iter().enumerate() {
+            args.push("--stage".into());
+            args.push(format!("{label}={STAGES_DIR}/{n}"));
+        }
+        for p in &self.remove {
+            args.push("--remove-key".into());
+            args.push(p.clone());
+        }
+        for p in &self.keep {
+            args.push("--keep-key".into());
+            args.push(p.clone());
+        }
+        args.push("--record".into());
+        args.push(format!("{RECORD_DIR}{}", super::opts::SECRETS_RECORD));
+        args
+    }
+}
 
 /// What the normalize exec makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +92,15 @@ impl Normalize {
 /// rootfs onto scratch with times clamped and build litter removed; for
 /// `Delta` it then prunes the copy to what differs from the base (deletions
 /// as whiteouts) and applies that onto a writable mount of the base.
-pub(super) fn normalize(opts: &Opts, base: State, built: State, mode: Normalize) -> State {
+/// Returns the image's state and the record of what became of the private
+/// keys and identities the build made.
+pub(super) fn normalize(
+    opts: &Opts,
+    base: State,
+    built: State,
+    mode: Normalize,
+    secrets: &Secrets,
+) -> (State, State) {
     let epoch = opts.epoch.to_string();
     let mut args = vec![
         FRONTEND_BINARY.into(),
@@ -52,6 +112,7 @@ pub(super) fn normalize(opts: &Opts, base: State, built: State, mode: Normalize)
         "--out".into(),
         OUT_DIR.into(),
     ];
+    args.extend(secrets.args());
     let squash =
         format!("normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches");
     let (base_mount, name) = match &mode {
@@ -73,21 +134,30 @@ pub(super) fn normalize(opts: &Opts, base: State, built: State, mode: Normalize)
         }
     };
     args.push(TARGET_DIR.into());
-    let exec = frontend_image(opts)
+    let mut exec = frontend_image(opts)
         .run(args)
         .network(Network::None)
         .envs(helper_env(opts))
         .mount(base_mount)
-        .mount(Mount::readonly(TARGET_DIR, built))
-        .name(name);
-    match mode {
+        .mount(Mount::readonly(TARGET_DIR, built));
+    for (n, (_, stage)) in secrets.stages.iter().enumerate() {
+        exec = exec.mount(Mount::readonly(&format!("{STAGES_DIR}/{n}"), stage.clone()));
+    }
+    // Writable mounts come back in the order they were added.
+    let mut outs = exec
+        .name(name)
+        .mount(Mount::scratch(OUT_DIR))
+        .mount(Mount::scratch(RECORD_DIR))
+        .build();
+    let (Some(record), Some(out)) = (outs.mounts.pop(), outs.mounts.pop()) else {
+        unreachable!("scratch mounts are writable, so each has an output")
+    };
+    let image = match mode {
         // The base mount's snapshot: the base's layers and one more. The
         // scratch mount only holds the delta on its way.
-        Normalize::Delta => {
-            let mut outs = exec.mount(Mount::scratch(OUT_DIR)).build();
-            outs.mounts.swap_remove(0)
-        }
+        Normalize::Delta => outs.mounts.swap_remove(0),
         // The scratch mount's snapshot is the image's one layer.
-        _ => exec.build_into(OUT_DIR),
-    }
+        _ => out,
+    };
+    (image, record)
 }

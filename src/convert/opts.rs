@@ -103,7 +103,15 @@ pub struct Converted {
     /// The verified package blobs, gathered in one directory by basename:
     /// the `packages` target. None when the recipe installs no package.
     pub packages: Option<State>,
+    /// The image target's record of the private keys and identities the
+    /// build made and what became of them: a state holding
+    /// [`SECRETS_RECORD`] (see `step::secrets`).
+    pub secrets: Option<State>,
 }
+
+/// Where the normalize step writes what became of the private keys and
+/// identities the build made, in the state `Converted::secrets`.
+pub const SECRETS_RECORD: &str = "/secrets.json";
 
 /// A conversion error, positioned in the recipe or the lockfile.
 pub type ConvertError = crate::located::Located;

@@ -7,13 +7,16 @@ use crate::llb::{self, CopyOpts, LocalOpts, Location, Owner, State};
 use crate::recipe::{Command, Recipe, Spanned, Step};
 
 /// Runs the recipe's steps on `root`; `user` is the base image's user, and
-/// what the last `user` step sets when this returns.
+/// what the last `user` step sets when this returns. Each step that changes
+/// files pushes its result onto `stages` with its label (`step 2
+/// (repro.yaml:14: run ...)`), so normalize can say which step made a file.
 pub fn apply(
     recipe: &Recipe,
     opts: &Opts,
     root: State,
     user: &mut String,
     at: &dyn Fn(&Spanned<Step>) -> Option<Location>,
+    stages: &mut Vec<(String, State)>,
 ) -> Result<State, ConvertError> {
     let mut state = root;
     if !user.is_empty() {
@@ -27,8 +30,9 @@ pub fn apply(
         },
         Some("load build context".into()),
     );
-    for step in &recipe.steps {
+    for (n, step) in recipe.steps.iter().enumerate() {
         let here = at(step);
+        let changes_files = matches!(&step.value, Step::Run(_) | Step::Copy { .. });
         state = match &step.value {
             Step::Run(cmd) => run(recipe, opts, &state, cmd, here),
             Step::Copy {
@@ -74,8 +78,33 @@ pub fn apply(
                 state.with_user(user)
             }
         };
+        if changes_files {
+            stages.push((step_label(recipe, n, step), state.clone()));
+        }
     }
     Ok(state)
+}
+
+/// `step 2 (repro.yaml:14: run openssl genpkey ...)`: a step as messages
+/// name it, its command cut at 60 characters.
+fn step_label(recipe: &Recipe, n: usize, step: &Spanned<Step>) -> String {
+    let what = match &step.value {
+        Step::Run(cmd) => format!("run {cmd}"),
+        Step::Copy { src, dest, .. } => format!("copy {} {}", src.value, dest.value),
+        _ => String::new(),
+    };
+    let what: String = match what.chars().count() > 60 {
+        true => what.chars().take(60).chain("...".chars()).collect(),
+        false => what,
+    };
+    let what = what.replace(['\n', '='], " ");
+    format!(
+        "step {} ({}:{}: {})",
+        n + 1,
+        recipe.file,
+        step.span.line,
+        what.trim()
+    )
 }
 
 /// A `run` step: a shell string or an argv, with the recipe's args in its

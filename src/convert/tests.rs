@@ -352,8 +352,9 @@ fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
         .iter()
         .find(|(e, _)| e.meta.as_ref().unwrap().args[0] == FRONTEND_BINARY)
         .unwrap();
+    let args = &norm.meta.as_ref().unwrap().args;
     assert_eq!(
-        norm.meta.as_ref().unwrap().args,
+        args[..8],
         [
             FRONTEND_BINARY,
             "normalize",
@@ -363,9 +364,37 @@ fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
             BASE_DIR,
             "--out",
             OUT_DIR,
-            TARGET_DIR
         ]
     );
+    assert_eq!(args.last().map(String::as_str), Some(TARGET_DIR));
+    // Who made a private key: the root after the install step and after
+    // each step, mounted read-only; and where the record goes.
+    let flags: Vec<&str> = args[8..args.len() - 1].iter().map(String::as_str).collect();
+    assert_eq!(
+        flags,
+        [
+            "--recipe",
+            "repro.yaml",
+            "--stage",
+            "the install step=/stages/0",
+            "--stage",
+            "step 1 (repro.yaml:9: run hello > /hello.txt)=/stages/1",
+            "--stage",
+            "step 2 (repro.yaml:10: copy hello.c src/)=/stages/2",
+            "--record",
+            "/record/secrets.json",
+        ]
+    );
+    for n in 0..3 {
+        let stage = norm
+            .mounts
+            .iter()
+            .find(|m| m.dest == format!("/stages/{n}"))
+            .unwrap();
+        assert!(stage.readonly && stage.output == -1, "{stage:?}");
+    }
+    let record = norm.mounts.iter().find(|m| m.dest == "/record").unwrap();
+    assert_eq!((record.input, record.output), (-1, 2));
     assert!(norm.mounts.iter().any(|m| m.dest == BASE_DIR && m.readonly));
     assert_eq!(norm.network, pb::NetMode::None as i32);
     let target = norm.mounts.iter().find(|m| m.dest == TARGET_DIR).unwrap();
@@ -376,6 +405,31 @@ fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
         (-1, 1),
         "a scratch mount, output 1"
     );
+}
+
+#[test]
+fn the_recipes_private_keys_reach_normalize_and_the_record_is_its_third_output() {
+    let text = format!(
+        "{RECIPE}private-keys:\n  remove: [/etc/app/*.key]\n  keep: [/srv/demo.key, /srv/b.key]\n"
+    );
+    let c = convert_text(&text, "http://127.0.0.1:8000");
+    let (norm, _) = execs(&c)
+        .into_iter()
+        .find(|(e, _)| e.meta.as_ref().unwrap().args[1] == "normalize")
+        .unwrap();
+    let args = norm.meta.unwrap().args.join(" ");
+    assert!(
+        args.contains("--remove-key /etc/app/*.key --keep-key /srv/demo.key --keep-key /srv/b.key --record /record/secrets.json"),
+        "{args}"
+    );
+    // The record is the normalize exec's output 2, as its own state.
+    let record = c.secrets.as_ref().unwrap().marshal();
+    let ops: Vec<pb::Op> = record
+        .def
+        .iter()
+        .map(|b| pb::Op::decode(b.as_slice()).unwrap())
+        .collect();
+    assert_eq!(ops.last().unwrap().inputs[0].index, 2);
 }
 
 #[test]
@@ -617,6 +671,7 @@ fn the_sbom_step_reads_the_normalized_image_and_the_facts() {
         state: sbom::sbom_llb(&image, &facts, &o),
         config: Vec::new(),
         packages: None,
+        secrets: None,
     };
     let (exec, name) = subcommand_exec(&c, "sbom");
     assert_eq!(
@@ -628,9 +683,17 @@ fn the_sbom_step_reads_the_normalized_image_and_the_facts() {
             TARGET_DIR,
             "--facts",
             "/facts/facts.json",
+            "--secrets",
+            "/record/secrets.json",
             "--out",
             "/out/sbom.spdx.json"
         ]
+    );
+    // The normalize step's record of removed keys, read only.
+    assert!(
+        exec.mounts
+            .iter()
+            .any(|m| m.dest == "/record" && m.readonly)
     );
     assert!(name.starts_with("sbom: "), "{name}");
     assert_eq!(exec.network, pb::NetMode::None as i32);

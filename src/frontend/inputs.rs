@@ -94,6 +94,9 @@ pub struct Output {
     pub config: Option<Vec<u8>>,
     /// The lock target always resolves again: the package index moves on.
     pub always_fresh: bool,
+    /// The image target's record of the private keys and identities the
+    /// build made (`convert::SECRETS_RECORD` in this state).
+    pub secrets: Option<State>,
 }
 
 impl Output {
@@ -140,6 +143,7 @@ impl Prepared {
                 state: convert::lock_llb(&self.recipe, &self.opts)?,
                 config: None,
                 always_fresh: true,
+                secrets: None,
             }),
             Target::Image => {
                 let c = self.to_llb()?;
@@ -147,12 +151,14 @@ impl Prepared {
                     state: c.state,
                     config: Some(c.config),
                     always_fresh: false,
+                    secrets: c.secrets,
                 })
             }
             Target::Sbom => Ok(Output {
                 state: self.sbom()?,
                 config: None,
                 always_fresh: false,
+                secrets: None,
             }),
             Target::Verify => bail!(
                 "{}: the verify target is converted with the published image's config",
@@ -164,6 +170,7 @@ impl Prepared {
                     state: blobs,
                     config: None,
                     always_fresh: false,
+                    secrets: None,
                 }),
                 None => bail!(
                     "{}: the packages target needs packages in the recipe and the lockfile",
@@ -190,6 +197,7 @@ impl Prepared {
             state: convert::verify::verify_llb(&built, published, facts, &self.opts),
             config: None,
             always_fresh: false,
+            secrets: None,
         })
     }
 }

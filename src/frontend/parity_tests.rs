@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bollard_buildkit_proto::moby::buildkit::v1::frontend::result;
 use prost::Message;
 
 use super::gateway::fake::{build, error_of, with_files};
@@ -91,16 +92,14 @@ fn through_gateway(case: &Path, args: &[(String, String)]) -> (Vec<u8>, Vec<u8>)
         case.display(),
         error_of(&ret)
     );
-    let config = ret.result.unwrap().metadata["containerimage.config"].clone();
-    let def = fake
-        .0
-        .lock()
-        .unwrap()
-        .solved
-        .last()
-        .unwrap()
-        .encode_to_vec();
-    (def, config)
+    let result = ret.result.unwrap();
+    let config = result.metadata["containerimage.config"].clone();
+    // The image's Definition is the returned ref's (the gateway also solves
+    // the record of removed keys beside it).
+    let Some(result::Result::Ref(image)) = result.result else {
+        panic!("{}: no single ref returned", case.display())
+    };
+    (image.def.unwrap().encode_to_vec(), config)
 }
 
 /// The same through the `llb` subcommand's side, from a folder holding

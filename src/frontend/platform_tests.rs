@@ -94,6 +94,10 @@ async fn two_platforms_return_a_ref_each_with_refs_platforms_and_a_config_each()
         .map(ops_with_platforms)
         .filter(|ops| ops.iter().any(|(w, _)| w.contains(" normalize ")))
         .collect();
+    // Each image graph is solved twice: for the image, and for the record
+    // of removed keys beside it (the same ops).
+    let mut solved = solved;
+    solved.dedup();
     assert_eq!(solved.len(), 2, "one image graph per platform");
     for (ops, arch) in solved.iter().zip(["amd64", "arm64"]) {
         let text = format!("{ops:?}");

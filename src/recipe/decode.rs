@@ -158,6 +158,7 @@ impl<'a> Decoder<'a> {
                 "packages",
                 "steps",
                 "image",
+                "private-keys",
             ],
         )?;
         let mut recipe = Recipe {
@@ -170,6 +171,7 @@ impl<'a> Decoder<'a> {
             packages: None,
             steps: Vec::new(),
             image: ImageSettings::default(),
+            private_keys: PrivateKeys::default(),
         };
         let mut have_base = false;
         for (k, v) in entries {
@@ -203,6 +205,7 @@ impl<'a> Decoder<'a> {
                 }
                 "steps" => recipe.steps = self.steps(v)?,
                 "image" => recipe.image = self.image(v)?,
+                "private-keys" => recipe.private_keys = self.private_keys(v)?,
                 _ => {}
             }
         }
@@ -213,6 +216,52 @@ impl<'a> Decoder<'a> {
             );
         }
         Ok(recipe)
+    }
+
+    /// `private-keys:`: `remove:` and `keep:` lists of image paths; a path
+    /// in both is an error.
+    fn private_keys(&self, node: &Node) -> Result<PrivateKeys, RecipeError> {
+        let mut out = PrivateKeys::default();
+        for (k, v) in self.keys(node, "private-keys", &["remove", "keep"])? {
+            let key = key_text(k);
+            let what = format!("private-keys.{key}");
+            let list = self.string_list(v, &what)?;
+            for p in &list {
+                let bad = !p.value.starts_with('/')
+                    || p.value.len() < 2
+                    || p.value
+                        .split('/')
+                        .skip(1)
+                        .any(|c| c.is_empty() || c == "." || c == "..");
+                if bad {
+                    return self.err(
+                        p.span,
+                        format!(
+                            "an item of {what} must be an absolute path in the image (\"*\" matches within one name), like /etc/myapp/tls.key, found \"{}\"",
+                            p.value
+                        ),
+                    );
+                }
+            }
+            match key {
+                "remove" => out.remove = list,
+                _ => out.keep = list,
+            }
+        }
+        if let Some(p) = out
+            .keep
+            .iter()
+            .find(|k| out.remove.iter().any(|r| r.value == k.value))
+        {
+            return self.err(
+                p.span,
+                format!(
+                    "\"{}\" is in both private-keys.remove and private-keys.keep; say one",
+                    p.value
+                ),
+            );
+        }
+        Ok(out)
     }
 
     /// `epoch:`: whole seconds since 1970, as SOURCE_DATE_EPOCH.

@@ -122,6 +122,19 @@ pub struct Recipe {
     pub packages: Option<Packages>,
     pub steps: Vec<Spanned<Step>>,
     pub image: ImageSettings,
+    /// What to do with private keys the build makes (`private-keys:`).
+    pub private_keys: PrivateKeys,
+}
+
+/// `private-keys:`: image paths (absolute, `*` within one name) of private
+/// keys the build makes that the frontend does not remove on its own, or
+/// that should ship on purpose.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrivateKeys {
+    /// Left out of the image (a container makes its own at start).
+    pub remove: Vec<Spanned<String>>,
+    /// Shipped as built: every container shares them. Reported loudly.
+    pub keep: Vec<Spanned<String>>,
 }
 
 /// Build args every recipe may use without declaring them: BuildKit and the

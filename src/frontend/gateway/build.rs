@@ -39,9 +39,10 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
         ..opts.clone()
     };
     if platforms.len() == 1 {
-        let part = build_platform(bridge, opts, &platforms[0]).await?;
+        let mut parts = vec![build_platform(bridge, opts, &platforms[0]).await?];
+        read_secrets(bridge, &mut parts).await?;
         return Ok(Built {
-            parts: vec![part],
+            parts,
             multi: false,
         });
     }
@@ -68,7 +69,30 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
     for platform in &platforms {
         parts.push(build_platform(bridge, opts, platform).await?);
     }
+    read_secrets(bridge, &mut parts).await?;
     Ok(Built { parts, multi: true })
+}
+
+/// Reads each image part's record of the private keys and identities its
+/// build made into its manifest annotations. Reading builds the image, so
+/// the parts are read at once and BuildKit builds the platforms together.
+async fn read_secrets(bridge: &Bridge, parts: &mut [Part]) -> Result<()> {
+    let mut reads = tokio::task::JoinSet::new();
+    for (n, part) in parts.iter().enumerate() {
+        if let Some(id) = &part.secrets {
+            let read = bridge
+                .reader()
+                .read_optional(id.clone(), crate::convert::SECRETS_RECORD.to_string());
+            reads.spawn(async move { (n, read.await) });
+        }
+    }
+    while let Some(done) = reads.join_next().await {
+        let (n, read) = done.map_err(|e| anyhow!("reading the record of removed keys: {e}"))?;
+        if let Some(record) = read? {
+            parts[n].annotations = super::result::secrets_annotations(&record)?;
+        }
+    }
+    Ok(())
 }
 
 /// The frontend's own image by digest, once for the whole build: every
@@ -149,12 +173,25 @@ async fn build_platform(
         true => Some(solve_sbom(bridge, &prepared, &req.platform, opts.no_cache).await?),
         false => None,
     };
+    // The record comes from the same normalize op as the image (the same
+    // constraints), so reading it builds the image once.
+    let secrets = match (&out.secrets, prepared.target) {
+        (Some(record), Target::Image) => {
+            let def = record.marshal_with(llb::Constraints {
+                ignore_cache: opts.no_cache,
+            });
+            Some(bridge.solve_checked(&def).await?)
+        }
+        _ => None,
+    };
     Ok(Part {
         platform: platform.clone(),
         id,
         def,
         config: out.config,
         sbom,
+        secrets,
+        annotations: Vec::new(),
     })
 }
 
@@ -212,6 +249,8 @@ async fn build_locks(
         def,
         config: None,
         sbom: None,
+        secrets: None,
+        annotations: Vec::new(),
     })
 }
 

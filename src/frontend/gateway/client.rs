@@ -46,6 +46,41 @@ pub struct Bridge {
     read: Vec<ReadFile>,
 }
 
+/// A handle that only reads files of solved refs (see [`Bridge::reader`]).
+pub(super) struct Reader {
+    client: LlbBridgeClient<Channel>,
+}
+
+impl Reader {
+    /// Reads a file of a solved ref; `None` if it does not exist. Reading
+    /// builds the ref. A refused read is tried once more, as
+    /// [`Bridge::read_optional`] does.
+    pub(super) async fn read_optional(
+        self,
+        reference: String,
+        path: String,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut client = self.client;
+        let request = ReadFileRequest {
+            r#ref: reference,
+            file_path: path,
+            ..Default::default()
+        };
+        let missing = |s: &tonic::Status| {
+            s.message().contains("no such file") || s.code() == tonic::Code::NotFound
+        };
+        let read = match client.read_file(request.clone()).await {
+            Err(s) if !missing(&s) => client.read_file(request).await,
+            other => other,
+        };
+        match read {
+            Ok(r) => Ok(Some(r.into_inner().data)),
+            Err(s) if missing(&s) => Ok(None),
+            Err(s) => Err(anyhow!("{}", s.message())),
+        }
+    }
+}
+
 /// Connects to BuildKit over this process's stdin and stdout and pings it.
 pub async fn connect() -> Result<Bridge> {
     connect_io(tokio::io::join(tokio::io::stdin(), tokio::io::stdout())).await
@@ -218,6 +253,15 @@ impl Bridge {
             Ok(data) => Ok(Some(data)),
             Err(s) if missing(&s) => Ok(None),
             Err(s) => Err(anyhow!("cannot read {path}: {}", s.message())),
+        }
+    }
+
+    /// A second handle on the connection, for reads that run beside this
+    /// one's (each platform's record read at once, so BuildKit builds the
+    /// platforms together).
+    pub(super) fn reader(&self) -> Reader {
+        Reader {
+            client: self.client.clone(),
         }
     }
 

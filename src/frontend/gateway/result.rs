@@ -23,6 +23,11 @@ pub(super) struct Part {
     pub def: pb::Definition,
     pub config: Option<Vec<u8>>,
     pub sbom: Option<SbomRef>,
+    /// The solved record of the private keys and identities the build
+    /// made (image target), read back into `annotations` before returning.
+    pub secrets: Option<String>,
+    /// Manifest annotations (key, value), in key order.
+    pub annotations: Vec<(String, String)>,
 }
 
 /// What a build returns.
@@ -85,6 +90,10 @@ fn result_of(built: Built, array_refs: bool) -> GwResult {
         if let Some(config) = part.config {
             metadata.insert(format!("containerimage.config/{key}"), config);
         }
+        for (k, v) in part.annotations {
+            // exptypes.AnnotationManifestKey with the part's platform.
+            metadata.insert(format!("annotation-manifest[{key}].{k}"), v.into_bytes());
+        }
         attestations.extend(part.sbom.map(sbom_attestation));
         if array_refs {
             let r = Ref {
@@ -114,6 +123,9 @@ fn single_result(part: Part, array_refs: bool) -> GwResult {
     if let Some(config) = part.config {
         metadata.insert("containerimage.config".to_string(), config);
     }
+    for (k, v) in part.annotations {
+        metadata.insert(format!("annotation-manifest.{k}"), v.into_bytes());
+    }
     attestations.extend(part.sbom.map(sbom_attestation));
     let r = match array_refs {
         true => result::Result::Ref(Ref {
@@ -128,6 +140,32 @@ fn single_result(part: Part, array_refs: bool) -> GwResult {
         attestations,
     }
 }
+
+/// The manifest annotations for a record of the private keys and
+/// identities the build made (`step::secrets`): per action, the image
+/// paths, comma-separated. None for an empty record.
+pub(super) fn secrets_annotations(record: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        path: String,
+        action: String,
+    }
+    let entries: Vec<Entry> = serde_json::from_slice(record).map_err(|e| {
+        anyhow::anyhow!("the normalize step's record of removed keys is not valid: {e}")
+    })?;
+    let mut by_action: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for e in entries {
+        by_action.entry(e.action).or_default().push(e.path);
+    }
+    Ok(by_action
+        .into_iter()
+        .map(|(action, paths)| (format!("{SECRETS_ANNOTATION}.{action}"), paths.join(",")))
+        .collect())
+}
+
+/// The prefix of the manifest annotations naming what the frontend did
+/// with the private keys and identities the build made.
+pub const SECRETS_ANNOTATION: &str = "repro-frontend.secrets";
 
 /// `refs.platforms`: each part's platform key and OCI platform, in order.
 fn platforms_listed(parts: &[Part]) -> String {
@@ -268,4 +306,76 @@ fn targets_table() -> String {
         txt.push_str(&format!("{name}\t{}\n", t.description()));
     }
     txt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(annotations: Vec<(String, String)>, arch: &str) -> Part {
+        Part {
+            platform: Platform {
+                os: "linux".into(),
+                architecture: arch.into(),
+                variant: None,
+            },
+            id: format!("ref-{arch}"),
+            def: pb::Definition::default(),
+            config: Some(b"{}".to_vec()),
+            sbom: None,
+            secrets: None,
+            annotations,
+        }
+    }
+
+    #[test]
+    fn the_record_of_removed_keys_becomes_manifest_annotations() {
+        let record = br#"[
+          {"path": "/etc/machine-id", "action": "emptied", "what": "machine identity", "madeBy": "package systemd"},
+          {"path": "/etc/ssh/ssh_host_ecdsa_key", "action": "removed", "what": "SSH host key", "madeBy": "package openssh-server", "regenerate": "ssh-keygen -A"},
+          {"path": "/etc/ssh/ssh_host_rsa_key", "action": "removed", "what": "SSH host key", "madeBy": "package openssh-server"}
+        ]"#;
+        let notes = secrets_annotations(record).unwrap();
+        assert_eq!(
+            notes,
+            [
+                (
+                    "repro-frontend.secrets.emptied".to_string(),
+                    "/etc/machine-id".to_string()
+                ),
+                (
+                    "repro-frontend.secrets.removed".to_string(),
+                    "/etc/ssh/ssh_host_ecdsa_key,/etc/ssh/ssh_host_rsa_key".to_string()
+                ),
+            ]
+        );
+        assert!(secrets_annotations(b"[]").unwrap().is_empty());
+        assert!(secrets_annotations(b"{").is_err());
+
+        // BuildKit's exptypes keys: for every manifest of a single image,
+        // per platform for several.
+        let single = single_result(part(notes.clone(), "amd64"), true);
+        assert_eq!(
+            single.metadata["annotation-manifest.repro-frontend.secrets.emptied"],
+            b"/etc/machine-id"
+        );
+        let multi = result_of(
+            Built {
+                parts: vec![part(notes, "amd64"), part(Vec::new(), "arm64")],
+                multi: true,
+            },
+            true,
+        );
+        let keys: Vec<&String> = multi
+            .metadata
+            .keys()
+            .filter(|k| k.starts_with("annotation"))
+            .collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(
+            multi
+                .metadata
+                .contains_key("annotation-manifest[linux/amd64].repro-frontend.secrets.removed")
+        );
+    }
 }
