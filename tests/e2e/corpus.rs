@@ -41,6 +41,13 @@ pub const SETS: &[(&str, &str, &str)] = &[
         "java -version 2>&1 && keytool -list -cacerts -storepass changeit | grep -c trustedCertEntry",
         "openjdk version \"17",
     ),
+    // Nothing the maintainer scripts made ships (no private key in any
+    // text file, machine-id empty), and the keys are made at start.
+    (
+        "keys",
+        "test ! -e /etc/ssh/ssh_host_ed25519_key && test ! -e /etc/ssh/ssh_host_rsa_key.pub && test ! -e /etc/ssl/private/ssl-cert-snakeoil.key && test -e /etc/machine-id && test ! -s /etc/machine-id && ! grep -rlIsE -- '^-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY-----$' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev && ssh-keygen -A && make-ssl-cert generate-default-snakeoil && test -s /etc/ssh/ssh_host_ed25519_key && test -s /etc/ssl/private/ssl-cert-snakeoil.key && echo no key shipped, keys made at start",
+        "no key shipped, keys made at start",
+    ),
     (
         "locales",
         "LANG=de_DE.UTF-8 date -u -d @0 +%A && TZ=Europe/Berlin date -d @0 +%H:%M",
@@ -133,6 +140,26 @@ fn curl_with_ca_certificates() {
 #[test]
 fn default_jre_headless_reproduces_with_a_valid_keystore() {
     check_set("java");
+}
+
+// Issue 24: maintainer scripts' host keys and machine-id made every build
+// differ, and would have put one private key in every container.
+#[test]
+fn install_time_keys_and_identities_never_ship_and_the_image_reproduces() {
+    let log = check_set("keys");
+    for line in [
+        "removed /etc/ssh/ssh_host_ed25519_key: SSH host key, made by package openssh-server",
+        "removed /etc/ssh/ssh_host_ed25519_key.pub: made with /etc/ssh/ssh_host_ed25519_key",
+        "removed /etc/ssl/private/ssl-cert-snakeoil.key: TLS private key (snakeoil), made by package ssl-cert",
+        "removed /etc/ssl/certs/ssl-cert-snakeoil.pem: made with /etc/ssl/private/ssl-cert-snakeoil.key",
+        "emptied /etc/machine-id: machine identity, made by package",
+        "a container makes its own with: ssh-keygen -A",
+    ] {
+        assert!(
+            log.contains(line),
+            "no {line:?} in the build's output:\n{log}"
+        );
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod newcomer;
 pub mod platforms;
 mod providers;
 mod sbom;
+mod secrets;
 mod targets;
 mod verify;
 
