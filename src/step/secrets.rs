@@ -433,8 +433,13 @@ pub fn find(
 ) -> io::Result<Outcome> {
     let listed = dpkg_listed(root)?;
     let mut made = Vec::new();
-    walk(root, root, &mut |path, meta| {
-        if skip.contains(path) || !meta.is_file() {
+    let mut links = Vec::new();
+    walk(root, root, skip, &mut |path, meta| {
+        if meta.file_type().is_symlink() {
+            links.push(path.to_path_buf());
+            return Ok(());
+        }
+        if !meta.is_file() {
             return Ok(());
         }
         let shown = image_path(root, path);
@@ -479,7 +484,7 @@ pub fn find(
             regenerate: known.map(|k| k.regenerate.to_string()),
         });
     }
-    let companions = companions(root, &out.findings, made, &taken)?;
+    let companions = companions(root, base, &out.findings, made, &links, &taken)?;
     out.findings.extend(companions);
     out.findings.sort();
     Ok(out)
@@ -491,8 +496,10 @@ pub fn find(
 /// its folder; then every link the build made to a removed file.
 fn companions(
     root: &Path,
+    base: Option<&Path>,
     findings: &[Finding],
     made: Vec<(PathBuf, String)>,
+    links: &[PathBuf],
     taken: &BTreeSet<String>,
 ) -> io::Result<Vec<Finding>> {
     let made: std::collections::BTreeMap<String, PathBuf> =
@@ -544,19 +551,44 @@ fn companions(
         .filter(|f| f.action == Action::Removed)
         .cloned()
         .collect();
-    walk(root, root, &mut |path, meta| {
-        if !meta.file_type().is_symlink() {
-            return Ok(());
-        }
+    if gone.is_empty() {
+        return Ok(out);
+    }
+    for path in links {
         let shown = image_path(root, path);
         let target = fs::read_link(path).map_err(|e| at(path, e))?;
+        // A link the base has, to the same place, is the base's.
+        if let Some(base) = base
+            && base_link(base, path.strip_prefix(root).unwrap_or(path))?.as_ref() == Some(&target)
+        {
+            continue;
+        }
         let target = lexical_target(&shown, &target);
         if let Some(key) = gone.iter().find(|f| f.path == target) {
             add(&shown, key, &mut out);
         }
-        Ok(())
-    })?;
+    }
     Ok(out)
+}
+
+/// The target of the link `rel` in `base`, when it is one there (reached
+/// through no link).
+fn base_link(base: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Ok(None);
+    };
+    let dir = match parent.as_os_str().is_empty() {
+        true => Some(base.to_path_buf()),
+        false => inroot::real_dir(base, parent)?,
+    };
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let path = dir.join(name);
+    match fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => Ok(fs::read_link(&path).ok()),
+        _ => Ok(None),
+    }
 }
 
 /// Where a link at `link` (an image path) points, `..` and `.` resolved
@@ -760,24 +792,26 @@ fn image_path(root: &Path, path: &Path) -> String {
 }
 
 /// Calls `f` on every entry below `dir` (in name order, links not
-/// followed); `dev`, `proc` and `sys` at the root are skipped.
+/// followed) but those in `skip` and what is below them; `dev`, `proc` and
+/// `sys` at the root are skipped too.
 fn walk(
     root: &Path,
     dir: &Path,
+    skip: &HashSet<PathBuf>,
     f: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<()>,
 ) -> io::Result<()> {
     for path in sorted_children(dir)? {
-        if dir == root
+        let special = dir == root
             && path
                 .file_name()
-                .is_some_and(|n| matches!(n.as_bytes(), b"dev" | b"proc" | b"sys"))
-        {
+                .is_some_and(|n| matches!(n.as_bytes(), b"dev" | b"proc" | b"sys"));
+        if special || skip.contains(&path) {
             continue;
         }
         let meta = fs::symlink_metadata(&path).map_err(|e| at(&path, e))?;
         f(&path, &meta)?;
         if meta.is_dir() {
-            walk(root, &path, f)?;
+            walk(root, &path, skip, f)?;
         }
     }
     Ok(())
@@ -1019,6 +1053,15 @@ mod tests {
             .set_modified(t)
             .unwrap();
         let out = run(&base, &root, &[], &policy(&[], &[]));
+        assert_eq!(out, Outcome::default());
+    }
+
+    #[test]
+    fn what_the_other_passes_remove_is_not_looked_at() {
+        let (_t, base, root) = fixture();
+        put(&root, "tmp/build/app.key", PEM_EC);
+        let skip = HashSet::from([root.join("tmp/build")]);
+        let out = find(&root, Some(&base), EPOCH, &[], &policy(&[], &[]), &skip).unwrap();
         assert_eq!(out, Outcome::default());
     }
 

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::support::pool::{Fault, PoolServer};
 use crate::support::{
-    FAILING_STEP_LINES, Run, check_release_lines, example_context, failing_step_recipe, harness,
-    lock_entries, lock_entry, marked_lines, oci_json, run, without_release_lines,
+    FAILING_STEP_LINES, Run, check_release_lines, corpus_context, example_context,
+    failing_step_recipe, harness, lock_entries, lock_entry, marked_lines, oci_json, run,
+    without_release_lines,
 };
 
 /// Where this engine's exports go for the cross-engine check.
@@ -130,6 +131,94 @@ fn engine3_hello_reproduces_as_oci() {
 #[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
 fn engine3_gcc_reproduces_as_oci() {
     examples_reproduce("gcc");
+}
+
+// Issue 24: on the engine that keeps annotations and attestations, the keys
+// set reproduces, and what was removed is in the manifest's annotations and
+// in the SBOM, named by file.
+#[test]
+#[ignore = "engine 3 (buildkitd); scripts/test.sh runs it"]
+fn engine3_install_time_keys_are_removed_annotated_and_the_image_reproduces() {
+    let pool = PoolServer::start(harness().pool_dir());
+    let ctx = corpus_context("keys");
+    let first = oci_build(ctx.path(), &pool, &["--no-cache"]);
+    let second = oci_build(ctx.path(), &pool, &["--no-cache"]);
+    assert_eq!(first.manifest, second.manifest, "keys: two manifests");
+    assert!(
+        first.text.contains(
+            "removed /etc/ssh/ssh_host_rsa_key: SSH host key, made by package openssh-server"
+        ),
+        "{}",
+        first.text
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("image.tar");
+    let output = format!("type=oci,dest={}", tar.display());
+    let r = buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &["--output", &output, "--opt", "attest:sbom="],
+    );
+    assert!(r.ok, "{}", r.text);
+    let oci = dir.path().join("oci");
+    std::fs::create_dir(&oci).unwrap();
+    let x = run(Command::new("tar").arg("-xf").arg(&tar).arg("-C").arg(&oci));
+    assert!(x.ok, "{}", x.text);
+    let index = oci_json(&oci, "");
+    let top = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let image_index = oci_json(&oci, &top);
+    // With an attestation the image is an index: its image manifest, and
+    // the attestation manifest beside it.
+    let manifests = image_index["manifests"].as_array().expect("an index");
+    let image = manifests
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .expect("the amd64 image");
+    let manifest = oci_json(&oci, image["digest"].as_str().unwrap());
+    let removed = manifest["annotations"]["repro-frontend.secrets.removed"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no removal annotation in {manifest}"));
+    for path in [
+        "/etc/ssh/ssh_host_ed25519_key",
+        "/etc/ssh/ssh_host_ed25519_key.pub",
+        "/etc/ssl/private/ssl-cert-snakeoil.key",
+    ] {
+        assert!(
+            removed.split(',').any(|p| p == path),
+            "{path} not in {removed}"
+        );
+    }
+    assert_eq!(
+        manifest["annotations"]["repro-frontend.secrets.emptied"],
+        "/etc/machine-id"
+    );
+    // The SBOM's image package carries one annotation per file.
+    let attestation = manifests
+        .iter()
+        .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .expect("the attestation manifest");
+    let att = oci_json(&oci, attestation["digest"].as_str().unwrap());
+    let layer = att["layers"][0]["digest"].as_str().unwrap();
+    let statement = oci_json(&oci, layer);
+    let notes = statement["predicate"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["SPDXID"] == "SPDXRef-Image")
+        .and_then(|p| p["annotations"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        notes.iter().any(|n| n["comment"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("removed /etc/ssh/ssh_host_ed25519_key: SSH host key")),
+        "{notes:?}"
+    );
 }
 
 /// Runs `--opt target=<target>` on an example with `--output type=local`;
