@@ -455,7 +455,7 @@ pub fn find(
         let known = KNOWN.iter().find(|k| matches(k.pattern, shown));
         let what = match known {
             Some(k) => Some(k.what.to_string()),
-            None if listed.contains(shown.as_bytes()) => None,
+            None if shipped(&listed, shown) => None,
             None => private_key_kind(&read_head(path)?),
         };
         let Some(what) = what else { continue };
@@ -744,6 +744,18 @@ fn maintainer_scripts(root: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
         }
     }
     Ok(out)
+}
+
+/// Whether a package ships `shown`, dpkg's lists naming it as it is or,
+/// on a merged-/usr system, without its `/usr` (`/lib/x` is `/usr/lib/x`).
+fn shipped(listed: &HashSet<Vec<u8>>, shown: &str) -> bool {
+    listed.contains(shown.as_bytes())
+        || shown.strip_prefix("/usr").is_some_and(|rest| {
+            ["/bin/", "/sbin/", "/lib"]
+                .iter()
+                .any(|d| rest.starts_with(d))
+                && listed.contains(rest.as_bytes())
+        })
 }
 
 /// Every path a dpkg package ships, as dpkg's `.list` files give them
@@ -1040,6 +1052,9 @@ mod tests {
             "var/lib/dpkg/info/x.list",
             "/usr\n/usr/share/doc/x/test.key\n",
         );
+        // Merged /usr: dpkg lists /lib/..., the file is at /usr/lib/....
+        put(&root, "usr/lib/x/fixture.key", PEM_EC);
+        put(&root, "var/lib/dpkg/info/y.list", "/lib/x/fixture.key\n");
         put(&base, "etc/base.key", PEM_EC);
         put(&root, "etc/base.key", PEM_EC);
         let t = fs::metadata(base.join("etc/base.key"))
