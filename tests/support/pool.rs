@@ -38,20 +38,31 @@ impl PoolServer {
         Self::serve_on(listener, url, dir)
     }
 
-    /// Serves `dir` on every interface, named by the host's address on the
-    /// interface of its default route: a mirror that is not on the
-    /// loopback. `None` when the host has no such route.
-    pub fn start_off_loopback(dir: PathBuf) -> Option<PoolServer> {
-        // Connecting a UDP socket sends nothing; it picks the interface.
-        let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-        probe.connect("192.0.2.1:9").ok()?;
-        let ip = probe.local_addr().ok()?.ip();
-        if ip.is_loopback() || ip.is_unspecified() {
-            return None;
-        }
-        let listener = TcpListener::bind("0.0.0.0:0").ok()?;
-        let port = listener.local_addr().ok()?.port();
-        Some(Self::serve_on(listener, format!("http://{ip}:{port}"), dir))
+    /// Serves `dir` on the host's address on the engine's default bridge
+    /// (`docker0`, the network the running Docker Engine made): a mirror
+    /// that build containers reach and that is not on the loopback, with
+    /// no traffic leaving the machine. Panics, naming what is missing, when
+    /// there is no such bridge (no Docker Engine running).
+    pub fn start_on_bridge(dir: PathBuf) -> PoolServer {
+        let out = std::process::Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "dev", "docker0"])
+            .output()
+            .expect("run ip (iproute2)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        // `5: docker0    inet 172.17.0.1/16 brd ... scope global docker0`
+        let ip = text
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|cidr| cidr.split('/').next())
+            .unwrap_or_else(|| {
+                panic!("no IPv4 address on docker0 (is a Docker Engine of the harness running?): {text}")
+            })
+            .to_string();
+        let listener = TcpListener::bind((ip.as_str(), 0))
+            .unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        let port = listener.local_addr().expect("addr").port();
+        Self::serve_on(listener, format!("http://{ip}:{port}"), dir)
     }
 
     fn serve_on(listener: TcpListener, url: String, dir: PathBuf) -> PoolServer {
