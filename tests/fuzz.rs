@@ -497,6 +497,7 @@ fn plan_seeds(repo: &Repo) -> Vec<Vec<u8>> {
                     cid: lock.cids().get(e.sha256.as_str()).map(|c| c.to_string()),
                 })
                 .collect(),
+            deadline_secs: None,
         };
         if let Ok(json) = serde_json::to_vec(&plan) {
             seeds.push(json);

@@ -289,7 +289,13 @@ fn fetch_blobs(plan: &Path, out: &Path, context: &Path) -> anyhow::Result<bool> 
     let text = std::fs::read(plan).with_context(|| format!("read {}", plan.display()))?;
     let plan: fetch::Plan =
         serde_json::from_slice(&text).with_context(|| format!("parse {}", plan.display()))?;
-    let outcomes = fetch::fetch(&plan, out, context, fetch::Limits::default(), 8)?;
+    let limits = fetch::Limits {
+        deadline: plan
+            .deadline_secs
+            .map_or(fetch::DEADLINE, std::time::Duration::from_secs),
+        ..fetch::Limits::default()
+    };
+    let outcomes = fetch::fetch(&plan, out, context, limits, 8)?;
     let (lines, failure) = fetch::report(&outcomes);
     for line in lines {
         println!("{line}");

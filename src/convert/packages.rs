@@ -79,7 +79,9 @@ pub fn install_packages(
     // at the size and at a deadline) is used instead, unless the provider is
     // the build host's own loopback: a service of the user's own, which the
     // engine reaches and a step in the build's network would not.
-    let sized = entries.iter().any(|e| e.size.is_some());
+    // A fetch timeout in the recipe is kept the same way.
+    let deadline = packages.fetch_timeout.as_ref().map(|t| t.value);
+    let sized = entries.iter().any(|e| e.size.is_some()) || deadline.is_some();
     let urls: Option<Vec<String>> = match providers.as_slice() {
         [single] => entries
             .iter()
@@ -93,7 +95,7 @@ pub fn install_packages(
     };
     let blobs = match urls {
         Some(urls) => fetch_natively(&entries, &urls, &at),
-        None => fetch_with_fallback(&providers, &entries, &cids, opts, &at),
+        None => fetch_with_fallback(&providers, &entries, &cids, deadline, opts, &at),
     };
     let asked: Vec<&str> = packages.install.iter().map(|p| p.value.as_str()).collect();
     let how = Install {
@@ -191,6 +193,7 @@ fn fetch_with_fallback(
     providers: &[Template],
     entries: &[&Entry],
     cids: &HashMap<&str, &str>,
+    deadline_secs: Option<u64>,
     opts: &Opts,
     at: &Option<Location>,
 ) -> State {
@@ -217,6 +220,7 @@ fn fetch_with_fallback(
                     cid: cids.get(e.sha256.as_str()).map(|c| c.to_string()),
                 })
                 .collect(),
+            deadline_secs,
         };
         let out = fetch_group(&tool, &plan, *key, context.as_ref(), opts, at);
         gather = gather.copy(

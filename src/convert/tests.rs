@@ -214,6 +214,29 @@ const CID_A: &str = "QmRY19HEWeTJtRC6vAdz7rDfX3PjSMgXmd1KYi9guAACUj";
 const CID_B: &str = "QmQPeNsJPyVWPFDVHb77w8G42Fvo15z4bG2X8D2GhfbSXc";
 
 /// RECIPE with `providers` instead of its one, and SUMS plus `extra`.
+#[test]
+fn a_fetch_timeout_sends_one_provider_through_the_fetch_step_with_that_deadline() {
+    let providers = "providers: [\"http://m.invalid/{{.Name}}\"]\n  fetch-timeout: 2m";
+    let c = convert_cids(providers, "").unwrap();
+    let http_sources = ops(&c)
+        .into_iter()
+        .filter(|(op, _)| {
+            matches!(&op.op, Some(pb::op::Op::Source(s)) if s.identifier.starts_with("http"))
+        })
+        .count();
+    assert_eq!(http_sources, 0, "BuildKit's HTTP source has no deadline");
+    let bytes = llb_text(&c);
+    assert!(bytes.contains(r#""deadline_secs": 120"#), "{bytes}");
+    // Without the setting the plan has no such key (the digests of
+    // existing builds stay).
+    let c = convert_cids(
+        r#"providers: ["http://m.invalid/{{.Name}}", "http://n.invalid/{{.Name}}"]"#,
+        "",
+    )
+    .unwrap();
+    assert!(!llb_text(&c).contains("deadline_secs"));
+}
+
 fn convert_cids(providers: &str, extra: &str) -> Result<Converted, ConvertError> {
     let text = RECIPE.replace(r#"providers: ["${MIRROR}/{{.Name}}"]"#, providers);
     let r = recipe::parse("repro.yaml", &text).unwrap();

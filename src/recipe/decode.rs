@@ -264,6 +264,27 @@ impl<'a> Decoder<'a> {
         Ok(out)
     }
 
+    /// A duration: whole seconds (`90`, `90s`) or minutes (`10m`), from one
+    /// second to a day.
+    fn duration(&self, node: &Node, what: &str) -> Result<Spanned<u64>, RecipeError> {
+        let s = self.string(node, what)?;
+        let text = s.value.trim();
+        let (digits, unit) = match text.strip_suffix('m') {
+            Some(d) => (d, 60),
+            None => (text.strip_suffix('s').unwrap_or(text), 1),
+        };
+        match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)) {
+            Some(n) if (1..=86_400).contains(&n) => Ok(Spanned::new(n, s.span)),
+            _ => self.err(
+                s.span,
+                format!(
+                    "{what} must be a duration from 1s to 24 hours, in seconds (90, 90s) or minutes (10m), found \"{}\"",
+                    s.value
+                ),
+            ),
+        }
+    }
+
     /// `epoch:`: whole seconds since 1970, as SOURCE_DATE_EPOCH.
     fn epoch(&self, node: &Node) -> Result<Spanned<i64>, RecipeError> {
         let s = self.string(node, "epoch")?;
@@ -329,8 +350,10 @@ impl<'a> Decoder<'a> {
                 "signatures",
                 "install",
                 "allow-stale-lock",
+                "fetch-timeout",
             ],
         )?;
+        let mut fetch_timeout = None;
         let mut install = Vec::new();
         let mut allow_stale_lock = false;
         let mut sums = None;
@@ -368,6 +391,9 @@ impl<'a> Decoder<'a> {
                         self.package_name(i)?;
                     }
                 }
+                "fetch-timeout" => {
+                    fetch_timeout = Some(self.duration(v, "packages.fetch-timeout")?)
+                }
                 "allow-stale-lock" => {
                     allow_stale_lock = self.boolean(v, "packages.allow-stale-lock")?
                 }
@@ -396,6 +422,7 @@ impl<'a> Decoder<'a> {
             signatures,
             install,
             allow_stale_lock,
+            fetch_timeout,
         })
     }
 

@@ -182,6 +182,7 @@ impl Expander<'_> {
             signatures: p.signatures,
             install,
             allow_stale_lock: p.allow_stale_lock,
+            fetch_timeout: p.fetch_timeout.clone(),
         })
     }
 
@@ -276,6 +277,40 @@ image:
 
     fn err(text: &str) -> RecipeError {
         parse("repro.yaml", text).unwrap_err()
+    }
+
+    #[test]
+    fn fetch_timeouts_are_seconds_or_minutes_and_private_keys_lists() {
+        let base =
+            "base: d@sha256:1111111111111111111111111111111111111111111111111111111111111111\n";
+        for (given, secs) in [
+            ("90", 90),
+            ("90s", 90),
+            ("10m", 600),
+            ("1s", 1),
+            ("1440m", 86_400),
+        ] {
+            let text = format!("{base}packages:\n  sums: S\n  fetch-timeout: {given}\n");
+            let r = parse("repro.yaml", &text).unwrap();
+            let t = r.packages.unwrap().fetch_timeout.unwrap();
+            assert_eq!(t.value, secs, "{given}");
+        }
+        for bad in ["0", "0s", "86401", "1441m", "1h", "-5", "m", "ten"] {
+            let text = format!("{base}packages:\n  sums: S\n  fetch-timeout: {bad}\n");
+            let e = err(&text);
+            assert!(e.message.contains("must be a duration"), "{bad}: {e}");
+        }
+        let text = format!("{base}private-keys:\n  remove: [/etc/a/*.key]\n  keep: [/srv/k]\n");
+        let r = parse("repro.yaml", &text).unwrap();
+        assert_eq!(r.private_keys.remove[0].value, "/etc/a/*.key");
+        assert_eq!(r.private_keys.keep[0].value, "/srv/k");
+        for bad in ["/", "/a//b", "/a/../b", "/a/./b"] {
+            let text = format!("{base}private-keys:\n  keep: [\"{bad}\"]\n");
+            assert!(
+                err(&text).message.contains("must be an absolute path"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct Packages {
     pub install: Vec<Spanned<String>>,
     /// Build even when the lockfile was made for another base or package list.
     pub allow_stale_lock: bool,
+    /// How long one try at one provider for one blob may take, in seconds
+    /// (`packages.fetch-timeout`; the fetch step's 10 minutes by default).
+    pub fetch_timeout: Option<Spanned<u64>>,
 }
 
 /// How a `run` step gives its command.

@@ -42,6 +42,12 @@ pub struct Plan {
     /// URL templates, in the order to try them.
     pub providers: Vec<String>,
     pub blobs: Vec<Blob>,
+    /// The deadline of one try at one provider for one blob, in seconds
+    /// (the recipe's `packages.fetch-timeout`); [`DEADLINE`] when absent,
+    /// and then left out of the JSON, so the step's LLB digest is what it
+    /// was before the setting existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_secs: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1170,7 +1176,11 @@ mod tests {
         context: &Path,
     ) -> (tempfile::TempDir, Vec<Outcome>) {
         let out = tempfile::tempdir().unwrap();
-        let plan = Plan { providers, blobs };
+        let plan = Plan {
+            providers,
+            blobs,
+            deadline_secs: None,
+        };
         let outcomes = fetch(&plan, out.path(), context, test_limits(), 4).unwrap();
         (out, outcomes)
     }
@@ -1303,6 +1313,7 @@ mod tests {
                 size: None,
                 cid: None,
             }],
+            deadline_secs: None,
         };
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(
@@ -1559,6 +1570,7 @@ mod tests {
         let plan = Plan {
             providers,
             blobs: vec![blob],
+            deadline_secs: None,
         };
         let limits = Limits {
             deadline,
@@ -1701,6 +1713,7 @@ mod tests {
                 size: None,
                 cid: None,
             }],
+            deadline_secs: None,
         };
         let limits = Limits {
             max_bytes: 1 << 20,

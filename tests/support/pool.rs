@@ -59,8 +59,8 @@ impl PoolServer {
                 panic!("no IPv4 address on docker0 (is a Docker Engine of the harness running?): {text}")
             })
             .to_string();
-        let listener = TcpListener::bind((ip.as_str(), 0))
-            .unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        let listener =
+            TcpListener::bind((ip.as_str(), 0)).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
         let port = listener.local_addr().expect("addr").port();
         Self::serve_on(listener, format!("http://{ip}:{port}"), dir)
     }
