@@ -510,7 +510,7 @@ fn companions(
             out.push(Finding {
                 path: shown.to_string(),
                 action: Action::Removed,
-                what: format!("made with {}", key.path),
+                what: format!("goes with {}", key.path),
                 made_by: key.made_by.clone(),
                 regenerate: key.regenerate.clone(),
             });

@@ -149,9 +149,9 @@ fn install_time_keys_and_identities_never_ship_and_the_image_reproduces() {
     let log = check_set("keys");
     for line in [
         "removed /etc/ssh/ssh_host_ed25519_key: SSH host key, made by package openssh-server",
-        "removed /etc/ssh/ssh_host_ed25519_key.pub: made with /etc/ssh/ssh_host_ed25519_key",
+        "removed /etc/ssh/ssh_host_ed25519_key.pub: goes with /etc/ssh/ssh_host_ed25519_key",
         "removed /etc/ssl/private/ssl-cert-snakeoil.key: TLS private key (snakeoil), made by package ssl-cert",
-        "removed /etc/ssl/certs/ssl-cert-snakeoil.pem: made with /etc/ssl/private/ssl-cert-snakeoil.key",
+        "removed /etc/ssl/certs/ssl-cert-snakeoil.pem: goes with /etc/ssl/private/ssl-cert-snakeoil.key",
         "emptied /etc/machine-id: machine identity, made by package",
         "a container makes its own with: ssh-keygen -A",
     ] {
