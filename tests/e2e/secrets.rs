@@ -13,9 +13,10 @@ const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqV
 /// A recipe (no packages) whose second step writes [`KEY`] to
 /// /srv/app/tls.key, with `extra` appended.
 fn recipe(extra: &str) -> String {
-    let key = KEY.replace('\n', "\\n");
+    let lines: Vec<String> = KEY.lines().map(|l| format!("'{l}'")).collect();
     format!(
-        "# syntax=repro-frontend:v0\nargs: {{BASE: \"\", MIRROR: \"\"}}\nbase: ${{BASE}}\nsteps:\n  - run: mkdir -p /srv/app\n  - run: printf '{key}' > /srv/app/tls.key\n{extra}"
+        "# syntax=repro-frontend:v0\nargs: {{BASE: \"\", MIRROR: \"\"}}\nbase: ${{BASE}}\nsteps:\n  - run: mkdir -p /srv/app\n  - run: printf '%s\\n' {} > /srv/app/tls.key\n{extra}",
+        lines.join(" ")
     )
 }
 
@@ -34,7 +35,7 @@ fn a_key_a_step_made_fails_the_build_naming_the_file_the_step_and_the_setting() 
     let _guard = ImageGuard(id.clone());
     assert!(!r.ok && id.is_none(), "the build should fail:\n{}", r.text);
     for want in [
-        "/srv/app/tls.key: a private key (PRIVATE KEY) made by step 2 (repro.yaml:6: run printf",
+        "/srv/app/tls.key: a private key (PRIVATE KEY) made by step 2 (repro.yaml:6: run printf '%s\\n' '-----BEGIN PRIVATE KEY-----'",
         "every container of this image would share it",
         "private-keys: {remove: [/srv/app/tls.key]}",
         "private-keys: {keep: [/srv/app/tls.key]}",
