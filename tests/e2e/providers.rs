@@ -416,12 +416,6 @@ fn a_trickling_first_provider_is_dropped_at_the_deadline() {
     // Generous: the deadline plus the build, far below the trickle's end
     // (a byte a second for the whole file: 15 hours).
     assert!(started.elapsed() < std::time::Duration::from_secs(600));
-    assert!(
-        r.text
-            .contains("not done within 5 s, the deadline of one try at one provider"),
-        "{}",
-        r.text
-    );
     assert_eq!(id.expect("image id"), clean_id());
 }
 
