@@ -546,11 +546,22 @@ fn finish(src: &Path, dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
     )
 }
 
+/// POSIX ACLs (`system.posix_acl_access`, `..._default`): no engine's
+/// image layer carries them (Docker 20.10's, Docker 26.1's and BuildKit's
+/// layer writers drop them; only `--output type=tar` kept them), so the
+/// copy leaves them out and the image and its tar export are one tree.
+/// systemd's postinst sets them on /var/log/journal.
+const DROPPED_XATTR_PREFIX: &[u8] = b"system.posix_acl_";
+
 /// Copies every extended attribute the kernel lets us read, not following
-/// links (see [`read_xattrs`]).
+/// links (see [`read_xattrs`]), but POSIX ACLs (see
+/// [`DROPPED_XATTR_PREFIX`]).
 fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
     let d = c_path(dst)?;
     for (name, value) in read_xattrs(src)? {
+        if name.starts_with(DROPPED_XATTR_PREFIX) {
+            continue;
+        }
         let c_name = CString::new(name.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         // SAFETY: value holds `value.len()` initialized bytes.
@@ -1211,6 +1222,54 @@ mod tests {
         let report = normalize_into_with(&src, &out, 1_000, None, &keep).unwrap();
         assert_eq!(fs::read_to_string(out.join("srv/app.key")).unwrap(), key);
         assert_eq!(report.secrets.findings[0].action, secrets::Action::Kept);
+    }
+
+    // The keys corpus set: systemd's postinst puts an ACL on
+    // /var/log/journal; the tar export kept it, the image layer did not.
+    #[test]
+    fn posix_acls_are_left_out_of_the_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, out) = (tmp.path().join("src"), tmp.path().join("out"));
+        fs::create_dir_all(src.join("journal")).unwrap();
+        fs::create_dir(&out).unwrap();
+        // user::rwx group::r-x group:4:r-x mask::r-x other::r-x
+        let acl: [u8; 44] = [
+            2, 0, 0, 0, 1, 0, 7, 0, 255, 255, 255, 255, 4, 0, 5, 0, 255, 255, 255, 255, 8, 0, 5, 0,
+            4, 0, 0, 0, 16, 0, 5, 0, 255, 255, 255, 255, 32, 0, 5, 0, 255, 255, 255, 255,
+        ];
+        let path = c_path(&src.join("journal")).unwrap();
+        let name = CString::new("system.posix_acl_access").unwrap();
+        // SAFETY: valid C strings and a buffer of `acl.len()` bytes.
+        let rc = unsafe {
+            libc::lsetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                acl.as_ptr().cast(),
+                acl.len(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "set an ACL: {}", io::Error::last_os_error());
+        // A user xattr beside it is copied: the copy does copy xattrs here.
+        let user = CString::new("user.repro").unwrap();
+        // SAFETY: as above, with a 2-byte value.
+        let rc =
+            unsafe { libc::lsetxattr(path.as_ptr(), user.as_ptr(), b"ok".as_ptr().cast(), 2, 0) };
+        assert_eq!(rc, 0, "set a user xattr: {}", io::Error::last_os_error());
+        assert!(
+            read_xattrs(&src.join("journal"))
+                .unwrap()
+                .iter()
+                .any(|(n, _)| n.starts_with(DROPPED_XATTR_PREFIX))
+        );
+        normalize_into(&src, &out, 1_000, None).unwrap();
+        let copied = read_xattrs(&out.join("journal")).unwrap();
+        assert!(
+            copied
+                .iter()
+                .all(|(n, _)| !n.starts_with(DROPPED_XATTR_PREFIX)),
+            "{copied:?}"
+        );
     }
 
     #[test]
