@@ -76,6 +76,10 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
 /// Reads each image part's record of the private keys and identities its
 /// build made into its manifest annotations. Reading builds the image, so
 /// the parts are read at once and BuildKit builds the platforms together.
+/// A read that fails (a step of the build failed) leaves the part without
+/// annotations: the exporter then solves the image itself and fails with
+/// the engine's own error, the recipe lines of the failing step attached,
+/// as it does for a build with nothing to read.
 async fn read_secrets(bridge: &Bridge, parts: &mut [Part]) -> Result<()> {
     let mut reads = tokio::task::JoinSet::new();
     for (n, part) in parts.iter().enumerate() {
@@ -88,8 +92,14 @@ async fn read_secrets(bridge: &Bridge, parts: &mut [Part]) -> Result<()> {
     }
     while let Some(done) = reads.join_next().await {
         let (n, read) = done.map_err(|e| anyhow!("reading the record of removed keys: {e}"))?;
-        if let Some(record) = read? {
-            parts[n].annotations = super::result::secrets_annotations(&record)?;
+        match read {
+            Ok(Some(record)) => {
+                parts[n].annotations = super::result::secrets_annotations(&record)?;
+            }
+            Ok(None) => {}
+            // The daemon's log only: the user sees the engine's error when
+            // the exporter solves the same image.
+            Err(e) => eprintln!("repro-frontend: the record of removed keys was not read: {e:#}"),
         }
     }
     Ok(())

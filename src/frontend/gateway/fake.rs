@@ -30,6 +30,9 @@ pub struct State {
     pub llb_caps: Vec<String>,
     /// A Solve whose definition holds this text fails with this message.
     pub fail_solve: Option<(String, String)>,
+    /// A ReadFile of this path fails with this message (a build that fails
+    /// when the read makes the engine build it).
+    pub fail_read: Option<(String, String)>,
     pub refs: HashMap<String, String>,
     pub returned: Option<ReturnRequest>,
     pub solved: Vec<pb::Definition>,
@@ -147,6 +150,11 @@ impl LlbBridge for Fake {
     ) -> Result<Response<ReadFileResponse>, Status> {
         let req = req.into_inner();
         let st = self.0.lock().unwrap();
+        if let Some((path, message)) = &st.fail_read
+            && *path == req.file_path
+        {
+            return Err(Status::unknown(message.clone()));
+        }
         let local = st.refs.get(&req.r#ref).cloned().unwrap_or_default();
         match st.files.get(&format!("{local}/{}", req.file_path)) {
             Some(data) => Ok(Response::new(ReadFileResponse { data: data.clone() })),

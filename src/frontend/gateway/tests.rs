@@ -519,3 +519,38 @@ async fn source_date_epoch_wins_and_a_bad_one_is_an_error() {
         error_of(&ret)
     );
 }
+
+// Issue 24: reading the record of removed keys builds the image; a failing
+// step must still reach the user as the engine's own error (with the
+// recipe lines BuildKit attaches), so the frontend returns its result and
+// lets the exporter fail, instead of returning the read's error as its own.
+#[tokio::test]
+async fn a_failed_read_of_the_record_returns_the_result_for_the_exporter_to_fail() {
+    let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
+    fake.0.lock().unwrap().fail_read = Some((
+        "/secrets.json".into(),
+        "process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3".into(),
+    ));
+    let ret = build(fake.clone(), vec![SOURCE]).await;
+    assert!(ret.error.is_none(), "{}", error_of(&ret));
+    let result = ret.result.expect("a result");
+    assert!(result.metadata.contains_key("containerimage.config"));
+    assert!(!result.metadata.keys().any(|k| k.starts_with("annotation")));
+}
+
+#[tokio::test]
+async fn the_record_of_removed_keys_becomes_the_images_annotations() {
+    let record = r#"[{"path": "/etc/machine-id", "action": "emptied", "what": "machine identity", "madeBy": "package systemd"}]"#;
+    let fake = with_files(&[
+        ("dockerfile/repro.yaml", &recipe("")),
+        // Every solved ref reads as the context local in the fake.
+        ("context//secrets.json", record),
+    ]);
+    let ret = build(fake.clone(), vec![SOURCE]).await;
+    assert!(ret.error.is_none(), "{}", error_of(&ret));
+    let result = ret.result.expect("a result");
+    assert_eq!(
+        result.metadata["annotation-manifest.repro-frontend.secrets.emptied"],
+        b"/etc/machine-id"
+    );
+}
