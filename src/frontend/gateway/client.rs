@@ -56,28 +56,40 @@ impl Reader {
     /// builds the ref. A refused read is tried once more, as
     /// [`Bridge::read_optional`] does.
     pub(super) async fn read_optional(
-        self,
+        mut self,
         reference: String,
         path: String,
     ) -> Result<Option<Vec<u8>>> {
-        let mut client = self.client;
-        let request = ReadFileRequest {
-            r#ref: reference,
-            file_path: path,
-            ..Default::default()
-        };
-        let missing = |s: &tonic::Status| {
-            s.message().contains("no such file") || s.code() == tonic::Code::NotFound
-        };
-        let read = match client.read_file(request.clone()).await {
-            Err(s) if !missing(&s) => client.read_file(request).await,
-            other => other,
-        };
-        match read {
-            Ok(r) => Ok(Some(r.into_inner().data)),
-            Err(s) if missing(&s) => Ok(None),
-            Err(s) => Err(anyhow!("{}", s.message())),
-        }
+        read_optional_from(&mut self.client, &reference, &path)
+            .await
+            .map_err(|s| anyhow!("{}", s.message()))
+    }
+}
+
+/// A file of a solved ref; `None` if it does not exist. A refused read is
+/// tried once more: Docker 20.10 sometimes refuses to read a file of an
+/// image another build is using.
+async fn read_optional_from(
+    client: &mut LlbBridgeClient<Channel>,
+    reference: &str,
+    path: &str,
+) -> Result<Option<Vec<u8>>, tonic::Status> {
+    let request = ReadFileRequest {
+        r#ref: reference.to_string(),
+        file_path: path.to_string(),
+        ..Default::default()
+    };
+    let missing = |s: &tonic::Status| {
+        s.message().contains("no such file") || s.code() == tonic::Code::NotFound
+    };
+    let read = match client.read_file(request.clone()).await {
+        Err(s) if !missing(&s) => client.read_file(request).await,
+        other => other,
+    };
+    match read {
+        Ok(r) => Ok(Some(r.into_inner().data)),
+        Err(s) if missing(&s) => Ok(None),
+        Err(s) => Err(s),
     }
 }
 
@@ -234,26 +246,16 @@ impl Bridge {
             .data)
     }
 
-    /// Reads a file of a solved ref; `None` if it does not exist.
-    /// A refused read is tried once more: Docker 20.10 sometimes refuses to
-    /// read a file of an image another build is using.
+    /// Reads a file of a solved ref; `None` if it does not exist (see
+    /// [`read_optional_from`]).
     pub(super) async fn read_optional(
         &mut self,
         reference: &str,
         path: &str,
     ) -> Result<Option<Vec<u8>>> {
-        let missing = |s: &tonic::Status| {
-            s.message().contains("no such file") || s.code() == tonic::Code::NotFound
-        };
-        let result = match self.read_file(reference, path).await {
-            Err(s) if !missing(&s) => self.read_file(reference, path).await,
-            other => other,
-        };
-        match result {
-            Ok(data) => Ok(Some(data)),
-            Err(s) if missing(&s) => Ok(None),
-            Err(s) => Err(anyhow!("cannot read {path}: {}", s.message())),
-        }
+        read_optional_from(&mut self.client, reference, path)
+            .await
+            .map_err(|s| anyhow!("cannot read {path}: {}", s.message()))
     }
 
     /// A second handle on the connection, for reads that run beside this
