@@ -110,6 +110,9 @@ PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgr
 ! want pacman || PACKAGES+=(pacman-package-manager makepkg libarchive-tools zstd gnupg)
 # /usr/bin/time is for bench/frontend-cost.sh, which runs after a full set-up.
 [[ -n "$only" ]] || PACKAGES+=(time)
+# `ip` finds the engine bridge's address for the mirror off the loopback
+# (tests/support/pool.rs), after a full set-up.
+[[ -n "$only" ]] || PACKAGES+=(iproute2)
 
 : "${REPRO_ENGINES:=20 26}"
 : "${REPRO_ENGINE:=20}"
