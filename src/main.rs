@@ -111,9 +111,11 @@ enum Cmd {
         #[arg(long)]
         recipe: Option<String>,
         /// Write what became of the private keys and identities the build
-        /// made here (JSON), for the SBOM and the image's annotations.
+        /// made into the image (JSON, at /usr/share/repro-frontend/
+        /// private-keys.json, when there is any), for the SBOM and the
+        /// image's annotations.
         #[arg(long)]
-        record: Option<PathBuf>,
+        record: bool,
         /// The root of the tree to normalize.
         dir: PathBuf,
     },
@@ -133,10 +135,10 @@ enum Cmd {
         /// The facts file (JSON) the conversion wrote.
         #[arg(long)]
         facts: PathBuf,
-        /// The normalize step's record of the private keys and identities
-        /// the build made.
+        /// Read the normalize step's record of the private keys and
+        /// identities the build made from the rootfs, where it is one.
         #[arg(long)]
-        secrets: Option<PathBuf>,
+        secrets: bool,
         /// The document to write.
         #[arg(long)]
         out: PathBuf,
@@ -315,7 +317,7 @@ fn main() -> ExitCode {
             facts,
             secrets,
             out,
-        } => steps::sbom(&rootfs, &facts, secrets.as_deref(), &out),
+        } => steps::sbom(&rootfs, &facts, secrets, &out),
         Cmd::Normalize {
             epoch,
             base,

@@ -76,7 +76,7 @@ pub fn install(tool: &str, manual: &[String], dir: &Path) -> ExitCode {
 }
 
 /// The sbom step (inside the build): the document from the rootfs and facts.
-pub fn sbom(rootfs: &Path, facts: &Path, secrets: Option<&Path>, out: &Path) -> ExitCode {
+pub fn sbom(rootfs: &Path, facts: &Path, secrets: bool, out: &Path) -> ExitCode {
     match crate::step::sbom::run(rootfs, facts, secrets, out) {
         Ok((dpkg, blobs)) => {
             println!(
@@ -100,8 +100,8 @@ pub struct Secrets {
     pub remove: Vec<String>,
     pub keep: Vec<String>,
     pub recipe: String,
-    /// Where the record goes.
-    pub record: Option<PathBuf>,
+    /// Whether the record goes into the image.
+    pub record: bool,
 }
 
 impl Secrets {
@@ -130,10 +130,11 @@ impl Secrets {
 }
 
 /// Prints what became of the private keys and identities the build made,
-/// one line each, and writes the record.
+/// one line each, and writes the record into the image at `root`.
 fn report_secrets(
     found: &crate::step::secrets::Outcome,
-    record: Option<&Path>,
+    root: Option<&Path>,
+    epoch: i64,
 ) -> anyhow::Result<()> {
     use crate::step::secrets::Action;
     for f in &found.findings {
@@ -157,9 +158,18 @@ fn report_secrets(
             ),
         }
     }
-    if let Some(path) = record {
-        std::fs::write(path, found.record())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(root) = root
+        && crate::step::secrets::write_record(root, found, epoch).with_context(|| {
+            format!(
+                "cannot write the record of removed keys into {}",
+                root.display()
+            )
+        })?
+    {
+        println!(
+            "recorded what became of them in {}",
+            crate::step::secrets::RECORD_PATH
+        );
     }
     Ok(())
 }
@@ -179,7 +189,8 @@ fn normalize(
         }?)
     });
     let done = done.and_then(|report| {
-        report_secrets(&report.secrets, secrets.record.as_deref())?;
+        let root = secrets.record.then_some(out.unwrap_or(dir));
+        report_secrets(&report.secrets, root, epoch)?;
         Ok(report)
     });
     match done.with_context(|| format!("normalize {}", dir.display())) {

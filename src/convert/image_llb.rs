@@ -55,7 +55,7 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
     )?;
     let mode = Normalize::choose(recipe.image.layers, opts.snapshotter.as_deref());
     let layered = mode == Normalize::Delta;
-    let (state, secrets) = normalize(opts, base, built, mode, &Secrets::of(recipe, stages));
+    let state = normalize(opts, base, built, mode, &Secrets::of(recipe, stages));
     let comment = format!(
         "{} package(s) from the lockfile and {} step(s) on {}",
         installed.count,
@@ -75,9 +75,9 @@ pub fn to_llb(recipe: &Recipe, lock: &Lockfile, opts: &Opts) -> Result<Converted
         },
     );
     Ok(Converted {
+        secrets: true,
         state,
         config,
         packages: installed.blobs,
-        secrets: Some(secrets),
     })
 }

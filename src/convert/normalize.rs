@@ -14,9 +14,6 @@ pub(super) const INSTALL_STAGE: &str = "the install step";
 /// Where the stages are mounted in the normalize exec: `/stages/<n>`.
 const STAGES_DIR: &str = "/stages";
 
-/// Where the record's scratch mount is.
-const RECORD_DIR: &str = "/record";
-
 /// What normalize is told about private keys: the build's stages (the
 /// root after the install step, after each step that changes files), in
 /// order, and the recipe's `private-keys:`.
@@ -55,7 +52,6 @@ impl Secrets {
             args.push(p.clone());
         }
         args.push("--record".into());
-        args.push(format!("{RECORD_DIR}{}", super::opts::SECRETS_RECORD));
         args
     }
 }
@@ -92,15 +88,15 @@ impl Normalize {
 /// rootfs onto scratch with times clamped and build litter removed; for
 /// `Delta` it then prunes the copy to what differs from the base (deletions
 /// as whiteouts) and applies that onto a writable mount of the base.
-/// Returns the image's state and the record of what became of the private
-/// keys and identities the build made.
+/// The image carries the record of what became of the private keys and
+/// identities the build made (`convert::SECRETS_RECORD`).
 pub(super) fn normalize(
     opts: &Opts,
     base: State,
     built: State,
     mode: Normalize,
     secrets: &Secrets,
-) -> (State, State) {
+) -> State {
     let epoch = opts.epoch.to_string();
     let mut args = vec![
         FRONTEND_BINARY.into(),
@@ -144,20 +140,15 @@ pub(super) fn normalize(
         exec = exec.mount(Mount::readonly(&format!("{STAGES_DIR}/{n}"), stage.clone()));
     }
     // Writable mounts come back in the order they were added.
-    let mut outs = exec
-        .name(name)
-        .mount(Mount::scratch(OUT_DIR))
-        .mount(Mount::scratch(RECORD_DIR))
-        .build();
-    let (Some(record), Some(out)) = (outs.mounts.pop(), outs.mounts.pop()) else {
-        unreachable!("scratch mounts are writable, so each has an output")
+    let mut outs = exec.name(name).mount(Mount::scratch(OUT_DIR)).build();
+    let Some(out) = outs.mounts.pop() else {
+        unreachable!("a scratch mount is writable, so it has an output")
     };
-    let image = match mode {
+    match mode {
         // The base mount's snapshot: the base's layers and one more. The
         // scratch mount only holds the delta on its way.
         Normalize::Delta => outs.mounts.swap_remove(0),
         // The scratch mount's snapshot is the image's one layer.
         _ => out,
-    };
-    (image, record)
+    }
 }

@@ -103,15 +103,15 @@ pub struct Converted {
     /// The verified package blobs, gathered in one directory by basename:
     /// the `packages` target. None when the recipe installs no package.
     pub packages: Option<State>,
-    /// The image target's record of the private keys and identities the
-    /// build made and what became of them: a state holding
-    /// [`SECRETS_RECORD`] (see `step::secrets`).
-    pub secrets: Option<State>,
+    /// Whether the image carries the record of the private keys and
+    /// identities its build made and what became of them, at
+    /// [`SECRETS_RECORD`] when it made any (see `step::secrets`).
+    pub secrets: bool,
 }
 
-/// Where the normalize step writes what became of the private keys and
-/// identities the build made, in the state `Converted::secrets`.
-pub const SECRETS_RECORD: &str = "/secrets.json";
+/// Where the image carries what became of the private keys and identities
+/// its build made, when it made any (see `step::secrets`).
+pub const SECRETS_RECORD: &str = crate::step::secrets::RECORD_PATH;
 
 /// A conversion error, positioned in the recipe or the lockfile.
 pub type ConvertError = crate::located::Located;

@@ -4,9 +4,7 @@
 //! writes `/out/sbom.spdx.json` (see `crate::sbom` for the document).
 
 use super::base::{frontend_image, helper_env};
-use super::opts::{
-    ConvertError, Converted, FRONTEND_BINARY, OUT_DIR, Opts, SECRETS_RECORD, TARGET_DIR,
-};
+use super::opts::{ConvertError, Converted, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR};
 use super::packages;
 use crate::llb::{Mount, Network, State};
 use crate::lockfile::Lockfile;
@@ -88,24 +86,17 @@ pub fn sbom_llb(converted: &Converted, facts: &Facts, opts: &Opts) -> State {
         "--facts".into(),
         format!("{FACTS_DIR}/facts.json"),
     ];
-    if converted.secrets.is_some() {
+    if converted.secrets {
         args.push("--secrets".into());
-        args.push(format!("{RECORD_DIR}{SECRETS_RECORD}"));
     }
     args.push("--out".into());
     args.push(format!("{OUT_DIR}/{SBOM_FILE}"));
-    let mut exec = frontend_image(opts)
+    let exec = frontend_image(opts)
         .run(args)
         .network(Network::None)
         .envs(helper_env(opts))
         .mount(Mount::readonly(FACTS_DIR, facts_state))
         .mount(Mount::readonly(TARGET_DIR, converted.state.clone()));
-    if let Some(record) = &converted.secrets {
-        exec = exec.mount(Mount::readonly(RECORD_DIR, record.clone()));
-    }
     exec.name("sbom: list the image's packages as an SPDX 2.3 document".to_string())
         .build_into(OUT_DIR)
 }
-
-/// Where the sbom exec finds the normalize step's record.
-const RECORD_DIR: &str = "/record";

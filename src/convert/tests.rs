@@ -405,7 +405,6 @@ fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
             "--stage",
             "step 2 (repro.yaml:10: copy hello.c src/)=/stages/2",
             "--record",
-            "/record/secrets.json",
         ]
     );
     for n in 0..3 {
@@ -416,8 +415,7 @@ fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
             .unwrap();
         assert!(stage.readonly && stage.output == -1, "{stage:?}");
     }
-    let record = norm.mounts.iter().find(|m| m.dest == "/record").unwrap();
-    assert_eq!((record.input, record.output), (-1, 2));
+    assert!(!norm.mounts.iter().any(|m| m.dest == "/record"));
     assert!(norm.mounts.iter().any(|m| m.dest == BASE_DIR && m.readonly));
     assert_eq!(norm.network, pb::NetMode::None as i32);
     let target = norm.mounts.iter().find(|m| m.dest == TARGET_DIR).unwrap();
@@ -431,7 +429,7 @@ fn steps_see_the_epoch_and_normalize_runs_our_binary_on_the_target() {
 }
 
 #[test]
-fn the_recipes_private_keys_reach_normalize_and_the_record_is_its_third_output() {
+fn the_recipes_private_keys_reach_normalize_and_the_record_goes_into_the_image() {
     let text = format!(
         "{RECIPE}private-keys:\n  remove: [/etc/app/*.key]\n  keep: [/srv/demo.key, /srv/b.key]\n"
     );
@@ -442,17 +440,15 @@ fn the_recipes_private_keys_reach_normalize_and_the_record_is_its_third_output()
         .unwrap();
     let args = norm.meta.unwrap().args.join(" ");
     assert!(
-        args.contains("--remove-key /etc/app/*.key --keep-key /srv/demo.key --keep-key /srv/b.key --record /record/secrets.json"),
+        args.contains(
+            "--remove-key /etc/app/*.key --keep-key /srv/demo.key --keep-key /srv/b.key --record "
+        ),
         "{args}"
     );
-    // The record is the normalize exec's output 2, as its own state.
-    let record = c.secrets.as_ref().unwrap().marshal();
-    let ops: Vec<pb::Op> = record
-        .def
-        .iter()
-        .map(|b| pb::Op::decode(b.as_slice()).unwrap())
-        .collect();
-    assert_eq!(ops.last().unwrap().inputs[0].index, 2);
+    // The record goes into the image: the exec's outputs are its root's and
+    // the image's scratch mount, no third.
+    assert!(c.secrets);
+    assert_eq!(norm.mounts.iter().map(|m| m.output).max(), Some(1));
 }
 
 #[test]
@@ -694,7 +690,7 @@ fn the_sbom_step_reads_the_normalized_image_and_the_facts() {
         state: sbom::sbom_llb(&image, &facts, &o),
         config: Vec::new(),
         packages: None,
-        secrets: None,
+        secrets: false,
     };
     let (exec, name) = subcommand_exec(&c, "sbom");
     assert_eq!(
@@ -707,17 +703,12 @@ fn the_sbom_step_reads_the_normalized_image_and_the_facts() {
             "--facts",
             "/facts/facts.json",
             "--secrets",
-            "/record/secrets.json",
             "--out",
             "/out/sbom.spdx.json"
         ]
     );
-    // The normalize step's record of removed keys, read only.
-    assert!(
-        exec.mounts
-            .iter()
-            .any(|m| m.dest == "/record" && m.readonly)
-    );
+    // The normalize step's record of removed keys is read in the image.
+    assert!(!exec.mounts.iter().any(|m| m.dest == "/record"));
     assert!(name.starts_with("sbom: "), "{name}");
     assert_eq!(exec.network, pb::NetMode::None as i32);
     assert!(

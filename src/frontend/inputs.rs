@@ -94,9 +94,10 @@ pub struct Output {
     pub config: Option<Vec<u8>>,
     /// The lock target always resolves again: the package index moves on.
     pub always_fresh: bool,
-    /// The image target's record of the private keys and identities the
-    /// build made (`convert::SECRETS_RECORD` in this state).
-    pub secrets: Option<State>,
+    /// Whether the image carries the record of the private keys and
+    /// identities its build made (`convert::SECRETS_RECORD`, when it made
+    /// any).
+    pub secrets: bool,
 }
 
 impl Output {
@@ -143,7 +144,7 @@ impl Prepared {
                 state: convert::lock_llb(&self.recipe, &self.opts)?,
                 config: None,
                 always_fresh: true,
-                secrets: None,
+                secrets: false,
             }),
             Target::Image => {
                 let c = self.to_llb()?;
@@ -158,7 +159,7 @@ impl Prepared {
                 state: self.sbom()?,
                 config: None,
                 always_fresh: false,
-                secrets: None,
+                secrets: false,
             }),
             Target::Verify => bail!(
                 "{}: the verify target is converted with the published image's config",
@@ -170,7 +171,7 @@ impl Prepared {
                     state: blobs,
                     config: None,
                     always_fresh: false,
-                    secrets: None,
+                    secrets: false,
                 }),
                 None => bail!(
                     "{}: the packages target needs packages in the recipe and the lockfile",
@@ -197,7 +198,7 @@ impl Prepared {
             state: convert::verify::verify_llb(&built, published, facts, &self.opts),
             config: None,
             always_fresh: false,
-            secrets: None,
+            secrets: false,
         })
     }
 }

@@ -59,7 +59,7 @@ pub fn real_dir(root: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
     Ok(unlinked(root, rel)?.and_then(|(p, m)| is_real_dir(&m).then_some(p)))
 }
 
-fn is_real_dir(m: &fs::Metadata) -> bool {
+pub(crate) fn is_real_dir(m: &fs::Metadata) -> bool {
     m.is_dir() && !m.file_type().is_symlink()
 }
 

@@ -103,7 +103,7 @@ pub fn normalize_with(
         empty(root, Path::new(rel))?;
     }
     report.secrets = found;
-    clamp(root, epoch, &mut report)?;
+    clamp(root, epoch, base, &mut report)?;
     Ok(report)
 }
 
@@ -192,15 +192,23 @@ pub fn normalize_into_with(
             report.clamped += 1;
         }
     }
-    clamp(out, epoch, &mut report)?;
+    clamp(out, epoch, base, &mut report)?;
     Ok(report)
 }
 
 /// The passes that change entries in place: install dates, keystores,
-/// times.
-fn clamp(root: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
+/// times. With `base`, a directory the base also has takes the base's
+/// time (see [`clamp_tree`]).
+fn clamp(root: &Path, epoch: i64, base: Option<&Path>, report: &mut Report) -> io::Result<()> {
     clamp_pacman_install_dates(root, epoch)?;
-    clamp_tree(root, root, epoch, report)
+    let base_dir = match base {
+        Some(b) => fs::symlink_metadata(b)
+            .ok()
+            .filter(inroot::is_real_dir)
+            .map(|m| (b.to_path_buf(), m)),
+        None => None,
+    };
+    clamp_tree(root, root, base_dir.as_ref(), epoch, report)
 }
 
 /// What the passes remove from `root`, read before anything is removed or
@@ -808,11 +816,37 @@ fn walk_files(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) -> io::Result
 
 /// Sets atime and mtime of everything newer than `epoch` to `epoch`,
 /// children before their directory, never following a symlink.
-fn clamp_tree(root: &Path, path: &Path, epoch: i64, report: &mut Report) -> io::Result<()> {
+///
+/// A directory the base image also has as a directory (`base`: its path in
+/// the base and its metadata, reached through no link) gets the base's
+/// mtime, clamped. A directory's mtime records when an entry in it last
+/// came or went, and the build's steps add and remove transient entries
+/// (the engine's mount stubs, dpkg's scratch files) that leave no other
+/// trace: the engine's layer of a step leaves such a directory out, so the
+/// same step brought back from a cache gives the base's mtime where the
+/// step run here gave the build's clock. Taking the base's makes both the
+/// same.
+fn clamp_tree(
+    root: &Path,
+    path: &Path,
+    base: Option<&(PathBuf, fs::Metadata)>,
+    epoch: i64,
+    report: &mut Report,
+) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_dir() {
         for child in sorted_children(path)? {
-            clamp_tree(root, &child, epoch, report)?;
+            let in_base = match (base, child.file_name()) {
+                (Some((dir, _)), Some(name)) => {
+                    let twin = dir.join(name);
+                    fs::symlink_metadata(&twin)
+                        .ok()
+                        .filter(inroot::is_real_dir)
+                        .map(|m| (twin, m))
+                }
+                _ => None,
+            };
+            clamp_tree(root, &child, in_base.as_ref(), epoch, report)?;
         }
     }
     report.entries += 1;
@@ -821,6 +855,23 @@ fn clamp_tree(root: &Path, path: &Path, epoch: i64, report: &mut Report) -> io::
         clamp_keystore(root, path, epoch, report)?;
     }
     let atime_newer = newer_than(meta.atime(), meta.atime_nsec(), epoch);
+    if let Some((_, twin)) = base.filter(|_| meta.is_dir()) {
+        let mut mtime = (twin.mtime(), twin.mtime_nsec());
+        if newer_than(mtime.0, mtime.1, epoch) {
+            mtime = (epoch, 0);
+        }
+        if mtime != (meta.mtime(), meta.mtime_nsec()) || atime_newer {
+            let atime = match atime_newer {
+                true => (epoch, 0),
+                false => (meta.atime(), meta.atime_nsec()),
+            };
+            set_times(path, atime, mtime)?;
+            if mtime != (meta.mtime(), meta.mtime_nsec()) {
+                report.clamped += 1;
+            }
+        }
+        return Ok(());
+    }
     if newer || atime_newer {
         set_times_nofollow(path, epoch, newer)?;
         if newer {
@@ -1608,5 +1659,57 @@ mod tests {
         let new = normalize_into(&src, &out, 1_000, Some(&base)).unwrap();
         assert_eq!(described(&out), described(&old_way));
         assert_eq!((new.removed, new.clamped), (old.removed, old.clamped));
+    }
+
+    fn mtime_ns(p: &Path) -> (i64, i64) {
+        let m = fs::symlink_metadata(p).unwrap();
+        (m.mtime(), m.mtime_nsec())
+    }
+
+    // The same step run here, or brought back from a cache (whose layer
+    // leaves out a directory only its time changed in), gives one tree: a
+    // directory the base has takes the base's time, clamped.
+    #[test]
+    fn a_directory_the_base_has_takes_the_bases_time_however_the_build_left_it() {
+        let epoch = 1_700_000_000;
+        let trees: Vec<Vec<String>> = [true, false]
+            .into_iter()
+            .map(|ran_here| {
+                let tmp = tempfile::tempdir().unwrap();
+                let (base, built, out) = (
+                    tmp.path().join("base"),
+                    tmp.path().join("built"),
+                    tmp.path().join("out"),
+                );
+                for root in [&base, &built] {
+                    write_tree(root, &[("etc/hostname", "h"), ("usr/bin/ls", "ls")]);
+                    fs::create_dir_all(root.join("future")).unwrap();
+                    set_times(&root.join("etc/hostname"), (1000, 0), (1000, 0)).unwrap();
+                    set_times(&root.join("usr/bin/ls"), (1000, 0), (1000, 0)).unwrap();
+                    set_times(&root.join("etc"), (1000, 0), (1_000_000, 5)).unwrap();
+                    set_times(&root.join("usr/bin"), (1000, 0), (1_000_000, 0)).unwrap();
+                    set_times(&root.join("future"), (1000, 0), (epoch + 50, 0)).unwrap();
+                }
+                write_tree(&built, &[("usr/bin/hello", "hi"), ("opt/new/file", "n")]);
+                if ran_here {
+                    // A mount stub came and went: only /etc's time says so.
+                    fs::write(built.join("etc/resolv.conf"), "").unwrap();
+                    fs::remove_file(built.join("etc/resolv.conf")).unwrap();
+                    assert!(mtime(&built.join("etc")) > epoch);
+                }
+                fs::create_dir(&out).unwrap();
+                normalize_into(&built, &out, epoch, Some(&base)).unwrap();
+                assert_eq!(mtime_ns(&out.join("etc")), (1_000_000, 5));
+                assert_eq!(mtime_ns(&out.join("usr/bin")), (1_000_000, 0));
+                assert_eq!(mtime_ns(&out.join("future")), (epoch, 0));
+                assert_eq!(mtime_ns(&out.join("opt/new")), (epoch, 0));
+                let prefix = out.display().to_string();
+                snapshot(&out)
+                    .into_iter()
+                    .map(|l| l.replacen(&prefix, "", 1))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(trees[0], trees[1]);
     }
 }

@@ -93,13 +93,13 @@ fn optional(rootfs: &Path, rel: &str, cap: u64) -> Result<Option<String>, StepEr
 const RECORD_CAP: u64 = 16 << 20;
 
 /// Writes the document for `rootfs` and the facts file to `out`; returns
-/// the number of packages from dpkg and from the lockfile. `secrets` is the
-/// normalize step's record of the private keys and identities the build
-/// made, when there is one.
+/// the number of packages from dpkg and from the lockfile. With `secrets`,
+/// the normalize step's record of the private keys and identities the build
+/// made is read from the rootfs, where there is one.
 pub fn run(
     rootfs: &Path,
     facts: &Path,
-    secrets: Option<&Path>,
+    secrets: bool,
     out: &Path,
 ) -> Result<(usize, usize), StepError> {
     let text = std::fs::read(facts).map_err(|source| StepError::Read {
@@ -111,7 +111,16 @@ pub fn run(
         message: e.to_string(),
     })?;
     let mut fs = read_rootfs(rootfs)?;
-    if let Some(path) = secrets {
+    let record = Path::new(crate::step::secrets::RECORD_PATH.trim_start_matches('/'));
+    let found = match secrets {
+        true => inroot::unlinked(rootfs, record).map_err(|source| StepError::Read {
+            path: rootfs.join(record).display().to_string(),
+            source,
+        })?,
+        false => None,
+    };
+    if let Some((path, _)) = found {
+        let path = path.as_path();
         let text = inroot::read_regular(path, RECORD_CAP).map_err(|source| StepError::Read {
             path: path.display().to_string(),
             source,
@@ -155,7 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let facts = dir.path().join("facts.json");
         std::fs::write(&facts, "{}").unwrap();
-        let e = run(dir.path(), &facts, None, &dir.path().join("out.json")).unwrap_err();
+        let e = run(dir.path(), &facts, false, &dir.path().join("out.json")).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with(&format!("{}: missing field", facts.display())),

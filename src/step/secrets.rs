@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -75,6 +75,100 @@ pub struct Policy {
     pub keep: Vec<String>,
     /// The recipe's file name, for messages.
     pub recipe: String,
+}
+
+/// Where the image carries the record of what became of the private keys
+/// and identities its build made: the SBOM step and the gateway read it
+/// there, from the image itself, so a build whose image comes back from a
+/// cache (every cache mode keeps the image) reads the same record without
+/// running anything again.
+pub const RECORD_PATH: &str = "/usr/share/repro-frontend/private-keys.json";
+
+/// Writes `outcome`'s record into the image at `root` ([`RECORD_PATH`]),
+/// when the build made any key or identity, or when the tree already has a
+/// record (its base was built by this frontend), which is then replaced.
+/// New directories and the file get mode 0755/0644 and the epoch's time;
+/// the existing parents keep theirs. No link is followed: a link on the
+/// way is an error. Returns whether it wrote.
+pub fn write_record(root: &Path, outcome: &Outcome, epoch: i64) -> io::Result<bool> {
+    let rel = Path::new(RECORD_PATH.trim_start_matches('/'));
+    let there = inroot::unlinked(root, rel)?;
+    if outcome.findings.is_empty() && there.is_none() {
+        return Ok(false);
+    }
+    let mut dir = root.to_path_buf();
+    let mut made = Vec::new();
+    let mut touched = Vec::new();
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    for c in parent.components() {
+        let meta = fs::symlink_metadata(&dir).map_err(|e| at(&dir, e))?;
+        let next = dir.join(c);
+        match fs::symlink_metadata(&next) {
+            Ok(m) if inroot::is_real_dir(&m) => {}
+            Ok(_) => {
+                return Err(at(
+                    &next,
+                    io::Error::new(io::ErrorKind::InvalidInput, "not a directory (or a link)"),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                touched.push((dir.clone(), meta));
+                std::fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(&next)
+                    .map_err(|e| at(&next, e))?;
+                fs::set_permissions(&next, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| at(&next, e))?;
+                made.push(next.clone());
+            }
+            Err(e) => return Err(at(&next, e)),
+        }
+        dir = next;
+    }
+    let path = root.join(rel);
+    if let Some((_, meta)) = &there
+        && !meta.is_file()
+    {
+        return Err(at(
+            &path,
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    if there.is_none() {
+        touched.push((
+            dir.clone(),
+            fs::symlink_metadata(&dir).map_err(|e| at(&dir, e))?,
+        ));
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| at(&path, e))?;
+    io::Write::write_all(&mut file, &outcome.record()).map_err(|e| at(&path, e))?;
+    drop(file);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).map_err(|e| at(&path, e))?;
+    let epoch_time = (epoch, 0);
+    super::normalize::set_times(&path, epoch_time, epoch_time)?;
+    for d in made.iter().rev() {
+        super::normalize::set_times(d, epoch_time, epoch_time)?;
+    }
+    // A parent that was there keeps the times it had (the new entry in it
+    // is the frontend's, not the build's).
+    for (d, meta) in touched {
+        if made.contains(&d) {
+            continue;
+        }
+        super::normalize::set_times(
+            &d,
+            (meta.atime(), meta.atime_nsec()),
+            (meta.mtime(), meta.mtime_nsec()),
+        )?;
+    }
+    Ok(true)
 }
 
 /// A state of the build before the last, to tell who made a file: the
@@ -1099,5 +1193,62 @@ mod tests {
         );
         assert_eq!(lexical_target("/etc/a", Path::new("../../x/./y")), "/x/y");
         assert_eq!(lexical_target("/etc/a", Path::new("/k")), "/k");
+    }
+
+    fn a_finding() -> Outcome {
+        Outcome {
+            findings: vec![Finding {
+                path: "/etc/machine-id".into(),
+                action: Action::Emptied,
+                what: "machine identity".into(),
+                made_by: "package systemd".into(),
+                regenerate: None,
+            }],
+            refused: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_record_goes_into_the_image_only_when_there_is_one_and_leaves_the_parents_times() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir_all(root.join("usr/share")).unwrap();
+        super::super::normalize::set_times(&root.join("usr/share"), (5, 0), (7, 3)).unwrap();
+        let record = root.join(RECORD_PATH.trim_start_matches('/'));
+        assert!(!write_record(root, &Outcome::default(), EPOCH).unwrap());
+        assert!(
+            !record.parent().unwrap().exists(),
+            "nothing made, nothing written"
+        );
+        assert!(write_record(root, &a_finding(), EPOCH).unwrap());
+        assert_eq!(fs::read(&record).unwrap(), a_finding().record());
+        let meta = |p: &Path| fs::symlink_metadata(p).unwrap();
+        assert_eq!(
+            (meta(&record).mode() & 0o7777, meta(&record).mtime()),
+            (0o644, EPOCH)
+        );
+        let dir = record.parent().unwrap();
+        assert_eq!(
+            (meta(dir).mode() & 0o7777, meta(dir).mtime()),
+            (0o755, EPOCH)
+        );
+        let share = meta(&root.join("usr/share"));
+        assert_eq!((share.mtime(), share.mtime_nsec()), (7, 3));
+        // A base built by this frontend brought one: it is replaced, even
+        // by an empty record.
+        assert!(write_record(root, &Outcome::default(), EPOCH).unwrap());
+        assert_eq!(fs::read(&record).unwrap(), b"[]\n");
+    }
+
+    #[test]
+    fn the_record_never_goes_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, outside) = (tmp.path().join("root"), tmp.path().join("outside"));
+        fs::create_dir_all(root.join("usr")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        symlink(&outside, root.join("usr/share")).unwrap();
+        let e = write_record(&root, &a_finding(), EPOCH).unwrap_err();
+        assert!(e.to_string().contains("usr/share"), "{e}");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     }
 }

@@ -66,6 +66,8 @@ struct OciBuild {
     text: String,
     manifest: String,
     config: String,
+    /// The image manifest's annotations, read from the OCI tar.
+    annotations: serde_json::Value,
 }
 
 /// Builds the example context `ctx` with `--output type=oci` and `extra`
@@ -89,10 +91,22 @@ fn oci_build(ctx: &Path, pool: &PoolServer, extra: &[&str]) -> OciBuild {
         manifest.starts_with("sha256:") && config.starts_with("sha256:"),
         "no digests in the metadata: {m}"
     );
+    // The manifest blob, for its annotations.
+    let blob = format!("blobs/sha256/{}", manifest.trim_start_matches("sha256:"));
+    let x = run(Command::new("tar")
+        .arg("-xf")
+        .arg(dir.path().join("image.tar"))
+        .arg("-C")
+        .arg(dir.path())
+        .arg(&blob));
+    assert!(x.ok, "{}", x.text);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(&blob)).unwrap()).unwrap();
     OciBuild {
         text: r.text,
         manifest,
         config,
+        annotations: json["annotations"].clone(),
     }
 }
 
@@ -380,6 +394,15 @@ fn engine3_a_registry_cache_brings_every_step_back() {
     let h = harness();
     let pool = PoolServer::start(h.pool_dir());
     let ctx = example_context("hello");
+    // A step that makes a private key the recipe removes: the image's
+    // record of it must come back from the cache too (its annotations are
+    // in the manifest compared below).
+    let recipe = ctx.path().join("repro.yaml");
+    let text = std::fs::read_to_string(&recipe).unwrap().replace(
+        "steps:\n",
+        "private-keys:\n  remove: [/etc/app/demo.key]\nsteps:\n  - run: mkdir -p /etc/app && printf '%s\\n' '-----BEGIN EC PRIVATE KEY-----' MHc '-----END EC PRIVATE KEY-----' > /etc/app/demo.key\n",
+    );
+    std::fs::write(&recipe, text).unwrap();
     let cache = format!(
         "{}/repro/cache:hello-{}",
         h.get("REGISTRY"),
@@ -397,6 +420,11 @@ fn engine3_a_registry_cache_brings_every_step_back() {
     let hits_before = pool.hits().len();
     let import = format!("type=registry,ref={cache}");
     let second = oci_build(ctx.path(), &pool, &["--import-cache", &import]);
+    assert_eq!(
+        first.annotations["repro-frontend.secrets.removed"], "/etc/app/demo.key",
+        "{}",
+        first.text
+    );
     assert_eq!(
         first.manifest, second.manifest,
         "the imported build gave another image"

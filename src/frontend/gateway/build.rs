@@ -183,15 +183,10 @@ async fn build_platform(
         true => Some(solve_sbom(bridge, &prepared, &req.platform, opts.no_cache).await?),
         false => None,
     };
-    // The record comes from the same normalize op as the image (the same
-    // constraints), so reading it builds the image once.
-    let secrets = match (&out.secrets, prepared.target) {
-        (Some(record), Target::Image) => {
-            let def = record.marshal_with(llb::Constraints {
-                ignore_cache: opts.no_cache,
-            });
-            Some(bridge.solve_checked(&def).await?)
-        }
+    // The record is in the image: reading it reads what the exporter
+    // exports, and a cache that brings the image back brings it too.
+    let secrets = match (out.secrets, prepared.target) {
+        (true, Target::Image) => Some(id.clone()),
         _ => None,
     };
     Ok(Part {

@@ -528,7 +528,7 @@ async fn source_date_epoch_wins_and_a_bad_one_is_an_error() {
 async fn a_failed_read_of_the_record_returns_the_result_for_the_exporter_to_fail() {
     let fake = with_files(&[("dockerfile/repro.yaml", &recipe(""))]);
     fake.0.lock().unwrap().fail_read = Some((
-        "/secrets.json".into(),
+        crate::convert::SECRETS_RECORD.into(),
         "process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3".into(),
     ));
     let ret = build(fake.clone(), vec![SOURCE]).await;
@@ -544,7 +544,10 @@ async fn the_record_of_removed_keys_becomes_the_images_annotations() {
     let fake = with_files(&[
         ("dockerfile/repro.yaml", &recipe("")),
         // Every solved ref reads as the context local in the fake.
-        ("context//secrets.json", record),
+        (
+            "context//usr/share/repro-frontend/private-keys.json",
+            record,
+        ),
     ]);
     let ret = build(fake.clone(), vec![SOURCE]).await;
     assert!(ret.error.is_none(), "{}", error_of(&ret));
