@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::finish;
+use crate::step::normalize::Untouched;
 
 /// Before any step: when the gateway said which binary it planned the step
 /// for (`convert::FRONTEND_SHA256_ENV`, set when the frontend image is known
@@ -175,30 +176,49 @@ fn report_secrets(
 }
 
 /// Runs the normalize step and prints what it did.
+/// For the delta (`delta_too`), the copy leaves out the base's own files,
+/// untouched; they come back for the delta step.
 fn normalize(
     epoch: i64,
     base: Option<&Path>,
     out: Option<&Path>,
+    delta_too: bool,
     secrets: &Secrets,
     dir: &Path,
-) -> ExitCode {
+) -> Result<Untouched, ExitCode> {
+    use crate::step::normalize as n;
     let done = secrets.input().and_then(|input| {
-        Ok(match out {
-            Some(out) => crate::step::normalize::normalize_into_with(dir, out, epoch, base, &input),
-            None => crate::step::normalize::normalize_with(dir, epoch, base, &input),
-        }?)
+        Ok(match (out, base) {
+            (Some(out), Some(base)) if delta_too => {
+                n::normalize_delta_into(dir, out, epoch, base, &input)?
+            }
+            (Some(out), _) => (
+                n::normalize_into_with(dir, out, epoch, base, &input)?,
+                Untouched::new(),
+            ),
+            (None, _) => (
+                n::normalize_with(dir, epoch, base, &input)?,
+                Untouched::new(),
+            ),
+        })
     });
-    let done = done.and_then(|report| {
+    let done = done.and_then(|(report, untouched)| {
         let root = secrets.record.then_some(out.unwrap_or(dir));
         report_secrets(&report.secrets, root, epoch)?;
-        Ok(report)
+        Ok((report, untouched))
     });
     match done.with_context(|| format!("normalize {}", dir.display())) {
-        Ok(report) => {
+        Ok((report, untouched)) => {
             if out.is_some() {
                 println!(
                     "copied {} entries onto scratch ({} hard link(s) kept as links)",
                     report.copied, report.linked
+                );
+            }
+            if delta_too {
+                let left: usize = untouched.values().map(Vec::len).sum();
+                println!(
+                    "left {left} entries out of the copy: the base image's own files, untouched"
                 );
             }
             // The secrets pass's removals were printed with their reason.
@@ -229,11 +249,11 @@ fn normalize(
                 "clamped {} of {} entries to {epoch}",
                 report.clamped, report.entries
             );
-            ExitCode::SUCCESS
+            Ok(untouched)
         }
         Err(e) => {
             eprintln!("repro-frontend: {e:#}");
-            ExitCode::FAILURE
+            Err(ExitCode::FAILURE)
         }
     }
 }
@@ -247,22 +267,35 @@ pub fn normalize_and_delta(
     secrets: &Secrets,
     dir: &Path,
 ) -> ExitCode {
-    match normalize(epoch, base.as_deref(), out.as_deref(), secrets, dir) {
-        ExitCode::SUCCESS if delta_too => delta(epoch, base, out),
-        code => code,
+    match normalize(
+        epoch,
+        base.as_deref(),
+        out.as_deref(),
+        delta_too,
+        secrets,
+        dir,
+    ) {
+        Ok(untouched) if delta_too => delta(epoch, base, out, &untouched),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(code) => code,
     }
 }
 
 /// `normalize --delta`: prunes the normalized copy down to what differs
 /// from the base image, then applies it onto the base.
-fn delta(epoch: i64, base: Option<PathBuf>, out: Option<PathBuf>) -> ExitCode {
+fn delta(
+    epoch: i64,
+    base: Option<PathBuf>,
+    out: Option<PathBuf>,
+    untouched: &Untouched,
+) -> ExitCode {
     use crate::step::delta;
     // clap's `requires_all` makes both present with --delta.
     let (Some(base), Some(out)) = (base, out) else {
         eprintln!("repro-frontend: --delta needs --base and --out");
         return ExitCode::FAILURE;
     };
-    let done = delta::prune_to_delta(&out, &base, epoch).and_then(|pruned| {
+    let done = delta::prune_to_delta_with(&out, &base, epoch, untouched).and_then(|pruned| {
         let applied = delta::apply_delta(&out, &base)?;
         Ok((pruned, applied))
     });

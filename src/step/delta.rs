@@ -17,7 +17,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::step::normalize::{
-    at, is_whiteout_name, read_xattrs, set_times, sorted_children, whiteout_name_error,
+    Untouched, at, is_whiteout_name, read_xattrs, set_times, sorted_children, whiteout_name_error,
 };
 
 /// What a pass did, counted in entries below `out` (files and directories;
@@ -70,6 +70,18 @@ pub fn apply_delta(delta: &Path, target: &Path) -> io::Result<ApplyReport> {
 /// link in either tree is followed, and a name in `out` that would act as a
 /// whiteout (`.wh.*`) is refused before anything is pruned.
 pub fn prune_to_delta(out: &Path, base: &Path, epoch: i64) -> io::Result<DeltaReport> {
+    prune_to_delta_with(out, base, epoch, &Untouched::new())
+}
+
+/// [`prune_to_delta`] of a copy that left out the base's own files,
+/// untouched (`normalize::normalize_delta_into`): the names in `untouched`
+/// (per directory of `out`) count as there and equal to the base's.
+pub fn prune_to_delta_with(
+    out: &Path,
+    base: &Path,
+    epoch: i64,
+    untouched: &Untouched,
+) -> io::Result<DeltaReport> {
     let base_meta = fs::symlink_metadata(base).map_err(|e| at(base, e))?;
     if !base_meta.is_dir() {
         return Err(at(
@@ -84,7 +96,15 @@ pub fn prune_to_delta(out: &Path, base: &Path, epoch: i64) -> io::Result<DeltaRe
     // First pass: read everything (out before any change), decide per entry,
     // and collect the link groups to keep whole.
     let mut links = Links::default();
-    let plan = plan_dir(out, out, Some(base), &out_meta, false, &mut links)?;
+    let plan = plan_dir(
+        out,
+        out,
+        Some(base),
+        &out_meta,
+        false,
+        untouched,
+        &mut links,
+    )?;
     // Second pass: prune by the plan.
     let mut report = DeltaReport::default();
     apply_dir(plan, &links.keep, epoch, true, &mut report)?;
@@ -175,6 +195,7 @@ fn plan_dir(
     base: Option<&Path>,
     meta: &fs::Metadata,
     same: bool,
+    untouched: &Untouched,
     links: &mut Links,
 ) -> io::Result<DirPlan> {
     let mut plan = DirPlan {
@@ -208,7 +229,7 @@ fn plan_dir(
             let sub = bpath
                 .as_deref()
                 .filter(|_| bm.as_ref().is_some_and(|m| m.is_dir()));
-            let sub = plan_dir(out, &child, sub, &cm, same, links)?;
+            let sub = plan_dir(out, &child, sub, &cm, same, untouched, links)?;
             plan.children.push(Node::Dir(sub));
             continue;
         }
@@ -228,6 +249,9 @@ fn plan_dir(
             same,
             inode,
         });
+    }
+    if let Some(left_out) = untouched.get(dir) {
+        names.extend(left_out.iter().cloned());
     }
     if let Some(base) = base {
         for child in sorted_children(base)? {
@@ -760,5 +784,94 @@ mod tests {
         apply_delta(&delta, &target).unwrap();
         assert!(fs::symlink_metadata(target.join("var")).unwrap().is_dir());
         assert_eq!(contents(&outside), before);
+    }
+
+    /// A built tree as an overlay mount shows one: what no step touched is
+    /// the base's own inode (here a hard link to the base's file), what a
+    /// step changed or made is a new one.
+    fn built_over(base: &Path, built: &Path) {
+        fn walk(base: &Path, built: &Path) {
+            fs::create_dir(built).unwrap();
+            for c in sorted_children(base).unwrap() {
+                let to = built.join(c.file_name().unwrap());
+                if fs::symlink_metadata(&c).unwrap().is_dir() {
+                    walk(&c, &to);
+                } else {
+                    fs::hard_link(&c, &to).unwrap();
+                }
+            }
+            let m = fs::symlink_metadata(base).unwrap();
+            set_times(
+                built,
+                (m.atime(), m.atime_nsec()),
+                (m.mtime(), m.mtime_nsec()),
+            )
+            .unwrap();
+        }
+        walk(base, built);
+    }
+
+    // The copy that leaves the base's untouched files out must give the
+    // delta the full copy gave, entry for entry, and the same tree once
+    // applied.
+    #[test]
+    fn leaving_untouched_files_out_of_the_copy_gives_the_same_delta() {
+        use crate::step::normalize::{SecretsInput, normalize_delta_into, normalize_into_with};
+        let (tmp, base, _) = fixture();
+        // A link group in the base, one name of it changed by the build.
+        write(&base.join("usr/lib/pair-a"), "p");
+        fs::hard_link(base.join("usr/lib/pair-a"), base.join("usr/lib/pair-b")).unwrap();
+        write(&base.join("var/log/base.log"), "base log");
+        write(&base.join("var/lib/dpkg/status-old"), "backup");
+        write(&base.join("opt/future"), "newer than the epoch");
+        stamp(&base, 1000);
+        set_times(&base.join("opt/future"), (EPOCH + 9, 0), (EPOCH + 9, 0)).unwrap();
+        let built = tmp.path().join("built");
+        built_over(&base, &built);
+        // What the steps did.
+        fs::remove_file(built.join("etc/changed.conf")).unwrap();
+        write(&built.join("etc/changed.conf"), "new");
+        fs::remove_file(built.join("etc/gone.conf")).unwrap();
+        fs::remove_dir_all(built.join("olddir/sub")).unwrap();
+        fs::remove_file(built.join("usr/lib/pair-b")).unwrap();
+        write(&built.join("usr/lib/pair-b"), "q");
+        write(&built.join("usr/bin/new-tool"), "new");
+        fs::hard_link(
+            built.join("usr/bin/new-tool"),
+            built.join("usr/bin/new-alias"),
+        )
+        .unwrap();
+        write(&built.join("var/log/dpkg.log"), "build log");
+        write(&built.join("srv/app/data"), "d");
+        // A step that only touched a directory.
+        write(&built.join("data/tmp-file"), "t");
+        fs::remove_file(built.join("data/tmp-file")).unwrap();
+
+        let full = tmp.path().join("full");
+        let lean = tmp.path().join("lean");
+        fs::create_dir(&full).unwrap();
+        fs::create_dir(&lean).unwrap();
+        let input = SecretsInput::default();
+        normalize_into_with(&built, &full, EPOCH, Some(&base), &input).unwrap();
+        let (_, untouched) = normalize_delta_into(&built, &lean, EPOCH, &base, &input).unwrap();
+        let left: usize = untouched.values().map(Vec::len).sum();
+        assert!(left >= 5, "{untouched:?}");
+        assert!(
+            !lean.join("usr/bin/tool").exists(),
+            "an untouched file was copied"
+        );
+        let full_report = prune_to_delta(&full, &base, EPOCH).unwrap();
+        let lean_report = prune_to_delta_with(&lean, &base, EPOCH, &untouched).unwrap();
+        assert_eq!(described(&lean), described(&full));
+        assert_eq!(
+            (lean_report.kept, lean_report.whiteouts),
+            (full_report.kept, full_report.whiteouts)
+        );
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        cp_a(&base, &a);
+        cp_a(&base, &b);
+        apply_delta(&full, &a).unwrap();
+        apply_delta(&lean, &b).unwrap();
+        assert_eq!(described(&b), described(&a));
     }
 }

@@ -167,9 +167,39 @@ pub fn normalize_into_with(
     base: Option<&Path>,
     input: &SecretsInput,
 ) -> io::Result<Report> {
+    Ok(copy_and_normalize(src, out, epoch, base, input, false)?.0)
+}
+
+/// [`normalize_into_with`] for the delta (`delta::prune_to_delta` next):
+/// what is the base's own file, untouched, is not copied, since the delta
+/// drops it anyway; the names left out come back, per directory of `out`,
+/// for the prune to count as equal to the base's. The delta it gives is
+/// the one the full copy gives.
+pub fn normalize_delta_into(
+    src: &Path,
+    out: &Path,
+    epoch: i64,
+    base: &Path,
+    input: &SecretsInput,
+) -> io::Result<(Report, Untouched)> {
+    copy_and_normalize(src, out, epoch, Some(base), input, true)
+}
+
+fn copy_and_normalize(
+    src: &Path,
+    out: &Path,
+    epoch: i64,
+    base: Option<&Path>,
+    input: &SecretsInput,
+    leave_untouched: bool,
+) -> io::Result<(Report, Untouched)> {
     let mut gone = removals(src, epoch, base)?;
     let found = find_secrets(src, epoch, base, input, &mut gone)?;
-    let mut copier = Copier::skipping(gone.iter().cloned().collect());
+    let skip = gone.iter().cloned().collect();
+    let mut copier = match (leave_untouched, base) {
+        (true, Some(base)) => Copier::skipping_untouched(skip, base, epoch),
+        _ => Copier::skipping(skip),
+    };
     let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
     copier.copy_dir(src, out, &meta)?;
     for rel in found.emptied() {
@@ -193,7 +223,7 @@ pub fn normalize_into_with(
         }
     }
     clamp(out, epoch, base, &mut report)?;
-    Ok(report)
+    Ok((report, copier.untouched))
 }
 
 /// The passes that change entries in place: install dates, keystores,
@@ -336,7 +366,16 @@ pub(crate) struct Copier {
     pub(crate) whiteouts: u64,
     /// Paths below the source that are not copied (what the passes remove).
     skip: HashSet<PathBuf>,
+    /// With a base (the base image's root) and the epoch, an entry that is
+    /// the base's own file, untouched, is not copied (see [`untouched`]).
+    base: Option<(PathBuf, i64)>,
+    /// What was left out as untouched: per directory of the copy, the names.
+    pub(crate) untouched: Untouched,
 }
+
+/// The entries a copy left out as the base's own, untouched: per directory
+/// of the copy, the names (see `delta::prune_to_delta`).
+pub type Untouched = HashMap<PathBuf, Vec<std::ffi::OsString>>;
 
 impl Copier {
     /// A copier that applies a delta (see the `apply` field).
@@ -355,11 +394,34 @@ impl Copier {
         }
     }
 
+    /// [`Copier::skipping`], which also leaves out what is the base's own
+    /// file, untouched (see [`untouched`]): for the delta, which drops
+    /// such entries anyway, so the copy is in proportion to the change.
+    pub(crate) fn skipping_untouched(skip: HashSet<PathBuf>, base: &Path, epoch: i64) -> Copier {
+        Copier {
+            skip,
+            base: Some((base.to_path_buf(), epoch)),
+            ..Copier::default()
+        }
+    }
+
     pub(crate) fn copy_dir(
         &mut self,
         src: &Path,
         dst: &Path,
         meta: &fs::Metadata,
+    ) -> io::Result<()> {
+        let twin = self.base.as_ref().map(|(b, _)| b.clone());
+        self.dir(src, dst, meta, twin.as_deref())
+    }
+
+    /// `twin`: the base's directory at the same path, when it is one.
+    fn dir(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        meta: &fs::Metadata,
+        twin: Option<&Path>,
     ) -> io::Result<()> {
         match fs::symlink_metadata(dst) {
             Ok(m) if m.is_dir() => {}
@@ -369,7 +431,7 @@ impl Copier {
             }
             _ => fs::create_dir(dst).map_err(|e| at(dst, e))?,
         }
-        self.copy_children(src, dst)?;
+        self.children(src, dst, twin)?;
         // Owner, mode and times last: a read-only directory is filled first,
         // and filling it would move its time.
         finish(src, dst, meta)
@@ -377,6 +439,10 @@ impl Copier {
 
     /// Copies (or, applying, applies) each entry of `src` into `dst`.
     pub(crate) fn copy_children(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
+        self.children(src, dst, None)
+    }
+
+    fn children(&mut self, src: &Path, dst: &Path, twin: Option<&Path>) -> io::Result<()> {
         for child in sorted_children(src)? {
             if self.skip.contains(&child) {
                 continue;
@@ -388,19 +454,35 @@ impl Copier {
                         remove_any(&dst.join(whiteout_target(&child, gone)?))?;
                         self.whiteouts += 1;
                     }
-                    _ => self.copy_entry(&child, &dst.join(name))?,
+                    _ => {
+                        let twin = twin.map(|t| t.join(name));
+                        if let (Some(t), Some((_, epoch))) = (&twin, &self.base)
+                            && untouched(&child, t, *epoch)?
+                        {
+                            self.untouched
+                                .entry(dst.to_path_buf())
+                                .or_default()
+                                .push(name.to_os_string());
+                            continue;
+                        }
+                        self.entry(&child, &dst.join(name), twin.as_deref())?
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    fn copy_entry(&mut self, src: &Path, dst: &Path) -> io::Result<()> {
+    fn entry(&mut self, src: &Path, dst: &Path, twin: Option<&Path>) -> io::Result<()> {
         let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
         self.copied += 1;
         let kind = meta.file_type();
         if kind.is_dir() {
-            return self.copy_dir(src, dst, &meta);
+            // The twin only where the base has a directory there (reached
+            // through no link: each step down was one).
+            let twin =
+                twin.filter(|t| fs::symlink_metadata(t).is_ok_and(|m| inroot::is_real_dir(&m)));
+            return self.dir(src, dst, &meta, twin);
         }
         if self.apply {
             remove_any(dst)?;
@@ -456,6 +538,57 @@ fn whiteout_target<'a>(path: &Path, gone: &'a [u8]) -> io::Result<&'a std::ffi::
         ));
     }
     Ok(std::ffi::OsStr::from_bytes(gone))
+}
+
+/// Whether the entry at `src` (not a directory) is the base's own file at
+/// `twin`, untouched by the build and by normalization: the same inode
+/// (an overlay mount shows a file no step changed with the inode of the
+/// layer that holds it, the same in the base's mount and the build's; a
+/// step that changes it, or links it, copies it up to a new one), with the
+/// same change time, and the same type, mode, owner, size, link count and
+/// mtime, no newer than the epoch, no POSIX ACL (the copy drops those), and
+/// no pacman record (whose dates normalize rewrites). Such an entry would
+/// be copied and then dropped as equal to the base's; an engine whose
+/// snapshots do not share inodes gets false here, and the full copy.
+fn untouched(src: &Path, twin: &Path, epoch: i64) -> io::Result<bool> {
+    let m = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
+    if m.is_dir() || newer_than(m.mtime(), m.mtime_nsec(), epoch) {
+        return Ok(false);
+    }
+    let b = match fs::symlink_metadata(twin) {
+        Ok(b) => b,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Ok(false);
+        }
+        Err(e) => return Err(at(twin, e)),
+    };
+    let key = |m: &fs::Metadata| {
+        (
+            m.ino(),
+            (m.ctime(), m.ctime_nsec()),
+            (m.mtime(), m.mtime_nsec()),
+            m.mode(),
+            (m.uid(), m.gid()),
+            m.size(),
+            m.nlink(),
+            m.rdev(),
+        )
+    };
+    if key(&m) != key(&b) || is_pacman_record(src) {
+        return Ok(false);
+    }
+    Ok(!read_xattrs(src)?
+        .iter()
+        .any(|(name, _)| name.starts_with(DROPPED_XATTR_PREFIX)))
+}
+
+/// `.../var/lib/pacman/local/<package>/desc`.
+fn is_pacman_record(path: &Path) -> bool {
+    let names: Vec<&[u8]> = path.iter().rev().take(5).map(|c| c.as_bytes()).collect();
+    matches!(
+        names.as_slice(),
+        [b"desc", _, b"local", b"pacman", b"lib", ..]
+    )
 }
 
 /// Copies the regular file `src` to the new file `dst`, data extents only
