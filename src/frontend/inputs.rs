@@ -408,6 +408,19 @@ async fn probe<I: Inputs>(
     if lock.packages().next().is_none() || (p.installer.is_some() && !p.providers.is_empty()) {
         return Ok(Probed::default());
     }
+    // With providers, a lockfile of one package kind names the tool: the
+    // base is not opened, so nothing waits for it to be pulled before the
+    // build's definition goes out (a base without that tool fails the
+    // install step, saying so).
+    if p.installer.is_none()
+        && !p.providers.is_empty()
+        && let Some(tool) = installer_of_packages(lock)
+    {
+        return Ok(Probed {
+            installer: Some(tool),
+            ..Probed::default()
+        });
+    }
     // A lockfile with packages came from a `sums` entry: point at the first.
     let span = p.sums.first().map_or(recipe.base.span, |s| s.span);
     let at = |message: &str| -> anyhow::Error { at(recipe, span, message).into() };

@@ -176,6 +176,7 @@ async fn build_platform(
     // The caps are read off what is sent, `--no-cache`'s metadata included.
     let def = out.definition(opts.no_cache);
     let id = bridge.solve_checked(&def).await?;
+    bridge.note_image_solved();
     if let Some((_, OnDiff::Fail)) = published {
         fail_on_report(bridge, &id).await?;
     }

@@ -44,6 +44,11 @@ pub struct Bridge {
     cache_imports: Vec<CacheOptionsEntry>,
     /// The files read from the client so far, for errors that point into them.
     read: Vec<ReadFile>,
+    /// Round trips to the engine so far (the ping included).
+    round_trips: u32,
+    /// When the image's definition was solved: since the connection was
+    /// made, and after how many round trips.
+    image_solved: Option<(std::time::Instant, u32)>,
 }
 
 /// A handle that only reads files of solved refs (see [`Bridge::reader`]).
@@ -158,6 +163,8 @@ where
         worker_platform,
         cache_imports: Vec::new(),
         read: Vec::new(),
+        round_trips: 1,
+        image_solved: None,
     })
 }
 
@@ -203,8 +210,22 @@ impl Bridge {
             .collect();
     }
 
+    /// Notes that the image's definition was just solved: from then on the
+    /// engine builds, fetching packages first (see [`Bridge::timeline`]).
+    pub(super) fn note_image_solved(&mut self) {
+        self.image_solved
+            .get_or_insert((std::time::Instant::now(), self.round_trips));
+    }
+
+    /// When the image's definition went out and after how many round trips
+    /// to the engine (the daemon's log line; bench/ reads it).
+    pub fn timeline(&self) -> Option<(std::time::Instant, u32)> {
+        self.image_solved
+    }
+
     /// Solves a definition and returns the result's ref id.
     async fn solve(&mut self, def: pb::Definition) -> Result<String, tonic::Status> {
+        self.round_trips += 1;
         let resp = self
             .client
             .solve(SolveRequest {
@@ -234,6 +255,7 @@ impl Bridge {
     }
 
     async fn read_file(&mut self, reference: &str, path: &str) -> Result<Vec<u8>, tonic::Status> {
+        self.round_trips += 1;
         Ok(self
             .client
             .read_file(ReadFileRequest {
@@ -253,6 +275,7 @@ impl Bridge {
         reference: &str,
         path: &str,
     ) -> Result<Option<Vec<u8>>> {
+        self.round_trips += 1;
         read_optional_from(&mut self.client, reference, path)
             .await
             .map_err(|s| anyhow!("cannot read {path}: {}", s.message()))
@@ -282,6 +305,7 @@ impl Bridge {
                 "the recipe has no providers, and this BuildKit lacks the frontend cap \"{CAP_READ_DIR}\" needed to read the base image's package sources; add packages.providers"
             );
         }
+        self.round_trips += 1;
         let entries = self
             .client
             .read_dir(ReadDirRequest {
@@ -337,6 +361,7 @@ impl Bridge {
             platform,
             mode,
         } = *image;
+        self.round_trips += 1;
         let resp = self
             .client
             .resolve_image_config(ResolveImageConfigRequest {

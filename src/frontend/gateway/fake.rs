@@ -294,7 +294,10 @@ pub async fn build(fake: Fake, opts: Vec<(&str, &str)>) -> ReturnRequest {
         .enumerate()
         .map(|(i, (k, v))| (format!("BUILDKIT_FRONTEND_OPT_{i}"), format!("{k}={v}")))
         .collect::<Vec<_>>();
-    run_with(bridge, opts::from_env(env)).await.expect("return");
+    run_with(bridge, opts::from_env(env))
+        .await
+        .0
+        .expect("return");
     let returned = fake.0.lock().unwrap().returned.take();
     returned.expect("the frontend called Return")
 }

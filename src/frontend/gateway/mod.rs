@@ -40,10 +40,19 @@ use crate::frontend::opts::{FrontendOpts, OptsError};
 /// Return and the peak memory (`bench/run` reads it).
 pub async fn run(opts: Result<FrontendOpts, OptsError>) -> Result<()> {
     let started = std::time::Instant::now();
-    let outcome = run_with(connect().await?, opts).await;
+    let bridge = connect().await?;
+    let (outcome, solved) = run_with(bridge, opts).await;
     if outcome.is_ok() {
+        let solved = solved
+            .map(|(at, trips)| {
+                format!(
+                    "; the image's definition went out after {:.1} ms and {trips} round trips",
+                    at.duration_since(started).as_secs_f64() * 1000.0
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "repro-frontend: returned after {:.1} ms, peak RSS {} KB",
+            "repro-frontend: returned after {:.1} ms, peak RSS {} KB{solved}",
             started.elapsed().as_secs_f64() * 1000.0,
             peak_rss_kb()
         );
@@ -63,8 +72,17 @@ fn peak_rss_kb() -> i64 {
 }
 
 /// Runs one build on a connected bridge: a subrequest is answered, anything
-/// else built; either way the answer goes back through Return.
-pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, OptsError>) -> Result<()> {
+/// else built; either way the answer goes back through Return. Also gives
+/// when the image's definition went out (see [`Bridge::timeline`]).
+pub async fn run_with(
+    mut bridge: Bridge,
+    opts: Result<FrontendOpts, OptsError>,
+) -> (Result<()>, Option<(std::time::Instant, u32)>) {
+    let outcome = answer(&mut bridge, opts).await;
+    (outcome, bridge.timeline())
+}
+
+async fn answer(bridge: &mut Bridge, opts: Result<FrontendOpts, OptsError>) -> Result<()> {
     if let Ok(FrontendOpts {
         request_id: Some(id),
         ..
@@ -79,7 +97,7 @@ pub async fn run_with(mut bridge: Bridge, opts: Result<FrontendOpts, OptsError>)
     let outcome = match opts {
         Ok(opts) => {
             bridge.import_caches(&opts.cache_imports);
-            build::build(&mut bridge, &opts).await
+            build::build(bridge, &opts).await
         }
         Err(e) => Err(anyhow!(e)),
     };
