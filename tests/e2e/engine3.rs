@@ -358,10 +358,14 @@ fn engine3_platform_opt_builds_for_amd64() {
     assert_eq!(config["os"], "linux", "{config}");
 }
 
-/// The build's step lines that ran (not CACHED), by progress name.
+/// The build's steps that ran, by progress name: a step ran when its
+/// process printed (`#N 0.123 text`), or when it is neither CACHED nor
+/// brought back from a cache (`extracting sha256:...`, a cached layer the
+/// engine unpacks because the frontend reads the image).
 fn ran_steps(text: &str) -> Vec<String> {
     let mut names: std::collections::BTreeMap<String, String> = Default::default();
     let mut cached = std::collections::BTreeSet::new();
+    let mut printed = std::collections::BTreeSet::new();
     for line in text.lines() {
         let Some((id, rest)) = line.split_once(' ') else {
             continue;
@@ -369,8 +373,13 @@ fn ran_steps(text: &str) -> Vec<String> {
         if !id.starts_with('#') {
             continue;
         }
-        if rest == "CACHED" {
+        let timed = rest
+            .split_once(' ')
+            .is_some_and(|(t, _)| t.contains('.') && t.parse::<f64>().is_ok());
+        if rest == "CACHED" || rest.starts_with("extracting sha256:") {
             cached.insert(id.to_string());
+        } else if timed {
+            printed.insert(id.to_string());
         } else if !names.contains_key(id)
             && !rest.starts_with("DONE")
             && !rest.starts_with("sha256:")
@@ -381,7 +390,7 @@ fn ran_steps(text: &str) -> Vec<String> {
     }
     names
         .into_iter()
-        .filter(|(id, _)| !cached.contains(id))
+        .filter(|(id, _)| printed.contains(id) || !cached.contains(id))
         .map(|(_, n)| n)
         .collect()
 }
