@@ -231,14 +231,15 @@ fn copy_and_normalize(
 /// time (see [`clamp_tree`]).
 fn clamp(root: &Path, epoch: i64, base: Option<&Path>, report: &mut Report) -> io::Result<()> {
     clamp_pacman_install_dates(root, epoch)?;
-    let base_dir = match base {
-        Some(b) => fs::symlink_metadata(b)
-            .ok()
-            .filter(inroot::is_real_dir)
-            .map(|m| (b.to_path_buf(), m)),
-        None => None,
-    };
+    let base_dir = base.and_then(|b| base_dir(b.to_path_buf()));
     clamp_tree(root, root, base_dir.as_ref(), epoch, report)
+}
+
+/// `path` with its metadata when it is a directory, not a link: the base's
+/// twin of a directory of the build, reached one real directory at a time.
+fn base_dir(path: PathBuf) -> Option<(PathBuf, fs::Metadata)> {
+    let meta = fs::symlink_metadata(&path).ok()?;
+    inroot::is_real_dir(&meta).then_some((path, meta))
 }
 
 /// What the passes remove from `root`, read before anything is removed or
@@ -480,9 +481,8 @@ impl Copier {
         if kind.is_dir() {
             // The twin only where the base has a directory there (reached
             // through no link: each step down was one).
-            let twin =
-                twin.filter(|t| fs::symlink_metadata(t).is_ok_and(|m| inroot::is_real_dir(&m)));
-            return self.dir(src, dst, &meta, twin);
+            let twin = twin.and_then(|t| base_dir(t.to_path_buf()));
+            return self.dir(src, dst, &meta, twin.as_ref().map(|(t, _)| t.as_path()));
         }
         if self.apply {
             remove_any(dst)?;
@@ -970,13 +970,7 @@ fn clamp_tree(
     if meta.is_dir() {
         for child in sorted_children(path)? {
             let in_base = match (base, child.file_name()) {
-                (Some((dir, _)), Some(name)) => {
-                    let twin = dir.join(name);
-                    fs::symlink_metadata(&twin)
-                        .ok()
-                        .filter(inroot::is_real_dir)
-                        .map(|m| (twin, m))
-                }
+                (Some((dir, _)), Some(name)) => base_dir(dir.join(name)),
                 _ => None,
             };
             clamp_tree(root, &child, in_base.as_ref(), epoch, report)?;
