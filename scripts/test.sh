@@ -34,21 +34,43 @@ step() { # <label> <command...>
 }
 
 # Every --no-cache build leaves snapshots behind, and neither engine collects
-# them by default: drop the build cache and dangling images after each suite
-# (the base and frontend images stay).
+# them by default: drop the build cache and dangling images after each group
+# of tests (the base and frontend images stay), and say how much disk is
+# free, so that a run on a small disk shows where it went.
 prune() { # <engine>
   engine_docker "$1" builder prune -af >/dev/null 2>&1 || true
   engine_docker "$1" image prune -f >/dev/null 2>&1 || true
+  disk_free "after pruning engine $1"
 }
+disk_free() { # <when>
+  say "disk: $(df -h --output=avail "$REPO_ROOT" | tail -n 1 | tr -d ' ') free $1"
+}
+
+# The corpus sets (a root filesystem of a few hundred MB each, several times
+# over in the cache) run as a group of their own, with a prune before and
+# after, so the cache of the whole suite is never on disk at once.
+CORPUS=e2e::corpus
+# The extra arguments with `--skip $CORPUS` for the test binary after them.
+but_corpus=("$@")
+[[ " $* " == *" -- "* ]] || but_corpus+=(--)
+but_corpus+=(--skip "$CORPUS")
 
 # One test at a time on Docker 20.10: its BuildKit (v0.8) can panic ("failed
 # to get edge") or refuse reads ("invalid request ... for build") when
 # concurrent builds share ops, which the tests' builds do.
-step "engine 20: cargo test --all-targets" env REPRO_ENGINE=20 RUST_TEST_THREADS=1 cargo test --all-targets "$@"
+disk_free "before the tests"
+step "engine 20: cargo test --all-targets (but the corpus)" env REPRO_ENGINE=20 RUST_TEST_THREADS=1 \
+  cargo test --all-targets "${but_corpus[@]}"
+prune 20
+step "engine 20: the corpus" env REPRO_ENGINE=20 RUST_TEST_THREADS=1 cargo test --test tests "$CORPUS" "$@"
 prune 20
 if [[ " $engines " == *" 26 "* ]]; then
   "$SCRIPTS_DIR/engine.sh" use 26
-  step "engine 26: cargo test --test tests e2e" env REPRO_ENGINE=26 cargo test --test tests e2e "$@"
+  step "engine 26: cargo test --test tests e2e (but the corpus)" env REPRO_ENGINE=26 \
+    cargo test --test tests e2e "${but_corpus[@]}"
+  prune 26
+  step "engine 26: the corpus" env REPRO_ENGINE=26 cargo test --test tests "$CORPUS" "$@"
+  prune 26
   step "engine 26: buildx --print targets, --sbom=true" env REPRO_ENGINE=26 \
     cargo test --test tests -- --ignored e2e::targets::buildx e2e::sbom::buildx
   step "engine 26: the frontend image from two clean clones" env REPRO_ENGINE=26 \
@@ -61,6 +83,7 @@ fi
 step "engine 3: cargo test --test tests engine3 -- --ignored" env RUST_TEST_THREADS=1 \
   cargo test --test tests engine3 -- --ignored
 e3_ctl prune --all >/dev/null 2>&1 || true
+disk_free "after pruning engine 3"
 if [[ " $engines " == *" 26 "* ]]; then
   step "all engines: cargo test --test tests cross_engine -- --ignored" \
     cargo test --test tests cross_engine -- --ignored

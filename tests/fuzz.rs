@@ -1107,13 +1107,24 @@ fn env_number(name: &str, default: u64) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // libtest's spelling: bare words are filters, `--skip <word>` leaves out
+    // the names that hold the word.
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut words = args.iter();
+    while let Some(a) = words.next() {
+        if a == "--skip" {
+            skips.extend(words.next());
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
     let chosen = std::env::var("REPRO_FUZZ_TARGET").ok();
     let selected: Vec<&Target> = TARGETS
         .iter()
         .filter(|t| {
             let name = format!("fuzz::{}", t.name);
-            filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+            (filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+                && !skips.iter().any(|s| name.contains(s.as_str()))
         })
         .filter(|t| {
             chosen

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::support::pool::{Fault, PoolServer};
 use crate::support::{
     FAILING_STEP_LINES, Run, check_release_lines, corpus_context, example_context,
-    failing_step_recipe, harness, lock_entries, lock_entry, marked_lines, oci_json, run,
-    without_release_lines,
+    failing_step_recipe, harness, keep_rootfs_record, lock_entries, lock_entry, marked_lines,
+    oci_json, run, without_release_lines,
 };
 
 /// Where this engine's exports go for the cross-engine check.
@@ -125,7 +125,8 @@ fn examples_reproduce(example: &str) {
     let out = out_dir();
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join(format!("{example}.config-digest")), &c1).unwrap();
-    let dest = out.join(format!("{example}.tar"));
+    let scratch = tempfile::tempdir().unwrap();
+    let dest = scratch.path().join("rootfs.tar");
     let r = buildctl(
         &ctx.path().join("repro.yaml"),
         ctx.path(),
@@ -133,6 +134,7 @@ fn examples_reproduce(example: &str) {
         &["--output", &format!("type=tar,dest={}", dest.display())],
     );
     assert!(r.ok, "{}", r.text);
+    keep_rootfs_record(&dest, &out, example);
 }
 
 #[test]

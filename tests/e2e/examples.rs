@@ -4,7 +4,9 @@ use std::path::Path;
 use std::process::Command;
 
 use super::{ImageGuard, example_args};
-use crate::support::{docker_build, example_context, harness, pool::PoolServer, repo, run};
+use crate::support::{
+    docker_build, example_context, harness, keep_rootfs_record, pool::PoolServer, repo, run,
+};
 
 /// Builds an example twice with --no-cache and returns the image ID after
 /// checking both builds gave the same one.
@@ -78,15 +80,15 @@ fn save_config(example: &str, id: &str) {
     .unwrap();
 }
 
-/// Exports the example's root filesystem with `--output type=tar` to
-/// target/harness/out/<engine>/<example>.tar, for the cross-engine check
-/// (`cross_engine.rs`). Same LLB as the builds just made, so it is cached.
+/// Exports the example's root filesystem with `--output type=tar` and keeps
+/// its record (sha256 and listing) in target/harness/out/<engine>/, for the
+/// cross-engine check (`cross_engine.rs`). Same LLB as the builds just made,
+/// so it is cached.
 fn export_rootfs(example: &str, recipe: &Path, ctx: &Path, args: &[String]) {
     let h = harness();
     let dir = Path::new(h.get("HARNESS_DIR")).join("out").join(h.engine());
-    std::fs::create_dir_all(&dir).unwrap();
-    let dest = dir.join(format!("{example}.tar"));
-    let _ = std::fs::remove_file(&dest);
+    let scratch = tempfile::tempdir().unwrap();
+    let dest = scratch.path().join("rootfs.tar");
     let mut cmd = h.build_cmd();
     cmd.arg("--progress=plain")
         .arg("--output")
@@ -108,6 +110,7 @@ fn export_rootfs(example: &str, recipe: &Path, ctx: &Path, args: &[String]) {
         "{example}: no hard link to usr/bin/perl in the rootfs:\n{}",
         list.text
     );
+    keep_rootfs_record(&dest, &dir, example);
 }
 
 fn inspect(id: &str, format: &str) -> String {

@@ -433,3 +433,49 @@ pub fn check_release_lines(text: &str) {
     }
     assert!(checked > 0, "no release line under {root_path}:\n{text}");
 }
+
+/// What the cross-engine checks keep of an exported root filesystem tar:
+/// its sha256 and its verbose listing (to say where two differ), in
+/// `<dir>/<name>.rootfs.sha256` and `.rootfs.list`. The tar itself (hundreds
+/// of MB for each example and corpus set, on each engine) is removed, so the
+/// suite's disk use does not grow with the number of sets.
+pub fn keep_rootfs_record(tar: &Path, dir: &Path, name: &str) {
+    let bytes = std::fs::read(tar).unwrap_or_else(|e| panic!("{}: {e}", tar.display()));
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+    drop(bytes);
+    let list = run(Command::new("tar").args(["--full-time", "-tvf"]).arg(tar));
+    assert!(list.ok, "cannot list {}: {}", tar.display(), list.text);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.rootfs.sha256")), &digest).unwrap();
+    std::fs::write(dir.join(format!("{name}.rootfs.list")), &list.text).unwrap();
+    std::fs::remove_file(tar).unwrap();
+}
+
+/// A root filesystem record kept by `keep_rootfs_record`: (sha256, listing).
+pub fn rootfs_record(dir: &Path, name: &str) -> (String, String) {
+    let read = |suffix: &str| {
+        let p = dir.join(format!("{name}.rootfs.{suffix}"));
+        std::fs::read_to_string(&p).unwrap_or_else(|e| {
+            panic!("{}: {e} (run the suite on every engine first)", p.display())
+        })
+    };
+    (read("sha256"), read("list"))
+}
+
+/// Where two root filesystem records differ: the first differing line of
+/// their listings, or that only the contents differ.
+pub fn rootfs_difference(a: &(String, String), b: &(String, String)) -> Option<String> {
+    if a.0 == b.0 {
+        return None;
+    }
+    let first =
+        a.1.lines()
+            .zip(b.1.lines())
+            .find(|(x, y)| x != y)
+            .map(|(x, y)| format!("first listing difference:\n  {x}\n  {y}"))
+            .unwrap_or_else(|| "listings equal; file contents differ".into());
+    Some(format!("{} vs {}; {first}", a.0, b.0))
+}
