@@ -94,6 +94,11 @@ enum Cmd {
         /// of the base's own: `image.layers: base`).
         #[arg(long, requires_all = ["out", "base"])]
         delta: bool,
+        /// The base's census (`repro-frontend census`): with --delta, a
+        /// directory the build did not touch and the census does not name
+        /// is left out of every walk.
+        #[arg(long, requires = "delta")]
+        census: Option<PathBuf>,
         /// A state of the build before DIR, `LABEL=PATH`, in build order
         /// (the root after the install step, after each step): names who
         /// made a private key or identity.
@@ -118,6 +123,19 @@ enum Cmd {
         record: bool,
         /// The root of the tree to normalize.
         dir: PathBuf,
+    },
+    /// List the base image's directories that hold an entry normalize
+    /// would change (a time newer than EPOCH, an ACL, a pacman record), for
+    /// `normalize --delta --census` (runs inside the build, once per base).
+    Census {
+        /// Seconds since 1970, up to the end of 9999.
+        #[arg(long, value_parser = epoch_arg)]
+        epoch: i64,
+        /// The directory to write the census into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The base image's rootfs (read only).
+        base: PathBuf,
     },
     /// Compare a rebuilt image with a published one, file by file and by
     /// config (runs inside the build, for the `verify` target): write
@@ -323,6 +341,7 @@ fn main() -> ExitCode {
             base,
             out,
             delta,
+            census,
             stages,
             remove_keys,
             keep_keys,
@@ -337,7 +356,8 @@ fn main() -> ExitCode {
                 recipe: recipe.unwrap_or_default(),
                 record,
             };
-            steps::normalize_and_delta(epoch, base, out, delta, &secrets, &dir)
+            steps::normalize_and_delta(epoch, base, out, delta, census, &secrets, &dir)
         }
+        Cmd::Census { epoch, out, base } => steps::census(epoch, &base, &out),
     }
 }

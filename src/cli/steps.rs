@@ -183,6 +183,7 @@ fn normalize(
     base: Option<&Path>,
     out: Option<&Path>,
     delta_too: bool,
+    census: Option<&Path>,
     secrets: &Secrets,
     dir: &Path,
 ) -> Result<Untouched, ExitCode> {
@@ -190,7 +191,8 @@ fn normalize(
     let done = secrets.input().and_then(|input| {
         Ok(match (out, base) {
             (Some(out), Some(base)) if delta_too => {
-                n::normalize_delta_into(dir, out, epoch, base, &input)?
+                let census = census.map(crate::step::census::read).transpose()?;
+                n::normalize_delta_into(dir, out, epoch, base, &input, census.as_ref())?
             }
             (Some(out), _) => (
                 n::normalize_into_with(dir, out, epoch, base, &input)?,
@@ -218,7 +220,7 @@ fn normalize(
             if delta_too {
                 let left: usize = untouched.values().map(Vec::len).sum();
                 println!(
-                    "left {left} entries out of the copy: the base image's own files, untouched"
+                    "left {left} entries out of the copy: the base image's own files and directories, untouched"
                 );
             }
             // The secrets pass's removals were printed with their reason.
@@ -264,6 +266,7 @@ pub fn normalize_and_delta(
     base: Option<PathBuf>,
     out: Option<PathBuf>,
     delta_too: bool,
+    census: Option<PathBuf>,
     secrets: &Secrets,
     dir: &Path,
 ) -> ExitCode {
@@ -272,6 +275,7 @@ pub fn normalize_and_delta(
         base.as_deref(),
         out.as_deref(),
         delta_too,
+        census.as_deref(),
         secrets,
         dir,
     ) {
@@ -374,6 +378,27 @@ pub fn verify(args: &crate::step::verify::Args) -> ExitCode {
         }
         Err(e) => {
             eprintln!("repro-frontend: verify: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `census`: writes the base's census (see `step::census`) into `out`.
+pub fn census(epoch: i64, base: &Path, out: &Path) -> ExitCode {
+    use crate::step::census;
+    let done = census::census(base, epoch).and_then(|dirs| {
+        census::write(out, &dirs)?;
+        Ok(dirs.len())
+    });
+    match done {
+        Ok(n) => {
+            println!(
+                "{n} directories of the base hold an entry normalize would change (a time after {epoch}, an ACL, a pacman record); the others it may leave out where the build did not touch them"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("repro-frontend: census of {}: {e}", base.display());
             ExitCode::FAILURE
         }
     }

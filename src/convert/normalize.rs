@@ -14,6 +14,10 @@ pub(super) const INSTALL_STAGE: &str = "the install step";
 /// Where the stages are mounted in the normalize exec: `/stages/<n>`.
 const STAGES_DIR: &str = "/stages";
 
+/// Where the base's census is mounted in the normalize exec (and written
+/// by the census exec).
+const CENSUS_DIR: &str = "/census";
+
 /// What normalize is told about private keys: the build's stages (the
 /// root after the install step, after each step that changes files), in
 /// order, and the recipe's `private-keys:`.
@@ -111,6 +115,7 @@ pub(super) fn normalize(
     args.extend(secrets.args());
     let squash =
         format!("normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches");
+    let census = (mode == Normalize::Delta).then(|| census(opts, base.clone()));
     let (base_mount, name) = match &mode {
         Normalize::Squash => (Mount::readonly(BASE_DIR, base), squash),
         Normalize::SquashInstead(snapshotter) => (
@@ -121,6 +126,8 @@ pub(super) fn normalize(
         ),
         Normalize::Delta => {
             args.push("--delta".into());
+            args.push("--census".into());
+            args.push(format!("{CENSUS_DIR}/{}", crate::step::census::FILE));
             (
                 Mount::writable(BASE_DIR, base),
                 format!(
@@ -136,6 +143,9 @@ pub(super) fn normalize(
         .envs(helper_env(opts))
         .mount(base_mount)
         .mount(Mount::readonly(TARGET_DIR, built));
+    if let Some(census) = census {
+        exec = exec.mount(Mount::readonly(CENSUS_DIR, census));
+    }
     for (n, (_, stage)) in secrets.stages.iter().enumerate() {
         exec = exec.mount(Mount::readonly(&format!("{STAGES_DIR}/{n}"), stage.clone()));
     }
@@ -151,4 +161,35 @@ pub(super) fn normalize(
         // The scratch mount's snapshot is the image's one layer.
         _ => out,
     }
+}
+
+/// The census exec (see `step::census`): which of the base's directories
+/// hold what normalize would change. It reads only the base and the epoch,
+/// so the engine caches it across builds of one base, and it runs beside
+/// the install.
+fn census(opts: &Opts, base: State) -> State {
+    let epoch = opts.epoch.to_string();
+    let args = vec![
+        FRONTEND_BINARY.to_string(),
+        "census".into(),
+        "--epoch".into(),
+        epoch.clone(),
+        "--out".into(),
+        CENSUS_DIR.into(),
+        BASE_DIR.into(),
+    ];
+    let mut outs = frontend_image(opts)
+        .run(args)
+        .network(Network::None)
+        .envs(helper_env(opts))
+        .mount(Mount::readonly(BASE_DIR, base))
+        .name(format!(
+            "census: the base's directories that hold what normalize changes (times after {epoch})"
+        ))
+        .mount(Mount::scratch(CENSUS_DIR))
+        .build();
+    let Some(out) = outs.mounts.pop() else {
+        unreachable!("a scratch mount is writable, so it has an output")
+    };
+    out
 }

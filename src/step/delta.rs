@@ -853,25 +853,153 @@ mod tests {
         fs::create_dir(&lean).unwrap();
         let input = SecretsInput::default();
         normalize_into_with(&built, &full, EPOCH, Some(&base), &input).unwrap();
-        let (_, untouched) = normalize_delta_into(&built, &lean, EPOCH, &base, &input).unwrap();
+        let (_, untouched) =
+            normalize_delta_into(&built, &lean, EPOCH, &base, &input, None).unwrap();
         let left: usize = untouched.values().map(Vec::len).sum();
         assert!(left >= 5, "{untouched:?}");
         assert!(
             !lean.join("usr/bin/tool").exists(),
             "an untouched file was copied"
         );
-        let full_report = prune_to_delta(&full, &base, EPOCH).unwrap();
-        let lean_report = prune_to_delta_with(&lean, &base, EPOCH, &untouched).unwrap();
-        assert_eq!(described(&lean), described(&full));
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        cp_a(&base, &a);
+        cp_a(&base, &b);
+        same_delta_and_tree((&full, &a), (&lean, &b), &untouched);
+    }
+
+    /// An overlay mount of `lower` at `merged` (upper and work made beside
+    /// it), unmounted when dropped: the engine's snapshots are such mounts,
+    /// and only a real one shows a directory no step touched with the
+    /// inode and change time of the layer below. Needs root, as CI runs.
+    struct Overlay(PathBuf);
+
+    impl Overlay {
+        fn mount(lower: &Path, merged: &Path) -> Overlay {
+            let name = merged.file_name().unwrap().to_string_lossy().to_string();
+            let upper = merged.with_file_name(format!("{name}.upper"));
+            let work = merged.with_file_name(format!("{name}.work"));
+            for d in [merged, &upper, &work] {
+                fs::create_dir_all(d).unwrap();
+            }
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            let out = Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o", &opts])
+                .arg(merged)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "this test mounts an overlay, as the engine does, and needs root: mount -o {opts} {}: {}",
+                merged.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Overlay(merged.to_path_buf())
+        }
+    }
+
+    impl Drop for Overlay {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+
+    // With the base's census, normalize leaves out whole directories the
+    // build did not touch; on real overlay mounts (the build's tree and the
+    // base's, over one lower layer) the delta and the applied tree must be
+    // the ones the full copy gives, including where the base itself holds
+    // what normalize changes (a time after the epoch, a backup, a cache, a
+    // pacman record) in a directory the build never touched.
+    #[test]
+    fn leaving_untouched_directories_out_on_overlay_mounts_gives_the_same_delta() {
+        use crate::step::census;
+        use crate::step::normalize::{SecretsInput, normalize_delta_into, normalize_into_with};
+        let (tmp, base, _) = fixture();
+        write(&base.join("usr/share/quiet/a/b/deep"), "deep");
+        write(&base.join("usr/share/quiet/c"), "c");
+        write(&base.join("usr/share/touched/one"), "1");
+        write(&base.join("opt/later/future"), "newer than the epoch");
+        write(&base.join("var/lib/dpkg/info/x.list"), "/x");
+        write(&base.join("var/lib/dpkg/status-old"), "backup");
+        write(&base.join("var/cache/ldconfig/aux-cache"), "cache");
+        write(
+            &base.join("var/lib/pacman/local/x-1-1/desc"),
+            "%NAME%\nx\n\n%INSTALLDATE%\n1999999\n",
+        );
+        stamp(&base, 1000);
+        set_times(
+            &base.join("opt/later/future"),
+            (EPOCH + 9, 0),
+            (EPOCH + 9, 0),
+        )
+        .unwrap();
+        let dirty = census::census(&base, EPOCH).unwrap();
+        let shown: Vec<String> = dirty.iter().map(|d| d.display().to_string()).collect();
+        assert!(
+            shown.contains(&"opt/later".to_string())
+                && shown.contains(&"var/lib/pacman/local/x-1-1".to_string())
+                && !shown.iter().any(|d| d.starts_with("usr")),
+            "{shown:?}"
+        );
+        let built = tmp.path().join("built");
+        let _built = Overlay::mount(&base, &built);
+        // What the steps did, through the overlay (copy-up as in a build).
+        fs::write(built.join("etc/changed.conf"), "new").unwrap();
+        fs::remove_file(built.join("etc/gone.conf")).unwrap();
+        fs::remove_dir_all(built.join("olddir/sub")).unwrap();
+        write(&built.join("usr/share/touched/two"), "2");
+        write(&built.join("usr/bin/new-tool"), "new");
+        write(&built.join("var/log/dpkg.log"), "build log");
+        // Both sides' base mounts are writable, as the engine's is: the
+        // delta is applied onto them.
+        let (base_a, base_b) = (tmp.path().join("base-a"), tmp.path().join("base-b"));
+        let _a = Overlay::mount(&base, &base_a);
+        let _b = Overlay::mount(&base, &base_b);
+
+        let (full, lean) = (tmp.path().join("full"), tmp.path().join("lean"));
+        fs::create_dir(&full).unwrap();
+        fs::create_dir(&lean).unwrap();
+        let input = SecretsInput::default();
+        normalize_into_with(&built, &full, EPOCH, Some(&base_a), &input).unwrap();
+        let census: std::collections::HashSet<PathBuf> = dirty.into_iter().collect();
+        let (_, untouched) =
+            normalize_delta_into(&built, &lean, EPOCH, &base_b, &input, Some(&census)).unwrap();
+        assert!(
+            !lean.join("usr/share/quiet").exists() && !lean.join("data").exists(),
+            "an untouched directory was copied: {:?} {:?}",
+            lean.join("usr/share/quiet").exists(),
+            fs::read_dir(&lean)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            untouched
+                .get(&lean.join("usr/share"))
+                .is_some_and(|names| names.iter().any(|n| n == "quiet")),
+            "{untouched:?}"
+        );
+        assert!(lean.join("opt/later").exists(), "the census was not heeded");
+        same_delta_and_tree((&full, &base_a), (&lean, &base_b), &untouched);
+    }
+
+    /// The full copy and the lean one (which left `untouched` out), each
+    /// with a base of its own: pruned, they are the same delta, entry for
+    /// entry; applied, the same tree.
+    fn same_delta_and_tree(full: (&Path, &Path), lean: (&Path, &Path), untouched: &Untouched) {
+        let full_report = prune_to_delta(full.0, full.1, EPOCH).unwrap();
+        let lean_report = prune_to_delta_with(lean.0, lean.1, EPOCH, untouched).unwrap();
+        assert_eq!(described(lean.0), described(full.0));
         assert_eq!(
             (lean_report.kept, lean_report.whiteouts),
             (full_report.kept, full_report.whiteouts)
         );
-        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-        cp_a(&base, &a);
-        cp_a(&base, &b);
-        apply_delta(&full, &a).unwrap();
-        apply_delta(&lean, &b).unwrap();
-        assert_eq!(described(&b), described(&a));
+        apply_delta(full.0, full.1).unwrap();
+        apply_delta(lean.0, lean.1).unwrap();
+        assert_eq!(described(lean.1), described(full.1));
     }
 }

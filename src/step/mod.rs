@@ -17,6 +17,7 @@
 //! - `secrets`: the private keys and machine identities the build made,
 //!   found and decided on for normalize (removed, emptied, kept or refused).
 
+pub mod census;
 pub mod delta;
 pub mod fetch;
 pub mod inroot;

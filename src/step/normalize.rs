@@ -93,8 +93,8 @@ pub fn normalize_with(
     base: Option<&Path>,
     input: &SecretsInput,
 ) -> io::Result<Report> {
-    let mut gone = removals(root, epoch, base)?;
-    let found = find_secrets(root, epoch, base, input, &mut gone)?;
+    let mut gone = removals(root, epoch, base, &HashSet::new())?;
+    let found = find_secrets(root, epoch, base, input, &mut gone, &HashSet::new())?;
     let mut report = Report::default();
     for path in gone {
         remove(root, &path, &mut report)?;
@@ -115,8 +115,9 @@ fn find_secrets(
     base: Option<&Path>,
     input: &SecretsInput,
     gone: &mut Vec<PathBuf>,
+    quiet: &HashSet<PathBuf>,
 ) -> io::Result<secrets::Outcome> {
-    let skip: HashSet<PathBuf> = gone.iter().cloned().collect();
+    let skip: HashSet<PathBuf> = gone.iter().chain(quiet).cloned().collect();
     let found = secrets::find(root, base, epoch, &input.stages, &input.policy, &skip)?;
     if let Some(text) = found.refusal(&input.policy) {
         return Err(io::Error::new(io::ErrorKind::InvalidData, text));
@@ -167,7 +168,7 @@ pub fn normalize_into_with(
     base: Option<&Path>,
     input: &SecretsInput,
 ) -> io::Result<Report> {
-    Ok(copy_and_normalize(src, out, epoch, base, input, false)?.0)
+    Ok(copy_and_normalize(src, out, epoch, base, input, None)?.0)
 }
 
 /// [`normalize_into_with`] for the delta (`delta::prune_to_delta` next):
@@ -175,14 +176,105 @@ pub fn normalize_into_with(
 /// drops it anyway; the names left out come back, per directory of `out`,
 /// for the prune to count as equal to the base's. The delta it gives is
 /// the one the full copy gives.
+///
+/// With the base's census (see [`census`]), a whole directory the build
+/// did not touch is left out the same way, unless the census names it:
+/// the walks are then in proportion to what the build changed.
 pub fn normalize_delta_into(
     src: &Path,
     out: &Path,
     epoch: i64,
     base: &Path,
     input: &SecretsInput,
+    census: Option<&HashSet<PathBuf>>,
 ) -> io::Result<(Report, Untouched)> {
-    copy_and_normalize(src, out, epoch, Some(base), input, true)
+    let quiet = match census {
+        Some(census) => quiet_dirs(src, base, epoch, census)?,
+        None => HashSet::new(),
+    };
+    copy_and_normalize(src, out, epoch, Some(base), input, Some(quiet))
+}
+
+/// The directories of `src` the build did not touch, outermost only, that
+/// normalization would leave as the base has them: the same directory as
+/// the base's twin (see [`untouched_dir`]), not named by the base's
+/// `census`, and neither above nor below a place the removal passes look
+/// (caches, logs, backups, scratch, /dev), which find the base's own
+/// entries too.
+fn quiet_dirs(
+    src: &Path,
+    base: &Path,
+    epoch: i64,
+    census: &HashSet<PathBuf>,
+) -> io::Result<HashSet<PathBuf>> {
+    let mut quiet = HashSet::new();
+    // (below the root, the build's directory, the base's): both real
+    // directories, each reached through real directories only.
+    let mut todo = vec![(PathBuf::new(), src.to_path_buf(), base.to_path_buf())];
+    while let Some((rel, dir, twin)) = todo.pop() {
+        for child in sorted_children(&dir)? {
+            let Some(name) = child.file_name() else {
+                continue;
+            };
+            let child_rel = rel.join(name);
+            let meta = fs::symlink_metadata(&child).map_err(|e| at(&child, e))?;
+            if !inroot::is_real_dir(&meta) {
+                continue;
+            }
+            let removal_place =
+                removal_places().any(|p| p.starts_with(&child_rel) || child_rel.starts_with(p));
+            let Some((child_twin, twin_meta)) = base_dir(twin.join(name)) else {
+                continue;
+            };
+            if !removal_place
+                && !census.contains(&child_rel)
+                && untouched_dir(&meta, &twin_meta, epoch)
+            {
+                quiet.insert(child);
+            } else {
+                todo.push((child_rel, child, child_twin));
+            }
+        }
+    }
+    Ok(quiet)
+}
+
+/// Where the removal passes look, below the root: what is at, above or
+/// below one of these is never left out as untouched.
+fn removal_places() -> impl Iterator<Item = &'static Path> {
+    let caches = CACHES.iter().filter_map(|c| Path::new(c).parent());
+    let dirs = [LOG_DIRS, BACKUP_DIRS, SCRATCH_DIRS, &["dev"]]
+        .into_iter()
+        .flatten()
+        .map(Path::new);
+    caches.chain(dirs)
+}
+
+/// Whether the directory with `meta` in the build's tree is the base's
+/// directory with `twin`, untouched: the same inode and change time (an
+/// overlay mount copies a directory up, to a new change time, before
+/// anything below it is made, changed or removed), and the same mode,
+/// owner, link count, size and mtime, no newer than the epoch.
+fn untouched_dir(meta: &fs::Metadata, twin: &fs::Metadata, epoch: i64) -> bool {
+    !newer_than(meta.mtime(), meta.mtime_nsec(), epoch) && inode_key(meta) == inode_key(twin)
+}
+
+/// What must be equal for an entry of the build's tree to be the base's
+/// own inode, untouched: the inode, its change time, and the rest of its
+/// metadata.
+type InodeKey = (u64, (i64, i64), (i64, i64), u32, (u32, u32), u64, u64, u64);
+
+fn inode_key(m: &fs::Metadata) -> InodeKey {
+    (
+        m.ino(),
+        (m.ctime(), m.ctime_nsec()),
+        (m.mtime(), m.mtime_nsec()),
+        m.mode(),
+        (m.uid(), m.gid()),
+        m.size(),
+        m.nlink(),
+        m.rdev(),
+    )
 }
 
 fn copy_and_normalize(
@@ -191,13 +283,14 @@ fn copy_and_normalize(
     epoch: i64,
     base: Option<&Path>,
     input: &SecretsInput,
-    leave_untouched: bool,
+    untouched_dirs: Option<HashSet<PathBuf>>,
 ) -> io::Result<(Report, Untouched)> {
-    let mut gone = removals(src, epoch, base)?;
-    let found = find_secrets(src, epoch, base, input, &mut gone)?;
+    let quiet = untouched_dirs.clone().unwrap_or_default();
+    let mut gone = removals(src, epoch, base, &quiet)?;
+    let found = find_secrets(src, epoch, base, input, &mut gone, &quiet)?;
     let skip = gone.iter().cloned().collect();
-    let mut copier = match (leave_untouched, base) {
-        (true, Some(base)) => Copier::skipping_untouched(skip, base, epoch),
+    let mut copier = match (untouched_dirs, base) {
+        (Some(quiet), Some(base)) => Copier::skipping_untouched(skip, base, epoch, quiet),
         _ => Copier::skipping(skip),
     };
     let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
@@ -245,8 +338,14 @@ fn base_dir(path: PathBuf) -> Option<(PathBuf, fs::Metadata)> {
 /// What the passes remove from `root`, read before anything is removed or
 /// copied: paths below `root` reached through no link, in the passes'
 /// order, none below another. Fails on a name that would act as a whiteout
-/// (see [`scan`]).
-fn removals(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Vec<PathBuf>> {
+/// (see [`scan`]), but in the directories `quiet` names (see
+/// [`quiet_dirs`]).
+fn removals(
+    root: &Path,
+    epoch: i64,
+    base: Option<&Path>,
+    quiet: &HashSet<PathBuf>,
+) -> io::Result<Vec<PathBuf>> {
     let newer = |m: &fs::Metadata| newer_than(m.mtime(), m.mtime_nsec(), epoch);
     let mut gone = Vec::new();
     for rel in CACHES {
@@ -276,7 +375,7 @@ fn removals(root: &Path, epoch: i64, base: Option<&Path>) -> io::Result<Vec<Path
         prune_added(root, Path::new(rel), base, &newer, &mut gone)?;
     }
     gone.extend(dev_entries(root)?);
-    let skip: HashSet<PathBuf> = gone.iter().cloned().collect();
+    let skip: HashSet<PathBuf> = gone.iter().chain(quiet).cloned().collect();
     scan(root, root, epoch, &skip, &mut gone)?;
     Ok(outermost(gone))
 }
@@ -372,6 +471,9 @@ pub(crate) struct Copier {
     base: Option<(PathBuf, i64)>,
     /// What was left out as untouched: per directory of the copy, the names.
     pub(crate) untouched: Untouched,
+    /// Directories below the source left out whole as untouched (see
+    /// [`quiet_dirs`]).
+    quiet: HashSet<PathBuf>,
 }
 
 /// The entries a copy left out as the base's own, untouched: per directory
@@ -398,10 +500,17 @@ impl Copier {
     /// [`Copier::skipping`], which also leaves out what is the base's own
     /// file, untouched (see [`untouched`]): for the delta, which drops
     /// such entries anyway, so the copy is in proportion to the change.
-    pub(crate) fn skipping_untouched(skip: HashSet<PathBuf>, base: &Path, epoch: i64) -> Copier {
+    /// `quiet` names the directories left out whole.
+    pub(crate) fn skipping_untouched(
+        skip: HashSet<PathBuf>,
+        base: &Path,
+        epoch: i64,
+        quiet: HashSet<PathBuf>,
+    ) -> Copier {
         Copier {
             skip,
             base: Some((base.to_path_buf(), epoch)),
+            quiet,
             ..Copier::default()
         }
     }
@@ -457,9 +566,12 @@ impl Copier {
                     }
                     _ => {
                         let twin = twin.map(|t| t.join(name));
-                        if let (Some(t), Some((_, epoch))) = (&twin, &self.base)
-                            && untouched(&child, t, *epoch)?
-                        {
+                        let left_out = self.quiet.contains(&child)
+                            || match (&twin, &self.base) {
+                                (Some(t), Some((_, epoch))) => untouched(&child, t, *epoch)?,
+                                _ => false,
+                            };
+                        if left_out {
                             self.untouched
                                 .entry(dst.to_path_buf())
                                 .or_default()
@@ -562,19 +674,7 @@ fn untouched(src: &Path, twin: &Path, epoch: i64) -> io::Result<bool> {
         }
         Err(e) => return Err(at(twin, e)),
     };
-    let key = |m: &fs::Metadata| {
-        (
-            m.ino(),
-            (m.ctime(), m.ctime_nsec()),
-            (m.mtime(), m.mtime_nsec()),
-            m.mode(),
-            (m.uid(), m.gid()),
-            m.size(),
-            m.nlink(),
-            m.rdev(),
-        )
-    };
-    if key(&m) != key(&b) || is_pacman_record(src) {
+    if inode_key(&m) != inode_key(&b) || is_pacman_record(src) {
         return Ok(false);
     }
     Ok(!read_xattrs(src)?
@@ -583,7 +683,7 @@ fn untouched(src: &Path, twin: &Path, epoch: i64) -> io::Result<bool> {
 }
 
 /// `.../var/lib/pacman/local/<package>/desc`.
-fn is_pacman_record(path: &Path) -> bool {
+pub(crate) fn is_pacman_record(path: &Path) -> bool {
     let names: Vec<&[u8]> = path.iter().rev().take(5).map(|c| c.as_bytes()).collect();
     matches!(
         names.as_slice(),
@@ -692,7 +792,7 @@ fn finish(src: &Path, dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
 /// layer writers drop them; only `--output type=tar` kept them), so the
 /// copy leaves them out and the image and its tar export are one tree.
 /// systemd's postinst sets them on /var/log/journal.
-const DROPPED_XATTR_PREFIX: &[u8] = b"system.posix_acl_";
+pub(crate) const DROPPED_XATTR_PREFIX: &[u8] = b"system.posix_acl_";
 
 /// Copies every extended attribute the kernel lets us read, not following
 /// links (see [`read_xattrs`]), but POSIX ACLs (see
@@ -1044,7 +1144,7 @@ fn clamp_keystore(root: &Path, path: &Path, epoch: i64, report: &mut Report) -> 
     Ok(())
 }
 
-fn newer_than(secs: i64, nsecs: i64, epoch: i64) -> bool {
+pub(crate) fn newer_than(secs: i64, nsecs: i64, epoch: i64) -> bool {
     secs > epoch || (secs == epoch && nsecs > 0)
 }
 
