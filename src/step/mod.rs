@@ -7,6 +7,9 @@
 //! - `fetch`: providers tried in order, every blob checked;
 //! - `install`: the distro's tool on the verified package files, offline;
 //! - `normalize`: copy onto scratch, clamp times, prune (with `keystore`);
+//! - `census`: the base's directories where normalize would change
+//!   something, so that `image.layers: base` can leave the others out
+//!   where the build did not touch them;
 //! - `inroot`: paths inside a mounted rootfs, its links never followed out;
 //! - `delta`: the normalized copy pruned to what differs from the base
 //!   image (deletions as OCI whiteouts) and applied onto a writable mount
