@@ -179,6 +179,7 @@ fn run_recipe(input: &[u8]) {
         network: Network::Sandbox,
         installer: None,
         snapshotter: (sums.len() % 2 == 1).then(|| "overlay2".to_string()),
+        skip_content_hash: sums.len() % 3 == 1,
     };
     if let Ok(c) = convert::to_llb(&r, &lock, &opts) {
         let _ = c.state.marshal();

@@ -54,3 +54,14 @@ pub(crate) fn helper_env(opts: &Opts) -> Vec<(String, String)> {
         None => Vec::new(),
     }
 }
+
+/// A read-only mount of a whole tree (a root filesystem, the fetched
+/// packages) for a helper exec, left out of the engine's content hashing
+/// where the engine lets us say so (see `Opts::skip_content_hash`).
+pub(super) fn tree_mount(opts: &Opts, dest: &str, tree: State) -> llb::Mount {
+    let mount = llb::Mount::readonly(dest, tree);
+    match opts.skip_content_hash {
+        true => mount.without_content_hash(),
+        false => mount,
+    }
+}

@@ -5,7 +5,7 @@
 use crate::llb::{Mount, Network, State};
 use crate::recipe::{Layers, Recipe};
 
-use super::base::{frontend_image, helper_env};
+use super::base::{frontend_image, helper_env, tree_mount};
 use super::opts::{BASE_DIR, DELTA_SNAPSHOTTER, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR};
 
 /// The label of the root after the install step, among the stages.
@@ -117,9 +117,9 @@ pub(super) fn normalize(
         format!("normalize: squash onto scratch, clamp times to {epoch}, remove logs and caches");
     let census = (mode == Normalize::Delta).then(|| census(opts, base.clone()));
     let (base_mount, name) = match &mode {
-        Normalize::Squash => (Mount::readonly(BASE_DIR, base), squash),
+        Normalize::Squash => (tree_mount(opts, BASE_DIR, base), squash),
         Normalize::SquashInstead(snapshotter) => (
-            Mount::readonly(BASE_DIR, base),
+            tree_mount(opts, BASE_DIR, base),
             format!(
                 "{squash} (warning: image.layers: base needs the {DELTA_SNAPSHOTTER} snapshotter, and this engine's {snapshotter}: the image has one squashed layer)"
             ),
@@ -142,12 +142,16 @@ pub(super) fn normalize(
         .network(Network::None)
         .envs(helper_env(opts))
         .mount(base_mount)
-        .mount(Mount::readonly(TARGET_DIR, built));
+        .mount(tree_mount(opts, TARGET_DIR, built));
     if let Some(census) = census {
         exec = exec.mount(Mount::readonly(CENSUS_DIR, census));
     }
     for (n, (_, stage)) in secrets.stages.iter().enumerate() {
-        exec = exec.mount(Mount::readonly(&format!("{STAGES_DIR}/{n}"), stage.clone()));
+        exec = exec.mount(tree_mount(
+            opts,
+            &format!("{STAGES_DIR}/{n}"),
+            stage.clone(),
+        ));
     }
     // Writable mounts come back in the order they were added.
     let mut outs = exec.name(name).mount(Mount::scratch(OUT_DIR)).build();
@@ -182,7 +186,7 @@ fn census(opts: &Opts, base: State) -> State {
         .run(args)
         .network(Network::None)
         .envs(helper_env(opts))
-        .mount(Mount::readonly(BASE_DIR, base))
+        .mount(tree_mount(opts, BASE_DIR, base))
         .name(format!(
             "census: the base's directories that hold what normalize changes (times after {epoch})"
         ))

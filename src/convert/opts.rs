@@ -85,6 +85,12 @@ pub struct Opts {
     /// snapshotter` label names it. Docker's classic image store (Docker
     /// 20.10's moby worker) names none.
     pub snapshotter: Option<String>,
+    /// The engine has the `exec.mount.cache.content` cap: the helper execs'
+    /// read-only mounts of whole trees (the built root, the stages, the
+    /// base) are marked not to be content-hashed for the cache key, which
+    /// BuildKit would otherwise do for every file before the exec starts
+    /// (0.7 s for hello's root, 2.5 s for gcc's).
+    pub skip_content_hash: bool,
 }
 
 /// The snapshotter whose record of a mount's changes is deterministic:

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::base::{frontend_image, helper_env};
+use super::base::{frontend_image, helper_env, tree_mount};
 use super::opts::{ConvertError, FRONTEND_BINARY, OUT_DIR, Opts, PACKAGES_DIR, TOOL_DIR, err_at};
 use super::platform::Platform;
 use crate::distro::arch;
@@ -408,7 +408,7 @@ fn install(root: &State, blobs: State, how: &Install, opts: &Opts, at: Option<Lo
         .run(argv)
         .network(Network::None)
         .envs(helper_env(opts))
-        .mount(Mount::readonly(PACKAGES_DIR, blobs))
+        .mount(tree_mount(opts, PACKAGES_DIR, blobs))
         .mount(Mount::readonly(TOOL_DIR, frontend_image(opts)))
         .name(format!(
             "install {n_packages} package(s) with {installer} (no network)"

@@ -3,7 +3,7 @@
 //! that reads them with the built image's rootfs mounted read-only and
 //! writes `/out/sbom.spdx.json` (see `crate::sbom` for the document).
 
-use super::base::{frontend_image, helper_env};
+use super::base::{frontend_image, helper_env, tree_mount};
 use super::opts::{ConvertError, Converted, FRONTEND_BINARY, OUT_DIR, Opts, TARGET_DIR};
 use super::packages;
 use crate::llb::{Mount, Network, State};
@@ -96,7 +96,7 @@ pub fn sbom_llb(converted: &Converted, facts: &Facts, opts: &Opts) -> State {
         .network(Network::None)
         .envs(helper_env(opts))
         .mount(Mount::readonly(FACTS_DIR, facts_state))
-        .mount(Mount::readonly(TARGET_DIR, converted.state.clone()));
+        .mount(tree_mount(opts, TARGET_DIR, converted.state.clone()));
     exec.name("sbom: list the image's packages as an SPDX 2.3 document".to_string())
         .build_into(OUT_DIR)
 }

@@ -56,6 +56,7 @@ fn opts(args: ArgValues) -> Opts {
         network: Network::Sandbox,
         installer: None,
         snapshotter: Some(DELTA_SNAPSHOTTER.to_string()),
+        skip_content_hash: true,
     }
 }
 
@@ -721,4 +722,37 @@ fn the_sbom_step_reads_the_normalized_image_and_the_facts() {
     let sbom_ops = c.state.marshal().def;
     let terminal = image_ops.len() - 1;
     assert!(image_ops[..terminal].iter().all(|op| sbom_ops.contains(op)));
+}
+
+// The helper execs' read-only mounts of whole trees are left out of the
+// engine's content hashing (which checksums every file before the exec
+// starts) where the engine has the cap, and only there.
+#[test]
+fn tree_mounts_skip_content_hashing_only_where_the_engine_can() {
+    let text = "args: {MIRROR: \"\"}\nbase: reg.invalid/debian@sha256:1111111111111111111111111111111111111111111111111111111111111111\nsteps:\n  - run: rm /etc/issue.net\nimage:\n  layers: base\n";
+    let r = recipe::parse("repro.yaml", text).unwrap();
+    let args = r.arg_values(&BTreeMap::new(), &BTreeMap::new()).unwrap();
+    let r = r.expand(&args).unwrap();
+    for skip in [true, false] {
+        let mut o = opts(args.clone());
+        o.skip_content_hash = skip;
+        let c = to_llb(&r, &Lockfile::default(), &o).unwrap();
+        let all = ops(&c);
+        let (op, _) = &all[all.len() - 2];
+        let Some(pb::op::Op::Exec(e)) = &op.op else {
+            panic!("the image is not the normalize exec's")
+        };
+        let target = e.mounts.iter().find(|m| m.dest == TARGET_DIR).unwrap();
+        let want = match skip {
+            true => pb::MountContentCache::Off,
+            false => pb::MountContentCache::Default,
+        };
+        assert_eq!(target.content_cache, want as i32, "skip: {skip}");
+        let caps = crate::llb::caps::required(&c.state.marshal()).unwrap();
+        assert_eq!(
+            caps.contains(crate::llb::CAP_EXEC_MOUNT_CONTENT_CACHE),
+            skip,
+            "{caps:?}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::base::{frontend_image, helper_env};
+use super::base::{frontend_image, helper_env, tree_mount};
 use super::opts::{Converted, FRONTEND_BINARY, OUT_DIR, Opts};
 use super::platform::Platform;
 use crate::llb::{self, Mount, Network, State};
@@ -151,8 +151,8 @@ pub fn verify_llb(built: &Converted, published: &Published, facts: Vec<u8>, opts
         ])
         .network(Network::None)
         .envs(helper_env(opts))
-        .mount(Mount::readonly(OURS_DIR, built.state.clone()))
-        .mount(Mount::readonly(THEIRS_DIR, theirs))
+        .mount(tree_mount(opts, OURS_DIR, built.state.clone()))
+        .mount(tree_mount(opts, THEIRS_DIR, theirs))
         .mount(Mount::readonly(FACTS_DIR, files))
         .name(format!(
             "verify: compare the rebuild with {} file by file",

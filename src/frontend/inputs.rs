@@ -71,6 +71,9 @@ pub struct Request {
     pub network: Network,
     /// The worker's snapshotter label, if it has one.
     pub snapshotter: Option<String>,
+    /// The engine can be told not to content-hash a mount (see
+    /// `convert::Opts::skip_content_hash`).
+    pub skip_content_hash: bool,
 }
 
 /// The inputs of one conversion, read and checked.
@@ -241,6 +244,7 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
         network: req.network,
         installer: None,
         snapshotter: req.snapshotter.clone(),
+        skip_content_hash: req.skip_content_hash,
     };
     let mut lock = Lockfile::default();
     let mut lockfiles = Vec::new();

@@ -62,6 +62,7 @@ pub fn prepare(b: &LocalBuild) -> Result<Prepared> {
         network: Network::Sandbox,
         // `llb` writes what BuildKit's own overlayfs worker gets.
         snapshotter: Some(crate::convert::DELTA_SNAPSHOTTER.to_string()),
+        skip_content_hash: true,
     };
     let mut folder = LocalFolder {
         recipe: b.recipe.clone(),

@@ -386,6 +386,7 @@ mod tests {
                 source: Some(base()),
                 selector: Some("/etc".into()),
                 readonly: true,
+                no_content_hash: false,
             })
             .build()
             .root;

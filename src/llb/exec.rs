@@ -24,6 +24,11 @@ pub struct Mount {
     /// A path inside `source` to mount instead of its root.
     pub selector: Option<String>,
     pub readonly: bool,
+    /// Ask the engine not to hash the mount's content for the exec's cache
+    /// key (BuildKit otherwise checksums every file of a read-only mount
+    /// before the exec starts); the key then rests on how the source was
+    /// made. Needs the engine's `exec.mount.cache.content` cap.
+    pub no_content_hash: bool,
 }
 
 impl Mount {
@@ -34,7 +39,15 @@ impl Mount {
             source: Some(source),
             selector: None,
             readonly: true,
+            no_content_hash: false,
         }
+    }
+
+    /// This mount, with the engine told not to hash its content for the
+    /// cache key (see the field).
+    pub fn without_content_hash(mut self) -> Mount {
+        self.no_content_hash = true;
+        self
     }
 
     /// `source` mounted writable at `dest`: what is written there becomes a
@@ -45,6 +58,7 @@ impl Mount {
             source: Some(source),
             selector: None,
             readonly: false,
+            no_content_hash: false,
         }
     }
 
@@ -55,6 +69,7 @@ impl Mount {
             source: None,
             selector: None,
             readonly: false,
+            no_content_hash: false,
         }
     }
 }
@@ -213,12 +228,20 @@ impl Exec {
             if m.selector.is_some() {
                 caps.insert(CAP_EXEC_MOUNT_SELECTOR);
             }
+            let content_cache = match m.no_content_hash {
+                true => {
+                    caps.insert(CAP_EXEC_MOUNT_CONTENT_CACHE);
+                    pb::MountContentCache::Off
+                }
+                false => pb::MountContentCache::Default,
+            };
             pb_mounts.push(pb::Mount {
                 input: input_of(&m.source.as_ref().and_then(|s| s.output.clone())),
                 selector: m.selector.clone().unwrap_or_default(),
                 dest: m.dest.clone(),
                 output,
                 readonly: m.readonly,
+                content_cache: content_cache as i32,
                 ..Default::default()
             });
         }

@@ -49,6 +49,7 @@ pub const CAP_EXEC_META_BASE: Cap = "exec.meta.base";
 pub const CAP_EXEC_META_NETWORK: Cap = "exec.meta.network";
 pub const CAP_EXEC_MOUNT_BIND: Cap = "exec.mount.bind";
 pub const CAP_EXEC_MOUNT_SELECTOR: Cap = "exec.mount.selector";
+pub const CAP_EXEC_MOUNT_CONTENT_CACHE: Cap = caps::CAP_EXEC_MOUNT_CONTENT_CACHE;
 pub const CAP_FILE_BASE: Cap = "file.base";
 pub const CAP_META_DESCRIPTION: Cap = "meta.description";
 pub const CAP_META_IGNORE_CACHE: Cap = "meta.ignorecache";
@@ -78,6 +79,7 @@ pub const ALL_CAPS: &[Cap] = &[
     CAP_EXEC_META_NETWORK,
     CAP_EXEC_MOUNT_BIND,
     CAP_EXEC_MOUNT_SELECTOR,
+    CAP_EXEC_MOUNT_CONTENT_CACHE,
     CAP_FILE_BASE,
     CAP_META_DESCRIPTION,
     CAP_META_IGNORE_CACHE,
@@ -472,6 +474,7 @@ mod tests {
                 source: Some(blobs),
                 selector: None,
                 readonly: true,
+                no_content_hash: false,
             })
             .name("install")
             .build()

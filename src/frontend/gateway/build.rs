@@ -149,7 +149,7 @@ async fn build_platform(
     opts: &FrontendOpts,
     platform: &Platform,
 ) -> Result<Part> {
-    let req = request(opts, bridge.worker_snapshotter(), platform)?;
+    let req = request(opts, bridge.worker(), platform)?;
     // The verify target's image is checked before anything is solved.
     let published = match req.target {
         Target::Verify => Some((
@@ -213,7 +213,7 @@ async fn build_locks(
     let mut all = State::scratch().file();
     let mut names: Vec<(String, String)> = Vec::new();
     for platform in platforms {
-        let req = request(opts, bridge.worker_snapshotter(), platform)?;
+        let req = request(opts, bridge.worker(), platform)?;
         let prepared = inputs::prepare(&mut Gateway::new(bridge, opts), &req).await?;
         let (_, file, sums) = crate::convert::lock_file(&prepared.recipe)?;
         if let Some((other, _)) = names.iter().find(|(_, f)| *f == file) {
@@ -296,8 +296,13 @@ async fn solve_sbom(
 }
 
 /// What the client asked for, for one platform, as the input pipeline takes
-/// it, with what the engine's first worker says of itself (snapshotter).
-fn request(opts: &FrontendOpts, snapshotter: Option<&str>, platform: &Platform) -> Result<Request> {
+/// it, with what the engine says of itself (its first worker's snapshotter,
+/// and whether a mount can be left out of content hashing).
+fn request(
+    opts: &FrontendOpts,
+    (snapshotter, skip_content_hash): (Option<&str>, bool),
+    platform: &Platform,
+) -> Result<Request> {
     let frontend_image = opts.source.clone().ok_or_else(|| {
         anyhow!("the \"source\" opt (this frontend's own image) is missing; BuildKit sets it when the frontend runs as an image")
     })?;
@@ -313,5 +318,6 @@ fn request(opts: &FrontendOpts, snapshotter: Option<&str>, platform: &Platform) 
         session_id: opts.session_id.clone(),
         network: opts.network,
         snapshotter: snapshotter.map(str::to_string),
+        skip_content_hash,
     })
 }

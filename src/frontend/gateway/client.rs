@@ -194,6 +194,16 @@ impl Bridge {
         self.worker_snapshotter.as_deref()
     }
 
+    /// What the conversion takes from the engine: the first worker's
+    /// snapshotter, and whether the engine has the cap to leave a mount out
+    /// of content hashing.
+    pub(super) fn worker(&self) -> (Option<&str>, bool) {
+        let content_cache = self
+            .llb_caps
+            .contains(crate::llb::CAP_EXEC_MOUNT_CONTENT_CACHE);
+        (self.worker_snapshotter(), content_cache)
+    }
+
     /// The files read from the client so far (the recipe, the lockfiles).
     pub(super) fn read_files(&self) -> &[ReadFile] {
         &self.read
