@@ -22,13 +22,9 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::step::normalize::{
-    DROPPED_XATTR_PREFIX, at, is_pacman_record, is_whiteout_name, newer_than, read_xattrs,
-    sorted_children,
-};
+use crate::step::normalize::{at, is_whiteout_name, left_as_it_is, sorted_children};
 
 /// The census's file name in its output directory.
 pub const FILE: &str = "dirty-dirs";
@@ -63,20 +59,10 @@ fn walk(root: &Path, dir: &Path, epoch: i64, dirty: &mut Vec<PathBuf>) -> io::Re
 
 /// Whether normalize would change the base's entry at `path`, or refuse it.
 fn changed_by_normalize(path: &Path, meta: &fs::Metadata, epoch: i64) -> io::Result<bool> {
-    if newer_than(meta.mtime(), meta.mtime_nsec(), epoch)
-        || path
-            .file_name()
-            .is_some_and(|n| is_whiteout_name(n.as_bytes()))
-        || (meta.is_file() && is_pacman_record(path))
-    {
-        return Ok(true);
-    }
-    if meta.file_type().is_symlink() {
-        return Ok(false);
-    }
-    Ok(read_xattrs(path)?
-        .iter()
-        .any(|(name, _)| name.starts_with(DROPPED_XATTR_PREFIX)))
+    let whiteout = path
+        .file_name()
+        .is_some_and(|n| is_whiteout_name(n.as_bytes()));
+    Ok(whiteout || !left_as_it_is(path, meta, epoch)?)
 }
 
 /// Writes the census to `out/dirty-dirs`.

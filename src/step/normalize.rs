@@ -285,12 +285,13 @@ fn copy_and_normalize(
     input: &SecretsInput,
     untouched_dirs: Option<HashSet<PathBuf>>,
 ) -> io::Result<(Report, Untouched)> {
-    let quiet = untouched_dirs.clone().unwrap_or_default();
+    let leave_untouched = untouched_dirs.is_some();
+    let quiet = untouched_dirs.unwrap_or_default();
     let mut gone = removals(src, epoch, base, &quiet)?;
     let found = find_secrets(src, epoch, base, input, &mut gone, &quiet)?;
     let skip = gone.iter().cloned().collect();
-    let mut copier = match (untouched_dirs, base) {
-        (Some(quiet), Some(base)) => Copier::skipping_untouched(skip, base, epoch, quiet),
+    let mut copier = match (leave_untouched, base) {
+        (true, Some(base)) => Copier::skipping_untouched(skip, base, epoch, quiet),
         _ => Copier::skipping(skip),
     };
     let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
@@ -664,7 +665,7 @@ fn whiteout_target<'a>(path: &Path, gone: &'a [u8]) -> io::Result<&'a std::ffi::
 /// snapshots do not share inodes gets false here, and the full copy.
 fn untouched(src: &Path, twin: &Path, epoch: i64) -> io::Result<bool> {
     let m = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
-    if m.is_dir() || newer_than(m.mtime(), m.mtime_nsec(), epoch) {
+    if m.is_dir() {
         return Ok(false);
     }
     let b = match fs::symlink_metadata(twin) {
@@ -674,16 +675,27 @@ fn untouched(src: &Path, twin: &Path, epoch: i64) -> io::Result<bool> {
         }
         Err(e) => return Err(at(twin, e)),
     };
-    if inode_key(&m) != inode_key(&b) || is_pacman_record(src) {
+    if inode_key(&m) != inode_key(&b) {
         return Ok(false);
     }
-    Ok(!read_xattrs(src)?
+    left_as_it_is(src, &m, epoch)
+}
+
+/// Whether normalize leaves the entry at `path` (with `meta`) as it is: no
+/// time after the epoch, no pacman record (whose dates it rewrites), no
+/// POSIX ACL (which the copy drops). The file test of [`untouched`] and the
+/// base's census (`step::census`) both rest on it.
+pub(crate) fn left_as_it_is(path: &Path, meta: &fs::Metadata, epoch: i64) -> io::Result<bool> {
+    if newer_than(meta.mtime(), meta.mtime_nsec(), epoch) || is_pacman_record(path) {
+        return Ok(false);
+    }
+    Ok(!read_xattrs(path)?
         .iter()
         .any(|(name, _)| name.starts_with(DROPPED_XATTR_PREFIX)))
 }
 
 /// `.../var/lib/pacman/local/<package>/desc`.
-pub(crate) fn is_pacman_record(path: &Path) -> bool {
+fn is_pacman_record(path: &Path) -> bool {
     let names: Vec<&[u8]> = path.iter().rev().take(5).map(|c| c.as_bytes()).collect();
     matches!(
         names.as_slice(),
@@ -792,7 +804,7 @@ fn finish(src: &Path, dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
 /// layer writers drop them; only `--output type=tar` kept them), so the
 /// copy leaves them out and the image and its tar export are one tree.
 /// systemd's postinst sets them on /var/log/journal.
-pub(crate) const DROPPED_XATTR_PREFIX: &[u8] = b"system.posix_acl_";
+const DROPPED_XATTR_PREFIX: &[u8] = b"system.posix_acl_";
 
 /// Copies every extended attribute the kernel lets us read, not following
 /// links (see [`read_xattrs`]), but POSIX ACLs (see
@@ -1144,7 +1156,7 @@ fn clamp_keystore(root: &Path, path: &Path, epoch: i64, report: &mut Report) -> 
     Ok(())
 }
 
-pub(crate) fn newer_than(secs: i64, nsecs: i64, epoch: i64) -> bool {
+fn newer_than(secs: i64, nsecs: i64, epoch: i64) -> bool {
     secs > epoch || (secs == epoch && nsecs > 0)
 }
 
