@@ -38,6 +38,31 @@ pub(crate) trait Inputs {
         platform: &Platform,
         mode: ResolveMode,
     ) -> Result<(String, Option<Vec<u8>>)>;
+    /// [`Inputs::resolve_image`] of the base and [`Inputs::context_file`] of
+    /// each path (in order, stopping at the first that fails), side by side
+    /// where the source can.
+    async fn resolve_while_reading(
+        &mut self,
+        reference: &str,
+        platform: &Platform,
+        mode: ResolveMode,
+        paths: &[String],
+    ) -> (
+        Result<(String, Option<Vec<u8>>)>,
+        Vec<Result<Vec<u8>, String>>,
+    ) {
+        let resolved = self.resolve_image(reference, platform, mode).await;
+        let mut files = Vec::new();
+        for path in paths {
+            let file = self.context_file(path).await;
+            let failed = file.is_err();
+            files.push(file);
+            if failed {
+                break;
+            }
+        }
+        (resolved, files)
+    }
     /// Makes the base image's files readable; false when there are none to read.
     async fn open_base(
         &mut self,
@@ -209,7 +234,17 @@ impl Prepared {
 /// Reads and checks everything a conversion needs.
 pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Prepared> {
     let (recipe, args) = load_recipe(src, req).await?;
-    let base = pin_base(src, &recipe, req).await?;
+    let text =
+        reference::normalize(&recipe.base.value).map_err(|e| at(&recipe, recipe.base.span, e))?;
+    let paths = match req.target {
+        Target::Lock => Vec::new(),
+        _ => lockfile_paths(&recipe),
+    };
+    // The base is resolved while the lockfiles are read: neither needs the other.
+    let (resolved, files) = src
+        .resolve_while_reading(&text, &req.platform, req.resolve_mode, &paths)
+        .await;
+    let base = pin_base(src, &recipe, req, &text, resolved?).await?;
     let known_config = base.config.is_some();
     let config = base.config.unwrap_or_else(|| b"{}".to_vec());
     let base_config =
@@ -249,7 +284,7 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
     let mut lock = Lockfile::default();
     let mut lockfiles = Vec::new();
     if req.target != Target::Lock {
-        let texts = read_lockfiles(src, &recipe).await?;
+        let texts = lockfile_texts(&recipe, &paths, files)?;
         check_stale(&recipe, &opts.base_ref, &texts)?;
         let parsed = texts
             .iter()
@@ -294,13 +329,17 @@ struct Base {
 
 /// Resolves the base image and applies the pinning policy: pinned by digest,
 /// or allowed unpinned with a warning, or refused with the digest to paste.
-async fn pin_base<I: Inputs>(src: &mut I, recipe: &Recipe, req: &Request) -> Result<Base> {
+async fn pin_base<I: Inputs>(
+    src: &mut I,
+    recipe: &Recipe,
+    req: &Request,
+    text: &str,
+    resolved: (String, Option<Vec<u8>>),
+) -> Result<Base> {
     let at = |message: &dyn std::fmt::Display| at(recipe, recipe.base.span, message);
-    let text = reference::normalize(&recipe.base.value).map_err(|e| at(&e))?;
+    let text = text.to_string();
     let pinned = reference::has_digest(&text);
-    let (mut digest, config) = src
-        .resolve_image(&text, &req.platform, req.resolve_mode)
-        .await?;
+    let (mut digest, config) = resolved;
     if !pinned && digest.is_empty() {
         // Docker 20.10 answers from its local image store without a digest
         // (`image-resolve-mode=local`); ask the registry for the one to paste.
@@ -340,12 +379,28 @@ async fn pin_base<I: Inputs>(src: &mut I, recipe: &Recipe, req: &Request) -> Res
     })
 }
 
-/// Reads the recipe's lockfiles from the build context, by name, in order.
-async fn read_lockfiles<I: Inputs>(src: &mut I, recipe: &Recipe) -> Result<Vec<(String, String)>> {
+/// The recipe's lockfiles, as paths in the build context, in order.
+fn lockfile_paths(recipe: &Recipe) -> Vec<String> {
+    recipe
+        .packages
+        .iter()
+        .flat_map(|p| &p.sums)
+        .map(|sums| sums.value.trim_start_matches("./").to_string())
+        .collect()
+}
+
+/// The lockfiles read from the build context (`files`, one per path of
+/// [`lockfile_paths`] up to the first that failed) as text; a failed read
+/// is an error at its `sums` line.
+fn lockfile_texts(
+    recipe: &Recipe,
+    paths: &[String],
+    files: Vec<Result<Vec<u8>, String>>,
+) -> Result<Vec<(String, String)>> {
+    let sums = recipe.packages.iter().flat_map(|p| &p.sums);
     let mut out = Vec::new();
-    for sums in recipe.packages.iter().flat_map(|p| &p.sums) {
-        let path = sums.value.trim_start_matches("./").to_string();
-        let bytes = src.context_file(&path).await.map_err(|e| {
+    for ((path, file), sums) in paths.iter().zip(files).zip(sums) {
+        let bytes = file.map_err(|e| {
             at(
                 recipe,
                 sums.span,
@@ -354,7 +409,7 @@ async fn read_lockfiles<I: Inputs>(src: &mut I, recipe: &Recipe) -> Result<Vec<(
         })?;
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow!("{path}: the lockfile is not UTF-8 text"))?;
-        out.push((path, text));
+        out.push((path.clone(), text));
     }
     Ok(out)
 }

@@ -71,6 +71,114 @@ impl Reader {
     }
 }
 
+/// The raw LLBBridge calls on a handle of their own (a clone of the
+/// connection's client, cheap), so that two can be in flight at once. The
+/// [`Bridge`] counts them.
+struct Calls {
+    client: LlbBridgeClient<Channel>,
+    cache_imports: Vec<CacheOptionsEntry>,
+    array_refs: bool,
+}
+
+impl Calls {
+    /// Solves a definition and returns the result's ref id.
+    async fn solve(&self, def: pb::Definition) -> Result<String, tonic::Status> {
+        let resp = self
+            .client
+            .clone()
+            .solve(SolveRequest {
+                definition: Some(def),
+                allow_result_return: true,
+                allow_result_array_ref: self.array_refs,
+                cache_imports: self.cache_imports.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let id = match resp.result.and_then(|r| r.result) {
+            Some(result::Result::Ref(r)) => r.id,
+            Some(result::Result::RefDeprecated(id)) => id,
+            _ => resp.r#ref,
+        };
+        Ok(id)
+    }
+
+    async fn read_file(&self, reference: &str, path: &str) -> Result<Vec<u8>, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .read_file(ReadFileRequest {
+                r#ref: reference.to_string(),
+                file_path: path.to_string(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .data)
+    }
+
+    /// One file of a client local: the local solved (only that file
+    /// included), then the file read; its bytes, and the file as errors
+    /// point into it.
+    async fn read_local(
+        &self,
+        local: &LocalFile<'_>,
+        display: &str,
+    ) -> Result<(Vec<u8>, ReadFile), tonic::Status> {
+        let state = llb::local(
+            local.local,
+            &LocalOpts {
+                session_id: local.session_id.map(str::to_string),
+                include_patterns: vec![local.path.to_string()],
+                shared_key_hint: Some(format!("{}:{}", local.local, local.path)),
+            },
+            Some(display.to_string()),
+        );
+        let id = self.solve(state.marshal()).await?;
+        let data = self.read_file(&id, local.path).await?;
+        let file = ReadFile {
+            name: local.path.to_string(),
+            data: data.clone(),
+            language: local.language.to_string(),
+        };
+        Ok((data, file))
+    }
+
+    /// An image's digest and config.
+    async fn resolve(
+        &self,
+        what: &str,
+        image: &ImageRef<'_>,
+        session_id: Option<&str>,
+    ) -> Result<(String, Vec<u8>)> {
+        let ImageRef {
+            reference,
+            platform,
+            mode,
+        } = *image;
+        let resp = self
+            .client
+            .clone()
+            .resolve_image_config(ResolveImageConfigRequest {
+                r#ref: reference.to_string(),
+                platform: Some(pb::Platform {
+                    architecture: platform.architecture.clone(),
+                    os: platform.os.clone(),
+                    variant: platform.variant.clone().unwrap_or_default(),
+                    ..Default::default()
+                }),
+                resolve_mode: mode.as_str().to_string(),
+                log_name: format!("resolve {what} {reference}"),
+                session_id: session_id.unwrap_or_default().to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| anyhow!("cannot resolve {what} \"{reference}\": {}", s.message()))?
+            .into_inner();
+        Ok((resp.digest, resp.config))
+    }
+}
+
 /// A file of a solved ref; `None` if it does not exist. A refused read is
 /// tried once more: Docker 20.10 sometimes refuses to read a file of an
 /// image another build is using.
@@ -233,26 +341,19 @@ impl Bridge {
         self.image_solved
     }
 
+    /// The raw calls, on a handle of their own (see [`Calls`]).
+    fn calls(&self) -> Calls {
+        Calls {
+            client: self.client.clone(),
+            cache_imports: self.cache_imports.clone(),
+            array_refs: self.has_api(CAP_PROTO_REF_ARRAY),
+        }
+    }
+
     /// Solves a definition and returns the result's ref id.
     async fn solve(&mut self, def: pb::Definition) -> Result<String, tonic::Status> {
         self.round_trips += 1;
-        let resp = self
-            .client
-            .solve(SolveRequest {
-                definition: Some(def),
-                allow_result_return: true,
-                allow_result_array_ref: self.has_api(CAP_PROTO_REF_ARRAY),
-                cache_imports: self.cache_imports.clone(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        let id = match resp.result.and_then(|r| r.result) {
-            Some(result::Result::Ref(r)) => r.id,
-            Some(result::Result::RefDeprecated(id)) => id,
-            _ => resp.r#ref,
-        };
-        Ok(id)
+        self.calls().solve(def).await
     }
 
     /// Solves a Definition the frontend built, once the engine is known to
@@ -262,20 +363,6 @@ impl Bridge {
         self.solve(def.clone())
             .await
             .map_err(|s| anyhow!("{}", s.message()))
-    }
-
-    async fn read_file(&mut self, reference: &str, path: &str) -> Result<Vec<u8>, tonic::Status> {
-        self.round_trips += 1;
-        Ok(self
-            .client
-            .read_file(ReadFileRequest {
-                r#ref: reference.to_string(),
-                file_path: path.to_string(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .data)
     }
 
     /// Reads a file of a solved ref; `None` if it does not exist (see
@@ -332,29 +419,16 @@ impl Bridge {
     }
 
     /// Reads one file from a client local (the recipe or the lockfile) and
-    /// keeps it, under its path, for errors that point into it; `language`
-    /// is how clients may highlight it.
+    /// keeps it, under its path, for errors that point into it; `display`
+    /// names the load in progress.
     pub(super) async fn read_local(
         &mut self,
         local: &LocalFile<'_>,
         display: &str,
     ) -> Result<Vec<u8>, tonic::Status> {
-        let state = llb::local(
-            local.local,
-            &LocalOpts {
-                session_id: local.session_id.map(str::to_string),
-                include_patterns: vec![local.path.to_string()],
-                shared_key_hint: Some(format!("{}:{}", local.local, local.path)),
-            },
-            Some(display.to_string()),
-        );
-        let id = self.solve(state.marshal()).await?;
-        let data = self.read_file(&id, local.path).await?;
-        self.read.push(ReadFile {
-            name: local.path.to_string(),
-            data: data.clone(),
-            language: local.language.to_string(),
-        });
+        self.round_trips += 2;
+        let (data, file) = self.calls().read_local(local, display).await?;
+        self.read.push(file);
         Ok(data)
     }
 
@@ -366,31 +440,47 @@ impl Bridge {
         image: &ImageRef<'_>,
         session_id: Option<&str>,
     ) -> Result<(String, Vec<u8>)> {
-        let ImageRef {
-            reference,
-            platform,
-            mode,
-        } = *image;
         self.round_trips += 1;
-        let resp = self
-            .client
-            .resolve_image_config(ResolveImageConfigRequest {
-                r#ref: reference.to_string(),
-                platform: Some(pb::Platform {
-                    architecture: platform.architecture.clone(),
-                    os: platform.os.clone(),
-                    variant: platform.variant.clone().unwrap_or_default(),
-                    ..Default::default()
-                }),
-                resolve_mode: mode.as_str().to_string(),
-                log_name: format!("resolve {what} {reference}"),
-                session_id: session_id.unwrap_or_default().to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| anyhow!("cannot resolve {what} \"{reference}\": {}", s.message()))?
-            .into_inner();
-        Ok((resp.digest, resp.config))
+        self.calls().resolve(what, image, session_id).await
+    }
+
+    /// Resolves an image (as [`Bridge::resolve_named`]) and reads files of
+    /// client locals (as [`Bridge::read_local`], one after another) at the
+    /// same time: the engine answers both on the one connection side by
+    /// side, so the build waits for the longer of the two, not their sum.
+    pub(super) async fn resolve_while_reading(
+        &mut self,
+        what: &str,
+        image: &ImageRef<'_>,
+        session_id: Option<&str>,
+        locals: &[(LocalFile<'_>, String)],
+    ) -> (
+        Result<(String, Vec<u8>)>,
+        Vec<Result<Vec<u8>, tonic::Status>>,
+    ) {
+        let calls = self.calls();
+        let reads = async {
+            let mut out = Vec::new();
+            for (local, display) in locals {
+                let read = calls.read_local(local, display).await;
+                let failed = read.is_err();
+                out.push(read);
+                if failed {
+                    break;
+                }
+            }
+            out
+        };
+        let (resolved, reads) = tokio::join!(calls.resolve(what, image, session_id), reads);
+        self.round_trips += 1 + 2 * reads.len() as u32;
+        let mut data = Vec::new();
+        for read in reads {
+            data.push(read.map(|(bytes, file)| {
+                self.read.push(file);
+                bytes
+            }));
+        }
+        (resolved, data)
     }
 
     /// Hands BuildKit the build's answer: its result or its error.

@@ -48,6 +48,12 @@ pub struct State {
     /// The frontend's own tag resolves with no digest, as a locally built
     /// image does in Docker's classic image store.
     pub frontend_local: bool,
+    /// The base's ResolveImageConfig answers only once a ReadFile of this
+    /// path has come in (or fails after a few seconds): the two must be in
+    /// flight at the same time.
+    pub resolve_waits_for_read: Option<String>,
+    /// Every path ReadFile was asked for, in order.
+    pub reads: Vec<String>,
 }
 
 /// The frontend image as the fake's `source` opt names it, normalized.
@@ -72,6 +78,19 @@ impl LlbBridge for Fake {
         let req = req.into_inner();
         let r = req.r#ref;
         self.0.lock().unwrap().resolved.push(r.clone());
+        let gate = self.0.lock().unwrap().resolve_waits_for_read.clone();
+        if let Some(path) = gate.filter(|_| r != FRONTEND_TAG) {
+            let mut waited = 0;
+            while !self.0.lock().unwrap().reads.contains(&path) {
+                if waited == 100 {
+                    return Err(Status::deadline_exceeded(format!(
+                        "the fake answers {r} only while {path} is being read"
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                waited += 1;
+            }
+        }
         // The frontend's own image, as BuildKit's store holds it.
         if r == FRONTEND_TAG {
             let local = self.0.lock().unwrap().frontend_local;
@@ -149,7 +168,8 @@ impl LlbBridge for Fake {
         req: Request<ReadFileRequest>,
     ) -> Result<Response<ReadFileResponse>, Status> {
         let req = req.into_inner();
-        let st = self.0.lock().unwrap();
+        let mut st = self.0.lock().unwrap();
+        st.reads.push(req.file_path.clone());
         if let Some((path, message)) = &st.fail_read
             && *path == req.file_path
         {

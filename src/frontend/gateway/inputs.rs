@@ -81,6 +81,48 @@ impl Inputs for Gateway<'_> {
         Ok((digest, Some(config)))
     }
 
+    async fn resolve_while_reading(
+        &mut self,
+        reference: &str,
+        platform: &Platform,
+        mode: ResolveMode,
+        paths: &[String],
+    ) -> (
+        Result<(String, Option<Vec<u8>>)>,
+        Vec<Result<Vec<u8>, String>>,
+    ) {
+        let image = ImageRef {
+            reference,
+            platform,
+            mode,
+        };
+        let session_id = self.opts.session_id.as_deref();
+        let locals: Vec<(LocalFile<'_>, String)> = paths
+            .iter()
+            .map(|path| {
+                let file = LocalFile {
+                    local: &self.opts.context_key,
+                    path,
+                    session_id,
+                    language: "",
+                };
+                (file, format!("load lockfile {path}"))
+            })
+            .collect();
+        let (resolved, files) = self
+            .bridge
+            .resolve_while_reading("base image", &image, session_id, &locals)
+            .await;
+        let files = files
+            .into_iter()
+            .map(|f| f.map_err(|s| s.message().to_string()))
+            .collect();
+        (
+            resolved.map(|(digest, config)| (digest, Some(config))),
+            files,
+        )
+    }
+
     async fn open_base(
         &mut self,
         base_ref: &str,

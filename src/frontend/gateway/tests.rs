@@ -191,6 +191,31 @@ fn hello_with_a_provider() -> Fake {
 }
 
 #[tokio::test]
+async fn the_base_is_resolved_while_the_lockfile_is_read() {
+    let fake = hello_with_a_provider();
+    fake.0.lock().unwrap().resolve_waits_for_read = Some("SHA256SUMS".into());
+    let ret = build(fake.clone(), vec![SOURCE]).await;
+    assert!(ret.error.is_none(), "{}", error_of(&ret));
+    let st = fake.0.lock().unwrap();
+    assert_eq!(st.reads[..2], ["repro.yaml", "SHA256SUMS"]);
+    assert!(st.resolved.iter().any(|r| r == BASE), "{:?}", st.resolved);
+}
+
+#[tokio::test]
+async fn a_missing_lockfile_is_reported_at_its_line_after_the_base_resolves() {
+    let r =
+        recipe("packages:\n  sums: SHA256SUMS\n  providers: [\"http://m.example/{{.Name}}\"]\n");
+    let fake = with_files(&[("dockerfile/repro.yaml", &r)]);
+    let ret = build(fake.clone(), vec![SOURCE]).await;
+    let error = error_of(&ret);
+    assert!(
+        error.contains("cannot read the lockfile \"SHA256SUMS\" from the build context"),
+        "{error}"
+    );
+    assert!(fake.0.lock().unwrap().resolved.iter().any(|r| r == BASE));
+}
+
+#[tokio::test]
 async fn the_packages_target_returns_the_verified_blobs_without_an_image() {
     let fake = hello_with_a_provider();
     let ret = build(fake.clone(), vec![SOURCE, ("target", "packages")]).await;
