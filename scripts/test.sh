@@ -34,11 +34,16 @@ step() { # <label> <command...>
 }
 
 # Every --no-cache build leaves snapshots behind, and neither engine collects
-# them by default: drop the build cache and dangling images after each group
-# of tests (the base and frontend images stay), and say how much disk is
-# free, so that a run on a small disk shows where it went.
+# them by default: drop the build cache, dangling images and the tests'
+# own tags (repro-test/build, left by a test that ended without removing its
+# image) after each group of tests (the base and frontend images stay), and
+# say how much disk is free, so that a run on a small disk shows where it went.
 prune() { # <engine>
+  local tagged
   engine_docker "$1" builder prune -af >/dev/null 2>&1 || true
+  tagged=$(engine_docker "$1" image ls --format '{{.Repository}}:{{.Tag}}' repro-test/build 2>/dev/null || true)
+  # shellcheck disable=SC2086 # one tag per word
+  [[ -z "$tagged" ]] || engine_docker "$1" image rm -f $tagged >/dev/null 2>&1 || true
   engine_docker "$1" image prune -f >/dev/null 2>&1 || true
   disk_free "after pruning engine $1"
 }

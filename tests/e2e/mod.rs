@@ -33,13 +33,14 @@ pub fn example_args(pool: &PoolServer) -> Vec<String> {
     ]
 }
 
-/// Removes an image when the test ends, pass or fail.
+/// Removes an image when the test ends, pass or fail (what this test's
+/// builds made of it: see `support::remove_image`).
 pub struct ImageGuard(pub Option<String>);
 
 impl Drop for ImageGuard {
     fn drop(&mut self) {
         if let Some(id) = &self.0 {
-            let _ = harness().docker().args(["rmi", "-f", id]).output();
+            crate::support::remove_image(id);
         }
     }
 }

@@ -208,11 +208,48 @@ pub fn docker_build_output(recipe: &Path, context: &Path, extra: &[String]) -> R
     run(&mut cmd)
 }
 
+thread_local! {
+    /// The tags this thread's builds put on their images, with the image ID:
+    /// see [`remove_image`].
+    static TAGS: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Removes what this thread's builds made of image `id`: the tags they put
+/// on it, so the image goes with its last tag. Two tests that built the same
+/// bytes hold one image under two tags, and one test's end leaves the other
+/// its image. An image no build of this thread tagged is removed by ID.
+pub fn remove_image(id: &str) {
+    let tags: Vec<String> = TAGS.with(|t| {
+        let mut t = t.borrow_mut();
+        let (mine, rest) = t.drain(..).partition(|(i, _)| i == id);
+        *t = rest;
+        mine.into_iter().map(|(_, tag)| tag).collect()
+    });
+    let h = harness();
+    if tags.is_empty() {
+        let _ = h.docker().args(["rmi", "-f", id]).output();
+    } else {
+        let _ = h.docker().arg("rmi").args(&tags).output();
+    }
+}
+
 fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<String>) {
+    static BUILDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let h = harness();
     let iid = tempfile::NamedTempFile::new().expect("temp file");
     let mut cmd = h.build_cmd();
     cmd.arg("--progress=plain");
+    // Each image build tags its image (see `remove_image`).
+    let exports = extra
+        .iter()
+        .any(|a| a == "--output" || a == "-o" || a.starts_with("--output="));
+    let tag = (!exports).then(|| {
+        let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("repro-test/build:{}-{n}", std::process::id())
+    });
+    if let Some(tag) = &tag {
+        cmd.args(["-t", tag]);
+    }
     if h.engine() == "26" {
         // With the containerd image store, buildx 0.13's --iidfile holds the
         // config digest, which `docker run` and `docker save` do not know;
@@ -235,6 +272,9 @@ fn build_now(recipe: &Path, context: &Path, extra: &[String]) -> (Run, Option<St
     } else {
         Some(text).filter(|s| !s.is_empty())
     };
+    if let (Some(id), Some(tag)) = (&id, tag) {
+        TAGS.with(|t| t.borrow_mut().push((id.clone(), tag)));
+    }
     (r, id)
 }
 
