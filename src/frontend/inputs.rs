@@ -24,20 +24,25 @@ use crate::lockfile::{self, Lockfile};
 use crate::recipe::yaml::Span;
 use crate::recipe::{self, Recipe, reference};
 
+/// The base image's digest (empty if unknown) and config (`None` if unknown).
+pub(crate) type Resolved = Result<(String, Option<Vec<u8>>)>;
+/// A file of the build context; the error says why, without the place.
+pub(crate) type ContextFile = Result<Vec<u8>, String>;
+
 /// Where the pipeline reads from. Paths of base files are absolute
 /// (`/etc/os-release`); context paths are relative to the build context.
 pub(crate) trait Inputs {
     /// The recipe file's bytes.
     async fn recipe(&mut self, filename: &str) -> Result<Vec<u8>>;
-    /// A file of the build context; the error says why, without the place.
-    async fn context_file(&mut self, path: &str) -> Result<Vec<u8>, String>;
-    /// The base image's digest (empty if unknown) and config (`None` if unknown).
+    /// A file of the build context.
+    async fn context_file(&mut self, path: &str) -> ContextFile;
+    /// The base image resolved.
     async fn resolve_image(
         &mut self,
         reference: &str,
         platform: &Platform,
         mode: ResolveMode,
-    ) -> Result<(String, Option<Vec<u8>>)>;
+    ) -> Resolved;
     /// [`Inputs::resolve_image`] of the base and [`Inputs::context_file`] of
     /// each path (in order, stopping at the first that fails), side by side
     /// where the source can.
@@ -47,10 +52,7 @@ pub(crate) trait Inputs {
         platform: &Platform,
         mode: ResolveMode,
         paths: &[String],
-    ) -> (
-        Result<(String, Option<Vec<u8>>)>,
-        Vec<Result<Vec<u8>, String>>,
-    ) {
+    ) -> (Resolved, Vec<ContextFile>) {
         let resolved = self.resolve_image(reference, platform, mode).await;
         let mut files = Vec::new();
         for path in paths {
@@ -244,7 +246,7 @@ pub(crate) async fn prepare<I: Inputs>(src: &mut I, req: &Request) -> Result<Pre
     let (resolved, files) = src
         .resolve_while_reading(&text, &req.platform, req.resolve_mode, &paths)
         .await;
-    let base = pin_base(src, &recipe, req, &text, resolved?).await?;
+    let base = pin_base(src, &recipe, req, text, resolved?).await?;
     let known_config = base.config.is_some();
     let config = base.config.unwrap_or_else(|| b"{}".to_vec());
     let base_config =
@@ -333,11 +335,10 @@ async fn pin_base<I: Inputs>(
     src: &mut I,
     recipe: &Recipe,
     req: &Request,
-    text: &str,
+    text: String,
     resolved: (String, Option<Vec<u8>>),
 ) -> Result<Base> {
     let at = |message: &dyn std::fmt::Display| at(recipe, recipe.base.span, message);
-    let text = text.to_string();
     let pinned = reference::has_digest(&text);
     let (mut digest, config) = resolved;
     if !pinned && digest.is_empty() {
@@ -395,7 +396,7 @@ fn lockfile_paths(recipe: &Recipe) -> Vec<String> {
 fn lockfile_texts(
     recipe: &Recipe,
     paths: &[String],
-    files: Vec<Result<Vec<u8>, String>>,
+    files: Vec<ContextFile>,
 ) -> Result<Vec<(String, String)>> {
     let sums = recipe.packages.iter().flat_map(|p| &p.sums);
     let mut out = Vec::new();

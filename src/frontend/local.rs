@@ -16,7 +16,7 @@ use bollard_buildkit_proto::pb;
 
 use crate::convert::image::BaseConfig;
 use crate::convert::{Converted, Platform};
-use crate::frontend::inputs::{self, Inputs, Prepared, Request};
+use crate::frontend::inputs::{self, ContextFile, Inputs, Prepared, Request, Resolved};
 use crate::frontend::opts::Target;
 use crate::llb::{Network, ResolveMode};
 
@@ -109,7 +109,7 @@ impl Inputs for LocalFolder {
             .with_context(|| format!("cannot read {}", self.recipe.display()))
     }
 
-    async fn context_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+    async fn context_file(&mut self, path: &str) -> ContextFile {
         let full = self.context.join(path);
         std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display()))
     }
@@ -119,7 +119,7 @@ impl Inputs for LocalFolder {
         _reference: &str,
         _platform: &Platform,
         _mode: ResolveMode,
-    ) -> Result<(String, Option<Vec<u8>>)> {
+    ) -> Resolved {
         let Some(p) = &self.base_config else {
             return Ok((String::new(), None));
         };

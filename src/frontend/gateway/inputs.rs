@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 
 use super::client::{Bridge, ImageRef, LocalFile};
 use crate::convert::Platform;
-use crate::frontend::inputs::Inputs;
+use crate::frontend::inputs::{ContextFile, Inputs, Resolved};
 use crate::frontend::opts::FrontendOpts;
 use crate::llb::{self, ResolveMode};
 
@@ -36,6 +36,18 @@ impl<'a> Gateway<'a> {
     }
 }
 
+/// A file of the build context's local, and the name of its load in
+/// progress.
+fn context_local<'o>(opts: &'o FrontendOpts, path: &'o str) -> (LocalFile<'o>, String) {
+    let file = LocalFile {
+        local: &opts.context_key,
+        path,
+        session_id: opts.session_id.as_deref(),
+        language: "",
+    };
+    (file, format!("load lockfile {path}"))
+}
+
 impl Inputs for Gateway<'_> {
     async fn recipe(&mut self, filename: &str) -> Result<Vec<u8>> {
         let file = LocalFile {
@@ -50,15 +62,10 @@ impl Inputs for Gateway<'_> {
             .map_err(|s| anyhow!("cannot read the recipe {filename}: {}", s.message()))
     }
 
-    async fn context_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        let file = LocalFile {
-            local: &self.opts.context_key,
-            path,
-            session_id: self.opts.session_id.as_deref(),
-            language: "",
-        };
+    async fn context_file(&mut self, path: &str) -> ContextFile {
+        let (file, display) = context_local(self.opts, path);
         self.bridge
-            .read_local(&file, &format!("load lockfile {path}"))
+            .read_local(&file, &display)
             .await
             .map_err(|s| s.message().to_string())
     }
@@ -68,7 +75,7 @@ impl Inputs for Gateway<'_> {
         reference: &str,
         platform: &Platform,
         mode: ResolveMode,
-    ) -> Result<(String, Option<Vec<u8>>)> {
+    ) -> Resolved {
         let image = ImageRef {
             reference,
             platform,
@@ -87,28 +94,15 @@ impl Inputs for Gateway<'_> {
         platform: &Platform,
         mode: ResolveMode,
         paths: &[String],
-    ) -> (
-        Result<(String, Option<Vec<u8>>)>,
-        Vec<Result<Vec<u8>, String>>,
-    ) {
+    ) -> (Resolved, Vec<ContextFile>) {
         let image = ImageRef {
             reference,
             platform,
             mode,
         };
-        let session_id = self.opts.session_id.as_deref();
-        let locals: Vec<(LocalFile<'_>, String)> = paths
-            .iter()
-            .map(|path| {
-                let file = LocalFile {
-                    local: &self.opts.context_key,
-                    path,
-                    session_id,
-                    language: "",
-                };
-                (file, format!("load lockfile {path}"))
-            })
-            .collect();
+        let opts = self.opts;
+        let locals: Vec<_> = paths.iter().map(|p| context_local(opts, p)).collect();
+        let session_id = opts.session_id.as_deref();
         let (resolved, files) = self
             .bridge
             .resolve_while_reading("base image", &image, session_id, &locals)
