@@ -19,7 +19,7 @@
 //! `epoch`, `base` (the base and frontend images), `locator` (recipe lines
 //! for ops), `image_llb` (the image target: `to_llb`), `packages`, `steps`,
 //! `normalize`, `image` (the config), `lock`, `sbom` and `verify` (the other
-//! targets), `platform`. All pure; the children import from each other,
+//! targets), `provenance` (the SLSA attestation), `platform`. All pure; the children import from each other,
 //! never from this file.
 
 mod base;
@@ -32,6 +32,7 @@ mod normalize;
 mod opts;
 mod packages;
 pub mod platform;
+pub mod provenance;
 pub mod sbom;
 mod steps;
 #[cfg(test)]

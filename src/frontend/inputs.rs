@@ -167,6 +167,24 @@ impl Prepared {
         Ok(convert::sbom::sbom_llb(&image, &facts, &self.opts))
     }
 
+    /// The image's SLSA provenance: a state holding only
+    /// `provenance.json` (see `convert::provenance`).
+    pub fn provenance(&self) -> Result<State> {
+        let facts =
+            convert::sbom::facts(&self.recipe, &self.lock, &self.opts, &self.input_files())?;
+        let predicate = convert::provenance::predicate(
+            &facts,
+            &convert::provenance::Request {
+                target: self.target.name(),
+                platform: &self.opts.platform,
+                args: &self.opts.args,
+                lockfiles: &self.lockfiles,
+            },
+        );
+        let listed = convert::provenance::dependencies(&predicate);
+        Ok(convert::provenance::provenance_llb(predicate, listed))
+    }
+
     /// Converts for the requested target.
     pub fn convert(&self) -> Result<Output> {
         match self.target {

@@ -25,6 +25,8 @@ pub enum OptsError {
     CacheImports { json: String, reason: String },
     #[error("unknown target \"{0}\" (targets: {list})", list = Target::listing())]
     Target(String),
+    #[error(transparent)]
+    Provenance(#[from] crate::convert::provenance::ArgError),
 }
 
 /// The targets a recipe has (`--target`); the first is the default.
@@ -134,6 +136,9 @@ pub struct FrontendOpts {
     /// attest:sbom=`), or the `BUILDKIT_ATTEST_SBOM` build arg BuildKit also
     /// reads: return the image's SBOM as an attestation.
     pub attest_sbom: bool,
+    /// The `REPRO_PROVENANCE` build arg: return our deterministic SLSA
+    /// provenance as an attestation (`convert::provenance`).
+    pub provenance: bool,
 }
 
 /// Whether the client asked for an SBOM attestation: BuildKit's
@@ -243,6 +248,7 @@ pub fn parse(
         Some(_) => Target::Image,
         None => Target::from_opt(raw.get("target").map(String::as_str))?,
     };
+    let provenance = crate::convert::provenance::requested(&build_args)?;
     Ok(FrontendOpts {
         filename: get("filename").unwrap_or_else(|| DEFAULT_FILENAME.to_string()),
         dockerfile_key: get("dockerfilekey").unwrap_or_else(|| "dockerfile".to_string()),
@@ -258,6 +264,7 @@ pub fn parse(
         request_id,
         cache_imports: cache_imports(raw)?,
         attest_sbom: attest_sbom(raw),
+        provenance,
         network: match raw.get("force-network-mode").map(String::as_str) {
             None | Some("") | Some("default") | Some("sandbox") => Network::Sandbox,
             Some("host") => Network::Host,

@@ -12,7 +12,7 @@ use super::client::{
 };
 use super::inputs::Gateway;
 use super::pin;
-use super::result::{Built, Part, SbomRef};
+use super::result::{AttestationRef, Built, Part};
 use crate::convert::Platform;
 use crate::convert::verify::OnDiff;
 use crate::frontend::inputs::{self, Prepared, Request};
@@ -184,6 +184,10 @@ async fn build_platform(
         true => Some(solve_sbom(bridge, &prepared, &req.platform, opts.no_cache).await?),
         false => None,
     };
+    let provenance = match opts.provenance && prepared.target == Target::Image {
+        true => Some(solve_provenance(bridge, &prepared, &req.platform, opts.no_cache).await?),
+        false => None,
+    };
     // The record is in the image: reading it reads what the exporter
     // exports, and a cache that brings the image back brings it too.
     let secrets = match (out.secrets, prepared.target) {
@@ -196,6 +200,7 @@ async fn build_platform(
         def,
         config: out.config,
         sbom,
+        provenance,
         secrets,
         annotations: Vec::new(),
     })
@@ -255,6 +260,7 @@ async fn build_locks(
         def,
         config: None,
         sbom: None,
+        provenance: None,
         secrets: None,
         annotations: Vec::new(),
     })
@@ -282,13 +288,39 @@ async fn solve_sbom(
     prepared: &Prepared,
     platform: &Platform,
     no_cache: bool,
-) -> Result<SbomRef> {
+) -> Result<AttestationRef> {
     bridge.require_api(CAP_ATTESTATIONS, "return an SBOM attestation (--sbom=true)")?;
-    let def = prepared.sbom()?.marshal_with(llb::Constraints {
+    solve_attestation(bridge, prepared.sbom()?, platform, no_cache).await
+}
+
+/// Solves the image's SLSA provenance for its attestation.
+async fn solve_provenance(
+    bridge: &mut Bridge,
+    prepared: &Prepared,
+    platform: &Platform,
+    no_cache: bool,
+) -> Result<AttestationRef> {
+    bridge.require_api(
+        CAP_ATTESTATIONS,
+        &format!(
+            "return the provenance attestation (--build-arg {}=1)",
+            crate::convert::provenance::ARG
+        ),
+    )?;
+    solve_attestation(bridge, prepared.provenance()?, platform, no_cache).await
+}
+
+async fn solve_attestation(
+    bridge: &mut Bridge,
+    state: llb::State,
+    platform: &Platform,
+    no_cache: bool,
+) -> Result<AttestationRef> {
+    let def = state.marshal_with(llb::Constraints {
         ignore_cache: no_cache,
     });
     let id = bridge.solve_checked(&def).await?;
-    Ok(SbomRef {
+    Ok(AttestationRef {
         key: platform.key(),
         id,
         def,

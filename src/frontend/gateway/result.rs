@@ -16,13 +16,15 @@ use crate::frontend::errors::{self, ReadFile};
 use crate::frontend::opts::Target;
 
 /// One platform's result: its ref, its image config (when it is an image)
-/// and, when the client asked for one, its SBOM attestation's ref.
+/// and, when the client asked for them, its SBOM's and its provenance's
+/// attestation refs.
 pub(super) struct Part {
     pub platform: Platform,
     pub id: String,
     pub def: pb::Definition,
     pub config: Option<Vec<u8>>,
-    pub sbom: Option<SbomRef>,
+    pub sbom: Option<AttestationRef>,
+    pub provenance: Option<AttestationRef>,
     /// The solved record of the private keys and identities the build
     /// made (image target), read back into `annotations` before returning.
     pub secrets: Option<String>,
@@ -40,9 +42,9 @@ pub(super) struct Built {
     pub multi: bool,
 }
 
-/// The solved SBOM state and the platform key BuildKit's exporters look
-/// its attestations up by.
-pub(super) struct SbomRef {
+/// A solved attestation's state (the SBOM's, the provenance's) and the
+/// platform key BuildKit's exporters look its attestations up by.
+pub(super) struct AttestationRef {
     pub key: String,
     pub id: String,
     pub def: pb::Definition,
@@ -94,7 +96,7 @@ fn result_of(built: Built, array_refs: bool) -> GwResult {
             // exptypes.AnnotationManifestKey with the part's platform.
             metadata.insert(format!("annotation-manifest[{key}].{k}"), v.into_bytes());
         }
-        attestations.extend(part.sbom.map(sbom_attestation));
+        add_attestations(&mut attestations, part.sbom, part.provenance);
         if array_refs {
             let r = Ref {
                 id: part.id,
@@ -126,7 +128,7 @@ fn single_result(part: Part, array_refs: bool) -> GwResult {
     for (k, v) in part.annotations {
         metadata.insert(format!("annotation-manifest.{k}"), v.into_bytes());
     }
-    attestations.extend(part.sbom.map(sbom_attestation));
+    add_attestations(&mut attestations, part.sbom, part.provenance);
     let r = match array_refs {
         true => result::Result::Ref(Ref {
             id: part.id,
@@ -185,32 +187,61 @@ fn platforms_listed(parts: &[Part]) -> String {
     serde_json::json!({ "Platforms": listed }).to_string()
 }
 
-/// The SBOM as BuildKit's Dockerfile frontend returns one: an in-toto
-/// attestation of the file `sbom.spdx.json` in its ref, about the image
-/// itself (subject kind Self), keyed by the platform (exporter/containerimage
-/// writer.go looks up `Attestations[p.ID]`). BuildKit's own scanner then
-/// stays off (solver/llbsolver/proc/sbom.go: `HasSBOM` is true).
-fn sbom_attestation(s: SbomRef) -> (String, Attestations) {
+/// A part's attestations, under its platform key: the SBOM, then the
+/// provenance.
+fn add_attestations(
+    into: &mut HashMap<String, Attestations>,
+    sbom: Option<AttestationRef>,
+    provenance: Option<AttestationRef>,
+) {
+    let sbom = sbom.map(|s| {
+        in_toto(
+            s,
+            "sbom",
+            crate::convert::sbom::SBOM_FILE,
+            "https://spdx.dev/Document",
+        )
+    });
+    let provenance = provenance.map(|p| {
+        in_toto(
+            p,
+            "provenance",
+            crate::convert::provenance::FILE,
+            crate::convert::provenance::PREDICATE_TYPE,
+        )
+    });
+    for (key, attestation) in sbom.into_iter().chain(provenance) {
+        into.entry(key).or_default().attestation.push(attestation);
+    }
+}
+
+/// An in-toto attestation of the file `file` in the ref, about the image
+/// itself (subject kind Self), as BuildKit's Dockerfile frontend returns
+/// its SBOM; keyed by the platform (exporter/containerimage writer.go looks
+/// up `Attestations[p.ID]`). With `reason` "sbom" BuildKit's own scanner
+/// stays off (solver/llbsolver/proc/sbom.go: `HasSBOM` is true); BuildKit's
+/// own provenance has no such switch (see docs/provenance.md).
+fn in_toto(
+    a: AttestationRef,
+    reason: &str,
+    file: &str,
+    predicate_type: &str,
+) -> (String, Attestation) {
     let attestation = Attestation {
         kind: AttestationKind::InToto as i32,
-        metadata: HashMap::from([("reason".to_string(), b"sbom".to_vec())]),
+        metadata: HashMap::from([("reason".to_string(), reason.as_bytes().to_vec())]),
         r#ref: Some(Ref {
-            id: s.id,
-            def: Some(s.def),
+            id: a.id,
+            def: Some(a.def),
         }),
-        path: format!("/{}", crate::convert::sbom::SBOM_FILE),
-        in_toto_predicate_type: "https://spdx.dev/Document".into(),
+        path: format!("/{file}"),
+        in_toto_predicate_type: predicate_type.into(),
         in_toto_subjects: vec![InTotoSubject {
             kind: InTotoSubjectKind::Self_ as i32,
             ..Default::default()
         }],
     };
-    (
-        s.key,
-        Attestations {
-            attestation: vec![attestation],
-        },
-    )
+    (a.key, attestation)
 }
 
 /// The subrequests this frontend answers (BuildKit's frontend/subrequests).
@@ -323,9 +354,74 @@ mod tests {
             def: pb::Definition::default(),
             config: Some(b"{}".to_vec()),
             sbom: None,
+            provenance: None,
             secrets: None,
             annotations,
         }
+    }
+
+    fn attestation(arch: &str, id: &str) -> AttestationRef {
+        AttestationRef {
+            key: format!("linux/{arch}"),
+            id: id.to_string(),
+            def: pb::Definition::default(),
+        }
+    }
+
+    #[test]
+    fn the_sbom_and_the_provenance_are_attested_per_platform() {
+        let mut amd = part(Vec::new(), "amd64");
+        amd.sbom = Some(attestation("amd64", "sbom-amd64"));
+        amd.provenance = Some(attestation("amd64", "prov-amd64"));
+        let mut arm = part(Vec::new(), "arm64");
+        arm.provenance = Some(attestation("arm64", "prov-arm64"));
+        let multi = result_of(
+            Built {
+                parts: vec![amd, arm],
+                multi: true,
+            },
+            true,
+        );
+        let of = |key: &str| -> Vec<(String, String, String)> {
+            multi.attestations[key]
+                .attestation
+                .iter()
+                .map(|a| {
+                    (
+                        a.r#ref.as_ref().unwrap().id.clone(),
+                        a.in_toto_predicate_type.clone(),
+                        a.path.clone(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            of("linux/amd64"),
+            [
+                (
+                    "sbom-amd64".to_string(),
+                    "https://spdx.dev/Document".to_string(),
+                    "/sbom.spdx.json".to_string()
+                ),
+                (
+                    "prov-amd64".to_string(),
+                    "https://slsa.dev/provenance/v1".to_string(),
+                    "/provenance.json".to_string()
+                ),
+            ]
+        );
+        assert_eq!(of("linux/arm64").len(), 1);
+        let prov = &multi.attestations["linux/arm64"].attestation[0];
+        assert_eq!(prov.metadata["reason"], b"provenance");
+        assert_eq!(
+            prov.in_toto_subjects[0].kind,
+            InTotoSubjectKind::Self_ as i32
+        );
+        // One platform: the same, under its key.
+        let mut one = part(Vec::new(), "amd64");
+        one.provenance = Some(attestation("amd64", "prov"));
+        let single = single_result(one, true);
+        assert_eq!(single.attestations["linux/amd64"].attestation.len(), 1);
     }
 
     #[test]
