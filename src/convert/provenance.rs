@@ -56,7 +56,9 @@ pub struct Request<'a> {
     /// The target built (`image`).
     pub target: &'a str,
     pub platform: &'a Platform,
-    /// The recipe's args, with the values the build used.
+    /// The args the recipe declares, with the values the build used (the
+    /// predefined ones, proxies among them, are left out: the platform is
+    /// recorded on its own, and the rest does not change the image).
     pub args: &'a ArgValues,
     /// Each lockfile's name and text (for its signed-index lines).
     pub lockfiles: &'a [(String, String)],

@@ -172,12 +172,22 @@ impl Prepared {
     pub fn provenance(&self) -> Result<State> {
         let facts =
             convert::sbom::facts(&self.recipe, &self.lock, &self.opts, &self.input_files())?;
+        let declared = crate::recipe::ArgValues {
+            values: self
+                .opts
+                .args
+                .values
+                .iter()
+                .filter(|(name, _)| self.recipe.args.iter().any(|d| &d.name == *name))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
         let predicate = convert::provenance::predicate(
             &facts,
             &convert::provenance::Request {
                 target: self.target.name(),
                 platform: &self.opts.platform,
-                args: &self.opts.args,
+                args: &declared,
                 lockfiles: &self.lockfiles,
             },
         );

@@ -150,6 +150,8 @@ pub const PREDEFINED_ARGS: &[&str] = &[
     "REPRO_VERIFY",
     // What the verify target does with a difference: fail (default) or report.
     "REPRO_VERIFY_ON_DIFF",
+    // Attach the deterministic SLSA provenance (convert/provenance.rs).
+    "REPRO_PROVENANCE",
     "TARGETPLATFORM",
     "TARGETOS",
     "TARGETARCH",
