@@ -3,9 +3,11 @@
 //! keys sorted. Two builds of the same inputs give the same bytes, so the
 //! image index that carries it keeps its digest. Pure.
 //!
-//! BuildKit's exporter wraps the predicate in the in-toto Statement and
-//! fills its subject with the image manifest's digest (the attestation's
-//! subject is the image itself).
+//! With `REPRO_PROVENANCE=1` the image carries it as an attestation (under
+//! [`ATTACHED_TYPE`]: BuildKit keeps the SLSA type for its own); BuildKit's
+//! exporter wraps it in the in-toto Statement and fills its subject with
+//! the image manifest's digest. The `provenance` target writes the same
+//! predicate as a file.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +19,15 @@ use crate::lockfile::header::Header;
 use crate::recipe::ArgValues;
 use crate::sbom::{Facts, purl, split_reference};
 
-/// The SLSA provenance predicate's type.
+/// The SLSA provenance predicate's type: the `provenance` target's file is
+/// this predicate, for `cosign attest --type slsaprovenance1`.
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+
+/// The type the image's attestation carries the same predicate under.
+/// BuildKit's exporter refuses every `https://slsa.dev/provenance/` type
+/// from a frontend ("frontend may not set provenance attestations",
+/// exporter/attestation/unbundle.go), keeping that name for its own.
+pub const ATTACHED_TYPE: &str = "https://repro-frontend.invalid/slsa-provenance/v1";
 
 /// Our build type; docs/provenance.md is its definition (the `.invalid`
 /// host says no document lives at the address itself).

@@ -185,7 +185,8 @@ impl Prepared {
         let predicate = convert::provenance::predicate(
             &facts,
             &convert::provenance::Request {
-                target: self.target.name(),
+                // What it describes is the image, whichever target writes it.
+                target: Target::Image.name(),
                 platform: &self.opts.platform,
                 args: &declared,
                 lockfiles: &self.lockfiles,
@@ -213,6 +214,12 @@ impl Prepared {
                     secrets: c.secrets,
                 })
             }
+            Target::Provenance => Ok(Output {
+                state: self.provenance()?,
+                config: None,
+                always_fresh: false,
+                secrets: false,
+            }),
             Target::Sbom => Ok(Output {
                 state: self.sbom()?,
                 config: None,

@@ -36,15 +36,17 @@ pub enum Target {
     Lock,
     Packages,
     Sbom,
+    Provenance,
     Verify,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Image,
         Target::Lock,
         Target::Packages,
         Target::Sbom,
+        Target::Provenance,
         Target::Verify,
     ];
 
@@ -54,6 +56,7 @@ impl Target {
             Target::Lock => "lock",
             Target::Packages => "packages",
             Target::Sbom => "sbom",
+            Target::Provenance => "provenance",
             Target::Verify => "verify",
         }
     }
@@ -68,6 +71,9 @@ impl Target {
                 "fetch and verify the lockfile's package blobs only (use with --output type=local)"
             }
             Target::Sbom => "write the image's SPDX SBOM (use with --output type=local)",
+            Target::Provenance => {
+                "write the image's SLSA provenance predicate, for cosign attest (use with --output type=local)"
+            }
             Target::Verify => {
                 "rebuild and compare with the image named by the REPRO_VERIFY build arg (use with --output type=local)"
             }

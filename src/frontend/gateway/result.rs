@@ -207,7 +207,7 @@ fn add_attestations(
             p,
             "provenance",
             crate::convert::provenance::FILE,
-            crate::convert::provenance::PREDICATE_TYPE,
+            crate::convert::provenance::ATTACHED_TYPE,
         )
     });
     for (key, attestation) in sbom.into_iter().chain(provenance) {
@@ -405,7 +405,7 @@ mod tests {
                 ),
                 (
                     "prov-amd64".to_string(),
-                    "https://slsa.dev/provenance/v1".to_string(),
+                    crate::convert::provenance::ATTACHED_TYPE.to_string(),
                     "/provenance.json".to_string()
                 ),
             ]

@@ -351,7 +351,10 @@ async fn the_targets_subrequest_lists_image_lock_and_packages() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["image", "lock", "packages", "sbom", "verify"]);
+    assert_eq!(
+        names,
+        ["image", "lock", "packages", "sbom", "provenance", "verify"]
+    );
     assert_eq!(list["targets"][0]["default"], true);
     let txt = String::from_utf8(meta["result.txt"].clone()).unwrap();
     assert!(txt.contains("lock\twrite the lockfile"), "{txt}");
