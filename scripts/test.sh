@@ -76,8 +76,8 @@ if [[ " $engines " == *" 26 "* ]]; then
   prune 26
   step "engine 26: the corpus" env REPRO_ENGINE=26 cargo test --test tests "$CORPUS" "$@"
   prune 26
-  step "engine 26: buildx --print targets, --sbom=true" env REPRO_ENGINE=26 \
-    cargo test --test tests -- --ignored e2e::targets::buildx e2e::sbom::buildx
+  step "engine 26: buildx --print targets, --sbom=true, the provenance" env REPRO_ENGINE=26 \
+    cargo test --test tests -- --ignored e2e::targets::buildx e2e::sbom::buildx e2e::provenance::buildx
   step "engine 26: the frontend image from two clean clones" env REPRO_ENGINE=26 \
     cargo test --test tests -- --ignored e2e::frontend_image
   prune 26

@@ -13,6 +13,7 @@ mod layers;
 mod lock;
 mod newcomer;
 pub mod platforms;
+mod provenance;
 mod providers;
 mod sbom;
 mod secrets;
