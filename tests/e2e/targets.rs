@@ -37,4 +37,10 @@ fn buildx_print_targets_lists_image_lock_and_packages() {
         r.text
     );
     assert!(r.text.contains("write the image's SPDX SBOM"), "{}", r.text);
+    assert!(
+        r.text
+            .contains("write the image's SLSA provenance predicate"),
+        "{}",
+        r.text
+    );
 }
