@@ -104,8 +104,8 @@ fi
 want() { [[ -n "${WANT[$1]:-}" ]]; }
 
 # What every phase needs, then what only some do.
-PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 cgroupfs-mount
-  qemu-user-static)
+PACKAGES=(docker.io docker-registry debootstrap curl ca-certificates python3 python3-venv
+  cgroupfs-mount qemu-user-static)
 ! want rpm || PACKAGES+=(rpm)
 ! want pacman || PACKAGES+=(pacman-package-manager makepkg libarchive-tools zstd gnupg)
 # /usr/bin/time is for bench/frontend-cost.sh, which runs after a full set-up.
@@ -765,6 +765,26 @@ phase_engine3() {
   say "engine 3: frontend $E3_FRONTEND_REF, Dockerfile frontend $E3_DOCKERFILE_REF ($(since "$t")s)"
 }
 
+# The in-toto attestation framework's published schemas (its protobuf
+# definitions, with Python bindings, from PyPI), for the tests that check the
+# provenance and the verify statement (scripts/check-intoto.py).
+INTOTO_PY=(in-toto-attestation==0.9.3 protobuf==7.36.2)
+
+phase_schemas() {
+  local t venv="$HARNESS_DIR/venv" want_stamp
+  t=$(date +%s)
+  want_stamp="${INTOTO_PY[*]}"
+  if [[ -x "$venv/bin/python" && "$(cat "$venv/.repro-stamp" 2>/dev/null)" == "$want_stamp" ]]; then
+    say "schemas: present (${INTOTO_PY[*]})"
+    return
+  fi
+  rm -rf "$venv"
+  run_logged venv /usr/bin/python3 -m venv "$venv"
+  run_logged pip "$venv/bin/pip" install --quiet --disable-pip-version-check "${INTOTO_PY[@]}"
+  printf '%s\n' "$want_stamp" >"$venv/.repro-stamp"
+  say "schemas: installed ${INTOTO_PY[*]} into $venv ($(since "$t")s)"
+}
+
 # ref_of <file>: the pinned reference a phase wrote, or nothing when that
 # phase has not run (a partial set-up, see --only).
 ref_of() { cat "$HARNESS_DIR/$1" 2>/dev/null || true; }
@@ -809,6 +829,7 @@ phase_env() {
 
 phase_packages
 phase_binfmt
+phase_schemas
 if want engine; then
   phase_engine_files
   phase_dockerd

@@ -20,6 +20,9 @@ pub const VERIFY_ARG: &str = "REPRO_VERIFY";
 /// `report` (the build succeeds and its output holds the report).
 pub const ON_DIFF_ARG: &str = "REPRO_VERIFY_ON_DIFF";
 
+/// The build arg that pins the statement's `timeVerified` (RFC 3339).
+pub const TIME_ARG: &str = "REPRO_VERIFY_TIME";
+
 /// What the verify target does when the rebuild differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnDiff {
@@ -44,6 +47,10 @@ pub enum PublishedError {
     Invalid(String, String),
     #[error("build arg {ON_DIFF_ARG}=\"{0}\": expected fail or report")]
     OnDiff(String),
+    #[error(
+        "build arg {TIME_ARG}=\"{0}\": expected an RFC 3339 time, such as 2026-12-08T10:00:00Z"
+    )]
+    Time(String),
     #[error(
         "build arg {VERIFY_ARG}=\"{0}\" is not pinned by digest; name the published image as <name>@sha256:<digest> (`docker inspect --format '{{{{index .RepoDigests 0}}}}' <image>` prints it)"
     )]
@@ -75,22 +82,41 @@ pub fn on_diff(build_args: &BTreeMap<String, String>) -> Result<OnDiff, Publishe
     }
 }
 
+/// The `REPRO_VERIFY_TIME` build arg, as the statement writes it (UTC,
+/// `Z`); None when unset or empty.
+pub fn verify_time(
+    build_args: &BTreeMap<String, String>,
+) -> Result<Option<String>, PublishedError> {
+    match build_args.get(TIME_ARG).map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) => super::image::parse_rfc3339(v)
+            .map(|secs| Some(super::image::format_rfc3339(secs)))
+            .ok_or_else(|| PublishedError::Time(v.to_string())),
+    }
+}
+
 /// The published image to compare with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Published {
     /// `name@sha256:<digest>`, normalized.
     pub reference: String,
     /// Its config, as the engine resolved it.
     pub config: Vec<u8>,
+    /// The image manifest the engine resolved for the platform, when it
+    /// says (`sha256:<hex>`).
+    pub manifest: Option<String>,
+    /// `REPRO_VERIFY_TIME`, normalized.
+    pub time: Option<String>,
 }
 
 /// What the statement records: the recipe's and the lockfiles' bytes by
-/// sha256, the base, the published image and the frontend that compared
-/// them (`Opts::frontend_record`). Deterministic JSON.
+/// sha256, the base, the published image (and the manifest compared, the
+/// pinned time) and the frontend that compared them
+/// (`Opts::frontend_record`). Deterministic JSON.
 pub fn facts(
     inputs: &crate::sbom::Inputs,
     base_ref: &str,
-    published: &str,
+    published: &Published,
     platform: &Platform,
     frontend: &str,
 ) -> Vec<u8> {
@@ -99,9 +125,11 @@ pub fn facts(
         "recipe": inputs.recipe.as_ref().map(named),
         "lockfiles": inputs.lockfiles.iter().map(named).collect::<Vec<_>>(),
         "base": base_ref,
-        "image": published,
+        "image": published.reference,
         "platform": platform.key(),
         "frontend": frontend,
+        "time": published.time,
+        "manifest": published.manifest,
     });
     let mut bytes = body.to_string().into_bytes();
     bytes.push(b'\n');
@@ -215,10 +243,14 @@ mod tests {
             lockfiles: vec![crate::sbom::InputFile::of("SHA256SUMS", b"x")],
         };
         let arm64 = crate::convert::platform::parse_platform("linux/arm64/v8").unwrap();
-        let a = facts(&inputs, "b@sha256:1", "i@sha256:2", &arm64, "f@sha256:3");
+        let published = Published {
+            reference: "i@sha256:2".into(),
+            ..Default::default()
+        };
+        let a = facts(&inputs, "b@sha256:1", &published, &arm64, "f@sha256:3");
         assert_eq!(
             a,
-            facts(&inputs, "b@sha256:1", "i@sha256:2", &arm64, "f@sha256:3")
+            facts(&inputs, "b@sha256:1", &published, &arm64, "f@sha256:3")
         );
         let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(
@@ -229,5 +261,25 @@ mod tests {
         // An index names several platforms: the statement says which.
         assert_eq!(v["platform"], "linux/arm64");
         assert_eq!(v["frontend"], "f@sha256:3");
+    }
+
+    #[test]
+    fn the_verify_time_is_rfc_3339_in_utc() {
+        let arg = |v: &str| BTreeMap::from([(TIME_ARG.to_string(), v.to_string())]);
+        assert_eq!(verify_time(&BTreeMap::new()), Ok(None));
+        assert_eq!(verify_time(&arg("")), Ok(None));
+        assert_eq!(
+            verify_time(&arg("2026-12-08T10:00:00Z")),
+            Ok(Some("2026-12-08T10:00:00Z".into()))
+        );
+        assert_eq!(
+            verify_time(&arg("2026-12-08T11:30:00+01:30")),
+            Ok(Some("2026-12-08T10:00:00Z".into()))
+        );
+        let e = verify_time(&arg("yesterday")).unwrap_err().to_string();
+        assert!(
+            e.contains("REPRO_VERIFY_TIME") && e.contains("yesterday"),
+            "{e}"
+        );
     }
 }

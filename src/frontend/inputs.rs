@@ -255,7 +255,7 @@ impl Prepared {
         let facts = convert::verify::facts(
             &self.input_files(),
             &self.opts.base_ref,
-            &published.reference,
+            published,
             &self.opts.platform,
             &self.opts.frontend_record(),
         );

@@ -150,6 +150,8 @@ pub const PREDEFINED_ARGS: &[&str] = &[
     "REPRO_VERIFY",
     // What the verify target does with a difference: fail (default) or report.
     "REPRO_VERIFY_ON_DIFF",
+    // The verify statement's timeVerified, pinned (RFC 3339).
+    "REPRO_VERIFY_TIME",
     // Attach the deterministic SLSA provenance (convert/provenance.rs).
     "REPRO_PROVENANCE",
     "TARGETPLATFORM",

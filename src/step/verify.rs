@@ -22,10 +22,25 @@ use sha2::{Digest as _, Sha256};
 
 /// The statement's `_type` (in-toto Statement v1).
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
-/// Our own predicate type; the `.invalid` host says no document lives there.
-pub const PREDICATE_TYPE: &str = "https://repro-frontend.invalid/verify/v1";
-/// The statement written when the images are equal.
+/// The statement's predicate: SLSA's verification summary (VSA) v1.
+pub const PREDICATE_TYPE: &str = "https://slsa.dev/verification_summary/v1";
+/// Who verified: this frontend's verify step.
+pub const VERIFIER_ID: &str = "https://repro-frontend.invalid/verifier/v1";
+/// The policy the image was verified against (docs/sbom-and-verify.md
+/// defines it); its digest is the policy file's.
+pub const POLICY_URI: &str = "https://repro-frontend.invalid/verify-policy/v1";
+/// SLSA's verified property for an artifact two builders made alike (the
+/// draft's verified-properties page).
+pub const REPRODUCED: &str = "SLSA_BUILD_REPRODUCED";
+/// The SLSA version whose VSA and verified properties the statement follows.
+pub const SLSA_VERSION: &str = "1.2";
+/// Our extension field of the predicate (a URI, as the VSA allows): what
+/// was compared, and on a difference, its summary.
+pub const EXTENSION: &str = "https://repro-frontend.invalid/verify/v1";
+/// The statement, PASSED or FAILED.
 pub const STATEMENT_FILE: &str = "verify.intoto.json";
+/// The policy: the inputs of the rebuild and what is compared.
+pub const POLICY_FILE: &str = "verify-policy.json";
 /// The report written when they differ.
 pub const REPORT_FILE: &str = "verify-report.txt";
 /// The same report as JSON, beside it.
@@ -126,6 +141,14 @@ pub struct Facts {
     /// and image ID on Docker's classic image store).
     #[serde(default)]
     pub frontend: Option<String>,
+    /// `timeVerified`, pinned (`REPRO_VERIFY_TIME`, RFC 3339 in UTC);
+    /// otherwise the step's clock.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// The image manifest compared (`sha256:<hex>`), when the engine named
+    /// it (the published reference may name an index).
+    #[serde(default)]
+    pub manifest: Option<String>,
 }
 
 /// A file by name and sha256 (hex).
@@ -531,39 +554,122 @@ fn both_objects(a: Option<&Value>, b: Option<&Value>) -> bool {
     matches!((a, b), (Some(Value::Object(_)), Some(Value::Object(_))))
 }
 
-/// The in-toto Statement v1 for a reproduced image: deterministic bytes
-/// (keys sorted, no time), ending in a newline.
-pub fn statement(facts: &Facts, files: usize) -> Result<Vec<u8>, VerifyError> {
-    let (name, hex) = facts
-        .image
-        .split_once("@sha256:")
-        .filter(|(_, h)| crate::digest::is_sha256_hex(h))
-        .ok_or_else(|| VerifyError::Format {
-            file: "facts".into(),
-            message: format!("image \"{}\" is not name@sha256:<hex>", facts.image),
-        })?;
+/// What the comparison found, for the statement.
+#[derive(Clone, Copy, Debug)]
+pub enum Verdict<'a> {
+    /// Equal: the count of paths compared.
+    Passed { files: usize },
+    /// Different: the report (its first lines go into the statement).
+    Failed { report: &'a str },
+}
+
+fn format_error(file: &str, message: String) -> VerifyError {
+    VerifyError::Format {
+        file: file.into(),
+        message,
+    }
+}
+
+/// Deterministic JSON: keys sorted, two-space indent, a final newline.
+fn pretty(value: &Value, file: &str) -> Result<Vec<u8>, VerifyError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| format_error(file, e.to_string()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// The policy file: what the rebuild was made from and what is compared.
+/// Its sha256 is the statement's `policy.digest`.
+pub fn policy(facts: &Facts) -> Result<Vec<u8>, VerifyError> {
     let named = |n: &Named| json!({ "name": n.name, "digest": { "sha256": n.sha256 } });
     let body = json!({
-        "_type": STATEMENT_TYPE,
-        "subject": [{ "name": name, "digest": { "sha256": hex } }],
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "result": "reproduced",
+        "policy": POLICY_URI,
+        "rebuild": {
             "recipe": named(&facts.recipe),
             "lockfiles": facts.lockfiles.iter().map(named).collect::<Vec<_>>(),
             "base": facts.base,
             "platform": facts.platform,
-            "frontend": facts.frontend,
-            "filesCompared": files,
-            "configCompared": "every field but rootfs.diff_ids",
+        },
+        "compare": {
+            "config": "every field but rootfs.diff_ids, a zero value as absent",
+            "files": "every path: type, mode, owner, size, content sha256, mtime, link target, xattrs, hard links",
         },
     });
-    let mut bytes = serde_json::to_vec_pretty(&body).map_err(|e| VerifyError::Format {
-        file: STATEMENT_FILE.into(),
-        message: e.to_string(),
-    })?;
-    bytes.push(b'\n');
-    Ok(bytes)
+    pretty(&body, POLICY_FILE)
+}
+
+/// `name@sha256:<hex>` -> (name, hex).
+fn split_pinned(image: &str) -> Result<(&str, &str), VerifyError> {
+    image
+        .split_once("@sha256:")
+        .filter(|(_, h)| crate::digest::is_sha256_hex(h))
+        .ok_or_else(|| {
+            format_error(
+                "facts",
+                format!("image \"{image}\" is not name@sha256:<hex>"),
+            )
+        })
+}
+
+/// The in-toto Statement v1 with SLSA's verification summary: PASSED with
+/// the reproduced property, or FAILED with the difference's summary.
+/// Deterministic bytes but for `timeVerified` (`now` unless the facts pin
+/// it), the only time in it.
+pub fn statement(facts: &Facts, verdict: Verdict, now: &str) -> Result<Vec<u8>, VerifyError> {
+    let (name, hex) = split_pinned(&facts.image)?;
+    let compared = match &facts.manifest {
+        Some(m) => m
+            .strip_prefix("sha256:")
+            .filter(|h| crate::digest::is_sha256_hex(h))
+            .ok_or_else(|| {
+                format_error("facts", format!("manifest \"{m}\" is not sha256:<hex>"))
+            })?,
+        None => hex,
+    };
+    let policy_digest = hex::encode(Sha256::digest(policy(facts)?));
+    let mut extension = json!({
+        "image": facts.image,
+        "frontend": facts.frontend,
+        "platform": facts.platform,
+    });
+    let (result, levels) = match verdict {
+        Verdict::Passed { files } => {
+            extension["filesCompared"] = json!(files);
+            ("PASSED", REPRODUCED)
+        }
+        Verdict::Failed { report } => {
+            extension["differences"] = json!(summary(report));
+            ("FAILED", "FAILED")
+        }
+    };
+    let predicate = json!({
+        "verifier": {
+            "id": VERIFIER_ID,
+            "version": { "repro-frontend": env!("CARGO_PKG_VERSION") },
+        },
+        "timeVerified": facts.time.as_deref().unwrap_or(now),
+        "resourceUri": crate::sbom::purl::oci(name, &format!("sha256:{hex}"), ""),
+        "policy": { "uri": POLICY_URI, "digest": { "sha256": policy_digest } },
+        "verificationResult": result,
+        "verifiedLevels": [levels],
+        "slsaVersion": SLSA_VERSION,
+        (EXTENSION): extension,
+    });
+    let body = json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [{ "name": name, "digest": { "sha256": compared } }],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": predicate,
+    });
+    pretty(&body, STATEMENT_FILE)
+}
+
+/// The clock of the step, as `timeVerified` writes it.
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    crate::convert::image::format_rfc3339(secs)
 }
 
 /// The counts per kind (kinds with none left out).
@@ -703,16 +809,26 @@ pub fn run(args: &Args) -> Result<Outcome, VerifyError> {
     let theirs = scan(&args.theirs)?;
     diffs.extend(compare_trees(&ours, &theirs));
     fs::create_dir_all(&args.out).map_err(io_at(&args.out))?;
+    let write = |file: &str, bytes: &[u8]| {
+        let path = args.out.join(file);
+        fs::write(&path, bytes).map_err(io_at(&path))
+    };
+    write(POLICY_FILE, &policy(&facts)?)?;
     if diffs.is_empty() {
-        let path = args.out.join(STATEMENT_FILE);
-        fs::write(&path, statement(&facts, ours.len())?).map_err(io_at(&path))?;
-        return Ok(Outcome::Reproduced { files: ours.len() });
+        let files = ours.len();
+        write(
+            STATEMENT_FILE,
+            &statement(&facts, Verdict::Passed { files }, &now())?,
+        )?;
+        return Ok(Outcome::Reproduced { files });
     }
     let report = report(&facts.image, &diffs);
-    let path = args.out.join(REPORT_FILE);
-    fs::write(&path, &report).map_err(io_at(&path))?;
-    let path = args.out.join(REPORT_JSON_FILE);
-    fs::write(&path, report_json(&facts.image, &diffs)).map_err(io_at(&path))?;
+    write(REPORT_FILE, report.as_bytes())?;
+    write(REPORT_JSON_FILE, &report_json(&facts.image, &diffs))?;
+    write(
+        STATEMENT_FILE,
+        &statement(&facts, Verdict::Failed { report: &report }, &now())?,
+    )?;
     Ok(Outcome::Different { report })
 }
 
@@ -904,35 +1020,94 @@ mod tests {
             image: format!("reg.invalid/hello@sha256:{}", "4".repeat(64)),
             platform: Some("linux/arm64".into()),
             frontend: Some(format!("repro-frontend:v0@sha256:{}", "5".repeat(64))),
+            time: None,
+            manifest: None,
         }
     }
 
     #[test]
-    fn the_statement_is_deterministic_in_toto_v1() {
-        let a = statement(&facts(), 6).unwrap();
-        assert_eq!(a, statement(&facts(), 6).unwrap());
+    fn the_statement_is_a_deterministic_slsa_vsa() {
+        const NOW: &str = "2026-12-08T10:00:00Z";
+        let passed = Verdict::Passed { files: 6 };
+        let a = statement(&facts(), passed, NOW).unwrap();
+        assert_eq!(a, statement(&facts(), passed, NOW).unwrap());
         let v: Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(v["_type"], STATEMENT_TYPE);
         assert_eq!(v["predicateType"], PREDICATE_TYPE);
         assert_eq!(v["subject"][0]["name"], "reg.invalid/hello");
         assert_eq!(v["subject"][0]["digest"]["sha256"], "4".repeat(64));
-        assert_eq!(v["predicate"]["result"], "reproduced");
-        assert_eq!(v["predicate"]["filesCompared"], 6);
-        assert_eq!(
-            v["predicate"]["frontend"],
-            format!("repro-frontend:v0@sha256:{}", "5".repeat(64))
+        let p = &v["predicate"];
+        assert_eq!(p["verifier"]["id"], VERIFIER_ID);
+        assert_eq!(p["verificationResult"], "PASSED");
+        assert_eq!(p["verifiedLevels"], json!([REPRODUCED]));
+        assert_eq!(p["timeVerified"], NOW);
+        assert_eq!(p["slsaVersion"], SLSA_VERSION);
+        assert!(
+            p["resourceUri"]
+                .as_str()
+                .unwrap()
+                .starts_with("pkg:oci/hello@sha256%3A4444"),
+            "{p}"
         );
+        // The policy's digest is the policy file's, which names the inputs.
+        let policy_bytes = policy(&facts()).unwrap();
         assert_eq!(
-            v["predicate"]["lockfiles"][0]["digest"]["sha256"],
+            p["policy"]["digest"]["sha256"],
+            hex::encode(Sha256::digest(&policy_bytes))
+        );
+        assert_eq!(p["policy"]["uri"], POLICY_URI);
+        let pv: Value = serde_json::from_slice(&policy_bytes).unwrap();
+        assert_eq!(
+            pv["rebuild"]["lockfiles"][0]["digest"]["sha256"],
             "2".repeat(64)
+        );
+        assert_eq!(p[EXTENSION]["filesCompared"], 6);
+        assert_eq!(
+            p[EXTENSION]["frontend"],
+            format!("repro-frontend:v0@sha256:{}", "5".repeat(64))
         );
         // Keys sorted: `_type` first, `subject` last.
         let text = String::from_utf8(a).unwrap();
         assert!(text.starts_with("{\n  \"_type\""), "{text}");
         assert!(text.ends_with("}\n"), "{text}");
+
+        // A pinned time wins over the clock; the manifest compared is the
+        // subject when the engine named it.
+        let mut pinned = facts();
+        pinned.time = Some("2000-01-01T00:00:00Z".into());
+        pinned.manifest = Some(format!("sha256:{}", "6".repeat(64)));
+        let v: Value = serde_json::from_slice(&statement(&pinned, passed, NOW).unwrap()).unwrap();
+        assert_eq!(v["predicate"]["timeVerified"], "2000-01-01T00:00:00Z");
+        assert_eq!(v["subject"][0]["digest"]["sha256"], "6".repeat(64));
+        assert!(
+            v["predicate"]["resourceUri"]
+                .as_str()
+                .unwrap()
+                .contains("4444"),
+            "the resource is the reference asked for"
+        );
+
+        // A difference: FAILED, with the summary.
+        let report = "the rebuild differs from x: 1 difference(s): extra 1\nextra /a: rebuilt nothing, published file\n";
+        let v: Value =
+            serde_json::from_slice(&statement(&facts(), Verdict::Failed { report }, NOW).unwrap())
+                .unwrap();
+        assert_eq!(v["predicate"]["verificationResult"], "FAILED");
+        assert_eq!(v["predicate"]["verifiedLevels"], json!(["FAILED"]));
+        assert!(
+            v["predicate"][EXTENSION]["differences"]
+                .as_str()
+                .unwrap()
+                .contains("extra /a"),
+            "{v}"
+        );
+
         let mut bad = facts();
         bad.image = "reg.invalid/hello:latest".into();
-        assert!(statement(&bad, 1).is_err());
+        assert!(statement(&bad, passed, NOW).is_err());
+        let mut bad = facts();
+        bad.manifest = Some("md5:1".into());
+        assert!(statement(&bad, passed, NOW).is_err());
     }
 
     #[test]
@@ -959,7 +1134,14 @@ mod tests {
             out: out.path().into(),
         };
         assert_eq!(run(&args).unwrap(), Outcome::Reproduced { files: 6 });
-        assert!(out.path().join(STATEMENT_FILE).exists());
+        let read = |f: &str| -> Value {
+            serde_json::from_slice(&fs::read(out.path().join(f)).unwrap()).unwrap()
+        };
+        assert_eq!(
+            read(STATEMENT_FILE)["predicate"]["verificationResult"],
+            "PASSED"
+        );
+        assert!(out.path().join(POLICY_FILE).exists());
         fs::write(b.path().join("usr/changed"), b"x\n").unwrap();
         fix_times(b.path());
         set_time(&b.path().join("usr/changed"), 1_700_000_000);
@@ -992,6 +1174,10 @@ mod tests {
         let json: Value =
             serde_json::from_slice(&fs::read(out.path().join(REPORT_JSON_FILE)).unwrap()).unwrap();
         assert_eq!(json["differences"][1]["path"], "/usr/changed");
+        assert_eq!(
+            read(STATEMENT_FILE)["predicate"]["verificationResult"],
+            "FAILED"
+        );
     }
 
     /// Two trees of one file each, with these names and the same bytes.

@@ -9,10 +9,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use repro_frontend::convert::provenance::{ATTACHED_TYPE, BUILD_TYPE, FILE};
+use repro_frontend::convert::provenance::{ATTACHED_TYPE, BUILD_TYPE, FILE, PREDICATE_TYPE};
 
 use super::example_args;
-use crate::support::{example_context, harness, lock_entries, oci_json, pool::PoolServer, run};
+use crate::support::{
+    check_intoto, example_context, harness, lock_entries, oci_json, pool::PoolServer, run,
+};
 
 /// The image name the OCI exports carry: BuildKit names the attestation's
 /// subject after it.
@@ -182,9 +184,12 @@ fn engine3_provenance_reproduces_lists_every_blob_and_is_the_target() {
         ],
     );
     assert!(r.ok, "{}", r.text);
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dest.path().join(FILE)).unwrap()).unwrap();
+    let path = dest.path().join(FILE);
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(file, statement["predicate"]);
+    // The in-toto schema of the SLSA provenance v1 predicate accepts it.
+    let checked = check_intoto(&["predicate", PREDICATE_TYPE, path.to_str().unwrap()]);
+    assert!(checked.ok, "{}", checked.text);
 
     // Without it, no attestation; BuildKit's own provenance gives a new
     // index on every build (its start and end times, its invocation id).

@@ -1,16 +1,19 @@
 //! The verify target: a third party rebuilds a published image from its
 //! recipe and lockfile and compares. The hello example is built, pushed to
-//! the harness's registry and verified by digest (the statement names that
-//! digest); then an image made from it by a Dockerfile `RUN` is pushed and
-//! verified: the build fails naming the file the RUN wrote, and with
-//! `REPRO_VERIFY_ON_DIFF=report` it exports the full report instead.
+//! the harness's registry and verified by digest (an SLSA VSA, PASSED,
+//! about that digest); then an image made from it by a Dockerfile `RUN` is
+//! pushed and verified: the build fails naming the file the RUN wrote, and
+//! with `REPRO_VERIFY_ON_DIFF=report` it exports the full report and a VSA
+//! that says FAILED instead.
 
 use std::path::Path;
 
+use repro_frontend::step::verify;
+
 use super::{ImageGuard, example_args};
 use crate::support::{
-    Run, docker_build, docker_build_output, example_context, harness, pool::PoolServer, push_image,
-    repo,
+    Run, check_intoto, docker_build, docker_build_output, example_context, harness,
+    pool::PoolServer, push_image, repo,
 };
 
 /// The one repository these tests push to.
@@ -54,32 +57,50 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
         &format!("e2e-{}-hello", h.engine()),
     );
 
-    // Equal: the statement names the pushed digest and the inputs.
+    // Equal: an SLSA VSA, PASSED, about the pushed digest, its policy the
+    // inputs, its one time the one asked for; the in-toto schemas accept it.
     let out = tempfile::tempdir().unwrap();
-    let r = verify(ctx.path(), &pool, &published, out.path(), &[]);
+    let r = verify(
+        ctx.path(),
+        &pool,
+        &published,
+        out.path(),
+        &["REPRO_VERIFY_TIME=2026-12-08T10:00:00Z"],
+    );
     assert!(r.ok, "{}", r.text);
-    let text = std::fs::read_to_string(out.path().join("verify.intoto.json")).unwrap();
+    let file = out.path().join("verify.intoto.json");
+    let text = std::fs::read_to_string(&file).unwrap();
     let st: serde_json::Value = serde_json::from_str(&text).unwrap();
     let (name, digest) = published.split_once("@sha256:").unwrap();
     assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
-    assert_eq!(
-        st["predicateType"],
-        "https://repro-frontend.invalid/verify/v1"
-    );
+    assert_eq!(st["predicateType"], verify::PREDICATE_TYPE);
     assert_eq!(st["subject"][0]["name"], name);
+    // Docker's engines do not name the manifest picked: the subject is the
+    // digest asked for (a single-platform push: the manifest itself).
     assert_eq!(st["subject"][0]["digest"]["sha256"], digest);
-    assert_eq!(st["predicate"]["result"], "reproduced");
-    assert_eq!(st["predicate"]["base"], h.base_ref());
+    let p = &st["predicate"];
+    assert_eq!(p["verificationResult"], "PASSED");
+    assert_eq!(p["verifiedLevels"], serde_json::json!([verify::REPRODUCED]));
+    assert_eq!(p["timeVerified"], "2026-12-08T10:00:00Z");
     assert!(
-        st["predicate"]["filesCompared"].as_u64().unwrap() > 100,
+        p[verify::EXTENSION]["filesCompared"].as_u64().unwrap() > 100,
         "{text}"
     );
+    let policy = std::fs::read(out.path().join(verify::POLICY_FILE)).unwrap();
+    assert_eq!(
+        p["policy"]["digest"]["sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&policy))
+    );
+    let policy: serde_json::Value = serde_json::from_slice(&policy).unwrap();
+    assert_eq!(policy["rebuild"]["base"], h.base_ref());
     let lock = std::fs::read(ctx.path().join("SHA256SUMS-amd64")).unwrap();
     let lock_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&lock));
     assert_eq!(
-        st["predicate"]["lockfiles"][0]["digest"]["sha256"],
+        policy["rebuild"]["lockfiles"][0]["digest"]["sha256"],
         lock_sha
     );
+    let checked = check_intoto(&["statement", file.to_str().unwrap()]);
+    assert!(checked.ok, "{}", checked.text);
 
     // Changed: one file added by the engine's own Dockerfile frontend.
     let df = tempfile::tempdir().unwrap();
@@ -151,7 +172,23 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
         json["differences"].as_array().unwrap().contains(&extra),
         "{json}"
     );
-    assert!(!out.path().join("verify.intoto.json").exists());
+    // And a VSA that says FAILED, with the summary, which the schemas accept.
+    let file = out.path().join("verify.intoto.json");
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(st["predicate"]["verificationResult"], "FAILED");
+    assert_eq!(
+        st["predicate"]["verifiedLevels"],
+        serde_json::json!(["FAILED"])
+    );
+    assert!(
+        st["predicate"][verify::EXTENSION]["differences"]
+            .as_str()
+            .unwrap()
+            .contains("extra /usr/share/doc/hello/changed"),
+        "{st}"
+    );
+    let checked = check_intoto(&["statement", file.to_str().unwrap()]);
+    assert!(checked.ok, "{}", checked.text);
 }
 
 #[test]

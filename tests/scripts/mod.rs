@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{parse_state, repo};
+use crate::support::{check_intoto, parse_state, repo, run};
 
 /// Values that broke the old `KEY=value` file, which the demo sourced as
 /// shell: set-up wrote `E3_MISSING=the last scripts/setup.sh ran --only ...`
@@ -121,4 +121,106 @@ fn state_load_names_a_malformed_line() {
         parse_state("# header\nGOOD=1\nnot a pair\n"),
         Err("3: not KEY=VALUE".to_string())
     );
+}
+
+/// `repro-frontend verify` on two one-file trees (equal, or with the file's
+/// bytes changed in the published one), with the time pinned; the
+/// statement's path.
+fn vsa_of_trees(dir: &std::path::Path, equal: bool) -> std::path::PathBuf {
+    let (ours, theirs, out) = (dir.join("ours"), dir.join("theirs"), dir.join("out"));
+    for tree in [&ours, &theirs] {
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        std::fs::write(tree.join("etc/f"), "same\n").unwrap();
+    }
+    if !equal {
+        std::fs::write(theirs.join("etc/f"), "changed\n").unwrap();
+    }
+    for tree in [&ours, &theirs] {
+        let t = run(Command::new("touch")
+            .args(["-h", "-d", "@1000000"])
+            .arg(tree.join("etc/f"))
+            .arg(tree.join("etc")));
+        assert!(t.ok, "{}", t.text);
+    }
+    let config = dir.join("config.json");
+    std::fs::write(&config, "{}").unwrap();
+    let facts = dir.join("facts.json");
+    std::fs::write(
+        &facts,
+        format!(
+            r#"{{"recipe":{{"name":"repro.yaml","sha256":"{}"}},"lockfiles":[],"base":"b@sha256:1","image":"reg.invalid/hello@sha256:{}","time":"2026-12-08T10:00:00Z"}}"#,
+            "1".repeat(64),
+            "4".repeat(64)
+        ),
+    )
+    .unwrap();
+    let r = run(Command::new(env!("CARGO_BIN_EXE_repro-frontend"))
+        .arg("verify")
+        .arg("--ours")
+        .arg(&ours)
+        .arg("--theirs")
+        .arg(&theirs)
+        .arg("--ours-config")
+        .arg(&config)
+        .arg("--theirs-config")
+        .arg(&config)
+        .arg("--facts")
+        .arg(&facts)
+        .arg("--out")
+        .arg(&out));
+    assert!(r.ok, "{}", r.text);
+    out.join("verify.intoto.json")
+}
+
+// Issue 26: the verify statement is an SLSA VSA that the in-toto schemas
+// accept, PASSED and FAILED; and the checker is not a rubber stamp: it
+// refuses a VSA with a field missing, of the wrong type, or unknown.
+#[test]
+fn the_verify_statement_passes_the_in_toto_schemas_and_bad_ones_do_not() {
+    let dir = tempdir("vsa-schema");
+    for (equal, result) in [(true, "PASSED"), (false, "FAILED")] {
+        let sub = dir.join(result);
+        let file = vsa_of_trees(&sub, equal);
+        let file = file.to_str().unwrap();
+        let r = check_intoto(&["statement", file]);
+        assert!(r.ok, "{}", r.text);
+        assert!(
+            r.text.contains(&format!("valid: VSA {result}")),
+            "{}",
+            r.text
+        );
+    }
+    let good: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("PASSED/out/verify.intoto.json")).unwrap())
+            .unwrap();
+    type Break = fn(&mut serde_json::Value);
+    let cases: [(&str, Break); 5] = [
+        ("resourceUri is required", |v| {
+            v["predicate"]
+                .as_object_mut()
+                .unwrap()
+                .remove("resourceUri");
+        }),
+        ("verifiedLevels is not a non-empty array", |v| {
+            v["predicate"]["verifiedLevels"] = serde_json::json!("SLSA_BUILD_REPRODUCED");
+        }),
+        ("has no field named \"verdict\"", |v| {
+            v["predicate"]["verdict"] = serde_json::json!("ok");
+        }),
+        ("At least one subject required", |v| {
+            v["subject"] = serde_json::json!([]);
+        }),
+        ("timeVerified", |v| {
+            v["predicate"]["timeVerified"] = serde_json::json!("yesterday");
+        }),
+    ];
+    for (n, (reason, spoil)) in cases.iter().enumerate() {
+        let mut bad = good.clone();
+        spoil(&mut bad);
+        let path = dir.join(format!("bad-{n}.json"));
+        std::fs::write(&path, bad.to_string()).unwrap();
+        let r = check_intoto(&["statement", path.to_str().unwrap()]);
+        assert!(!r.ok, "accepted a VSA that {reason}: {}", r.text);
+        assert!(r.text.contains(reason), "{reason}: {}", r.text);
+    }
 }

@@ -127,6 +127,21 @@ pub fn harness() -> &'static Harness {
 }
 
 /// The repository root.
+/// Checks an in-toto document against the in-toto attestation framework's
+/// published schemas (`scripts/check-intoto.py`, in the venv set-up made):
+/// `["statement", FILE]` or `["predicate", TYPE, FILE]`. The checker's run.
+pub fn check_intoto(args: &[&str]) -> Run {
+    let python = Path::new(harness().get("HARNESS_DIR")).join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/setup.sh installs the in-toto schemas there",
+        python.display()
+    );
+    run(Command::new(python)
+        .arg(repo().join("scripts/check-intoto.py"))
+        .args(args))
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

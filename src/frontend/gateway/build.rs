@@ -169,7 +169,13 @@ async fn build_platform(
             let (_, config) = bridge
                 .resolve_named("published image", &image, opts.session_id.as_deref())
                 .await?;
-            prepared.verify(&crate::convert::verify::Published { reference, config })?
+            let manifest = bridge.image_manifest(&image).await;
+            prepared.verify(&crate::convert::verify::Published {
+                reference,
+                config,
+                manifest,
+                time: crate::convert::verify::verify_time(&req.build_args)?,
+            })?
         }
         None => prepared.convert()?,
     };

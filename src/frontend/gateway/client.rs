@@ -28,6 +28,9 @@ pub(super) const CAP_RESOLVE_IMAGE: &str = "resolveimage";
 pub(super) const CAP_RETURN_RESULT: &str = "return";
 pub(super) const CAP_PROTO_REF_ARRAY: &str = "proto.refarray";
 pub(super) const CAP_ATTESTATIONS: &str = "reference.attestations";
+/// ResolveSourceMeta; BuildKit v0.26 answers it for an image with the
+/// manifest it picked for the platform (the attestation chain).
+const CAP_SOURCE_META: &str = "source.metaresolver";
 pub(super) const CAP_RETURN_MAP: &str = "returnmap";
 
 /// A connected LLBBridge client and what the engine said it can do.
@@ -442,6 +445,43 @@ impl Bridge {
     ) -> Result<(String, Vec<u8>)> {
         self.round_trips += 1;
         self.calls().resolve(what, image, session_id).await
+    }
+
+    /// The image manifest the engine picks for the image's platform
+    /// (`sha256:<hex>`), when it can say: BuildKit v0.26 answers with the
+    /// image's attestation chain; older engines have no such answer, and
+    /// then this is None.
+    pub(super) async fn image_manifest(&mut self, image: &ImageRef<'_>) -> Option<String> {
+        use bollard_buildkit_proto::moby::buildkit::v1::frontend::{
+            ResolveSourceImageRequest, ResolveSourceMetaRequest,
+        };
+        if !self.has_api(CAP_SOURCE_META) {
+            return None;
+        }
+        self.round_trips += 1;
+        let mut client = self.client.clone();
+        let resp = client
+            .resolve_source_meta(ResolveSourceMetaRequest {
+                source: Some(pb::SourceOp {
+                    identifier: format!("docker-image://{}", image.reference),
+                    attrs: Default::default(),
+                }),
+                platform: Some(image.platform.to_pb()),
+                log_name: format!("resolve the manifest of {}", image.reference),
+                resolve_mode: image.mode.as_str().to_string(),
+                image: Some(ResolveSourceImageRequest {
+                    no_config: true,
+                    attestation_chain: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        let manifest = resp.image?.attestation_chain?.image_manifest;
+        let hex = manifest.strip_prefix("sha256:")?;
+        crate::digest::is_sha256_hex(hex).then_some(manifest)
     }
 
     /// Resolves an image (as [`Bridge::resolve_named`]) and reads files of
