@@ -16,8 +16,8 @@ use super::ImageGuard;
 use super::engine3::buildctl;
 use crate::support::pool::PoolServer;
 use crate::support::{
-    copy_files, docker_build, docker_build_output, harness, lock_entries, oci_json, push_image,
-    repo, run,
+    check_intoto, copy_files, docker_build, docker_build_output, harness, lock_entries, oci_json,
+    push_image, repo, run,
 };
 
 const BOTH: &str = "linux/amd64,linux/arm64";
@@ -217,8 +217,9 @@ fn check_programs_run(
 }
 
 /// Pushes the image `tag` and verifies it for `platforms`: one statement
-/// per platform, each naming the pushed digest and its platform.
-fn verify_pushed(tag: &str, ctx: &Path, pool: &PoolServer, platforms: &str) {
+/// per platform, each naming the pushed digest and its platform. Returns
+/// the pushed reference.
+fn verify_pushed(tag: &str, ctx: &Path, pool: &PoolServer, platforms: &str) -> String {
     let pushed = push_image(tag, "repro/test-multi-verify", harness().engine());
     let dest = tempfile::tempdir().unwrap();
     let mut extra = args(platforms, pool);
@@ -252,6 +253,37 @@ fn verify_pushed(tag: &str, ctx: &Path, pool: &PoolServer, platforms: &str) {
         let digest = pushed.split_once("@sha256:").unwrap().1;
         assert_eq!(st["subject"][0]["digest"]["sha256"], digest);
     }
+    pushed
+}
+
+/// Where a suite leaves the reference of an image it pushed, for engine 3
+/// to verify (a second, independent builder).
+pub fn pushed_record(engine: &str, name: &str) -> PathBuf {
+    Path::new(harness().get("HARNESS_DIR"))
+        .join("out")
+        .join(engine)
+        .join(format!("{name}.pushed"))
+}
+
+/// Keeps `pushed` as this engine's record `name` (see [`pushed_record`]).
+pub fn keep_pushed(name: &str, pushed: &str) {
+    let path = pushed_record(harness().engine(), name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, pushed).unwrap();
+}
+
+/// The record `name` engine 26's suite left.
+pub fn pushed_by_26(name: &str) -> String {
+    let path = pushed_record("26", name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the Docker 26.1 suite pushes it; scripts/test.sh runs it first)",
+                path.display()
+            )
+        })
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -263,7 +295,7 @@ fn hello_for_two_platforms_is_one_reproducible_index_of_the_single_platform_imag
         assert_refused_by_docker_20(ctx.path(), &pool, &[]);
         let (tag, _guard) =
             check_programs_run("hello", ctx.path(), &pool, "linux/arm64", "Hello, world!");
-        verify_pushed(&tag, ctx.path(), &pool, "linux/arm64");
+        let _ = verify_pushed(&tag, ctx.path(), &pool, "linux/arm64");
         return;
     }
     let first = oci_export(ctx.path(), BOTH, &pool);
@@ -283,7 +315,8 @@ fn hello_for_two_platforms_is_one_reproducible_index_of_the_single_platform_imag
     }
     save_configs("26", "hello", &first);
     let (tag, _guard) = check_programs_run("hello", ctx.path(), &pool, BOTH, "Hello, world!");
-    verify_pushed(&tag, ctx.path(), &pool, BOTH);
+    let pushed = verify_pushed(&tag, ctx.path(), &pool, BOTH);
+    keep_pushed("multi-hello", &pushed);
 }
 
 #[test]
@@ -496,4 +529,94 @@ pub fn saved_configs(engine: &str, example: &str) -> serde_json::Value {
     let bytes = std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run both engines' suites first)", path.display()));
     serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The image manifest of `platform` in the index `reference` (`name@digest`),
+/// read from the harness's registry.
+fn manifest_in_index(reference: &str, platform: &str) -> String {
+    let (name, digest) = reference.split_once('@').unwrap();
+    let (registry, repository) = name.split_once('/').unwrap();
+    let r = run(Command::new("curl")
+        .args([
+            "-fsS",
+            "-H",
+            "Accept: application/vnd.oci.image.index.v1+json",
+        ])
+        .arg(format!(
+            "http://{registry}/v2/{repository}/manifests/{digest}"
+        )));
+    assert!(r.ok, "{}", r.text);
+    let index: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+    let (os, arch) = platform.split_once('/').unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{reference} is not an index: {index}"))
+        .iter()
+        .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch)
+        .unwrap_or_else(|| panic!("no {platform} in {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+// Issue 26: two independent builders. The two-platform hello index Docker
+// 26.1 built and pushed, rebuilt on BuildKit v0.26 for both platforms: each
+// platform's VSA says PASSED, about that platform's image manifest (this
+// engine names the manifest it compared), and the schemas accept it.
+#[test]
+#[ignore = "engine 3 (buildkitd), after the Docker 26.1 suite; scripts/test.sh runs it"]
+fn engine3_verifies_each_platform_of_the_index_docker_26_built() {
+    let pool = PoolServer::start(harness().pool_dir());
+    let ctx = multi_context("hello");
+    let pushed = pushed_by_26("multi-hello");
+    let dest = tempfile::tempdir().unwrap();
+    let r = buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &[
+            "--no-cache",
+            "--opt",
+            "target=verify",
+            "--opt",
+            &format!("platform={BOTH}"),
+            "--opt",
+            &format!("build-arg:BASE={}", multi_base()),
+            "--opt",
+            &format!("build-arg:REPRO_VERIFY={pushed}"),
+            "--opt",
+            "build-arg:REPRO_VERIFY_TIME=2026-12-08T10:00:00Z",
+            "--output",
+            &format!("type=local,dest={}", dest.path().display()),
+        ],
+    );
+    assert!(r.ok, "{}", r.text);
+    let index = pushed.split_once("@sha256:").unwrap().1.to_string();
+    let mut subjects = Vec::new();
+    for platform in BOTH.split(',') {
+        let file = dest
+            .path()
+            .join(platform.replace('/', "_"))
+            .join("verify.intoto.json");
+        let st: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+        )
+        .unwrap();
+        assert_eq!(st["predicate"]["verificationResult"], "PASSED", "{st}");
+        assert_eq!(
+            st["predicate"]["verifiedLevels"],
+            serde_json::json!([verify::REPRODUCED])
+        );
+        let subject = st["subject"][0]["digest"]["sha256"].as_str().unwrap();
+        assert_ne!(subject, index, "{platform}: the subject is the index");
+        assert_eq!(
+            format!("sha256:{subject}"),
+            manifest_in_index(&pushed, platform),
+            "{platform}: the subject is not that platform's manifest"
+        );
+        subjects.push(subject.to_string());
+        let checked = check_intoto(&["statement", file.to_str().unwrap()]);
+        assert!(checked.ok, "{}", checked.text);
+    }
+    assert_ne!(subjects[0], subjects[1]);
 }

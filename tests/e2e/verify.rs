@@ -101,6 +101,10 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
     );
     let checked = check_intoto(&["statement", file.to_str().unwrap()]);
     assert!(checked.ok, "{}", checked.text);
+    // For engine 3 to verify: a second, independent builder.
+    if h.engine() == "26" {
+        super::platforms::keep_pushed("hello", &published);
+    }
 
     // Changed: one file added by the engine's own Dockerfile frontend.
     let df = tempfile::tempdir().unwrap();
@@ -207,4 +211,42 @@ fn verify_refuses_an_image_not_pinned_by_digest() {
         "{}",
         r.text
     );
+}
+
+// Issue 26: hello as Docker 26.1 built and pushed it, rebuilt on BuildKit
+// v0.26 with buildctl, the way a third party runs it: PASSED, about the
+// pushed manifest (this engine names the manifest it compared: a
+// single-platform push is the manifest itself).
+#[test]
+#[ignore = "engine 3 (buildkitd), after the Docker 26.1 suite; scripts/test.sh runs it"]
+fn engine3_verifies_the_hello_docker_26_built() {
+    let pool = PoolServer::start(harness().pool_dir());
+    let ctx = example_context("hello");
+    let pushed = super::platforms::pushed_by_26("hello");
+    let out = tempfile::tempdir().unwrap();
+    let r = super::engine3::buildctl(
+        &ctx.path().join("repro.yaml"),
+        ctx.path(),
+        &pool.url,
+        &[
+            "--no-cache",
+            "--opt",
+            "target=verify",
+            "--opt",
+            &format!("build-arg:REPRO_VERIFY={pushed}"),
+            "--output",
+            &format!("type=local,dest={}", out.path().display()),
+        ],
+    );
+    assert!(r.ok, "{}", r.text);
+    let file = out.path().join("verify.intoto.json");
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(st["predicate"]["verificationResult"], "PASSED", "{st}");
+    let digest = pushed.split_once("@sha256:").unwrap().1;
+    assert_eq!(st["subject"][0]["digest"]["sha256"], digest);
+    // Its time is the step's clock: a time, in UTC.
+    let time = st["predicate"]["timeVerified"].as_str().unwrap();
+    assert!(time.ends_with('Z') && time.len() == 20, "{time}");
+    let checked = check_intoto(&["statement", file.to_str().unwrap()]);
+    assert!(checked.ok, "{}", checked.text);
 }
