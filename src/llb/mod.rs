@@ -387,14 +387,6 @@ fn walk(out: Option<&Output>, seen: &mut BTreeSet<String>, visit: &mut dyn FnMut
     visit(v);
 }
 
-/// The digest of the step a Definition ends with (the input of its last,
-/// op-less entry), as the engine's progress names that step.
-pub fn terminal_vertex(def: &pb::Definition) -> Option<String> {
-    let last = def.def.last()?;
-    let op = pb::Op::decode(last.as_slice()).ok()?;
-    op.inputs.first().map(|i| i.digest.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

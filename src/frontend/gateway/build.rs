@@ -30,6 +30,14 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
     ] {
         bridge.require_api(cap, what)?;
     }
+    if opts.attest_provenance && opts.target == Target::Image {
+        bridge
+            .warn(
+                crate::convert::provenance::BUILDKIT_WARNING,
+                &crate::convert::provenance::BUILDKIT_WARNING_DETAIL,
+            )
+            .await;
+    }
     let target = opts.target;
     let platforms = target_platforms(opts, bridge);
     let frontend = pin_frontend(bridge, opts).await?;
@@ -183,17 +191,6 @@ async fn build_platform(
     let def = out.definition(opts.no_cache);
     let id = bridge.solve_checked(&def).await?;
     bridge.note_image_solved();
-    // On the image's last step, which the client has shown by now (buildctl
-    // prints a warning only under a step it knows).
-    if opts.attest_provenance && req.target == Target::Image {
-        bridge
-            .warn(
-                &llb::terminal_vertex(&def).unwrap_or_default(),
-                crate::convert::provenance::BUILDKIT_WARNING,
-                &crate::convert::provenance::BUILDKIT_WARNING_DETAIL,
-            )
-            .await;
-    }
     if let Some((_, OnDiff::Fail)) = published {
         fail_on_report(bridge, &id).await?;
     }

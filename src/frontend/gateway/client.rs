@@ -54,9 +54,6 @@ pub struct Bridge {
     /// When the image's definition was solved: since the connection was
     /// made, and after how many round trips.
     image_solved: Option<(std::time::Instant, u32)>,
-    /// The warnings given so far: each is given once per build, however
-    /// many platforms it is about.
-    warned: BTreeSet<String>,
 }
 
 /// A handle that only reads files of solved refs (see [`Bridge::reader`]).
@@ -281,7 +278,6 @@ where
         read: Vec::new(),
         round_trips: 1,
         image_solved: None,
-        warned: BTreeSet::new(),
     })
 }
 
@@ -453,12 +449,12 @@ impl Bridge {
         self.calls().resolve(what, image, session_id).await
     }
 
-    /// A warning the client shows (buildx lists them at the end, buildctl
-    /// under the step `vertex`, a digest of a step it has shown), with lines
-    /// of detail; nothing on an engine without the Warn call (Docker 20.10).
-    pub(super) async fn warn(&mut self, vertex: &str, short: &str, detail: &[&str]) {
+    /// A warning the client shows after the build (buildx lists them at
+    /// the end, buildctl in its progress), with lines of detail; nothing on
+    /// an engine without the Warn call (Docker 20.10).
+    pub(super) async fn warn(&mut self, short: &str, detail: &[&str]) {
         use bollard_buildkit_proto::moby::buildkit::v1::frontend::WarnRequest;
-        if !self.has_api(CAP_WARNINGS) || !self.warned.insert(short.to_string()) {
+        if !self.has_api(CAP_WARNINGS) {
             return;
         }
         self.round_trips += 1;
@@ -467,7 +463,6 @@ impl Bridge {
             .client
             .clone()
             .warn(WarnRequest {
-                digest: vertex.to_string(),
                 level: 1,
                 short: short.as_bytes().to_vec(),
                 detail: detail.iter().map(|d| d.as_bytes().to_vec()).collect(),

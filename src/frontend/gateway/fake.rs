@@ -54,8 +54,8 @@ pub struct State {
     pub resolve_waits_for_read: Option<String>,
     /// Every path ReadFile was asked for, in order.
     pub reads: Vec<String>,
-    /// Every warning, in order: the step it is under and its short text.
-    pub warnings: Vec<(String, String)>,
+    /// The short text of every warning, in order.
+    pub warnings: Vec<String>,
 }
 
 /// The frontend image as the fake's `source` opt names it, normalized.
@@ -292,9 +292,8 @@ impl LlbBridge for Fake {
         unimplemented()
     }
     async fn warn(&self, req: Request<WarnRequest>) -> Result<Response<WarnResponse>, Status> {
-        let req = req.into_inner();
-        let short = String::from_utf8_lossy(&req.short).into_owned();
-        self.0.lock().unwrap().warnings.push((req.digest, short));
+        let short = String::from_utf8_lossy(&req.into_inner().short).into_owned();
+        self.0.lock().unwrap().warnings.push(short);
         Ok(Response::new(WarnResponse {}))
     }
 }

@@ -391,19 +391,10 @@ async fn buildkits_own_provenance_draws_a_warning_and_ours_an_attestation() {
     .await;
     assert!(ret.error.is_none(), "{}", error_of(&ret));
     assert!(ret.result.unwrap().attestations.is_empty());
-    {
-        let st = fake.0.lock().unwrap();
-        let [(step, short)] = st.warnings.as_slice() else {
-            panic!("{:?}", st.warnings)
-        };
-        assert_eq!(short, crate::convert::provenance::BUILDKIT_WARNING);
-        // Under the image's last step, which the client has shown.
-        let image = st
-            .solved
-            .iter()
-            .find(|d| crate::llb::terminal_vertex(d).is_some_and(|v| &v == step));
-        assert!(image.is_some() && step.starts_with("sha256:"), "{step}");
-    }
+    assert_eq!(
+        fake.0.lock().unwrap().warnings,
+        [crate::convert::provenance::BUILDKIT_WARNING]
+    );
     // Ours: an attestation of its own type, no warning.
     let fake = hello_with_a_provider();
     let ret = build(
