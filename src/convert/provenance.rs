@@ -43,15 +43,6 @@ pub const FILE: &str = "provenance.json";
 /// The build arg that asks for it.
 pub const ARG: &str = "REPRO_PROVENANCE";
 
-/// The warning when the client asks for BuildKit's own provenance.
-pub const BUILDKIT_WARNING: &str = "BuildKit's provenance attestation records the build's start and finish times: this image's index gets a new digest on every build";
-/// Its lines of detail.
-pub const BUILDKIT_WARNING_DETAIL: [&str; 3] = [
-    "It comes from attest:provenance, which buildx sets by default where attestations are supported.",
-    "For a provenance that reproduces, pass --provenance=false (buildctl: leave out attest:provenance) and --build-arg REPRO_PROVENANCE=1.",
-    "repro-frontend's docs/provenance.md has the details.",
-];
-
 /// A bad value of [`ARG`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("--build-arg {ARG}={0}: expected 1 (attach the provenance) or 0 (do not)")]

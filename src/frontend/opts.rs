@@ -145,23 +145,16 @@ pub struct FrontendOpts {
     /// The `REPRO_PROVENANCE` build arg: return our deterministic SLSA
     /// provenance as an attestation (`convert::provenance`).
     pub provenance: bool,
-    /// `attest:provenance` (buildx's default where attestations are
-    /// supported), or the `BUILDKIT_ATTEST_PROVENANCE` build arg: BuildKit
-    /// adds its own provenance, with times in it, after the build.
-    pub attest_provenance: bool,
 }
 
-/// Whether the client asked for an attestation of `kind` (`sbom`,
-/// `provenance`): BuildKit's frontend/attestations/parse.go reads the same
-/// two keys; a value with `disabled=true` turns it off.
-fn attest(raw: &BTreeMap<String, String>, kind: &str) -> bool {
-    [
-        format!("attest:{kind}"),
-        format!("build-arg:BUILDKIT_ATTEST_{}", kind.to_ascii_uppercase()),
-    ]
-    .iter()
-    .filter_map(|k| raw.get(k))
-    .any(|v| !v.split(',').any(|f| f.trim() == "disabled=true"))
+/// Whether the client asked for an SBOM attestation: BuildKit's
+/// frontend/attestations/parse.go reads the same two keys; a value with
+/// `disabled=true` turns it off.
+fn attest_sbom(raw: &BTreeMap<String, String>) -> bool {
+    ["attest:sbom", "build-arg:BUILDKIT_ATTEST_SBOM"]
+        .iter()
+        .filter_map(|k| raw.get(*k))
+        .any(|v| !v.split(',').any(|f| f.trim() == "disabled=true"))
 }
 
 /// One cache source (`buildctl --import-cache`, `buildx --cache-from`).
@@ -276,8 +269,7 @@ pub fn parse(
         no_cache: raw.contains_key("no-cache"),
         request_id,
         cache_imports: cache_imports(raw)?,
-        attest_sbom: attest(raw, "sbom"),
-        attest_provenance: attest(raw, "provenance"),
+        attest_sbom: attest_sbom(raw),
         provenance,
         network: match raw.get("force-network-mode").map(String::as_str) {
             None | Some("") | Some("default") | Some("sandbox") => Network::Sandbox,
@@ -370,17 +362,6 @@ mod tests {
         assert!(ask("build-arg:BUILDKIT_ATTEST_SBOM", "true"));
         assert!(!ask("attest:sbom", "disabled=true"));
         assert!(!ask("attest:provenance", "mode=max"));
-        let provenance = |k: &str, v: &str| {
-            let raw = BTreeMap::from([(k.to_string(), v.to_string())]);
-            parse(&raw, None).unwrap().attest_provenance
-        };
-        assert!(provenance("attest:provenance", "mode=min,inline-only=true"));
-        assert!(provenance(
-            "build-arg:BUILDKIT_ATTEST_PROVENANCE",
-            "mode=max"
-        ));
-        assert!(!provenance("attest:provenance", "disabled=true"));
-        assert!(!provenance("attest:sbom", ""));
     }
 
     #[test]

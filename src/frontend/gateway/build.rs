@@ -30,14 +30,6 @@ pub(super) async fn build(bridge: &mut Bridge, opts: &FrontendOpts) -> Result<Bu
     ] {
         bridge.require_api(cap, what)?;
     }
-    if opts.attest_provenance && opts.target == Target::Image {
-        bridge
-            .warn(
-                crate::convert::provenance::BUILDKIT_WARNING,
-                &crate::convert::provenance::BUILDKIT_WARNING_DETAIL,
-            )
-            .await;
-    }
     let target = opts.target;
     let platforms = target_platforms(opts, bridge);
     let frontend = pin_frontend(bridge, opts).await?;

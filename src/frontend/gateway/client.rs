@@ -28,8 +28,6 @@ pub(super) const CAP_RESOLVE_IMAGE: &str = "resolveimage";
 pub(super) const CAP_RETURN_RESULT: &str = "return";
 pub(super) const CAP_PROTO_REF_ARRAY: &str = "proto.refarray";
 pub(super) const CAP_ATTESTATIONS: &str = "reference.attestations";
-/// Warn: a warning BuildKit's clients list after the build.
-const CAP_WARNINGS: &str = "gateway.warnings";
 /// ResolveSourceMeta; BuildKit v0.26 answers it for an image with the
 /// manifest it picked for the platform (the attestation chain).
 const CAP_SOURCE_META: &str = "source.metaresolver";
@@ -447,28 +445,6 @@ impl Bridge {
     ) -> Result<(String, Vec<u8>)> {
         self.round_trips += 1;
         self.calls().resolve(what, image, session_id).await
-    }
-
-    /// A warning the client shows after the build (buildx lists them at
-    /// the end, buildctl in its progress), with lines of detail; nothing on
-    /// an engine without the Warn call (Docker 20.10).
-    pub(super) async fn warn(&mut self, short: &str, detail: &[&str]) {
-        use bollard_buildkit_proto::moby::buildkit::v1::frontend::WarnRequest;
-        if !self.has_api(CAP_WARNINGS) {
-            return;
-        }
-        self.round_trips += 1;
-        // A warning that cannot be shown is no reason to fail the build.
-        let _ = self
-            .client
-            .clone()
-            .warn(WarnRequest {
-                level: 1,
-                short: short.as_bytes().to_vec(),
-                detail: detail.iter().map(|d| d.as_bytes().to_vec()).collect(),
-                ..Default::default()
-            })
-            .await;
     }
 
     /// The image manifest the engine picks for the image's platform

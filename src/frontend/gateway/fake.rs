@@ -54,8 +54,6 @@ pub struct State {
     pub resolve_waits_for_read: Option<String>,
     /// Every path ReadFile was asked for, in order.
     pub reads: Vec<String>,
-    /// The short text of every warning, in order.
-    pub warnings: Vec<String>,
 }
 
 /// The frontend image as the fake's `source` opt names it, normalized.
@@ -221,7 +219,6 @@ impl LlbBridge for Fake {
                 "proto.refarray",
                 "reference.attestations",
                 "returnmap",
-                "gateway.warnings",
             ]
             .iter()
             .map(|c| cap(c))
@@ -291,10 +288,8 @@ impl LlbBridge for Fake {
     ) -> Result<Response<StatFileResponse>, Status> {
         unimplemented()
     }
-    async fn warn(&self, req: Request<WarnRequest>) -> Result<Response<WarnResponse>, Status> {
-        let short = String::from_utf8_lossy(&req.into_inner().short).into_owned();
-        self.0.lock().unwrap().warnings.push(short);
-        Ok(Response::new(WarnResponse {}))
+    async fn warn(&self, _: Request<WarnRequest>) -> Result<Response<WarnResponse>, Status> {
+        unimplemented()
     }
 }
 

@@ -377,53 +377,6 @@ async fn the_targets_subrequest_lists_image_lock_and_packages() {
 }
 
 #[tokio::test]
-async fn buildkits_own_provenance_draws_a_warning_and_ours_an_attestation() {
-    let fake = hello_with_a_provider();
-    let ret = build(fake.clone(), vec![SOURCE]).await;
-    assert!(ret.error.is_none(), "{}", error_of(&ret));
-    assert!(fake.0.lock().unwrap().warnings.is_empty());
-    // buildx's default: BuildKit adds its provenance, with times in it.
-    let fake = hello_with_a_provider();
-    let ret = build(
-        fake.clone(),
-        vec![SOURCE, ("attest:provenance", "mode=min,inline-only=true")],
-    )
-    .await;
-    assert!(ret.error.is_none(), "{}", error_of(&ret));
-    assert!(ret.result.unwrap().attestations.is_empty());
-    assert_eq!(
-        fake.0.lock().unwrap().warnings,
-        [crate::convert::provenance::BUILDKIT_WARNING]
-    );
-    // Ours: an attestation of its own type, no warning.
-    let fake = hello_with_a_provider();
-    let ret = build(
-        fake.clone(),
-        vec![SOURCE, ("build-arg:REPRO_PROVENANCE", "1")],
-    )
-    .await;
-    assert!(ret.error.is_none(), "{}", error_of(&ret));
-    let atts = &ret.result.unwrap().attestations["linux/amd64"].attestation;
-    assert_eq!(atts.len(), 1);
-    assert_eq!(
-        atts[0].in_toto_predicate_type,
-        crate::convert::provenance::ATTACHED_TYPE
-    );
-    assert!(fake.0.lock().unwrap().warnings.is_empty());
-    // A value that means nothing is refused, naming the arg.
-    let ret = build(
-        hello_with_a_provider(),
-        vec![SOURCE, ("build-arg:REPRO_PROVENANCE", "maybe")],
-    )
-    .await;
-    assert!(
-        error_of(&ret).contains("REPRO_PROVENANCE=maybe"),
-        "{}",
-        error_of(&ret)
-    );
-}
-
-#[tokio::test]
 async fn an_sbom_attestation_only_when_asked() {
     let plain = build(hello_with_a_provider(), vec![SOURCE]).await;
     let plain = plain.result.unwrap();
