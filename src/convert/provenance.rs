@@ -100,8 +100,17 @@ fn image(name: &str, reference: &str, arch: &str, role: &str) -> Value {
     )
 }
 
-/// The predicate's bytes: deterministic JSON, one line and a newline.
-pub fn predicate(facts: &Facts, req: &Request) -> Vec<u8> {
+/// A predicate made by [`predicate`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Predicate {
+    /// Deterministic JSON, one line and a newline.
+    pub bytes: Vec<u8>,
+    /// How many resolved dependencies it lists.
+    pub dependencies: usize,
+}
+
+/// The predicate for these facts.
+pub fn predicate(facts: &Facts, req: &Request) -> Predicate {
     let arch = facts.architecture.as_str();
     let mut deps: Vec<Value> = Vec::new();
     if let Some(recipe) = &facts.inputs.recipe {
@@ -150,6 +159,7 @@ pub fn predicate(facts: &Facts, req: &Request) -> Vec<u8> {
     deps.push(frontend.clone());
     deps.sort_by_key(|d| d.to_string());
     deps.dedup();
+    let dependencies = deps.len();
 
     let mut external = json!({
         "target": req.target,
@@ -176,30 +186,22 @@ pub fn predicate(facts: &Facts, req: &Request) -> Vec<u8> {
     });
     let mut bytes = body.to_string().into_bytes();
     bytes.push(b'\n');
-    bytes
+    Predicate {
+        bytes,
+        dependencies,
+    }
 }
 
 /// The attestation's content: a state holding only [`FILE`].
-pub fn provenance_llb(predicate: Vec<u8>, dependencies: usize) -> State {
+pub fn provenance_llb(predicate: Predicate) -> State {
     State::scratch()
         .file()
-        .mkfile(&format!("/{FILE}"), 0o644, predicate, Some(0))
+        .mkfile(&format!("/{FILE}"), 0o644, predicate.bytes, Some(0))
         .name(format!(
-            "provenance: SLSA v1, {dependencies} resolved dependencies by digest"
+            "provenance: SLSA v1, {} resolved dependencies by digest",
+            predicate.dependencies
         ))
         .build()
-}
-
-/// How many resolved dependencies a predicate made by [`predicate`] lists.
-pub fn dependencies(predicate: &[u8]) -> usize {
-    serde_json::from_slice::<Value>(predicate)
-        .ok()
-        .and_then(|v| {
-            v["buildDefinition"]["resolvedDependencies"]
-                .as_array()
-                .map(Vec::len)
-        })
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -263,12 +265,13 @@ mod tests {
             "c".repeat(64)
         );
         let lockfiles = vec![("SHA256SUMS-amd64".to_string(), sums)];
-        let bytes = predicate(&facts(), &request(&platform, &args, &lockfiles));
+        let made = predicate(&facts(), &request(&platform, &args, &lockfiles));
         // Deterministic: the same inputs, the same bytes.
         assert_eq!(
-            bytes,
+            made,
             predicate(&facts(), &request(&platform, &args, &lockfiles))
         );
+        let bytes = made.bytes;
         let v: Value = serde_json::from_slice(&bytes).unwrap();
         let def = &v["buildDefinition"];
         assert_eq!(def["buildType"], BUILD_TYPE);
@@ -279,6 +282,7 @@ mod tests {
             facts().inputs.recipe.unwrap().sha256
         );
         let deps = def["resolvedDependencies"].as_array().unwrap();
+        assert_eq!(made.dependencies, deps.len());
         let names: Vec<&str> = deps.iter().map(|d| d["name"].as_str().unwrap()).collect();
         for want in [
             "repro.yaml",

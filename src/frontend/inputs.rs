@@ -192,8 +192,7 @@ impl Prepared {
                 lockfiles: &self.lockfiles,
             },
         );
-        let listed = convert::provenance::dependencies(&predicate);
-        Ok(convert::provenance::provenance_llb(predicate, listed))
+        Ok(convert::provenance::provenance_llb(predicate))
     }
 
     /// Converts for the requested target.

@@ -237,24 +237,25 @@ fn engine3_install_time_keys_are_removed_annotated_and_the_image_reproduces() {
     );
 }
 
+/// A `buildctl` build of the recipe in `ctx` with `extra` buildctl
+/// arguments and `--output type=local`; checks it succeeded and returns the
+/// output folder.
+pub(super) fn local_build(ctx: &Path, pool: &PoolServer, extra: &[&str]) -> tempfile::TempDir {
+    let dest = tempfile::tempdir().unwrap();
+    let output = format!("type=local,dest={}", dest.path().display());
+    let mut args = extra.to_vec();
+    args.extend(["--output", &output]);
+    let r = buildctl(&ctx.join("repro.yaml"), ctx, &pool.url, &args);
+    assert!(r.ok, "{}", r.text);
+    dest
+}
+
 /// Runs `--opt target=<target>` on an example with `--output type=local`;
 /// returns the example's context and the output folder.
 fn target_build(example: &str, target: &str) -> (tempfile::TempDir, tempfile::TempDir) {
     let pool = PoolServer::start(harness().pool_dir());
     let ctx = example_context(example);
-    let dest = tempfile::tempdir().unwrap();
-    let r = buildctl(
-        &ctx.path().join("repro.yaml"),
-        ctx.path(),
-        &pool.url,
-        &[
-            "--opt",
-            &format!("target={target}"),
-            "--output",
-            &format!("type=local,dest={}", dest.path().display()),
-        ],
-    );
-    assert!(r.ok, "{}", r.text);
+    let dest = local_build(ctx.path(), &pool, &["--opt", &format!("target={target}")]);
     (ctx, dest)
 }
 

@@ -13,11 +13,11 @@ use std::process::Command;
 use repro_frontend::step::verify;
 
 use super::ImageGuard;
-use super::engine3::buildctl;
+use super::engine3::{buildctl, local_build};
 use crate::support::pool::PoolServer;
 use crate::support::{
-    check_intoto, copy_files, docker_build, docker_build_output, harness, lock_entries, oci_json,
-    push_image, repo, run,
+    checked_statement, copy_files, docker_build, docker_build_output, harness, keep_pushed,
+    lock_entries, oci_json, push_image, pushed_by, registry_json, repo, run,
 };
 
 const BOTH: &str = "linux/amd64,linux/arm64";
@@ -256,36 +256,6 @@ fn verify_pushed(tag: &str, ctx: &Path, pool: &PoolServer, platforms: &str) -> S
     pushed
 }
 
-/// Where a suite leaves the reference of an image it pushed, for engine 3
-/// to verify (a second, independent builder).
-pub fn pushed_record(engine: &str, name: &str) -> PathBuf {
-    Path::new(harness().get("HARNESS_DIR"))
-        .join("out")
-        .join(engine)
-        .join(format!("{name}.pushed"))
-}
-
-/// Keeps `pushed` as this engine's record `name` (see [`pushed_record`]).
-pub fn keep_pushed(name: &str, pushed: &str) {
-    let path = pushed_record(harness().engine(), name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, pushed).unwrap();
-}
-
-/// The record `name` engine 26's suite left.
-pub fn pushed_by_26(name: &str) -> String {
-    let path = pushed_record("26", name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (the Docker 26.1 suite pushes it; scripts/test.sh runs it first)",
-                path.display()
-            )
-        })
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn hello_for_two_platforms_is_one_reproducible_index_of_the_single_platform_images() {
     let h = harness();
@@ -326,17 +296,7 @@ fn hello_for_two_platforms_is_one_reproducible_index_of_the_single_platform_imag
 fn as_oci_index(pushed: &str) -> String {
     let (name, digest) = pushed.split_once('@').unwrap();
     let (registry, repository) = name.split_once('/').unwrap();
-    let r = run(Command::new("curl")
-        .args([
-            "-fsS",
-            "-H",
-            "Accept: application/vnd.docker.distribution.manifest.list.v2+json",
-        ])
-        .arg(format!(
-            "http://{registry}/v2/{repository}/manifests/{digest}"
-        )));
-    assert!(r.ok, "{}", r.text);
-    let list: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+    let list = registry_json(name, "manifests", digest);
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -580,18 +540,7 @@ pub fn saved_configs(engine: &str, example: &str) -> serde_json::Value {
 /// read from the harness's registry.
 fn manifest_in_index(reference: &str, platform: &str) -> String {
     let (name, digest) = reference.split_once('@').unwrap();
-    let (registry, repository) = name.split_once('/').unwrap();
-    let r = run(Command::new("curl")
-        .args([
-            "-fsS",
-            "-H",
-            "Accept: application/vnd.oci.image.index.v1+json",
-        ])
-        .arg(format!(
-            "http://{registry}/v2/{repository}/manifests/{digest}"
-        )));
-    assert!(r.ok, "{}", r.text);
-    let index: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+    let index = registry_json(name, "manifests", digest);
     let (os, arch) = platform.split_once('/').unwrap();
     index["manifests"]
         .as_array()
@@ -614,18 +563,16 @@ fn manifest_in_index(reference: &str, platform: &str) -> String {
 #[ignore = "engine 3 (buildkitd), after the Docker 26.1 suite; scripts/test.sh runs it"]
 fn engine3_verifies_each_platform_of_the_index_docker_26_built() {
     for (record, names_manifest) in [("multi-hello-oci", true), ("multi-hello", false)] {
-        engine3_verify_index(&pushed_by_26(record), names_manifest);
+        engine3_verify_index(&pushed_by("26", record), names_manifest);
     }
 }
 
 fn engine3_verify_index(pushed: &str, names_manifest: bool) {
     let pool = PoolServer::start(harness().pool_dir());
     let ctx = multi_context("hello");
-    let dest = tempfile::tempdir().unwrap();
-    let r = buildctl(
-        &ctx.path().join("repro.yaml"),
+    let dest = local_build(
         ctx.path(),
-        &pool.url,
+        &pool,
         &[
             "--no-cache",
             "--opt",
@@ -638,11 +585,8 @@ fn engine3_verify_index(pushed: &str, names_manifest: bool) {
             &format!("build-arg:REPRO_VERIFY={pushed}"),
             "--opt",
             "build-arg:REPRO_VERIFY_TIME=2026-12-08T10:00:00Z",
-            "--output",
-            &format!("type=local,dest={}", dest.path().display()),
         ],
     );
-    assert!(r.ok, "{}", r.text);
     let index = pushed.split_once("@sha256:").unwrap().1.to_string();
     let mut subjects = Vec::new();
     for platform in BOTH.split(',') {
@@ -650,10 +594,7 @@ fn engine3_verify_index(pushed: &str, names_manifest: bool) {
             .path()
             .join(platform.replace('/', "_"))
             .join("verify.intoto.json");
-        let st: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
-        )
-        .unwrap();
+        let st = checked_statement(&file);
         assert_eq!(st["predicate"]["verificationResult"], "PASSED", "{st}");
         assert_eq!(
             st["predicate"]["verifiedLevels"],
@@ -670,8 +611,6 @@ fn engine3_verify_index(pushed: &str, names_manifest: bool) {
             assert_eq!(subject, index, "{platform}: {pushed}");
         }
         subjects.push(subject.to_string());
-        let checked = check_intoto(&["statement", file.to_str().unwrap()]);
-        assert!(checked.ok, "{}", checked.text);
     }
     assert_eq!(subjects[0] != subjects[1], names_manifest, "{subjects:?}");
 }

@@ -181,19 +181,7 @@ fn engine3_sbom_attestation_reproduces_and_is_the_sbom_target() {
     assert_eq!(sbom1, sbom2);
     check_lists_the_lockfile(&sbom1, ctx.path(), 41);
     // The sbom target on the same engine writes the same document.
-    let dest = tempfile::tempdir().unwrap();
-    let r = super::engine3::buildctl(
-        &ctx.path().join("repro.yaml"),
-        ctx.path(),
-        &pool.url,
-        &[
-            "--opt",
-            "target=sbom",
-            "--output",
-            &format!("type=local,dest={}", dest.path().display()),
-        ],
-    );
-    assert!(r.ok, "{}", r.text);
+    let dest = super::engine3::local_build(ctx.path(), &pool, &["--opt", "target=sbom"]);
     let file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dest.path().join("sbom.spdx.json")).unwrap())
             .unwrap();

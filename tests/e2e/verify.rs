@@ -12,8 +12,8 @@ use repro_frontend::step::verify;
 
 use super::{ImageGuard, example_args};
 use crate::support::{
-    Run, check_intoto, docker_build, docker_build_output, example_context, harness,
-    pool::PoolServer, push_image, repo,
+    Run, checked_statement, docker_build, docker_build_output, example_context, harness,
+    keep_pushed, pool::PoolServer, push_image, pushed_by, repo,
 };
 
 /// The one repository these tests push to.
@@ -68,9 +68,7 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
         &["REPRO_VERIFY_TIME=2026-12-08T10:00:00Z"],
     );
     assert!(r.ok, "{}", r.text);
-    let file = out.path().join("verify.intoto.json");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let st: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let st = checked_statement(&out.path().join("verify.intoto.json"));
     let (name, digest) = published.split_once("@sha256:").unwrap();
     assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(st["predicateType"], verify::PREDICATE_TYPE);
@@ -84,7 +82,7 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
     assert_eq!(p["timeVerified"], "2026-12-08T10:00:00Z");
     assert!(
         p[verify::EXTENSION]["filesCompared"].as_u64().unwrap() > 100,
-        "{text}"
+        "{st}"
     );
     let policy = std::fs::read(out.path().join(verify::POLICY_FILE)).unwrap();
     assert_eq!(
@@ -99,11 +97,9 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
         policy["rebuild"]["lockfiles"][0]["digest"]["sha256"],
         lock_sha
     );
-    let checked = check_intoto(&["statement", file.to_str().unwrap()]);
-    assert!(checked.ok, "{}", checked.text);
     // For engine 3 to verify: a second, independent builder.
     if h.engine() == "26" {
-        super::platforms::keep_pushed("hello", &published);
+        keep_pushed("hello", &published);
     }
 
     // Changed: one file added by the engine's own Dockerfile frontend.
@@ -177,8 +173,7 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
         "{json}"
     );
     // And a VSA that says FAILED, with the summary, which the schemas accept.
-    let file = out.path().join("verify.intoto.json");
-    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let st = checked_statement(&out.path().join("verify.intoto.json"));
     assert_eq!(st["predicate"]["verificationResult"], "FAILED");
     assert_eq!(
         st["predicate"]["verifiedLevels"],
@@ -191,8 +186,6 @@ fn verify_reproduces_the_pushed_hello_and_names_a_changed_file() {
             .contains("extra /usr/share/doc/hello/changed"),
         "{st}"
     );
-    let checked = check_intoto(&["statement", file.to_str().unwrap()]);
-    assert!(checked.ok, "{}", checked.text);
 }
 
 #[test]
@@ -222,31 +215,23 @@ fn verify_refuses_an_image_not_pinned_by_digest() {
 fn engine3_verifies_the_hello_docker_26_built() {
     let pool = PoolServer::start(harness().pool_dir());
     let ctx = example_context("hello");
-    let pushed = super::platforms::pushed_by_26("hello");
-    let out = tempfile::tempdir().unwrap();
-    let r = super::engine3::buildctl(
-        &ctx.path().join("repro.yaml"),
+    let pushed = pushed_by("26", "hello");
+    let out = super::engine3::local_build(
         ctx.path(),
-        &pool.url,
+        &pool,
         &[
             "--no-cache",
             "--opt",
             "target=verify",
             "--opt",
             &format!("build-arg:REPRO_VERIFY={pushed}"),
-            "--output",
-            &format!("type=local,dest={}", out.path().display()),
         ],
     );
-    assert!(r.ok, "{}", r.text);
-    let file = out.path().join("verify.intoto.json");
-    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let st = checked_statement(&out.path().join("verify.intoto.json"));
     assert_eq!(st["predicate"]["verificationResult"], "PASSED", "{st}");
     let digest = pushed.split_once("@sha256:").unwrap().1;
     assert_eq!(st["subject"][0]["digest"]["sha256"], digest);
     // Its time is the step's clock: a time, in UTC.
     let time = st["predicate"]["timeVerified"].as_str().unwrap();
     assert!(time.ends_with('Z') && time.len() == 20, "{time}");
-    let checked = check_intoto(&["statement", file.to_str().unwrap()]);
-    assert!(checked.ok, "{}", checked.text);
 }

@@ -142,6 +142,44 @@ pub fn check_intoto(args: &[&str]) -> Run {
         .args(args))
 }
 
+/// The verify statement at `file`, once the in-toto schemas accepted it.
+pub fn checked_statement(file: &Path) -> serde_json::Value {
+    let checked = check_intoto(&["statement", file.to_str().expect("a UTF-8 path")]);
+    assert!(checked.ok, "{}", checked.text);
+    let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// Where `engine`'s suite leaves the reference of an image it pushed, for
+/// engine 3 to verify (a second, independent builder).
+fn pushed_record(engine: &str, name: &str) -> PathBuf {
+    Path::new(harness().get("HARNESS_DIR"))
+        .join("out")
+        .join(engine)
+        .join(format!("{name}.pushed"))
+}
+
+/// Keeps `pushed` as this engine's record `name` (see [`pushed_by`]).
+pub fn keep_pushed(name: &str, pushed: &str) {
+    let path = pushed_record(harness().engine(), name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, pushed).unwrap();
+}
+
+/// The reference `engine`'s suite pushed and kept as `name`.
+pub fn pushed_by(engine: &str, name: &str) -> String {
+    let path = pushed_record(engine, name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (engine {engine}'s suite pushes it; scripts/test.sh runs it first)",
+                path.display()
+            )
+        })
+        .trim()
+        .to_string()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -313,14 +351,15 @@ pub fn push_image(id: &str, repository: &str, tag: &str) -> String {
     format!("{name}@{digest}")
 }
 
-/// A blob or manifest of the harness's registry, by `name@sha256:...` or
-/// (`kind` "blobs") by digest; JSON.
+/// A blob or manifest (an image's, or an index or manifest list) of the
+/// harness's registry, by `name@sha256:...` or (`kind` "blobs") by digest;
+/// JSON.
 pub fn registry_json(name: &str, kind: &str, digest: &str) -> serde_json::Value {
     let (host, path) = name.split_once('/').expect("registry/name");
     let r = run(Command::new("curl").args([
         "-fsS",
         "-H",
-        "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json",
         &format!("http://{host}/v2/{path}/{kind}/{digest}"),
     ]));
     assert!(r.ok, "{}", r.text);
